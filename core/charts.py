@@ -1,0 +1,59 @@
+"""Approximate stay-pattern charts (SPEC §6, paper Fig. 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .constants import DAY_TYPE_WEIGHTS, N_DAY_TYPES, N_DURATIONS, N_TIME_BINS, N_TOKENS, STAY_SPANS
+from .model import predict_distributions
+
+
+def stay_weight_matrix(spans: tuple[int, ...] = STAY_SPANS, day_weights: tuple[float, float] = DAY_TYPE_WEIGHTS) -> np.ndarray:
+    """The 168 x 168 stay weight matrix: row = token, column = (day type, 2-hour bin, duration).
+
+    A token of duration class ``c`` arriving in bin ``b`` counts in bins ``b .. b + spans[c] - 1``
+    (wrapping around midnight within its day type) with weight ``day_weights[day_type]``.
+    """
+    d, b, c = np.meshgrid(np.arange(N_DAY_TYPES), np.arange(N_TIME_BINS), np.arange(N_DURATIONS), indexing="ij")
+    d, b, c = d.ravel(), b.ravel(), c.ravel()
+    src = d * 84 + b * N_DURATIONS + c
+    span = np.asarray(spans)[c]
+    offsets = np.arange(max(spans))
+    valid = offsets[None, :] < span[:, None]
+    rows = np.broadcast_to(src[:, None], valid.shape)[valid]
+    dst_bin = ((b[:, None] + offsets[None, :]) % N_TIME_BINS)[valid]
+    cols = np.broadcast_to(d[:, None] * 84, valid.shape)[valid] + dst_bin * N_DURATIONS + np.broadcast_to(c[:, None], valid.shape)[valid]
+    weights = np.asarray(day_weights)[np.broadcast_to(d[:, None], valid.shape)[valid]]
+    out = np.zeros((N_TOKENS, N_TOKENS), dtype=np.float64)
+    np.add.at(out, (rows, cols), weights)
+    return out
+
+
+def stay_patterns(distributions: np.ndarray, weight_matrix: np.ndarray | None = None) -> np.ndarray:
+    """Charts of areas: ``(areas, 2 day types, 12 time bins, 7 duration classes)``.
+
+    Args:
+        distributions: ``areas x 168`` token distributions (``f_hat`` or observed histograms).
+        weight_matrix: the stay weight matrix (built when omitted).
+    """
+    w = stay_weight_matrix() if weight_matrix is None else weight_matrix
+    return (np.asarray(distributions, dtype=np.float64) @ w).reshape(-1, N_DAY_TYPES, N_TIME_BINS, N_DURATIONS)
+
+
+def area_patterns(embeddings: np.ndarray, decoder: np.ndarray) -> np.ndarray:
+    """Approximate charts of areas from their embeddings and the decoder."""
+    return stay_patterns(predict_distributions(embeddings, decoder))
+
+
+def cluster_patterns(patterns: np.ndarray, labels: np.ndarray, k: int, reduce: str = "sum") -> np.ndarray:
+    """Charts per cluster ``(k, 2, 12, 7)``: the sum (as the public notebooks) or per-area mean."""
+    labels = np.asarray(labels)
+    flat = patterns.reshape(len(patterns), -1)
+    out = np.zeros((k, flat.shape[1]))
+    np.add.at(out, labels, flat)
+    if reduce == "mean":
+        sizes = np.bincount(labels, minlength=k).astype(np.float64)
+        out /= np.maximum(sizes, 1)[:, None]
+    elif reduce != "sum":
+        raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+    return out.reshape(k, *patterns.shape[1:])

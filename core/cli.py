@@ -1,0 +1,279 @@
+"""Command line: ``python -m core COMMAND --help``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CoreError
+
+
+class _Bar:
+    """A tqdm progress bar fed by trainer :class:`~core.trainer.Progress` reports (stderr)."""
+
+    def __init__(self, desc: str, enabled: bool = True) -> None:
+        self.desc, self.enabled, self.bar, self.phase = desc, enabled, None, None
+
+    def __call__(self, p) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if p.phase != self.phase:
+            if self.bar is not None:
+                self.bar.close()
+            self.phase = p.phase
+            self.bar = tqdm(total=p.total, desc=f"{self.desc}: {p.phase}", unit="step", file=sys.stderr, leave=False)
+        self.bar.n = p.step
+        post = {"loss": f"{p.loss:.5f}"}
+        if p.anchor_power is not None:
+            post["p"] = f"{p.anchor_power:.3f}"
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _config(args: argparse.Namespace):
+    from .trainer import TrainConfig
+
+    kw = {"seed": args.seed, "dim": args.dim, "schedule": args.schedule, "alpha": args.alpha}
+    if args.epochs is not None:
+        kw["max_epochs"] = args.epochs
+    if args.tol is not None:
+        kw["tol"] = args.tol
+    return TrainConfig(**kw)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .anchors import read_anchor_set
+    from .atomic import ensure_writable_dir
+    from .embeddings import train_embeddings
+    from .stays import read_stays
+
+    ensure_writable_dir(Path(args.out))  # fail before the work, not after
+    anchors = None if args.free or args.anchors is None else read_anchor_set(args.anchors)
+    if anchors is None and not args.free:
+        print("note: no --anchors given: training freely (embeddings are not comparable across datasets)", file=sys.stderr)
+    records = read_stays(args.stays)
+    counts = records.to_counts()
+    bar = _Bar("train", not args.quiet)
+    try:
+        emb = train_embeddings(counts, anchors, _config(args), progress=bar)
+    finally:
+        bar.close()
+    emb.metrics["n_skipped_no_mesh"] = records.n_skipped
+    emb.metrics["stays_file"] = str(args.stays)
+    emb.save(args.out)
+    m = emb.metrics
+    print(
+        f"{m['n_meshes']} meshes, {m['n_stays']} stays -> {args.out} "
+        f"(ApproximationLoss {m['approximation_loss']:.5f}, {m['epochs']} epochs, {m['seconds']:.1f} s, "
+        f"{'anchored to ' + str(m['n_anchors']) + ' anchors' if m['anchored'] else 'free'})"
+    )
+    return 0
+
+
+def _load_embeddings(path: str):
+    from .embeddings import AreaEmbeddings, read_embeddings_csv
+
+    p = Path(path)
+    return AreaEmbeddings.load(p) if p.is_dir() else read_embeddings_csv(p)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .metrics import approximation_loss, misalignment
+    from .stays import read_counts
+
+    out: dict = {}
+    if args.model:
+        emb = _load_embeddings(args.model)
+        counts = read_counts(args.stays) if args.stays else None
+        if counts is None:
+            raise CoreError("evaluate --model needs --stays")
+        pos = np.searchsorted(emb.keys, counts.keys) if np.all(np.diff(emb.keys) > 0) else None
+        lookup = {int(k): i for i, k in enumerate(emb.keys)} if pos is None else None
+        if lookup is not None:
+            idx = np.array([lookup.get(int(k), -1) for k in counts.keys])
+        else:
+            pos = np.minimum(pos, len(emb.keys) - 1)
+            idx = np.where(emb.keys[pos] == counts.keys, pos, -1)
+        found = idx >= 0
+        if not found.any():
+            raise CoreError(f"none of the {counts.n_areas} areas of {args.stays} are in {args.model}")
+        dense = counts.dense()[found]
+        out["approximation_loss"] = approximation_loss(dense, emb.vectors[idx[found]], emb.decoder)
+        out["n_meshes"] = int(found.sum())
+        out["n_meshes_missing"] = int((~found).sum())
+    if args.misalignment:
+        a, b = (_load_embeddings(p) for p in args.misalignment)
+        common, ia, ib = np.intersect1d(a.keys, b.keys, return_indices=True)
+        if len(common) == 0:
+            raise CoreError("the two embedding files share no area key")
+        out["misalignment_euclidean"] = misalignment(a.vectors[ia], b.vectors[ib], "euclidean")
+        out["misalignment_cosine"] = misalignment(a.vectors[ia], b.vectors[ib], "cosine")
+        out["n_common"] = int(len(common))
+    if not out:
+        raise CoreError("nothing to evaluate: give --model with --stays, and/or --misalignment A B")
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_make_anchors(args: argparse.Namespace) -> int:
+    from .anchors import build_anchor_set
+    from .stays import read_stays
+    from .trainer import TrainConfig
+
+    datasets = [read_stays(p) for p in args.stays]
+    bar = _Bar("anchors", not args.quiet)
+    try:
+        aset = build_anchor_set(datasets, args.n_anchors, args.records, TrainConfig(seed=args.seed, dim=args.dim), args.seed, progress=bar)
+    finally:
+        bar.close()
+    aset.save(args.out)
+    print(f"{aset.n_anchors} anchors x {args.records} records, dim {aset.dim} -> {args.out}")
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .atomic import atomic_path
+    from .clustering import cluster_areas
+
+    emb = _load_embeddings(args.embeddings)
+    labels = cluster_areas(emb.vectors, emb.decoder, args.k, seed=args.seed)
+    df = pd.DataFrame({emb.key_column: emb.keys, "cluster": labels})
+    if args.out:
+        with atomic_path(Path(args.out)) as tmp:
+            df.to_csv(tmp, index=False)
+    sizes = np.bincount(labels, minlength=args.k)
+    print(json.dumps({"k": args.k, "sizes": sizes.tolist(), "out": args.out}, indent=2))
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from .similarity import distance_classes, distances, similar_across
+
+    emb = _load_embeddings(args.embeddings)
+    hit = np.flatnonzero(emb.keys == args.key)
+    if hit.size == 0:
+        raise CoreError(f"area {args.key} is not in {args.embeddings}")
+    i = int(hit[0])
+    query = emb.vectors[i]
+    d = distances(emb.vectors, query)
+    sets = {str(args.embeddings): (emb.keys, emb.vectors)}
+    for other in args.across or []:
+        o = _load_embeddings(other)
+        sets[str(other)] = (o.keys, o.vectors)
+    matches = similar_across(query, sets, k=args.top, exclude=(str(args.embeddings), i))
+    if args.threshold is not None:
+        matches = [m for m in matches if m.distance <= args.threshold]
+    classes = np.bincount(distance_classes(d, i), minlength=6)
+    print(json.dumps({
+        "query": {"key": args.key, emb.key_column: args.key},
+        "distance_class_counts": {str(c): int(n) for c, n in enumerate(classes)},
+        "matches": [{"dataset": m.dataset, "key": m.key, "distance": round(m.distance, 6)} for m in matches],
+    }, indent=2))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .clustering import cluster_areas
+    from .constants import MESH_CODE, RELEASED_KS
+    from .meshcode import infer_sizes
+    from .release import write_dataset, write_util_files
+
+    emb = _load_embeddings(args.embeddings)
+    if emb.key_column != MESH_CODE:
+        raise CoreError(f"{args.embeddings} is keyed by {emb.key_column}; a release needs JIS mesh codes ('code')")
+    sizes = emb.mesh_sizes if emb.mesh_sizes is not None else infer_sizes(emb.keys)
+    labels = {k: cluster_areas(emb.vectors, emb.decoder, k) for k in RELEASED_KS if k <= len(emb.keys)}
+    ref = write_dataset(args.release, args.name, emb.keys, sizes, emb.vectors, emb.decoder, labels)
+    write_util_files(args.release)
+    print(f"{len(emb.keys)} meshes -> {ref.geojson} and {ref.model}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="Area embeddings from human stays (OpenUAS / Area2Vec with anchoring).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train embeddings for a stay table (CSV or Parquet)", description=(
+        "Train Area2Vec on STAYS and write DIR/embeddings.csv (area key, e0..e7), DIR/model.pth "
+        "(OpenUAS state dict, anchor rows excluded) and DIR/metrics.json."))
+    t.add_argument("stays", help="stay table: stay_time, day_of_week, arrival_time, is_holiday and mesh_id or code")
+    t.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--anchors", metavar="ANCHOR_DIR", help="anchor folder with anchor_df.csv and anchor_embeddings.pth")
+    g.add_argument("--free", action="store_true", help="train without anchors")
+    t.add_argument("--epochs", type=int, default=None, help="most epochs of the decoder phase (default 800; stops earlier once converged)")
+    t.add_argument("--tol", type=float, default=None, help="relative loss improvement over 20 epochs below which training stops (default 2e-5)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--dim", type=int, default=8, help="embedding size (an anchor set's own size wins)")
+    t.add_argument("--schedule", default="exponential", choices=["exponential", "linear", "constant", "mixed"], help="anchor-power schedule")
+    t.add_argument("--alpha", type=float, default=0.3, help="final anchor power")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="ApproximationLoss of a model on stays; Misalignment of two embeddings", description=(
+        "Print metrics as JSON. --model DIR --stays FILE: ApproximationLoss of the trained DIR on the stays. "
+        "--misalignment A B: mean Euclidean and cosine distance between two embeddings of the same areas."))
+    e.add_argument("--model", metavar="DIR", help="a folder written by 'train'")
+    e.add_argument("--stays", metavar="FILE", help="stay table to evaluate on")
+    e.add_argument("--misalignment", nargs=2, metavar=("A", "B"), help="two embedding CSVs or train folders")
+    e.set_defaults(func=cmd_evaluate)
+
+    a = sub.add_parser("make-anchors", help="build an anchor set from stay datasets", description=(
+        "Embed the datasets together, k-means them into N anchors, sample records per anchor (times quantised "
+        "to 15 minutes), train with the anchors and write OUT/anchor_df.csv and OUT/anchor_embeddings.pth."))
+    a.add_argument("stays", nargs="+", help="stay tables")
+    a.add_argument("--out", required=True, metavar="DIR")
+    a.add_argument("--n-anchors", type=int, default=512)
+    a.add_argument("--records", type=int, default=20000, help="records per anchor")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--dim", type=int, default=8)
+    a.add_argument("--quiet", action="store_true")
+    a.set_defaults(func=cmd_make_anchors)
+
+    c = sub.add_parser("cluster", help="k-means labels in the OpenUAS cluster order", description=(
+        "k-means (seed 20210401) of an embedding set, clusters renumbered so that low numbers are weekday / short / early stays."))
+    c.add_argument("embeddings", help="a folder written by 'train'")
+    c.add_argument("--k", type=int, default=10)
+    c.add_argument("--seed", type=int, default=20210401)
+    c.add_argument("--out", metavar="CSV", help="write key,cluster here")
+    c.set_defaults(func=cmd_cluster)
+
+    s = sub.add_parser("similar", help="areas most similar to one area, here and in other datasets", description=(
+        "Euclidean distance in embedding space from area KEY; prints the OpenUAS distance-class counts and the nearest areas."))
+    s.add_argument("embeddings", help="a folder written by 'train' or an embeddings CSV")
+    s.add_argument("key", type=int, help="the area's mesh_id or code")
+    s.add_argument("--top", type=int, default=10)
+    s.add_argument("--threshold", type=float, default=None, help="keep matches within this distance")
+    s.add_argument("--across", nargs="*", metavar="OTHER", help="other embedding sets of the same anchored space")
+    s.set_defaults(func=cmd_similar)
+
+    x = sub.add_parser("export", help="write trained embeddings as an OpenUAS release dataset", description=(
+        "Write RELEASE/japan_city/geojson/NAME.geojson (code, vector, 5/10/20cluster, mesh_size, is_complemented) "
+        "and RELEASE/japan_city/model/NAME.pth. Needs embeddings keyed by JIS mesh code."))
+    x.add_argument("embeddings", help="a folder written by 'train'")
+    x.add_argument("--release", required=True, metavar="DIR")
+    x.add_argument("--name", required=True)
+    x.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,63 @@
+"""k-means of area embeddings with the OpenUAS cluster order (SPEC §7)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .charts import area_patterns, cluster_patterns
+from .constants import KMEANS_SEED, N_TIME_BINS, ORDER_DAY_WEIGHTS, ORDER_DURATION_MINUTES
+
+
+def order_weights() -> np.ndarray:
+    """Weights ``w[day_type, time_bin, duration]`` of the ordering score (chart layout)."""
+    day = np.asarray(ORDER_DAY_WEIGHTS)[:, None, None]
+    dur = np.asarray(ORDER_DURATION_MINUTES, dtype=np.float64)[None, None, :]
+    bins = ((np.arange(N_TIME_BINS) + 1) % N_TIME_BINS).astype(np.float64)[None, :, None]
+    return day * bins * dur
+
+
+def order_scores(charts: np.ndarray) -> np.ndarray:
+    """Score of each chart ``(k, 2, 12, 7)``: ``sum(chart * w) / sum(chart)``; low = weekday, short, early."""
+    charts = np.asarray(charts, dtype=np.float64)
+    w = order_weights()
+    return (charts * w).sum(axis=(1, 2, 3)) / charts.sum(axis=(1, 2, 3))
+
+
+def order_clusters(labels: np.ndarray, patterns: np.ndarray, k: int) -> np.ndarray:
+    """Renumber clusters so that scores ascend; returns the new labels."""
+    charts = cluster_patterns(patterns, labels, k, reduce="sum")
+    sizes = np.bincount(labels, minlength=k)
+    scores = np.where(sizes > 0, order_scores(np.where(sizes[:, None, None, None] > 0, charts, 1.0)), np.inf)
+    order = np.argsort(scores, kind="stable")
+    rank = np.empty(k, dtype=np.int64)
+    rank[order] = np.arange(k)
+    return rank[labels]
+
+
+def kmeans_labels(embeddings: np.ndarray, k: int, seed: int = KMEANS_SEED, n_init: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Plain k-means (scikit-learn) labels and centres."""
+    from sklearn.cluster import KMeans
+
+    emb = np.asarray(embeddings, dtype=np.float64)
+    if not 1 <= k <= len(emb):
+        raise ValueError(f"k must be between 1 and the number of areas ({len(emb)}), got {k}")
+    km = KMeans(n_clusters=k, random_state=seed, n_init=n_init).fit(emb)
+    return km.labels_.astype(np.int64), km.cluster_centers_
+
+
+def cluster_areas(
+    embeddings: np.ndarray, decoder: np.ndarray, k: int, seed: int = KMEANS_SEED, patterns: np.ndarray | None = None
+) -> np.ndarray:
+    """k-means labels renumbered in the OpenUAS order (weekday / short / early stays first).
+
+    Args:
+        embeddings: ``areas x dim``.
+        decoder: ``168 x dim`` (to compute the charts that define the order).
+        k: number of clusters.
+        seed: k-means seed (OpenUAS: 20210401).
+        patterns: precomputed area charts (from :func:`core.charts.area_patterns`), if at hand.
+    """
+    labels, _ = kmeans_labels(embeddings, k, seed)
+    if patterns is None:
+        patterns = area_patterns(embeddings, decoder)
+    return order_clusters(labels, patterns, k)

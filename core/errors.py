@@ -1,0 +1,61 @@
+"""Exception hierarchy: every error the library raises on purpose derives from :class:`CoreError`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class CoreError(Exception):
+    """Base class of the errors raised by ``core``."""
+
+
+class InputError(CoreError, ValueError):
+    """Bad user input: a file, a column or a value that is not what was expected.
+
+    The message names the file, the column, the first offending rows (1-based data rows, the
+    header not counted) with their values, and what was expected.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        problem: str,
+        *,
+        column: str | None = None,
+        rows: Sequence[int] = (),
+        values: Sequence[object] = (),
+        n_bad: int | None = None,
+        expected: str | None = None,
+    ) -> None:
+        self.source = source
+        self.column = column
+        self.rows = [int(r) for r in rows]
+        self.values = list(values)
+        self.n_bad = len(self.rows) if n_bad is None else int(n_bad)
+        self.expected = expected
+        self.problem = problem
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = self.source
+        if self.column is not None:
+            where += f" column '{self.column}'"
+        parts = [f"{where}: {self.problem}"]
+        if self.rows:
+            shown = ", ".join(
+                f"row {r}" + (f" ({v!r})" if i < len(self.values) else "")
+                for i, (r, v) in enumerate(zip(self.rows, list(self.values) + [None] * len(self.rows)))
+            )
+            more = self.n_bad - len(self.rows)
+            parts.append(f"at {shown}" + (f" and {more} more rows" if more > 0 else ""))
+        if self.expected:
+            parts.append(f"expected {self.expected}")
+        return "; ".join(parts)
+
+
+class TrainingCancelled(CoreError):
+    """Training was stopped by the caller's cancel check."""
+
+
+class ReleaseError(CoreError):
+    """A release folder or file does not have the OpenUAS layout."""

@@ -1,0 +1,248 @@
+"""OpenUAS release layout (SPEC §10): discover, read (with a fast cache) and write datasets.
+
+A release is any folder holding ``japan_city/geojson/<dataset>.geojson`` (and usually
+``japan_city/model/<dataset>.pth``, ``anchor_data/`` and ``util_file/``). Datasets are found by
+listing folders, so a real OpenUAS archive unpacked anywhere under ``data/`` is found as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path
+from .charts import stay_weight_matrix
+from .constants import MESH_CODE, MESH_SIZE, RELEASED_KS
+from .errors import ReleaseError
+from .meshcode import code_bounds
+from .model import load_state_dict, save_state_dict
+
+CITY_DIR = "japan_city"
+GEOJSON_DIR = "geojson"
+MODEL_DIR = "model"
+ANCHOR_DIR = "anchor_data"
+UTIL_DIR = "util_file"
+CACHE_VERSION = 1
+_MAX_DEPTH = 4
+
+CITIES = ("tokyo", "osaka", "nagoya", "sapporo", "fukuoka", "sendai", "hiroshima", "kyoto")
+
+
+@dataclass
+class ReleaseDataset:
+    """One dataset of a release: one row per mesh.
+
+    Attributes:
+        name: the file stem (e.g. ``nagoya_2019_04``).
+        release: the release folder's name.
+        codes: mesh codes (int64); ``mesh_sizes``: 50 or 250.
+        vectors: ``meshes x dim`` embeddings (float32).
+        labels: released cluster labels per k (``{5: ..., 10: ..., 20: ...}``), where present.
+        complemented: ``is_complemented`` flags.
+        decoder: ``168 x dim`` from the model file, when there is one.
+    """
+
+    name: str
+    release: str
+    codes: np.ndarray
+    mesh_sizes: np.ndarray
+    vectors: np.ndarray
+    labels: dict[int, np.ndarray] = field(default_factory=dict)
+    complemented: np.ndarray | None = None
+    decoder: np.ndarray | None = None
+
+    @property
+    def n_meshes(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def city(self) -> str:
+        return split_name(self.name)[0]
+
+    @property
+    def period(self) -> str:
+        return split_name(self.name)[1]
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """Where a dataset's files are."""
+
+    release: str
+    name: str
+    geojson: Path
+    model: Path | None
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """Best-effort ``(city, period)`` of a dataset name: ``nagoya_2019_04`` -> (``nagoya``, ``2019-04``)."""
+    low = name.lower()
+    city = next((c for c in CITIES if c in low), re.split(r"[_\-\s]", low)[0])
+    m = re.search(r"(20\d\d)[_\-]?(0[1-9]|1[0-2])?", low)
+    period = "" if not m else (m.group(1) + (f"-{m.group(2)}" if m.group(2) else ""))
+    return city, period
+
+
+def discover(data_dir: str | Path) -> list[DatasetRef]:
+    """Every dataset of every release under ``data_dir`` (sorted by release, then name)."""
+    data_dir = Path(data_dir)
+    found: list[DatasetRef] = []
+    if not data_dir.is_dir():
+        return found
+    base_depth = len(data_dir.resolve().parts)
+    for root, dirs, _files in os.walk(data_dir):
+        rp = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("__pycache__",))
+        if len(rp.resolve().parts) - base_depth >= _MAX_DEPTH:
+            dirs[:] = []
+        if rp.name == GEOJSON_DIR and rp.parent.name == CITY_DIR:
+            release_root = rp.parent.parent
+            release = release_root.name if release_root.resolve() != data_dir.resolve() else data_dir.name
+            for gj in sorted(rp.glob("*.geojson")):
+                model = rp.parent / MODEL_DIR / f"{gj.stem}.pth"
+                found.append(DatasetRef(release, gj.stem, gj, model if model.is_file() else None))
+            dirs[:] = []
+    return found
+
+
+def _cache_key(path: Path) -> str:
+    st = path.stat()
+    raw = f"{CACHE_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:20]
+
+
+def read_dataset(ref: DatasetRef, cache_dir: str | Path | None = None) -> ReleaseDataset:
+    """Read a dataset's GeoJSON (and decoder); with ``cache_dir``, later reads come from a .npz.
+
+    Raises:
+        ReleaseError: naming the file and the missing or malformed property.
+    """
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir) / f"{ref.name}-{_cache_key(ref.geojson)}.npz"
+        if cache_file.is_file():
+            try:
+                with np.load(cache_file, allow_pickle=False) as z:
+                    labels = {int(k[1:]): z[k] for k in z.files if k.startswith("k")}
+                    return ReleaseDataset(
+                        ref.name,
+                        ref.release,
+                        z["codes"],
+                        z["mesh_sizes"],
+                        z["vectors"],
+                        labels,
+                        z["complemented"],
+                        z["decoder"] if "decoder" in z.files else None,
+                    )
+            except (OSError, ValueError, KeyError):
+                cache_file.unlink(missing_ok=True)
+    ds = _parse_geojson(ref)
+    if ref.model is not None:
+        _, ds.decoder = load_state_dict(ref.model)
+    if cache_file is not None:
+        arrays = {"codes": ds.codes, "mesh_sizes": ds.mesh_sizes, "vectors": ds.vectors, "complemented": ds.complemented}
+        arrays.update({f"k{k}": v for k, v in ds.labels.items()})
+        if ds.decoder is not None:
+            arrays["decoder"] = ds.decoder
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache_file) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+    return ds
+
+
+def _parse_geojson(ref: DatasetRef) -> ReleaseDataset:
+    try:
+        doc = json.loads(ref.geojson.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ReleaseError(f"{ref.geojson}: not readable as GeoJSON ({exc})") from exc
+    feats = doc.get("features") if isinstance(doc, dict) else None
+    if not isinstance(feats, list) or not feats:
+        raise ReleaseError(f"{ref.geojson}: no features (expected a FeatureCollection of meshes)")
+    props = [f.get("properties") or {} for f in feats]
+    first = props[0]
+    for key in (MESH_CODE, "vector"):
+        if key not in first:
+            raise ReleaseError(f"{ref.geojson}: feature 1 has no '{key}' property (expected code, vector, 5cluster, ...)")
+    try:
+        codes = np.array([int(p[MESH_CODE]) for p in props], dtype=np.int64)
+        vecs = [p["vector"] for p in props]
+        vectors = np.array([json.loads(v) if isinstance(v, str) else v for v in vecs], dtype=np.float32)
+        sizes = np.array([int(p.get(MESH_SIZE) or (50 if len(str(p[MESH_CODE])) == 12 else 250)) for p in props], dtype=np.int64)
+        comp = np.array([bool(p.get("is_complemented", False)) for p in props], dtype=bool)
+        labels = {k: np.array([int(p[f"{k}cluster"]) for p in props], dtype=np.int64) for k in RELEASED_KS if f"{k}cluster" in first}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReleaseError(f"{ref.geojson}: malformed feature properties ({exc!r})") from exc
+    if vectors.ndim != 2:
+        raise ReleaseError(f"{ref.geojson}: 'vector' properties differ in length")
+    return ReleaseDataset(ref.name, ref.release, codes, sizes, vectors, labels, comp)
+
+
+def _fmt(values: np.ndarray, fmt: str) -> np.ndarray:
+    return np.char.mod(fmt, values)
+
+
+def geojson_text(codes: np.ndarray, sizes: np.ndarray, vectors: np.ndarray, labels: dict[int, np.ndarray], complemented: np.ndarray) -> str:
+    """A FeatureCollection of mesh polygons (SW, NW, NE, SE, SW) with the OpenUAS properties.
+
+    Built with vectorised string operations, not a Python loop over meshes.
+    """
+    s, w, n, e = code_bounds(codes, sizes)
+    S, W, N, E = (_fmt(a, "%.9f") for a in (s, w, n, e))
+    ring = np.char.add(np.char.add(np.char.add("[[[", W), ","), S)
+    for lon, lat in ((W, N), (E, N), (E, S), (W, S)):
+        ring = np.char.add(np.char.add(np.char.add(np.char.add(ring, "],["), lon), ","), lat)
+    ring = np.char.add(ring, "]]]")
+    vec = _fmt(np.asarray(vectors, dtype=np.float64)[:, 0], "%.7g")
+    for d in range(1, vectors.shape[1]):
+        vec = np.char.add(np.char.add(vec, ","), _fmt(np.asarray(vectors, dtype=np.float64)[:, d], "%.7g"))
+    props = np.char.add(np.char.add('{"code":', codes.astype(str)), ',"vector":[')
+    props = np.char.add(np.char.add(props, vec), "]")
+    for k in sorted(labels):
+        props = np.char.add(np.char.add(props, f',"{k}cluster":'), labels[k].astype(str))
+    props = np.char.add(np.char.add(props, ',"mesh_size":'), sizes.astype(str))
+    props = np.char.add(np.char.add(props, ',"is_complemented":'), np.where(complemented, "true", "false"))
+    feat = np.char.add(np.char.add('{"type":"Feature","properties":', props), '},"geometry":{"type":"Polygon","coordinates":')
+    feat = np.char.add(np.char.add(feat, ring), "}}")
+    return '{"type":"FeatureCollection","features":[\n' + ",\n".join(feat.tolist()) + "\n]}\n"
+
+
+def write_dataset(
+    release_root: str | Path,
+    name: str,
+    codes: np.ndarray,
+    sizes: np.ndarray,
+    vectors: np.ndarray,
+    decoder: np.ndarray,
+    labels: dict[int, np.ndarray],
+    complemented: np.ndarray | None = None,
+) -> DatasetRef:
+    """Write ``japan_city/geojson/<name>.geojson`` and ``japan_city/model/<name>.pth`` atomically."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name) or ".." in name:
+        raise ReleaseError(f"dataset name {name!r} is not allowed (letters, digits, '_', '-', '.'; no path characters)")
+    root = Path(release_root)
+    codes = np.asarray(codes, dtype=np.int64)
+    comp = np.zeros(len(codes), dtype=bool) if complemented is None else np.asarray(complemented, dtype=bool)
+    gj = root / CITY_DIR / GEOJSON_DIR / f"{name}.geojson"
+    model = root / CITY_DIR / MODEL_DIR / f"{name}.pth"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    save_state_dict(model, vectors, decoder)
+    text = geojson_text(codes, np.asarray(sizes, dtype=np.int64), np.asarray(vectors), labels, comp)
+    with atomic_path(gj) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return DatasetRef(root.name, name, gj, model)
+
+
+def write_util_files(release_root: str | Path) -> Path:
+    """Write ``util_file/stay_weight_matrix.npy``."""
+    target = Path(release_root) / UTIL_DIR / "stay_weight_matrix.npy"
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, stay_weight_matrix())
+    return target

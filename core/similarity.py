@@ -1,0 +1,82 @@
+"""Similar areas: distances in embedding space, OpenUAS distance bins, thresholds, top-k (SPEC §7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .constants import SIMILARITY_EDGES
+
+
+def distances(embeddings: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Euclidean distance of every row of ``embeddings`` to the ``query`` vector."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    q = np.asarray(query, dtype=np.float32).reshape(1, -1)
+    return np.sqrt(np.maximum(((emb - q) ** 2).sum(axis=1), 0.0))
+
+
+def distance_classes(dist: np.ndarray, self_index: int | None = None) -> np.ndarray:
+    """OpenUAS distance bins: 0 the area itself, 1 (<= 2), 2 (2, 4], 3 (4, 8], 4 (8, 16), 5 (>= 16)."""
+    d = np.asarray(dist, dtype=np.float64)
+    e1, e2, e3, e4 = SIMILARITY_EDGES
+    cls = np.select([d <= e1, d <= e2, d <= e3, d < e4], [1, 2, 3, 4], default=5).astype(np.int8)
+    if self_index is not None:
+        cls[self_index] = 0
+    return cls
+
+
+def within(dist: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices of areas within ``threshold`` (inclusive), nearest first."""
+    d = np.asarray(dist)
+    idx = np.flatnonzero(d <= threshold)
+    return idx[np.argsort(d[idx], kind="stable")]
+
+
+def top_k(dist: np.ndarray, k: int, exclude: int | None = None) -> np.ndarray:
+    """Indices of the ``k`` nearest areas, nearest first (``exclude`` left out)."""
+    d = np.asarray(dist, dtype=np.float64).copy()
+    if exclude is not None:
+        d[exclude] = np.inf
+    k = min(k, int(np.isfinite(d).sum()))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(d, k - 1)[:k]
+    return part[np.argsort(d[part], kind="stable")]
+
+
+@dataclass(frozen=True)
+class Match:
+    """One similar area found across datasets."""
+
+    dataset: str
+    index: int
+    key: int
+    distance: float
+
+
+def similar_across(
+    query: np.ndarray,
+    datasets: dict[str, tuple[np.ndarray, np.ndarray]],
+    k: int = 10,
+    exclude: tuple[str, int] | None = None,
+    per_dataset: int | None = None,
+) -> list[Match]:
+    """The ``k`` areas nearest to ``query`` over several datasets of one anchored space.
+
+    Args:
+        query: the embedding to match.
+        datasets: name -> ``(keys, embeddings)``.
+        k: how many matches in all.
+        exclude: ``(dataset, index)`` of the query area itself, left out.
+        per_dataset: at most this many matches from one dataset (``None``: no limit).
+    """
+    found: list[Match] = []
+    for name, (keys, emb) in datasets.items():
+        d = distances(emb, query)
+        skip = exclude[1] if exclude is not None and exclude[0] == name else None
+        take = per_dataset if per_dataset is not None else k
+        for i in top_k(d, take, exclude=skip):
+            found.append(Match(name, int(i), int(keys[i]), float(d[i])))
+    found.sort(key=lambda m: (m.distance, m.dataset, m.index))
+    return found[:k]
