@@ -314,7 +314,8 @@ class Area2VecTrainer:
 
         # ---- phase 1: decoder (with a sample of areas)
         hist = result.loss_history
-        min_epochs = cfg.schedule_epochs if anchored and cfg.schedule in ("exponential", "linear") else 1
+        # Anchored: run the whole schedule, epoch T (p = alpha) included, before any early stop.
+        min_epochs = cfg.schedule_epochs + 1 if anchored and cfg.schedule in ("exponential", "linear") else 1
         for epoch in range(cfg.max_epochs):
             if cancel is not None and cancel():
                 raise TrainingCancelled("training cancelled")

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def official_stays() -> Path:
+    return DATA / "stay_df.csv"
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    """Write rows (list of dicts or a DataFrame) to a CSV in tmp_path and return its path."""
+
+    def _write(rows, name: str = "stays.csv") -> Path:
+        df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+        path = tmp_path / name
+        df.to_csv(path, index=False)
+        return path
+
+    return _write
+
+
+def good_rows(n: int = 3) -> list[dict]:
+    return [
+        {"stay_time": 10 + i, "day_of_week": "Monday", "arrival_time": "08:15", "is_holiday": False, "mesh_id": i}
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="session")
+def small_anchor_set():
+    """An anchor set built from three synthetic cities (64 anchors x 2,000 records)."""
+    from core.anchors import build_anchor_set
+    from core.stays import stays_from_frame
+    from core.synthetic import synthetic_city
+
+    cities = [stays_from_frame(synthetic_city(600, 120, seed=s).stays) for s in (10, 11, 12)]
+    return build_anchor_set(cities, n_anchors=64, records_per_anchor=2000, seed=0)

@@ -1,0 +1,97 @@
+import math
+
+import numpy as np
+import pytest
+
+from core.baseline import train_per_record
+from core.embeddings import train_embeddings
+from core.errors import CoreError, TrainingCancelled
+from core.metrics import approximation_loss, misalignment
+from core.stays import stays_from_frame
+from core.synthetic import synthetic_city
+from core.trainer import Area2VecTrainer, TrainConfig, anchor_power
+
+
+def test_anchor_power_schedules_by_hand():
+    assert anchor_power("exponential", 0, 100) == pytest.approx(1.0)
+    assert anchor_power("exponential", 50, 100) == pytest.approx(math.sqrt(0.3))
+    assert anchor_power("exponential", 100, 100) == pytest.approx(0.3)
+    assert anchor_power("exponential", 500, 100) == pytest.approx(0.3)  # stays at alpha after T
+    assert anchor_power("linear", 50, 100) == pytest.approx(0.65)
+    assert anchor_power("constant", 3, 100) == 0.3
+    assert anchor_power("mixed", 3, 100, anchor_share=0.25) == 0.25
+    with pytest.raises(CoreError, match="unknown anchor schedule"):
+        TrainConfig(schedule="cosine")
+
+
+@pytest.fixture(scope="module")
+def city():
+    recs = stays_from_frame(synthetic_city(300, 120, seed=5).stays)
+    return recs, recs.to_counts()
+
+
+def test_loss_not_worse_than_per_record_baseline(city):
+    recs, counts = city
+    keys, index = recs.area_index()
+    base_e, base_w = train_per_record(index, recs.tokens(), len(keys), epochs=8, seed=0)
+    ours = Area2VecTrainer(TrainConfig(seed=0)).fit(counts.dense())
+    dense = counts.dense()
+    ours_loss = approximation_loss(dense, ours.embeddings, ours.decoder)
+    base_loss = approximation_loss(dense, base_e, base_w)
+    assert ours_loss <= base_loss
+    # and it is a real fit: far better than the uniform prediction
+    assert ours_loss < 0.6 * approximation_loss(dense, np.zeros_like(ours.embeddings), np.zeros_like(ours.decoder))
+
+
+def test_same_seed_same_result_and_progress(city):
+    _, counts = city
+    seen = []
+    a = Area2VecTrainer(TrainConfig(seed=3)).fit(counts.dense(), progress=seen.append)
+    b = Area2VecTrainer(TrainConfig(seed=3)).fit(counts.dense())
+    assert np.array_equal(a.embeddings, b.embeddings) and np.array_equal(a.decoder, b.decoder)
+    phases = [p.phase for p in seen]
+    assert phases[0] == "decoder" and "embed" in phases and phases[-1] == "refine"
+    steps = [p.step for p in seen if p.phase == "decoder"]
+    assert steps == list(range(1, len(steps) + 1)) and a.converged
+    assert a.loss_history[-1] < a.loss_history[0]
+
+
+def test_cancel_stops_training(city):
+    _, counts = city
+    calls = {"n": 0}
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > 5
+
+    with pytest.raises(TrainingCancelled):
+        Area2VecTrainer().fit(counts.dense(), cancel=cancel)
+    assert calls["n"] == 6
+
+
+def test_anchoring_aligns_independent_runs(small_anchor_set):
+    target = stays_from_frame(synthetic_city(600, 120, seed=99).stays).to_counts()
+    free = [train_embeddings(target, None, TrainConfig(seed=s)).vectors for s in (1, 2)]
+    anch = [train_embeddings(target, small_anchor_set, TrainConfig(seed=s)).vectors for s in (1, 2)]
+    for metric in ("euclidean", "cosine"):
+        assert misalignment(*anch, metric) * 5 <= misalignment(*free, metric)
+
+
+def test_anchored_power_follows_schedule(small_anchor_set, city):
+    _, counts = city
+    res = Area2VecTrainer(TrainConfig(seed=0, schedule_epochs=40)).fit(
+        counts.dense(), anchors=(small_anchor_set.counts, small_anchor_set.embeddings)
+    )
+    p = res.power_history
+    assert p[0] == pytest.approx(1.0) and p[40] == pytest.approx(0.3) and len(p) >= 41
+    assert all(x >= y for x, y in zip(p, p[1:]))
+
+
+def test_bad_anchor_inputs(city):
+    _, counts = city
+    one = (np.ones((1, 168), np.float32), np.zeros((1, 8), np.float32))
+    with pytest.raises(CoreError, match="at least 2 anchors"):
+        Area2VecTrainer().fit(counts.dense(), anchors=one)
+    wrong_dim = (np.ones((4, 168), np.float32), np.zeros((4, 5), np.float32))
+    with pytest.raises(CoreError, match="dimension 5"):
+        Area2VecTrainer().fit(counts.dense(), anchors=wrong_dim)
