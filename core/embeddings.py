@@ -58,8 +58,12 @@ class AreaEmbeddings:
     def save(self, out_dir: str | Path) -> Path:
         """Write ``embeddings.csv``, ``model.pth`` (OpenUAS layout) and ``metrics.json``, each atomically."""
         out = ensure_writable_dir(Path(out_dir))
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
         with atomic_path(out / EMBEDDINGS_CSV) as tmp:
-            self.frame().to_csv(tmp, index=False, float_format="%.7g")
+            table = pa.Table.from_pandas(self.frame(), preserve_index=False)
+            pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="none"))
         save_state_dict(out / MODEL_PTH, self.vectors, self.decoder)
         write_text_atomic(out / METRICS_JSON, json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
         return out

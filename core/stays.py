@@ -84,7 +84,7 @@ class StayRecords:
         source: where the stays came from (a file name), used in messages.
         key_column: ``mesh_id`` or ``code``.
         area_keys: the area key of each stay (int64).
-        stay_time: minutes (float64, >= 0).
+        stay_time: minutes (>= 0; integers stay integers, fractions are kept as float64).
         arrival_minute: minutes after midnight of the arrival (int16, 0..1439).
         weekday: 0 = Monday .. 6 = Sunday (int8).
         is_holiday: national holiday flag (bool).
@@ -137,11 +137,12 @@ def factorize_keys(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = int(values.min()), int(values.max())
     span = hi - lo + 1
     if span <= max(4 * values.size, 1 << 20):
+        shifted = values - lo if lo else values
         present = np.zeros(span, dtype=bool)
-        present[values - lo] = True
+        present[shifted] = True
         keys = np.flatnonzero(present).astype(np.int64) + lo
-        remap = np.cumsum(present, dtype=np.int64) - 1
-        index = remap[values - lo]
+        remap = np.cumsum(present, dtype=np.int32 if span < 2**31 else np.int64) - 1
+        index = remap[shifted]
     else:
         index, keys = pd.factorize(values, sort=True)
         keys = np.asarray(keys, dtype=np.int64)
@@ -259,7 +260,14 @@ def _read_parquet(path: Path, name: str) -> pa.Table:
 # ---------------------------------------------------------------- validation
 
 
-def _bad(source: str, column: str, mask: np.ndarray, values: object, problem: str, expected: str) -> None:
+def _nulls(col: pa.ChunkedArray) -> np.ndarray | None:
+    """Mask of null rows, or ``None`` when there are none (the usual, fast case)."""
+    return col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
+
+
+def _bad(source: str, column: str, mask: np.ndarray | None, values: object, problem: str, expected: str) -> None:
+    if mask is None or not mask.any():
+        return
     rows = np.flatnonzero(mask)
     if rows.size == 0:
         return
@@ -280,8 +288,11 @@ def _as_dictionary(col: pa.ChunkedArray) -> tuple[np.ndarray, list]:
     if col.num_chunks == 0:
         return np.zeros(0, np.int32), []
     dictionary = col.chunk(0).dictionary.to_pylist()
-    idx_chunks = [c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in col.chunks]
-    return np.concatenate(idx_chunks).astype(np.int32, copy=False), dictionary
+    idx_chunks = [
+        (c.indices.fill_null(-1) if c.null_count else c.indices).to_numpy(zero_copy_only=False) for c in col.chunks
+    ]
+    idx = idx_chunks[0] if len(idx_chunks) == 1 else np.concatenate(idx_chunks)
+    return idx.astype(np.int32, copy=False), dictionary
 
 
 def _parse_time_text(value: object) -> int:
@@ -301,8 +312,7 @@ def _parse_time_text(value: object) -> int:
 def _arrival_minutes(col: pa.ChunkedArray, source: str) -> np.ndarray:
     typ = col.type
     if pa.types.is_time(typ) or pa.types.is_timestamp(typ):
-        nulls = col.is_null().to_numpy(zero_copy_only=False)
-        _bad(source, ARRIVAL_TIME, nulls, col, "empty arrival time", "a time of day HH:MM")
+        _bad(source, ARRIVAL_TIME, _nulls(col), col, "empty arrival time", "a time of day HH:MM")
         hour = pc.hour(col).to_numpy(zero_copy_only=False)
         minute = pc.minute(col).to_numpy(zero_copy_only=False)
         return (hour * 60 + minute).astype(np.int16)
@@ -332,9 +342,8 @@ def _weekdays(col: pa.ChunkedArray, source: str) -> np.ndarray:
 def _holidays(col: pa.ChunkedArray, source: str) -> np.ndarray:
     typ = col.type
     if pa.types.is_boolean(typ):
-        nulls = col.is_null().to_numpy(zero_copy_only=False)
-        _bad(source, IS_HOLIDAY, nulls, col, "empty holiday flag", "True or False")
-        return col.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+        _bad(source, IS_HOLIDAY, _nulls(col), col, "empty holiday flag", "True or False")
+        return col.to_numpy(zero_copy_only=False).astype(bool, copy=False)
     if pa.types.is_integer(typ):
         arr = col.fill_null(-1).to_numpy(zero_copy_only=False)
         _bad(source, IS_HOLIDAY, (arr != 0) & (arr != 1), col, "not a holiday flag", "True/False or 1/0")
@@ -360,8 +369,7 @@ def _numbers(col: pa.ChunkedArray, source: str, column: str, expected: str) -> n
         col = col.cast(typ.value_type)
         typ = col.type
     if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
-        nulls = col.is_null().to_numpy(zero_copy_only=False)
-        _bad(source, column, nulls, col, "empty value", expected)
+        _bad(source, column, _nulls(col), col, "empty value", expected)
         return col.to_numpy(zero_copy_only=False)
     if pa.types.is_boolean(typ):
         raise InputError(source, "holds True/False values", column=column, expected=expected)
@@ -382,8 +390,11 @@ def validate_table(table: pa.Table, source: str) -> StayRecords:
     if table.num_rows == 0:
         raise InputError(source, "has a header but no stays", expected="at least one stay row")
 
-    stay = _numbers(table[STAY_TIME], source, STAY_TIME, "a duration in minutes >= 0").astype(np.float64, copy=False)
-    _bad(source, STAY_TIME, ~np.isfinite(stay), table[STAY_TIME], "not a finite number", "a duration in minutes >= 0")
+    stay = _numbers(table[STAY_TIME], source, STAY_TIME, "a duration in minutes >= 0")
+    if stay.dtype.kind == "f":
+        _bad(source, STAY_TIME, ~np.isfinite(stay), table[STAY_TIME], "not a finite number", "a duration in minutes >= 0")
+    elif stay.dtype.kind not in "iu":
+        stay = stay.astype(np.float64)
     _bad(source, STAY_TIME, stay < 0, table[STAY_TIME], "negative duration", "a duration in minutes >= 0")
     arrival = _arrival_minutes(table[ARRIVAL_TIME], source)
     weekday = _weekdays(table[DAY_OF_WEEK], source)
@@ -395,25 +406,26 @@ def validate_table(table: pa.Table, source: str) -> StayRecords:
         if raw.dtype.kind == "f":
             whole = np.isfinite(raw) & (np.floor(raw) == raw)
             _bad(source, MESH_ID, ~whole, table[MESH_ID], "not an integer", "an integer area id (-1 = no valid mesh)")
-        ids = raw.astype(np.int64)
-        _bad(source, MESH_ID, ids < NO_MESH, table[MESH_ID], "negative area id", "an integer area id >= 0 (-1 = no valid mesh)")
-        keep = ids != NO_MESH
+        ids = raw.astype(np.int64, copy=False)
+        lowest = int(ids.min())
+        if lowest < NO_MESH:
+            _bad(source, MESH_ID, ids < NO_MESH, table[MESH_ID], "negative area id", "an integer area id >= 0 (-1 = no valid mesh)")
+        keep = (ids != NO_MESH) if lowest == NO_MESH else None
         keys = ids
     else:
         col = table[MESH_CODE]
         if pa.types.is_dictionary(col.type):
             col = col.cast(col.type.value_type)
-        nulls = col.is_null().to_numpy(zero_copy_only=False)
-        _bad(source, MESH_CODE, nulls, col, "empty mesh code", "a JIS mesh code")
+        _bad(source, MESH_CODE, _nulls(col), col, "empty mesh code", "a JIS mesh code")
         given_sizes = None
         if MESH_SIZE in table.column_names:
             given_sizes = _numbers(table[MESH_SIZE], source, MESH_SIZE, "50 or 250").astype(np.int64)
             _bad(source, MESH_SIZE, ~np.isin(given_sizes, list(meshcode.EXTENT)), table[MESH_SIZE], "unknown mesh size", "a mesh size in metres: 50, 100, 250, 500 or 1000")
         values = col.to_numpy(zero_copy_only=False)
         keys, sizes = meshcode.parse_code_column(values, source, MESH_CODE, given_sizes)
-        keep = np.ones(len(keys), dtype=bool)
+        keep = None
 
-    n_skipped = int((~keep).sum())
+    n_skipped = 0 if keep is None else int((~keep).sum())
     if n_skipped:
         keys, stay, arrival, weekday, holiday = (a[keep] for a in (keys, stay, arrival, weekday, holiday))
         if sizes is not None:

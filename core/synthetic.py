@@ -26,6 +26,8 @@ from .constants import (
     WEEKDAYS,
 )
 
+_TIMES_OF_DAY = tuple(f"{m // 60:02d}:{m % 60:02d}" for m in range(1440))
+
 # (name, weekday share, arrival-bin centre (2 h bins), spread, mean duration class)
 AREA_TYPES: tuple[tuple[str, float, float, float, float], ...] = (
     ("office", 0.92, 4.3, 0.9, 5.0),
@@ -98,14 +100,11 @@ def stays_from_tokens(mesh: np.ndarray, tokens: np.ndarray, seed: int) -> pd.Dat
     on_holiday = (d == 1) & (rng.random(n) < 0.15)
     weekday = np.where((d == 1) & ~on_holiday, rng.integers(5, 7, n), weekday)
     weekday = np.where(on_holiday, rng.integers(0, 5, n), weekday)
-    hh, mm = np.divmod(minute, 60)
-    times = np.char.add(np.char.add(np.char.zfill(hh.astype(str), 2), ":"), np.char.zfill(mm.astype(str), 2))
-    names = np.asarray(WEEKDAYS)[weekday]
     return pd.DataFrame(
         {
             STAY_TIME: stay.astype(np.int64),
-            DAY_OF_WEEK: pd.Categorical(names, categories=WEEKDAYS),
-            ARRIVAL_TIME: pd.Categorical(times),
+            DAY_OF_WEEK: pd.Categorical.from_codes(weekday.astype(np.int8), categories=list(WEEKDAYS)),
+            ARRIVAL_TIME: pd.Categorical.from_codes(minute.astype(np.int16), categories=list(_TIMES_OF_DAY)),
             IS_HOLIDAY: on_holiday,
             MESH_ID: mesh.astype(np.int64),
         }

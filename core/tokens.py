@@ -10,9 +10,16 @@ from .constants import DURATION_BOUNDS, N_DURATIONS, N_TIME_BINS, N_TOKENS
 _BOUNDS = np.asarray(DURATION_BOUNDS, dtype=np.float64)
 
 
+_DURATION_LUT = np.searchsorted(_BOUNDS, np.arange(DURATION_BOUNDS[-1] + 2), side="left").astype(np.uint8)
+
+
 def duration_class(stay_time: np.ndarray) -> np.ndarray:
     """Duration class 0..6 of stays given in minutes (inclusive upper bounds 30, 60, ... 720)."""
-    return np.searchsorted(_BOUNDS, np.asarray(stay_time), side="left").astype(np.uint8)
+    stay_time = np.asarray(stay_time)
+    if stay_time.dtype.kind in "iu":
+        # Integer minutes: one table look-up (minutes > 720 all map to class 6).
+        return np.take(_DURATION_LUT, np.minimum(stay_time, DURATION_BOUNDS[-1] + 1))
+    return np.searchsorted(_BOUNDS, stay_time, side="left").astype(np.uint8)
 
 
 def time_bin(arrival_minute: np.ndarray) -> np.ndarray:
@@ -45,6 +52,13 @@ def token_parts(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def count_matrix(area_index: np.ndarray, tokens: np.ndarray, n_areas: int) -> sp.csr_array:
     """Count stays per (area, token) into a sparse ``n_areas x 168`` matrix (float32 values)."""
-    flat = np.asarray(area_index, dtype=np.int64) * N_TOKENS + np.asarray(tokens, dtype=np.int64)
-    dense = np.bincount(flat, minlength=n_areas * N_TOKENS).reshape(n_areas, N_TOKENS)
-    return sp.csr_array(dense.astype(np.float32))
+    flat = np.asarray(area_index, dtype=np.int64) * N_TOKENS
+    flat += np.asarray(tokens)
+    dense = np.bincount(flat, minlength=n_areas * N_TOKENS)
+    nz = np.flatnonzero(dense)
+    row_counts = np.bincount(nz // N_TOKENS, minlength=n_areas)
+    indptr = np.zeros(n_areas + 1, dtype=np.int64)
+    np.cumsum(row_counts, out=indptr[1:])
+    return sp.csr_array(
+        (dense[nz].astype(np.float32), (nz % N_TOKENS).astype(np.int32), indptr), shape=(n_areas, N_TOKENS)
+    )

@@ -46,8 +46,8 @@ class TrainConfig:
     schedule_epochs: int = 150  # T of the anchor-power schedule; p stays at alpha afterwards
     sample_areas: int = 8192  # areas that learn the decoder in phase 1 (all when fewer)
     newton_iters: int = 25
-    refine_rounds: int = 4  # rounds of (L-BFGS on W over every area, then Newton on E) after phase 2
-    refine_lbfgs_iters: int = 15
+    refine_rounds: int = 2  # rounds of (L-BFGS on W over every area, then Newton on E) after phase 2
+    refine_lbfgs_iters: int = 10
     l2: float = 1e-4  # per-stay weight of 0.5 * |e|^2
     init_scale: float = 0.5  # embeddings start uniform in [-init_scale, init_scale]
     chunk: int = 8192  # rows per block (keeps work in cache)

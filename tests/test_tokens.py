@@ -54,3 +54,14 @@ def test_token_parts_round_trip():
     t = np.arange(168)
     d, b, c = token_parts(t)
     assert (84 * d + 7 * b + c == t).all() and d.max() == 1 and b.max() == 11 and c.max() == 6
+
+
+def test_synthetic_stays_carry_their_tokens():
+    from core.stays import stays_from_frame
+    from core.synthetic import stays_from_tokens
+
+    tokens = np.arange(168).repeat(20)
+    mesh = np.arange(len(tokens)) % 7
+    recs = stays_from_frame(stays_from_tokens(mesh, tokens, seed=4))
+    assert (recs.tokens() == tokens).all()
+    assert (recs.area_keys == mesh).all()
