@@ -146,6 +146,33 @@ def versus_baseline(meshes: int, stays: int, epochs: int) -> dict:
     }
 
 
+def release_read(meshes: int) -> dict:
+    """Write a dataset of ``meshes`` meshes in the OpenUAS layout; time the first and a cached read."""
+    import shutil
+
+    from core.meshcode import latlon_to_code
+    from core.release import discover, read_dataset, write_dataset
+
+    rng = np.random.default_rng(0)
+    codes = np.unique(latlon_to_code(35.5 + rng.random(meshes * 2) * 0.5, 139.4 + rng.random(meshes * 2) * 0.6, 50))[:meshes]
+    root = OUT / "release" / "bench"
+    shutil.rmtree(OUT / "release", ignore_errors=True)
+    t = time.perf_counter()
+    vec = rng.normal(size=(len(codes), 8)).astype(np.float32)
+    labels = {k: rng.integers(0, k, len(codes)) for k in (5, 10, 20)}
+    write_dataset(root, "tokyo_2021_04", codes, np.full(len(codes), 50), vec, rng.normal(size=(168, 8)), labels)
+    write_s = time.perf_counter() - t
+    ref = discover(OUT / "release")[0]
+    cache = OUT / "release" / ".cache"
+    t = time.perf_counter()
+    read_dataset(ref, cache_dir=cache)
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    ds = read_dataset(ref, cache_dir=cache)
+    cached = time.perf_counter() - t
+    return {"meshes": ds.n_meshes, "write_s": write_s, "first_read_s": first, "cached_read_s": cached}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--meshes", type=int, default=200_000)
@@ -165,6 +192,8 @@ def main() -> None:
     anchors_dir = make_anchors(args.anchors, args.anchor_records)
     log("end to end ...")
     res["end_to_end"] = end_to_end(table, anchors_dir)
+    log("release read ...")
+    res["release"] = release_read(args.meshes)
     if not args.skip_baseline:
         log("baseline ...")
         res["baseline"] = versus_baseline(args.baseline_meshes, args.baseline_stays, args.baseline_epochs)
@@ -177,6 +206,8 @@ def main() -> None:
     print(f"| - anchored training ({e['epochs']} decoder epochs) | {e['train_s']:.1f} s |")
     print(f"| - write embeddings.csv + model.pth | {e['write_s']:.1f} s |")
     print(f"| - ApproximationLoss | {e['approximation_loss']:.4f} |")
+    r = res["release"]
+    print(f"| OpenUAS-layout dataset of {r['meshes']:,} meshes: write / first read (GeoJSON) / cached read | {r['write_s']:.1f} s / {r['first_read_s']:.2f} s / {r['cached_read_s'] * 1000:.0f} ms |")
     if "baseline" in res:
         b = res["baseline"]
         print(f"| Baseline table | {b['meshes']:,} meshes, {b['stays']:,} stays |")

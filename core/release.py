@@ -7,6 +7,7 @@ listing folders, so a real OpenUAS archive unpacked anywhere under ``data/`` is 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -158,10 +159,19 @@ def read_dataset(ref: DatasetRef, cache_dir: str | Path | None = None) -> Releas
 
 
 def _parse_geojson(ref: DatasetRef) -> ReleaseDataset:
+    # Parsing creates millions of small containers: with the cyclic GC paused it is 3x faster.
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
-        doc = json.loads(ref.geojson.read_bytes())
+        return _parse_features(ref, json.loads(ref.geojson.read_bytes()))
     except (OSError, ValueError) as exc:
         raise ReleaseError(f"{ref.geojson}: not readable as GeoJSON ({exc})") from exc
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _parse_features(ref: DatasetRef, doc: object) -> ReleaseDataset:
     feats = doc.get("features") if isinstance(doc, dict) else None
     if not isinstance(feats, list) or not feats:
         raise ReleaseError(f"{ref.geojson}: no features (expected a FeatureCollection of meshes)")
@@ -184,33 +194,38 @@ def _parse_geojson(ref: DatasetRef) -> ReleaseDataset:
     return ReleaseDataset(ref.name, ref.release, codes, sizes, vectors, labels, comp)
 
 
-def _fmt(values: np.ndarray, fmt: str) -> np.ndarray:
-    return np.char.mod(fmt, values)
+def _text(values: np.ndarray) -> "pa.Array":
+    """Numbers as shortest round-trip text (Arrow's cast), vectorised."""
+    import pyarrow as pa
+
+    return pa.array(np.asarray(values)).cast(pa.string())
 
 
 def geojson_text(codes: np.ndarray, sizes: np.ndarray, vectors: np.ndarray, labels: dict[int, np.ndarray], complemented: np.ndarray) -> str:
     """A FeatureCollection of mesh polygons (SW, NW, NE, SE, SW) with the OpenUAS properties.
 
-    Built with vectorised string operations, not a Python loop over meshes.
+    One feature per line, built with Arrow's vectorised string kernels, not a Python loop over meshes.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     s, w, n, e = code_bounds(codes, sizes)
-    S, W, N, E = (_fmt(a, "%.9f") for a in (s, w, n, e))
-    ring = np.char.add(np.char.add(np.char.add("[[[", W), ","), S)
-    for lon, lat in ((W, N), (E, N), (E, S), (W, S)):
-        ring = np.char.add(np.char.add(np.char.add(np.char.add(ring, "],["), lon), ","), lat)
-    ring = np.char.add(ring, "]]]")
-    vec = _fmt(np.asarray(vectors, dtype=np.float64)[:, 0], "%.7g")
-    for d in range(1, vectors.shape[1]):
-        vec = np.char.add(np.char.add(vec, ","), _fmt(np.asarray(vectors, dtype=np.float64)[:, d], "%.7g"))
-    props = np.char.add(np.char.add('{"code":', codes.astype(str)), ',"vector":[')
-    props = np.char.add(np.char.add(props, vec), "]")
+    S, W, N, E = (_text(a) for a in (s, w, n, e))
+    vec = np.asarray(vectors, dtype=np.float32)
+    parts: list = ['{"type":"Feature","properties":{"code":', _text(np.asarray(codes, dtype=np.int64)), ',"vector":[']
+    for d in range(vec.shape[1]):
+        parts += ([","] if d else []) + [_text(vec[:, d])]
+    parts.append("]")
     for k in sorted(labels):
-        props = np.char.add(np.char.add(props, f',"{k}cluster":'), labels[k].astype(str))
-    props = np.char.add(np.char.add(props, ',"mesh_size":'), sizes.astype(str))
-    props = np.char.add(np.char.add(props, ',"is_complemented":'), np.where(complemented, "true", "false"))
-    feat = np.char.add(np.char.add('{"type":"Feature","properties":', props), '},"geometry":{"type":"Polygon","coordinates":')
-    feat = np.char.add(np.char.add(feat, ring), "}}")
-    return '{"type":"FeatureCollection","features":[\n' + ",\n".join(feat.tolist()) + "\n]}\n"
+        parts += [f',"{k}cluster":', _text(np.asarray(labels[k], dtype=np.int64))]
+    parts += [',"mesh_size":', _text(np.asarray(sizes, dtype=np.int64))]
+    parts += [',"is_complemented":', pa.array(np.where(complemented, "true", "false"))]
+    parts.append('},"geometry":{"type":"Polygon","coordinates":[[[')
+    for i, (lon, lat) in enumerate(((W, S), (W, N), (E, N), (E, S), (W, S))):
+        parts += (["],["] if i else []) + [lon, ",", lat]
+    parts.append("]]]}}")
+    feats = pc.binary_join_element_wise(*[pa.scalar(p) if isinstance(p, str) else p for p in parts], pa.scalar(""))
+    return '{"type":"FeatureCollection","features":[\n' + ",\n".join(feats.to_pylist()) + "\n]}\n"
 
 
 def write_dataset(
