@@ -62,7 +62,10 @@ class AnchorSet:
             raise CoreError("this anchor set has no records to write")
         folder = Path(folder)
         with atomic_dir(folder) as tmp:
-            self.records.to_csv(tmp / ANCHOR_CSV, index=False)
+            import pyarrow as pa
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(pa.Table.from_pandas(self.records, preserve_index=False), tmp / ANCHOR_CSV)
             torch.save(torch.from_numpy(np.ascontiguousarray(self.embeddings, dtype=np.float32)), tmp / ANCHOR_PTH)
         return folder
 

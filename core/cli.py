@@ -202,6 +202,36 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import build_demo
+
+    bars: dict = {}
+
+    def show(step) -> None:
+        if args.quiet:
+            return
+        from tqdm import tqdm
+
+        if step.stage not in bars:
+            for b in bars.values():
+                b.close()
+            bars[step.stage] = tqdm(total=step.total, desc=f"demo: {step.stage}", file=sys.stderr, leave=False)
+        bar = bars[step.stage]
+        bar.n = step.done
+        bar.set_postfix_str(step.detail, refresh=True)
+
+    try:
+        summary = build_demo(args.data, scale=args.scale, seed=args.seed, progress=show)
+    finally:
+        for b in bars.values():
+            b.close()
+    n50 = sum(d["meshes_50m"] for d in summary["datasets"])
+    n250 = sum(d["meshes_250m"] for d in summary["datasets"])
+    print(f"demo release: {len(summary['datasets'])} datasets, {n50:,} meshes of 50 m + {n250:,} of 250 m "
+          f"(+ complemented), {summary['n_anchors']} anchors, built in {summary['seconds']:.0f} s -> {Path(args.data) / 'demo'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core", description="Area embeddings from human stays (OpenUAS / Area2Vec with anchoring).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -259,6 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threshold", type=float, default=None, help="keep matches within this distance")
     s.add_argument("--across", nargs="*", metavar="OTHER", help="other embedding sets of the same anchored space")
     s.set_defaults(func=cmd_similar)
+
+    dm = sub.add_parser("demo", help="build the synthetic-Japan demo release under DATA/demo", description=(
+        "Simulate people in 8 Japanese cities (April 2021) and Nagoya over time (April 2019-2023, each month of 2021), "
+        "turn their stays into 50 m / 250 m meshes (more than 10 users each), build an anchor set from all datasets, "
+        "train every dataset anchored and write the OpenUAS release layout, stays and ground truth to DATA/demo."))
+    dm.add_argument("--data", default="data", metavar="DIR", help="data folder (default: data)")
+    dm.add_argument("--scale", default="default", choices=["tiny", "small", "default", "full"],
+                    help="default: ~120 k meshes (Tokyo ~45 k); full: about the real release (~1.4 M)")
+    dm.add_argument("--seed", type=int, default=0)
+    dm.add_argument("--quiet", action="store_true")
+    dm.set_defaults(func=cmd_demo)
 
     x = sub.add_parser("export", help="write trained embeddings as an OpenUAS release dataset", description=(
         "Write RELEASE/japan_city/geojson/NAME.geojson (code, vector, 5/10/20cluster, mesh_size, is_complemented) "

@@ -1,0 +1,251 @@
+"""The embedded demo release: a synthetic Japan built offline in the OpenUAS layout.
+
+``python -m core demo`` (or the app on first start) builds, under ``data/demo/``:
+
+- ``japan_city/geojson/<city>_<yyyy>_<mm>.geojson`` and ``japan_city/model/...pth`` per dataset,
+- ``anchor_data/`` (an anchor set built from all demo datasets) and ``util_file/``,
+- ``stays/<dataset>.parquet`` (the stays with user ids, coordinates and mesh codes),
+- ``truth/`` (people: home, work, role, commuter; meshes: district type, designed changes).
+
+The folder is built in a temporary sibling and renamed into place, so an interrupted build leaves
+nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .anchors import build_anchor_set
+from .atomic import atomic_dir
+from .clustering import cluster_areas
+from .charts import area_patterns
+from .constants import RELEASED_KS
+from .meshcode import parent_code
+from .privacy import assign_meshes, complemented_children
+from .release import ANCHOR_DIR, write_dataset, write_util_files
+from .stays import StayRecords
+from .trainer import TrainConfig
+from .world import CITIES, DISTRICTS, FESTIVAL, MALL, NIGHT, SHOP, Period, build_grid, make_population, simulate_month
+
+DEMO_NAME = "demo"
+
+# Pandemic severity per month (Aichi's states of emergency: Apr-May 2020; Jan-Feb, May-Jun and
+# Aug-Sep 2021); 2019 is the baseline and 2023 near normal.
+SEVERITY = {
+    (2019, 4): 0.0, (2020, 4): 1.0, (2022, 4): 0.2, (2023, 4): 0.05,
+    (2021, 1): 0.7, (2021, 2): 0.65, (2021, 3): 0.45, (2021, 4): 0.4, (2021, 5): 0.65, (2021, 6): 0.6,
+    (2021, 7): 0.4, (2021, 8): 0.7, (2021, 9): 0.7, (2021, 10): 0.3, (2021, 11): 0.2, (2021, 12): 0.2,
+}
+
+
+def demo_datasets(cities: tuple[str, ...] | None = None) -> list[tuple[str, Period]]:
+    """April 2021 for every city; Nagoya for April 2019..2023 and each month of 2021."""
+    out: list[tuple[str, Period]] = []
+    for city in cities or tuple(CITIES):
+        if city == "nagoya":
+            months = [(2019, 4), (2020, 4)] + [(2021, m) for m in range(1, 13)] + [(2022, 4), (2023, 4)]
+        else:
+            months = [(2021, 4)]
+        out += [(city, Period(y, m, SEVERITY.get((y, m), 0.4))) for y, m in months]
+    return out
+
+
+@dataclass(frozen=True)
+class DemoScale:
+    """Size knobs: city radius multipliers (per city where given), anchors."""
+
+    radius: float = 1.0
+    city_radius: tuple[tuple[str, float], ...] = ()
+    residents: float = 1.0
+    observe: float = 0.12
+    n_anchors: int = 512
+    anchor_records: int = 4000
+
+    def radius_of(self, city: str) -> float:
+        return dict(self.city_radius).get(city, self.radius)
+
+
+SCALES = {
+    "tiny": DemoScale(radius=0.3, n_anchors=64, anchor_records=1000),
+    "small": DemoScale(radius=0.6, n_anchors=128, anchor_records=2000),
+    # Tokyo ~45 k meshes, about 120 k in all.
+    "default": DemoScale(radius=0.6, city_radius=(("tokyo", 0.88), ("osaka", 0.7))),
+    # About the real release's size: Tokyo ~200 k meshes, ~1.4 M in all (for benchmarks).
+    "full": DemoScale(radius=1.55, city_radius=(("tokyo", 1.75), ("osaka", 2.0)), anchor_records=20000),
+}
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    """A progress report of the demo build (plain data)."""
+
+    stage: str
+    done: int
+    total: int
+    detail: str = ""
+
+
+def _city_spec(city: str, scale: DemoScale):
+    from dataclasses import replace
+
+    spec = CITIES[city]
+    return replace(spec, radius_km=spec.radius_km * scale.radius_of(city), residents_per_cell=spec.residents_per_cell * scale.residents)
+
+
+def mesh_truth(codes: np.ndarray, sizes: np.ndarray, cell_codes: np.ndarray, cell_district: np.ndarray) -> np.ndarray:
+    """District type of each mesh: the cell's own (50 m) or the most common among its cells (250 m)."""
+    lookup = pd.Series(cell_district, index=cell_codes)
+    out = np.full(len(codes), -1, dtype=np.int64)
+    small = sizes == 50
+    out[small] = lookup.reindex(codes[small]).fillna(-1).to_numpy(np.int64)
+    big = ~small
+    if big.any():
+        parents = parent_code(cell_codes, 50, 250)
+        table = pd.DataFrame({"p": parents, "d": cell_district}).groupby("p")["d"].agg(lambda s: int(np.bincount(s).argmax()))
+        out[big] = table.reindex(codes[big]).fillna(-1).to_numpy(np.int64)
+    return out
+
+
+def build_demo(
+    data_dir: str | Path,
+    scale: str = "default",
+    seed: int = 0,
+    cities: tuple[str, ...] | None = None,
+    progress: Callable[[DemoStep], None] | None = None,
+    name: str = DEMO_NAME,
+) -> dict:
+    """Build the demo release under ``data_dir/name`` (replacing an older one atomically).
+
+    Returns:
+        A summary (plain data): datasets with mesh counts, build seconds, anchors.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    sc = SCALES[scale]
+    t0 = time.perf_counter()
+    datasets = demo_datasets(cities)
+    total = len(datasets)
+
+    def report(stage: str, done: int, tot: int, detail: str = "") -> None:
+        if progress is not None:
+            progress(DemoStep(stage, done, tot, detail))
+
+    with atomic_dir(Path(data_dir) / name) as root:
+        (root / "stays").mkdir()
+        (root / "truth").mkdir()
+        grids, pops = {}, {}
+        records: list[StayRecords] = []
+        meta: list[dict] = []
+        mesh_frames: list[pd.DataFrame] = []
+        city_seed = {c: seed * 1000 + 17 * k for k, c in enumerate(CITIES)}
+        for n, (city, period) in enumerate(datasets):
+            ds_name = f"{city}_{period.label}"
+            report("stays", n, total, ds_name)
+            if city not in grids:
+                spec = _city_spec(city, sc)
+                grids[city] = build_grid(spec, city_seed[city])
+                pops[city] = make_population(grids[city], spec.residents_per_cell, city_seed[city] + 1)
+                cells = grids[city]
+                pops[city].frame(cells).to_parquet(root / "truth" / f"people_{city}.parquet", index=False)
+            grid, pop = grids[city], pops[city]
+            fest = mall = None
+            if city == FESTIVAL["city"]:
+                if (period.year, period.month) in ((2021, 9), (2021, 10)):
+                    fest = grid.cells_near(FESTIVAL["lat"], FESTIVAL["lon"], FESTIVAL["radius_km"])
+                if (period.year, period.month) >= (2021, 10):
+                    mall = grid.cells_near(MALL["lat"], MALL["lon"], MALL["radius_km"])
+            stays = simulate_month(grid, pop, period, seed=city_seed[city] + 7 * n + 3, observe=sc.observe, festival_cells=fest, mall_cells=mall)
+            assigned = assign_meshes(stays["user_id"].to_numpy(), stays["lat"].to_numpy(), stays["lon"].to_numpy())
+            keep = assigned.kept
+            stays = stays.loc[keep].reset_index(drop=True)
+            stays["code"] = assigned.code[keep]
+            stays["mesh_size"] = assigned.mesh_size[keep].astype(np.int16)
+            stays.drop(columns=["cell"]).to_parquet(root / "stays" / f"{ds_name}.parquet", index=False)
+            rec = StayRecords(
+                ds_name,
+                "code",
+                stays["code"].to_numpy(),
+                stays["stay_time"].to_numpy(),
+                stays["arrival_time"].cat.codes.to_numpy().astype(np.int16),
+                stays["day_of_week"].cat.codes.to_numpy().astype(np.int8),
+                stays["is_holiday"].to_numpy(),
+                stays["mesh_size"].to_numpy().astype(np.int64),
+            )
+            records.append(rec)
+            meta.append({"name": ds_name, "city": city, "year": period.year, "month": period.month, "severity": period.severity,
+                         "stays": len(rec), "users": int(stays["user_id"].nunique())})
+
+        report("anchors", 0, 1, f"{sc.n_anchors} anchors from {total} datasets")
+        anchors = build_anchor_set(records, n_anchors=sc.n_anchors, records_per_anchor=sc.anchor_records, config=TrainConfig(seed=seed), seed=seed)
+        anchors.save(root / ANCHOR_DIR)
+        write_util_files(root)
+
+        for n, (rec, m) in enumerate(zip(records, meta)):
+            report("train", n, total, m["name"])
+            from .embeddings import train_embeddings
+
+            counts = rec.to_counts()
+            emb = train_embeddings(counts, anchors, TrainConfig(seed=seed + n))
+            patterns = area_patterns(emb.vectors, emb.decoder)
+            labels = {k: cluster_areas(emb.vectors, emb.decoder, k, patterns=patterns) for k in RELEASED_KS if k <= counts.n_areas}
+            child, parent_row = complemented_children(counts.keys, counts.mesh_sizes)
+            codes = np.concatenate([counts.keys, child])
+            sizes = np.concatenate([counts.mesh_sizes, np.full(len(child), 50)])
+            vectors = np.vstack([emb.vectors, emb.vectors[parent_row]])
+            lab = {k: np.concatenate([v, v[parent_row]]) for k, v in labels.items()}
+            comp = np.r_[np.zeros(counts.n_areas, bool), np.ones(len(child), bool)]
+            write_dataset(root, m["name"], codes, sizes, vectors, emb.decoder, lab, comp)
+            grid = grids[m["city"]]
+            truth = mesh_truth(counts.keys, counts.mesh_sizes, grid.code, grid.district)
+            frame = pd.DataFrame({"dataset": m["name"], "code": counts.keys, "mesh_size": counts.mesh_sizes,
+                                  "district": np.asarray(DISTRICTS + ("unknown",))[truth], "stays": counts.dense().sum(axis=1).astype(np.int64)})
+            frame["changed"] = _designed_change(m, frame, grid)
+            mesh_frames.append(frame)
+            m.update({"meshes_50m": int((counts.mesh_sizes == 50).sum()), "meshes_250m": int((counts.mesh_sizes == 250).sum()),
+                      "complemented": int(len(child)), "approximation_loss": emb.metrics["approximation_loss"]})
+        pd.concat(mesh_frames, ignore_index=True).to_parquet(root / "truth" / "meshes.parquet", index=False)
+        summary = {
+            "scale": scale,
+            "seed": seed,
+            "seconds": time.perf_counter() - t0,
+            "n_anchors": anchors.n_anchors,
+            "anchor_records": sc.anchor_records,
+            "datasets": meta,
+            "events": {
+                "festival": {k: str(v) for k, v in FESTIVAL.items()},
+                "mall": {k: str(v) for k, v in MALL.items()},
+                "pandemic_severity": {f"{y}_{mo:02d}": s for (y, mo), s in SEVERITY.items()},
+            },
+        }
+        (root / "truth" / "summary.json").write_text(json.dumps(summary, indent=2))
+        report("done", total, total)
+    return summary
+
+
+def _designed_change(meta: dict, frame: pd.DataFrame, grid) -> np.ndarray:
+    """Which meshes the design changed against April 2019 (Nagoya only; empty elsewhere).
+
+    The pandemic's strong change hits nightlife and restaurant / shopping districts (evening and
+    weekend stays vanish); the festival changes its park in Sep-Oct 2021; the mall changes its
+    area from its opening.
+    """
+    changed = np.zeros(len(frame), dtype=bool)
+    if meta["city"] != "nagoya":
+        return changed
+    if meta["severity"] >= 0.5:
+        changed |= frame["district"].isin([DISTRICTS[NIGHT], DISTRICTS[SHOP]]).to_numpy()
+    codes = frame["code"].to_numpy()
+    if (meta["year"], meta["month"]) in ((2021, 9), (2021, 10)):
+        fest = grid.code[grid.cells_near(FESTIVAL["lat"], FESTIVAL["lon"], FESTIVAL["radius_km"])]
+        changed |= np.isin(codes, fest) | np.isin(codes, parent_code(fest, 50, 250))
+    if (meta["year"], meta["month"]) >= (2021, 10):
+        mall = grid.code[grid.cells_near(MALL["lat"], MALL["lon"], MALL["radius_km"])]
+        changed |= np.isin(codes, mall) | np.isin(codes, parent_code(mall, 50, 250))
+    return changed

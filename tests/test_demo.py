@@ -1,0 +1,117 @@
+"""The demo release, built small: layout, privacy rule, anchoring across cities, determinism."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.demo import build_demo
+from core.embeddings import train_embeddings
+from core.metrics import misalignment
+from core.release import discover, read_dataset
+from core.stays import read_stays
+from core.trainer import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    summary = build_demo(data, scale="tiny", cities=("tokyo", "osaka", "nagoya"))
+    return data, summary
+
+
+def _load(data, name):
+    ref = next(r for r in discover(data) if r.name == name)
+    ds = read_dataset(ref)
+    truth = pd.read_parquet(data / "demo" / "truth" / "meshes.parquet")
+    t = truth[truth["dataset"] == name].set_index("code")
+    own = ~ds.complemented
+    return ds, own, t.reindex(ds.codes[own])
+
+
+def test_layout_and_datasets(demo):
+    data, summary = demo
+    refs = discover(data)
+    names = sorted(r.name for r in refs)
+    assert len(names) == 18 and "nagoya_2019_04" in names and "nagoya_2021_12" in names and "tokyo_2021_04" in names
+    assert {r.release for r in refs} == {"demo"}
+    root = data / "demo"
+    for p in ("anchor_data/anchor_df.csv", "anchor_data/anchor_embeddings.pth", "util_file/stay_weight_matrix.npy",
+              "truth/meshes.parquet", "truth/people_tokyo.parquet", "truth/summary.json", "stays/tokyo_2021_04.parquet"):
+        assert (root / p).is_file(), p
+    people = pd.read_parquet(root / "truth" / "people_tokyo.parquet")
+    assert {"user_id", "role", "home_code", "work_code", "commuter"} <= set(people.columns)
+    assert people["commuter"].any() and (~people["commuter"]).any()
+    assert not any(p.name.endswith(".tmp") for p in data.iterdir())
+
+
+def test_privacy_rule_holds_in_every_output(demo):
+    data, summary = demo
+    for ref in discover(data):
+        ds = read_dataset(ref)
+        stays = pd.read_parquet(data / "demo" / "stays" / f"{ref.name}.parquet", columns=["user_id", "code"])
+        users = stays.drop_duplicates().groupby("code").size()
+        own = ~ds.complemented
+        assert users.reindex(ds.codes[own]).min() > 10, ref.name
+        assert set(users.index) == set(ds.codes[own])
+        # complemented 50 m meshes carry exactly their 250 m parent's embedding
+        from core.meshcode import parent_code
+
+        parents = parent_code(ds.codes[~own], 50, 250)
+        pos = pd.Series(np.arange(len(ds.codes)), index=ds.codes)
+        prow = pos.reindex(parents).to_numpy()
+        assert not np.isnan(prow).any()
+        assert np.array_equal(ds.vectors[~own], ds.vectors[prow.astype(int)])
+        assert (ds.mesh_sizes[prow.astype(int)] == 250).all()
+
+
+def test_anchored_space_transfers_across_cities(demo):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+
+    data, _ = demo
+    a, own_a, ta = _load(data, "tokyo_2021_04")
+    b, own_b, tb = _load(data, "osaka_2021_04")
+    ya, yb = ta["district"].to_numpy(), tb["district"].to_numpy()
+    clf = LogisticRegression(max_iter=3000).fit(a.vectors[own_a], ya)
+    anchored = clf.predict(b.vectors[own_b])
+    assert (anchored == yb).mean() >= 0.8
+    assert balanced_accuracy_score(yb, anchored) >= 0.6
+    # Free embeddings of the same stays: the classifier from city A is near chance on city B.
+    free = {}
+    for name in ("tokyo_2021_04", "osaka_2021_04"):
+        recs = read_stays(data / "demo" / "stays" / f"{name}.parquet")
+        counts = recs.to_counts()
+        free[name] = (counts.keys, train_embeddings(counts, None, TrainConfig(seed=1 if name.startswith("t") else 2)).vectors)
+    fa = pd.DataFrame(free["tokyo_2021_04"][1], index=free["tokyo_2021_04"][0]).reindex(a.codes[own_a]).to_numpy()
+    fb = pd.DataFrame(free["osaka_2021_04"][1], index=free["osaka_2021_04"][0]).reindex(b.codes[own_b]).to_numpy()
+    pred = LogisticRegression(max_iter=3000).fit(fa, ya).predict(fb)
+    chance = 1 / len(np.unique(yb))
+    assert balanced_accuracy_score(yb, pred) < chance + 0.15
+
+
+def test_independent_anchored_trainings_agree(demo):
+    from core.anchors import read_anchor_set
+
+    data, _ = demo
+    anchors = read_anchor_set(data / "demo" / "anchor_data")
+    counts = read_stays(data / "demo" / "stays" / "nagoya_2020_04.parquet").to_counts()
+    anch = [train_embeddings(counts, anchors, TrainConfig(seed=s)).vectors for s in (11, 12)]
+    free = [train_embeddings(counts, None, TrainConfig(seed=s)).vectors for s in (11, 12)]
+    assert misalignment(*anch) * 5 <= misalignment(*free)
+
+
+def test_same_seed_same_stays():
+    from core.world import CITIES, Period, build_grid, make_population, simulate_month
+    from dataclasses import replace
+
+    spec = replace(CITIES["kyoto"], radius_km=0.6)
+    runs = []
+    for _ in range(2):
+        g = build_grid(spec, 5)
+        p = make_population(g, spec.residents_per_cell, 6)
+        runs.append(simulate_month(g, p, Period(2021, 5, 0.6), seed=7))
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    s = runs[0]
+    # Golden Week 2021: May 3-5 are national holidays (jpholiday), May 6 is not.
+    hol = s.groupby(s["date"].dt.day)["is_holiday"].first()
+    assert hol[3] and hol[4] and hol[5] and not hol[6]
