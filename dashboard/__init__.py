@@ -1,0 +1,1 @@
+"""The Dash app: a thin layer over ``core`` (ids, layout, figures, callbacks)."""
