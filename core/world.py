@@ -24,6 +24,7 @@ from .meshcode import LAT_UNITS, LON_UNITS, cells_to_code
 DISTRICTS = ("residential", "business", "station", "nightlife", "shopping", "park", "university", "industrial")
 RES, BUS, STA, NIGHT, SHOP, PARK, UNI, IND = range(len(DISTRICTS))
 KM_PER_DEG_LAT = 111.32
+HUB_SPREAD = 2.2
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ CITIES: dict[str, CitySpec] = {
         _h(NIGHT, 35.1710, 136.9050, 0.25, 1.2), _h(NIGHT, 35.1655, 136.9100, 0.18, 1.2),
         _h(SHOP, 35.1685, 136.9085, 0.28, 1.1), _h(SHOP, 35.1590, 136.9020, 0.25, 1.1), _h(SHOP, 35.1720, 136.8840, 0.2, 1.1),
         _h(PARK, 35.1856, 136.8992, 0.35, 1.5), _h(PARK, 35.1580, 136.9190, 0.25, 1.5), _h(PARK, 35.1400, 136.9000, 0.15, 1.5),
+        _h(PARK, 35.1735, 136.9088, 0.07, 2.2),
         _h(UNI, 35.1570, 136.9260, 0.2, 1.3), _h(UNI, 35.1880, 136.9180, 0.18, 1.3),
         _h(IND, 35.1450, 136.8700, 0.45),
     ), residents_per_cell=16.0),
@@ -122,8 +124,9 @@ CITIES: dict[str, CitySpec] = {
 }
 
 # The demo's designed events in Nagoya (SPEC-free: they are ours, recorded as ground truth).
-FESTIVAL = {"city": "nagoya", "lat": 35.1580, "lon": 136.9190, "radius_km": 0.25, "start": dt.date(2021, 9, 18), "end": dt.date(2021, 10, 31)}
-MALL = {"city": "nagoya", "lat": 35.1515, "lon": 136.8850, "radius_km": 0.22, "opens": dt.date(2021, 10, 25)}
+# Hisaya Odori Park (Sakae) hosts the festival; the mall replaces offices and homes south-west of Sakae.
+FESTIVAL = {"city": "nagoya", "lat": 35.1735, "lon": 136.9088, "radius_km": 0.15, "start": dt.date(2021, 9, 18), "end": dt.date(2021, 10, 31)}
+MALL = {"city": "nagoya", "lat": 35.1560, "lon": 136.8880, "radius_km": 0.2, "opens": dt.date(2021, 10, 25)}
 
 
 @dataclass
@@ -176,7 +179,8 @@ def build_grid(spec: CitySpec, seed: int) -> CityGrid:
         keep &= ~((lat >= lat_lo) & (lat <= lat_hi) & (lon >= lon_lo) & (lon <= lon_hi))
     ii, jj, lat, lon, x, y = (a[keep] for a in (ii, jj, lat, lon, x, y))
 
-    hubs = list(spec.hubs)
+    # Named districts are drawn larger than their cores (city centres are mostly non-residential).
+    hubs = [Hub(h.kind, h.lat, h.lon, h.radius_km * (1.0 if h.kind == STA else HUB_SPREAD), h.weight) for h in spec.hubs]
     # Local stations with a small shopping street, and pocket parks, scattered over the city.
     area = np.pi * spec.radius_km**2
     for _ in range(int(area / 2.5)):
@@ -209,7 +213,7 @@ WORKER, STUDENT, OTHER = range(3)
 # Residents per cell relative to residential, by district type.
 _RESIDENT_SHARE = np.array([1.0, 0.0, 0.0, 0.25, 0.25, 0.0, 0.05, 0.08])
 # Attraction of workplaces by district type.
-_WORK_WEIGHT = np.array([0.25, 30.0, 5.0, 3.0, 6.0, 0.3, 3.0, 12.0])
+_WORK_WEIGHT = np.array([0.25, 30.0, 5.0, 3.0, 6.0, 0.3, 0.6, 12.0])
 
 
 @dataclass
@@ -241,7 +245,11 @@ def make_population(grid: CityGrid, residents_per_cell: float, seed: int) -> Pop
     residents = rng.poisson(lam)
     home = np.repeat(np.arange(len(grid)), residents)
     n = len(home)
-    role = rng.choice(3, size=n, p=[0.6, 0.1, 0.3])
+    # Neighbourhoods are mixed evenly: within each cell, roles follow the city-wide shares
+    # (60 % workers, 10 % students, 30 % others) up to rounding, in a random order.
+    rank = np.arange(n) - np.repeat(np.cumsum(residents) - residents, residents)
+    share = (rank + rng.random(n)) / np.repeat(np.maximum(residents, 1), residents)
+    role = np.where(share < 0.6, WORKER, np.where(share < 0.7, STUDENT, OTHER))
     work = np.full(n, -1, dtype=np.int64)
     w = _WORK_WEIGHT[grid.district].astype(np.float64)
     workers = role == WORKER
@@ -276,7 +284,7 @@ class Period:
 # Multipliers at severity 1 (April 2020, Aichi's first state of emergency).
 # Offices lose volume (fewer workers) but keep their pattern; nightlife and restaurant / shopping
 # districts lose their evening and weekend visits, not their weekday daytime ones.
-_PANDEMIC = {"work": 0.6, "lunch": 0.8, "night": 0.12, "shop_evening": 0.25, "shop_weekend": 0.3, "shop_day": 0.9, "station": 0.6, "park": 0.9}
+_PANDEMIC = {"work": 0.6, "lunch": 0.8, "night": 0.12, "shop_evening": 0.1, "shop_weekend": 0.15, "shop_day": 0.9, "station": 0.6, "park": 0.9}
 # Share of the workers not at work who stay at home through the day (homes fill during the day).
 _REMOTE_AT_HOME = 0.35
 
@@ -369,7 +377,8 @@ def simulate_month(
         cells = np.flatnonzero(np.isin(grid.district, kinds))
         return cells if cells.size else np.arange(len(grid))
 
-    shops, nights, parks, stations, food = of(SHOP), of(NIGHT), of(PARK), of(STA), of(SHOP, NIGHT)
+    # Lunch is in the shopping streets' restaurants; nightlife districts live in the evening.
+    shops, nights, parks, stations, food = of(SHOP), of(NIGHT), of(PARK), of(STA), of(SHOP)
 
     everywhere = np.arange(len(grid))
 
@@ -398,16 +407,24 @@ def simulate_month(
     wake = normal(7.2, 0.8, 5.0, 10.5, m.sum()) + np.where(off[m], 1.5, 0.0)
     acc.add(pid[m], home[m], day[m], arr, (24 - arr + wake) * 60)
 
-    # Weekday work / school.
+    # Work and school. Factories run shifts (early, late, night) and work on days off too;
+    # campuses see students come and go through the day.
+    factory = (role == WORKER) & (work >= 0) & (grid.district[np.maximum(work, 0)] == IND)
     p_work = np.where(role == WORKER, 0.93 * factor("work", sev), np.where(role == STUDENT, 0.85 * factor("work", sev * 0.7), 0.0))
-    p_work = np.where(off, np.where(role == WORKER, 0.07, 0.0), p_work)
+    p_work = np.where(off, np.where(factory, 0.45, np.where(role == WORKER, 0.07, 0.0)), p_work)
+    p_work = np.where(factory & ~off, 0.93, p_work)
     at_work = (u() < p_work) & (work >= 0) & ~(mall_open & closed[np.maximum(work, 0)])
     m = at_work
-    start = np.where(role[m] == STUDENT, normal(9.6, 0.9, 7.5, 13.0, m.sum()), normal(8.8, 0.6, 6.5, 11.5, m.sum()))
-    hours = np.where(role[m] == STUDENT, normal(5.5, 1.5, 1.5, 9.0, m.sum()), normal(9.3, 1.0, 5.0, 13.0, m.sum()))
+    k = int(m.sum())
+    shift = rng.choice(3, size=k, p=[0.5, 0.3, 0.2])
+    start = np.where(role[m] == STUDENT, normal(10.5, 1.6, 8.0, 16.0, k), normal(8.8, 0.6, 6.5, 11.5, k))
+    hours = np.where(role[m] == STUDENT, lognormal(210, 0.45, k) / 60, normal(9.3, 1.0, 5.0, 13.0, k))
+    fac = factory[m]
+    start = np.where(fac, np.choose(shift, [normal(6.2, 0.3, 5.0, 7.5, k), normal(14.1, 0.3, 13.0, 15.5, k), normal(22.0, 0.3, 21.0, 23.5, k)]), start)
+    hours = np.where(fac, normal(8.5, 0.4, 7.0, 10.0, k), hours)
     acc.add(pid[m], work[m], day[m], start, hours * 60)
     end = np.zeros(n)
-    end[m] = start + hours
+    end[m] = np.minimum(start + hours, 23.9)
     begin = np.zeros(n)
     begin[m] = start
 
@@ -440,10 +457,13 @@ def simulate_month(
     near_home = u()[m] < 0.5
     cells = np.where(near_home, local(shops, home[m], 40), _pick(rng, shops, m.sum()))
     acc.add(pid[m], cells, day[m], normal(14.0, 2.0, 10.0, 20.0, m.sum()), lognormal(90, 0.5, m.sum()))
-    m = free & (u() < np.where(off, 0.30, 0.22) * factor("park", sev))
-    near_home = u()[m] < 0.6
+    # Parks: early walks on any day (mostly people without work), long family outings on days off.
+    m = (role == OTHER) & (u() < 0.30 * factor("park", sev))
+    acc.add(pid[m], local(parks, home[m], 20), day[m], normal(7.0, 0.7, 5.0, 9.5, m.sum()), lognormal(45, 0.3, m.sum()))
+    m = off & (u() < 0.30 * factor("park", sev))
+    near_home = u()[m] < 0.5
     cells = np.where(near_home, local(parks, home[m], 20), _pick(rng, parks, m.sum()))
-    acc.add(pid[m], cells, day[m], normal(11.5, 2.0, 7.0, 17.0, m.sum()), lognormal(75, 0.45, m.sum()))
+    acc.add(pid[m], cells, day[m], normal(10.5, 1.0, 8.0, 14.0, m.sum()), lognormal(200, 0.3, m.sum()))
     m = off & (role != OTHER) & (u() < 0.20 * factor("night", sev))
     acc.add(pid[m], _pick(rng, nights, m.sum()), day[m], normal(19.5, 1.2, 17.0, 23.5, m.sum()), lognormal(160, 0.4, m.sum()))
     m = off & (u() < 0.35 * factor("station", sev))

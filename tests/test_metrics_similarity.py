@@ -39,3 +39,14 @@ def test_top_k_within_and_across():
     m = similar_across(emb[0], {"a": (np.arange(4), emb), "b": other}, k=3, exclude=("a", 0))
     assert [(x.dataset, x.key) for x in m] == [("b", 100), ("a", 1), ("a", 2)]
     assert m[0].distance == pytest.approx(0.5)
+
+
+def test_js_divergence_by_hand():
+    from core.diff import js_divergence
+
+    p = np.array([[1.0, 0.0], [0.5, 0.5]])
+    q = np.array([[0.0, 1.0], [0.5, 0.5]])
+    assert np.allclose(js_divergence(p, q), [np.log(2), 0.0])
+    # p = (1, 0), q = (0.5, 0.5): m = (0.75, 0.25); KL(p|m) = ln(4/3), KL(q|m) = 0.5 ln(2/3) + 0.5 ln 2
+    expected = 0.5 * np.log(4 / 3) + 0.5 * (0.5 * np.log(0.5 / 0.75) + 0.5 * np.log(0.5 / 0.25))
+    assert js_divergence(np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]]))[0] == pytest.approx(expected)
