@@ -98,13 +98,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         counts = read_counts(args.stays) if args.stays else None
         if counts is None:
             raise CoreError("evaluate --model needs --stays")
-        pos = np.searchsorted(emb.keys, counts.keys) if np.all(np.diff(emb.keys) > 0) else None
-        lookup = {int(k): i for i, k in enumerate(emb.keys)} if pos is None else None
-        if lookup is not None:
-            idx = np.array([lookup.get(int(k), -1) for k in counts.keys])
-        else:
-            pos = np.minimum(pos, len(emb.keys) - 1)
-            idx = np.where(emb.keys[pos] == counts.keys, pos, -1)
+        import pandas as pd
+
+        idx = pd.Index(emb.keys).get_indexer(counts.keys)  # -1 where the model lacks the area
         found = idx >= 0
         if not found.any():
             raise CoreError(f"none of the {counts.n_areas} areas of {args.stays} are in {args.model}")

@@ -27,6 +27,7 @@ from .atomic import atomic_dir
 from .clustering import cluster_areas
 from .charts import area_patterns
 from .constants import RELEASED_KS
+from .embeddings import train_embeddings
 from .meshcode import parent_code
 from .privacy import assign_meshes, complemented_children
 from .release import ANCHOR_DIR, write_dataset, write_util_files
@@ -160,8 +161,7 @@ def build_demo(
                 spec = _city_spec(city, sc)
                 grids[city] = build_grid(spec, city_seed[city])
                 pops[city] = make_population(grids[city], spec.residents_per_cell, city_seed[city] + 1)
-                cells = grids[city]
-                pops[city].frame(cells).to_parquet(root / "truth" / f"people_{city}.parquet", index=False)
+                pops[city].frame(grids[city]).to_parquet(root / "truth" / f"people_{city}.parquet", index=False)
             grid, pop = grids[city], pops[city]
             fest = mall = None
             if city == FESTIVAL["city"]:
@@ -197,8 +197,6 @@ def build_demo(
 
         for n, (rec, m) in enumerate(zip(records, meta)):
             report("train", n, total, m["name"])
-            from .embeddings import train_embeddings
-
             counts = rec.to_counts()
             emb = train_embeddings(counts, anchors, TrainConfig(seed=seed + n))
             patterns = area_patterns(emb.vectors, emb.decoder)

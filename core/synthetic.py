@@ -26,7 +26,7 @@ from .constants import (
     WEEKDAYS,
 )
 
-_TIMES_OF_DAY = tuple(f"{m // 60:02d}:{m % 60:02d}" for m in range(1440))
+TIMES_OF_DAY = tuple(f"{m // 60:02d}:{m % 60:02d}" for m in range(1440))
 
 # (name, weekday share, arrival-bin centre (2 h bins), spread, mean duration class)
 AREA_TYPES: tuple[tuple[str, float, float, float, float], ...] = (
@@ -104,7 +104,7 @@ def stays_from_tokens(mesh: np.ndarray, tokens: np.ndarray, seed: int) -> pd.Dat
         {
             STAY_TIME: stay.astype(np.int64),
             DAY_OF_WEEK: pd.Categorical.from_codes(weekday.astype(np.int8), categories=list(WEEKDAYS)),
-            ARRIVAL_TIME: pd.Categorical.from_codes(minute.astype(np.int16), categories=list(_TIMES_OF_DAY)),
+            ARRIVAL_TIME: pd.Categorical.from_codes(minute.astype(np.int16), categories=list(TIMES_OF_DAY)),
             IS_HOLIDAY: on_holiday,
             MESH_ID: mesh.astype(np.int64),
         }

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .constants import WEEKDAYS
 from .meshcode import LAT_UNITS, LON_UNITS, cells_to_code
+from .synthetic import TIMES_OF_DAY
 
 DISTRICTS = ("residential", "business", "station", "nightlife", "shopping", "park", "university", "industrial")
 RES, BUS, STA, NIGHT, SHOP, PARK, UNI, IND = range(len(DISTRICTS))
@@ -142,6 +144,8 @@ class CityGrid:
     district: np.ndarray
     x_km: np.ndarray
     y_km: np.ndarray
+    lat0: float = 0.0  # the city centre the km coordinates are measured from
+    lon0: float = 0.0
     _neighbours: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -152,9 +156,6 @@ class CityGrid:
         y = (lat - self.lat0) * KM_PER_DEG_LAT
         x = (lon - self.lon0) * KM_PER_DEG_LAT * np.cos(np.radians(self.lat0))
         return np.flatnonzero((self.x_km - x) ** 2 + (self.y_km - y) ** 2 <= radius_km**2)
-
-    lat0: float = 0.0
-    lon0: float = 0.0
 
 
 def build_grid(spec: CitySpec, seed: int) -> CityGrid:
@@ -201,9 +202,7 @@ def build_grid(spec: CitySpec, seed: int) -> CityGrid:
         influence[h.kind, near] = np.maximum(influence[h.kind, near], val)
     district = np.argmax(influence, axis=0)
     district[influence.max(axis=0) < 0.4] = RES
-    grid = CityGrid(spec.name, ii, jj, lat, lon, cells_to_code(ii, jj, 50), district.astype(np.int8), x, y)
-    grid.lat0, grid.lon0 = spec.lat, spec.lon
-    return grid
+    return CityGrid(spec.name, ii, jj, lat, lon, cells_to_code(ii, jj, 50), district.astype(np.int8), x, y, spec.lat, spec.lon)
 
 
 # ---------------------------------------------------------------- people
@@ -489,9 +488,6 @@ def simulate_month(
     jlat = grid.lat[cell] + (rng.random(len(cell)) - 0.5) * 0.9 / LAT_UNITS
     jlon = grid.lon[cell] + (rng.random(len(cell)) - 0.5) * 0.9 / LON_UNITS
     order = np.lexsort((minute_of_day, dayi, user))
-    from .synthetic import _TIMES_OF_DAY
-    from .constants import WEEKDAYS
-
     frame = pd.DataFrame({
         "user_id": user[order],
         "lat": jlat[order],
@@ -500,7 +496,7 @@ def simulate_month(
         "date": pd.to_datetime(np.asarray(dates, dtype="datetime64[D]")[dayi[order]]),
         "day_of_week": pd.Categorical.from_codes(weekday[dayi[order]].astype(np.int8), categories=list(WEEKDAYS)),
         "is_holiday": holiday[dayi[order]],
-        "arrival_time": pd.Categorical.from_codes(minute_of_day[order].astype(np.int16), categories=list(_TIMES_OF_DAY)),
+        "arrival_time": pd.Categorical.from_codes(minute_of_day[order].astype(np.int16), categories=list(TIMES_OF_DAY)),
         "stay_time": minutes[order],
     })
     return frame
