@@ -57,3 +57,28 @@ def cluster_patterns(patterns: np.ndarray, labels: np.ndarray, k: int, reduce: s
     elif reduce != "sum":
         raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
     return out.reshape(k, *patterns.shape[1:])
+
+
+_DURATION_WORDS = ("very short", "short", "1-2 h", "2-4 h", "4-6 h", "6-12 h", "over 12 h")
+_TIME_WORDS = ("late night", "late night", "early morning", "early morning", "morning", "midday",
+               "afternoon", "afternoon", "evening", "evening", "night", "night")
+
+
+def describe_pattern(chart: np.ndarray) -> str:
+    """A short description of a chart ``(2, 12, 7)``: e.g. "weekday morning, 6-12 h stays".
+
+    Uses the arrival-weighted share of holiday stays, the peak time of day and the typical
+    duration class (by stay counts, before the stay weight spreads long stays over time).
+    """
+    chart = np.asarray(chart, dtype=np.float64)
+    total = chart.sum()
+    if total <= 0:
+        return "no stays"
+    # Undo the day weights (2/7, 5/7) to compare days as counted.
+    per_day = chart.sum(axis=(1, 2)) / np.asarray(DAY_TYPE_WEIGHTS)
+    holiday_share = per_day[1] / per_day.sum()
+    day = "holiday" if holiday_share > 0.55 else "weekday" if holiday_share < 0.3 else "all-week"
+    spans = np.asarray(STAY_SPANS, dtype=np.float64)
+    dur = chart.sum(axis=(0, 1)) / spans
+    peak_bin = int(chart.sum(axis=(0, 2)).argmax())
+    return f"{day} {_TIME_WORDS[peak_bin]}, {_DURATION_WORDS[int(dur.argmax())]} stays"

@@ -1,40 +1,119 @@
-"""Server-side data access for the app: discovered datasets, read once and cached in memory."""
+"""Server-side data for the app: discovered datasets, read once, with cached indexes and labels."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from core.charts import area_patterns, cluster_patterns, describe_pattern
+from core.clustering import cluster_areas
+from core.diff import PeriodDiff, diff_datasets
 from core.meshcode import code_centers
 from core.release import DatasetRef, ReleaseDataset, discover, read_dataset
+from core.similarity import distances
+from core.tiles import MeshIndex
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key, value):
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
 
 
 class Catalog:
-    """The datasets under a data folder (releases found by their layout)."""
+    """The datasets under a data folder (releases found by their layout), with caches."""
 
     def __init__(self, data_dir: str | Path) -> None:
         self.data_dir = Path(data_dir)
         self.cache_dir = self.data_dir / ".cache"
+        self._lock = threading.RLock()
         self.refresh()
 
     def refresh(self) -> None:
-        self.refs: dict[str, DatasetRef] = {f"{r.release}/{r.name}": r for r in discover(self.data_dir)}
-        self._read.cache_clear()
+        with self._lock:
+            self.refs: dict[str, DatasetRef] = {f"{r.release}/{r.name}": r for r in discover(self.data_dir)}
+            self._data = _LRU(12)
+            self._derived = _LRU(64)
 
     def keys(self) -> list[str]:
         return sorted(self.refs)
 
+    def options(self) -> list[dict]:
+        """Dropdown options: label "release / city period"."""
+        out = []
+        for key in self.keys():
+            ref = self.refs[key]
+            from core.release import split_name
+
+            city, period = split_name(ref.name)
+            out.append({"label": f"{ref.release} / {city} {period}".strip(), "value": key})
+        return out
+
     def get(self, key: str) -> ReleaseDataset:
         if key not in self.refs:
             raise KeyError(f"unknown dataset {key!r}")
-        return self._read(key)
+        with self._lock:
+            if key not in self._data:
+                self._data.put(key, read_dataset(self.refs[key], cache_dir=self.cache_dir))
+            return self._data[key]
 
-    @lru_cache(maxsize=8)
-    def _read(self, key: str) -> ReleaseDataset:
-        return read_dataset(self.refs[key], cache_dir=self.cache_dir)
+    def _memo(self, key, make):
+        with self._lock:
+            if key in self._derived:
+                return self._derived[key]
+        value = make()
+        with self._lock:
+            return self._derived.put(key, value)
+
+    def index(self, key: str) -> MeshIndex:
+        ds = self.get(key)
+        return self._memo(("index", key), lambda: MeshIndex(ds.codes, ds.mesh_sizes))
 
     def centres(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         ds = self.get(key)
-        return code_centers(ds.codes, ds.mesh_sizes)
+        return self._memo(("centres", key), lambda: code_centers(ds.codes, ds.mesh_sizes))
+
+    def labels(self, key: str, k: int) -> np.ndarray:
+        """Released labels for k = 5, 10, 20; any other k computed (OpenUAS order) and cached."""
+        ds = self.get(key)
+        if k in ds.labels:
+            return ds.labels[k]
+        if ds.decoder is None:
+            raise ValueError(f"{key} has no model file: clusters at k = {k} cannot be ordered")
+        return self._memo(("labels", key, k), lambda: cluster_areas(ds.vectors, ds.decoder, k, patterns=self.patterns(key)))
+
+    def patterns(self, key: str) -> np.ndarray:
+        ds = self.get(key)
+        if ds.decoder is None:
+            raise ValueError(f"{key} has no model file")
+        return self._memo(("patterns", key), lambda: area_patterns(ds.vectors, ds.decoder))
+
+    def cluster_summary(self, key: str, k: int) -> list[dict]:
+        """Per cluster: size, description (plain data for the legend)."""
+        def make():
+            labels = self.labels(key, k)
+            sizes = np.bincount(labels, minlength=k)
+            charts = cluster_patterns(self.patterns(key), labels, k, reduce="sum")
+            return [{"cluster": c, "meshes": int(sizes[c]), "description": describe_pattern(charts[c]) if sizes[c] else "empty"} for c in range(k)]
+
+        return self._memo(("summary", key, k), make)
+
+    def cluster_charts(self, key: str, k: int, reduce: str = "sum") -> np.ndarray:
+        return self._memo(("charts", key, k, reduce), lambda: cluster_patterns(self.patterns(key), self.labels(key, k), k, reduce=reduce))
+
+    def distances_from(self, key: str, row: int) -> np.ndarray:
+        ds = self.get(key)
+        return self._memo(("dist", key, row), lambda: distances(ds.vectors, ds.vectors[row]))
+
+    def diff(self, a: str, b: str, k: int) -> PeriodDiff:
+        return self._memo(("diff", a, b, k), lambda: diff_datasets(self.get(a), self.get(b), k=k))

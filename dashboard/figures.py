@@ -4,30 +4,46 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 # A qualitative palette of 20 colours (cluster 0 first).
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
     "#393b79", "#ad494a", "#8ca252", "#e7ba52", "#6b6ecf", "#d6616b", "#b5cf6b", "#ce6dbd", "#9c9ede", "#637939",
 )
+# Distance classes 0 (the mesh itself) .. 5 (>= 16): dark to light.
+DISTANCE_COLOURS = ("#000000", "#b30000", "#e34a33", "#fc8d59", "#fdcc8a", "#fef0d9")
+DISTANCE_LABELS = ("the mesh", "<= 2", "2 - 4", "4 - 8", "8 - 16", ">= 16")
+CHANGE_COLOURS = ("#9ecae1", "#d7301f")
+DURATION_LABELS = ("<= 30 min", "30-60 min", "1-2 h", "2-4 h", "4-6 h", "6-12 h", "> 12 h")
+DURATION_COLOURS = ("#fde725", "#90d743", "#35b779", "#21918c", "#31688e", "#443983", "#440154")
+TIME_LABELS = tuple(f"{2 * b:02d}-{2 * b + 2:02d}h" for b in range(12))
 
 
 def cluster_color(label: int) -> str:
     return PALETTE[int(label) % len(PALETTE)]
 
 
-def cluster_scatter(lat: np.ndarray, lon: np.ndarray, labels: np.ndarray, k: int, title: str) -> go.Figure:
-    """Mesh centres coloured by cluster, one trace per cluster (legend = clusters with counts)."""
-    fig = go.Figure()
-    for c in range(k):
-        sel = labels == c
-        fig.add_trace(go.Scattergl(
-            x=lon[sel], y=lat[sel], mode="markers", name=f"cluster {c} ({int(sel.sum()):,})",
-            marker={"size": 3, "color": cluster_color(c)}, hoverinfo="name",
-        ))
-    fig.update_layout(
-        title=title, height=640, margin={"l": 40, "r": 10, "t": 40, "b": 40}, legend={"itemsizing": "constant"},
-        xaxis={"title": "longitude"}, yaxis={"title": "latitude", "scaleanchor": "x", "scaleratio": 1 / np.cos(np.radians(float(np.mean(lat)) if len(lat) else 35.0))},
-        plot_bgcolor="#f4f4f0",
-    )
+def pattern_chart(chart: np.ndarray, title: str, height: int = 300) -> go.Figure:
+    """Stacked stay-pattern chart ``(2, 12, 7)``: weekday and holiday panels, bars by duration."""
+    chart = np.asarray(chart, dtype=np.float64)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("weekday", "holiday"), shared_yaxes=True, horizontal_spacing=0.04)
+    for d in range(2):
+        for c in range(7):
+            fig.add_trace(go.Bar(x=list(TIME_LABELS), y=chart[d, :, c], name=DURATION_LABELS[c], marker_color=DURATION_COLOURS[c],
+                                 legendgroup=str(c), showlegend=d == 0), row=1, col=d + 1)
+    fig.update_layout(barmode="stack", title={"text": title, "font": {"size": 14}}, height=height,
+                      margin={"l": 40, "r": 10, "t": 50, "b": 40}, legend={"font": {"size": 10}}, bargap=0.1)
+    return fig
+
+
+def transition_heatmap(matrix: np.ndarray, label_a: str, label_b: str) -> go.Figure:
+    """Cluster -> cluster transition counts (rows: period A, columns: period B)."""
+    m = np.asarray(matrix)
+    k = m.shape[0]
+    z = m.astype(int).tolist()  # plain lists: small, and readable by anyone inspecting the figure
+    fig = go.Figure(go.Heatmap(z=z, x=[f"B{c}" for c in range(k)], y=[f"A{c}" for c in range(k)], colorscale="Blues",
+                               text=z, texttemplate="%{text}", hovertemplate="A cluster %{y} -> B cluster %{x}: %{z} meshes<extra></extra>"))
+    fig.update_layout(title={"text": f"clusters: {label_a} (rows) -> {label_b} (columns); {int(m.sum()):,} meshes", "font": {"size": 14}},
+                      height=420, margin={"l": 50, "r": 10, "t": 50, "b": 40}, yaxis={"autorange": "reversed"})
     return fig

@@ -2,18 +2,83 @@
 
 from __future__ import annotations
 
+import dash_leaflet as dl
 from dash import dcc, html
 
 from . import ids
 
+JAPAN = (36.2, 138.2)
 
-def make_layout(datasets: list[str]) -> html.Div:
-    return html.Div(className="page", children=[
-        html.H1("Area embeddings: cluster map"),
+
+def make_map(map_id: str, layer_id: str, basemap: str | None, view: dict | None = None, url: str = "", selection: bool = False) -> html.Div:
+    """A Leaflet map: optional basemap, our mesh tile layer and (main map) the selected-mesh outline.
+
+    Re-created whenever the dataset changes, so that it opens on that dataset's extent.
+    """
+    children = []
+    if basemap:
+        children.append(dl.TileLayer(url=basemap, attribution="&copy; OpenStreetMap contributors", maxZoom=19))
+    children.append(dl.TileLayer(id=layer_id, url=url, opacity=0.85, maxZoom=20, maxNativeZoom=20))
+    extra = [dl.GeoJSON(id=ids.SELECTED_LAYER, data=None, style={"color": "#000", "weight": 3, "fillOpacity": 0})] if selection else []
+    children += extra
+    view = view or {"center": JAPAN, "zoom": 5}
+    leaflet = dl.Map(id=map_id, center=view["center"], zoom=view["zoom"], maxZoom=20, children=children, style={"height": "560px"},
+                     className="mesh-map")
+    # react-leaflet ignores a new centre after mount: a wrapper with a new id makes React mount a fresh map.
+    tag = f"{view['center'][0]:.5f}-{view['center'][1]:.5f}-{view['zoom']}".replace(".", "_")
+    return html.Div(leaflet, id=f"{map_id}-at-{tag}")
+
+
+def map_tab(options: list[dict], state: dict, basemap: str | None, view: dict | None = None) -> html.Div:
+    return html.Div(className="map-tab", children=[
         html.Div(className="controls", children=[
-            html.Label(["Dataset", dcc.Dropdown(id=ids.DATASET, options=datasets, value=datasets[0] if datasets else None, clearable=False)]),
-            html.Label(["Clusters (k)", dcc.RadioItems(id=ids.K, options=[5, 10, 20], value=10, inline=True)]),
+            html.Label(["Dataset", dcc.Dropdown(id=ids.DATASET, options=options, value=state["ds"], clearable=False)], className="wide"),
+            html.Label(["Clusters (k)", dcc.RadioItems(id=ids.K, options=[5, 10, 20], value=state["k"] if state["k"] in (5, 10, 20) else None, inline=True)]),
+            html.Label(["any k", dcc.Input(id=ids.K_ANY, type="number", min=2, max=50, step=1, value=None if state["k"] in (5, 10, 20) else state["k"], debounce=True, style={"width": "5em"})]),
+            html.Label(["Colour by", dcc.RadioItems(id=ids.VIEW, options=[{"label": "cluster", "value": "cluster"}, {"label": "similarity to the clicked mesh", "value": "similar"}], value="cluster", inline=True)]),
+            html.Label(["Show meshes within distance", dcc.Slider(id=ids.THRESHOLD, min=0, max=16, step=0.5, value=16, marks={v: str(v) for v in (0, 2, 4, 8, 16)})], className="slider"),
         ]),
-        html.Div(id=ids.SUMMARY, className="summary"),
-        dcc.Loading(dcc.Graph(id=ids.MAP, config={"displaylogo": False})),
+        html.Div(id=ids.SUMMARY, className="summary", role="status"),
+        html.Div(className="row", children=[
+            html.Div(className="map-col", id=ids.MAP_BOX, children=[make_map(ids.MAP, ids.MESH_LAYER, basemap, view, selection=True)]),
+            html.Div(className="side-col", children=[
+                html.H3("Clusters"), html.Div(id=ids.LEGEND, className="legend"),
+                html.H3("Selected mesh"), html.Div(id=ids.MESH_INFO, className="mesh-info", children="Click a mesh on the map."),
+            ]),
+        ]),
+        html.Div(className="row", children=[
+            html.Div(className="half", children=[
+                dcc.RadioItems(id=ids.CHART_REDUCE, options=[{"label": "sum over meshes", "value": "sum"}, {"label": "mean per mesh", "value": "mean"}], value="sum", inline=True),
+                dcc.Graph(id=ids.CHART, config={"displaylogo": False}),
+            ]),
+            html.Div(className="half", children=[dcc.Graph(id=ids.MESH_CHART, config={"displaylogo": False}, style={"display": "none"}), html.Div(id=ids.SIMILAR, className="similar")]),
+        ]),
+    ])
+
+
+def diff_tab(options: list[dict], a: str | None, b: str | None, basemap: str | None, view: dict | None = None) -> html.Div:
+    return html.Div(className="diff-tab", children=[
+        html.Div(className="controls", children=[
+            html.Label(["Period A", dcc.Dropdown(id=ids.DIFF_A, options=options, value=a, clearable=False)], className="wide"),
+            html.Label(["Period B", dcc.Dropdown(id=ids.DIFF_B, options=options, value=b, clearable=False)], className="wide"),
+        ]),
+        html.Div(id=ids.DIFF_SUMMARY, className="summary", role="status"),
+        html.Div(className="row", children=[
+            html.Div(className="map-col", id=ids.DIFF_MAP_BOX, children=[make_map(ids.DIFF_MAP, ids.DIFF_LAYER, basemap, view)]),
+            html.Div(className="side-col", children=[dcc.Graph(id=ids.DIFF_MATRIX, config={"displaylogo": False})]),
+        ]),
+    ])
+
+
+def make_layout(options: list[dict], state: dict, diff_pair: tuple[str | None, str | None], basemap: str | None,
+                map_view: dict | None = None, diff_view: dict | None = None) -> html.Div:
+    return html.Div(className="page", children=[
+        dcc.Location(id=ids.URL, refresh=False),
+        dcc.Store(id=ids.URL_SINK),
+        dcc.Store(id=ids.SELECTED, data=state.get("selected")),
+        html.H1("Area embeddings"),
+        dcc.Tabs(id=ids.TABS, value=state.get("view", "map"), children=[
+            dcc.Tab(label="Cluster map", value="map", children=[map_tab(options, state, basemap, map_view)]),
+            dcc.Tab(label="Compare periods", value="diff", children=[diff_tab(options, diff_pair[0], diff_pair[1], basemap, diff_view)]),
+        ]),
     ])

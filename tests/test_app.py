@@ -1,39 +1,86 @@
+"""Dashboard pieces without a browser: catalog, figures, tile layers, app factory."""
+
 import numpy as np
+import pytest
 
 from core.meshcode import latlon_to_code
 from core.release import write_dataset
 
 
-def _release(tmp_path):
-    rng = np.random.default_rng(0)
+def _release(root, name="nagoya_2019_04", seed=0):
+    rng = np.random.default_rng(seed)
     codes = np.unique(latlon_to_code(35.17 + rng.random(300) * 0.01, 136.9 + rng.random(300) * 0.01, 50))
     n = len(codes)
     labels = {5: np.arange(n) % 5, 10: np.arange(n) % 10, 20: np.arange(n) % 20}
     comp = np.arange(n) % 7 == 0
-    write_dataset(tmp_path / "rel", "nagoya_2019_04", codes, np.full(n, 50), rng.normal(size=(n, 8)), rng.normal(size=(168, 8)), labels, comp)
-    return n, labels, comp
+    write_dataset(root / "rel", name, codes, np.full(n, 50), rng.normal(size=(n, 8)), rng.normal(size=(168, 8)), labels, comp)
+    return codes, labels, comp
 
 
-def test_view_shows_clusters_and_counts(tmp_path):
-    from dashboard.callbacks import view
+def test_catalog_labels_summary_and_diff(tmp_path):
     from dashboard.data import Catalog
 
-    n, labels, comp = _release(tmp_path)
+    codes, labels, comp = _release(tmp_path)
+    codes_b, _, comp_b = _release(tmp_path, "nagoya_2020_04", seed=1)
     cat = Catalog(tmp_path)
-    assert cat.keys() == ["rel/nagoya_2019_04"]
-    fig, summary = view(cat, "rel/nagoya_2019_04", 5)
-    assert [t.name for t in fig.data] == [f"cluster {c} ({int((labels[5] == c).sum()):,})" for c in range(5)]
-    assert sum(len(t.x) for t in fig.data) == n
-    assert summary.startswith(f"nagoya 2019-04: {n:,} meshes") and f"{int(comp.sum()):,} complemented" in summary
-    # a k that the release does not hold is computed on the fly
-    fig7, _ = view(cat, "rel/nagoya_2019_04", 7)
-    assert len(fig7.data) == 7 and sum(len(t.x) for t in fig7.data) == n
+    assert cat.keys() == ["rel/nagoya_2019_04", "rel/nagoya_2020_04"]
+    assert [o["label"] for o in cat.options()] == ["rel / nagoya 2019-04", "rel / nagoya 2020-04"]
+    assert np.array_equal(cat.labels("rel/nagoya_2019_04", 5), labels[5])
+    seven = cat.labels("rel/nagoya_2019_04", 7)  # computed, OpenUAS order
+    assert seven.max() == 6 and len(seven) == len(codes)
+    summary = cat.cluster_summary("rel/nagoya_2019_04", 5)
+    assert [s["meshes"] for s in summary] == np.bincount(labels[5]).tolist()
+    d = cat.diff("rel/nagoya_2019_04", "rel/nagoya_2020_04", 10)
+    common = np.intersect1d(codes[~comp], codes_b[~comp_b])
+    assert d.transitions().sum() == len(d.codes) == len(common) > 0
 
 
-def test_create_app_lists_datasets(tmp_path):
+def test_figures():
+    from dashboard.figures import pattern_chart, transition_heatmap
+
+    chart = np.zeros((2, 12, 7))
+    chart[1, 3, 6] = 5.0
+    fig = pattern_chart(chart, "t")
+    assert len(fig.data) == 14 and fig.layout.barmode == "stack"
+    holiday_long = [t for t in fig.data if t.xaxis == "x2" and t.name == "> 12 h"][0]
+    assert list(holiday_long.y)[3] == 5.0
+    hm = transition_heatmap(np.array([[3, 1], [0, 2]]), "a", "b")
+    assert [list(r) for r in hm.data[0].z] == [[3, 1], [0, 2]] and "6 meshes" in hm.layout.title.text
+
+
+def test_tile_layers_and_validation(tmp_path):
+    from flask import Flask
+    from werkzeug.datastructures import MultiDict
+    from werkzeug.exceptions import HTTPException
+
+    from dashboard.data import Catalog
+    from dashboard.tileserver import layer_values
+
+    codes, labels, comp = _release(tmp_path)
+    cat = Catalog(tmp_path)
+    with Flask(__name__).test_request_context():
+        values, colours = layer_values(cat, MultiDict({"ds": "rel/nagoya_2019_04", "mode": "cluster", "k": "5"}))
+        assert np.array_equal(values, labels[5] + 5 * comp) and colours.shape == (10, 4)
+        assert (colours[5:, 3] < colours[:5, 3]).all()  # complemented meshes paler
+        values, _ = layer_values(cat, MultiDict({"ds": "rel/nagoya_2019_04", "mode": "similar", "sel": "0", "thr": "0"}))
+        assert values[0] == 0 and (values[1:] == -1).all()  # only the mesh itself within distance 0
+        for bad in ({"ds": "../etc/passwd"}, {"ds": "rel/nagoya_2019_04", "mode": "similar", "sel": "99999"}, {"ds": "rel/nagoya_2019_04", "k": "0"}):
+            with pytest.raises(HTTPException):
+                layer_values(cat, MultiDict(bad))
+
+
+def test_tile_route_serves_png(tmp_path):
     import app as app_module
 
     _release(tmp_path)
-    dash_app = app_module.create_app(tmp_path)
-    dropdown = dash_app.layout.children[1].children[0].children[1]
-    assert dropdown.options == ["rel/nagoya_2019_04"] and dropdown.value == "rel/nagoya_2019_04"
+    client = app_module.create_app(tmp_path, basemap=None).server.test_client()
+    from dashboard.data import Catalog
+
+    s, w, n, e = Catalog(tmp_path).index("rel/nagoya_2019_04").bounds
+    z = 16
+    x = int(((w + e) / 2 + 180) / 360 * 2**z)
+    y = int((1 - np.arcsinh(np.tan(np.radians((s + n) / 2))) / np.pi) / 2 * 2**z)
+    r = client.get(f"/tiles/{z}/{x}/{y}.png?ds=rel/nagoya_2019_04&mode=cluster&k=10")
+    assert r.status_code == 200 and r.mimetype == "image/png" and r.data[:4] == b"\x89PNG"
+    assert client.get(f"/tiles/{z}/{x}/{y}.png?ds=nope").status_code == 404
+    assert client.get("/tiles/40/0/0.png?ds=rel/nagoya_2019_04").status_code == 404

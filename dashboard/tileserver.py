@@ -1,0 +1,81 @@
+"""The mesh tile route on the Dash (Flask) server: ``/tiles/<z>/<x>/<y>.png?ds=...&mode=...``."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+from flask import Response, abort, request
+
+from core.similarity import distance_classes
+from core.tiles import hex_to_rgba, png_bytes, render_tile
+
+from .data import Catalog
+from .figures import CHANGE_COLOURS, DISTANCE_COLOURS, PALETTE
+
+MAX_ZOOM = 20
+_CACHE_SIZE = 4096
+
+
+def _table(colours, alpha: int) -> np.ndarray:
+    return np.array([hex_to_rgba(c, alpha) for c in colours], dtype=np.uint8)
+
+
+def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
+    """Per-mesh colour index and the colour table for a layer described by query arguments.
+
+    Modes: ``cluster`` (k; complemented meshes paler), ``similar`` (sel = mesh row, thr = distance
+    threshold: distance classes within it), ``diff`` (other = dataset A: changed / unchanged).
+    """
+    key = args.get("ds", "")
+    if key not in catalog.refs:
+        abort(404)
+    ds = catalog.get(key)
+    mode = args.get("mode", "cluster")
+    if mode == "cluster":
+        k = int(args.get("k", 10))
+        if not 1 <= k <= 50:
+            abort(400)
+        labels = catalog.labels(key, k)
+        comp = ds.complemented if ds.complemented is not None else np.zeros(ds.n_meshes, bool)
+        colours = [PALETTE[c % len(PALETTE)] for c in range(k)]
+        return labels + k * comp, np.vstack([_table(colours, 215), _table(colours, 110)])
+    if mode == "similar":
+        row = int(args.get("sel", -1))
+        if not 0 <= row < ds.n_meshes:
+            abort(400)
+        thr = float(args.get("thr", 1e9))
+        d = catalog.distances_from(key, row)
+        cls = distance_classes(d, row).astype(np.int64)
+        return np.where(d <= thr, cls, -1), _table(DISTANCE_COLOURS, 215)
+    if mode == "diff":
+        other = args.get("other", "")
+        if other not in catalog.refs:
+            abort(404)
+        diff = catalog.diff(other, key, int(args.get("k", 10)))
+        values = np.full(ds.n_meshes, -1, dtype=np.int64)
+        values[diff.index_b] = diff.changed.astype(np.int64)
+        return values, _table(CHANGE_COLOURS, 215)
+    abort(400)
+
+
+def register_tiles(server, catalog: Catalog) -> None:
+    cache: OrderedDict = OrderedDict()
+    lock = threading.Lock()
+
+    @server.route("/tiles/<int:z>/<int:x>/<int:y>.png")
+    def mesh_tile(z: int, x: int, y: int):
+        if not (0 <= z <= MAX_ZOOM and 0 <= x < 2**z and 0 <= y < 2**z):
+            abort(404)
+        key = (request.query_string, z, x, y)
+        with lock:
+            png = cache.get(key)
+        if png is None:
+            values, colours = layer_values(catalog, request.args)
+            png = png_bytes(render_tile(catalog.index(request.args["ds"]), values, colours, z, x, y))
+            with lock:
+                cache[key] = png
+                while len(cache) > _CACHE_SIZE:
+                    cache.popitem(last=False)
+        return Response(png, mimetype="image/png", headers={"Cache-Control": "public, max-age=3600"})

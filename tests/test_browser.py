@@ -1,0 +1,197 @@
+"""The dashboard in real headless Chromium: a person's view of the map, clusters, clicks and diff.
+
+Runs ``python app.py`` as a subprocess on a free port over a small demo release (no basemap, as on
+an offline machine). Needs Debian's chromium and the playwright package (``.ci/run`` installs
+both); outside CI the tests are skipped when they are missing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ROOT = Path(__file__).resolve().parent.parent
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover
+    sync_playwright = None
+
+if (sync_playwright is None or not Path(CHROMIUM).exists()) and not os.environ.get("CI"):
+    pytest.skip("needs chromium and playwright (installed by .ci/run)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory):
+    from core.demo import build_demo
+
+    data = tmp_path_factory.mktemp("data")
+    build_demo(data, scale="tiny", only=("osaka_2021_04", "nagoya_2019_04", "nagoya_2020_04"))
+    return data
+
+
+@pytest.fixture(scope="module")
+def server(demo_data):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "app.py", "--data", str(demo_data), "--no-demo", "--basemap", "none", "--port", str(port)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            time.sleep(0.25)
+    else:
+        proc.kill()
+        raise RuntimeError("the app did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(chromium):
+    pg = chromium.new_page(viewport={"width": 1400, "height": 1200})
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    pg.close()
+    assert errors == [], errors
+
+
+def _mercator(lat, lon, zoom):
+    n = 256 * 2**zoom
+    x = (lon + 180) / 360 * n
+    y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+    return x, y
+
+
+def _screen_point(page, map_id, lat, lon):
+    """Where a point is on screen: find the mesh tile holding it and offset inside that tile."""
+    src = page.locator(f"#{map_id} img.leaflet-tile").first.get_attribute("src")
+    zoom = int(src.split("/tiles/")[1].split("/")[0])
+    px, py = _mercator(lat, lon, zoom)
+    tx, ty = int(px // 256), int(py // 256)
+    box = page.locator(f"#{map_id} img.leaflet-tile[src*='/tiles/{zoom}/{tx}/{ty}.png']").bounding_box()
+    return box["x"] + (px - tx * 256) * box["width"] / 256, box["y"] + (py - ty * 256) * box["height"] / 256
+
+
+def _open(page, url, query=""):
+    page.goto(url + "/" + query)
+    page.wait_for_selector(".legend-item", timeout=60_000)
+    page.wait_for_function("document.querySelectorAll('#mesh-map .leaflet-tile-loaded').length > 0", timeout=60_000)
+    page.wait_for_timeout(300)
+
+
+def _known_mesh(demo_data, key):
+    """A 50 m mesh of the dataset whose 8 neighbours share its k = 10 cluster (clear pixels)."""
+    from core.meshcode import code_centers
+    from core.release import discover, read_dataset
+    from core.tiles import MeshIndex
+
+    ref = next(r for r in discover(demo_data) if f"{r.release}/{r.name}" == key)
+    ds = read_dataset(ref)
+    idx = MeshIndex(ds.codes, ds.mesh_sizes)
+    lat, lon = code_centers(ds.codes, ds.mesh_sizes)
+    lab = ds.labels[10]
+    s, w, n, e = idx.bounds
+    for row in np.argsort(np.hypot(lat - (s + n) / 2, lon - (w + e) / 2)):  # nearest the map centre first
+        if ds.complemented[row] or ds.mesh_sizes[row] != 50:
+            continue
+        dl = np.array([-1, 0, 1]) / 2400
+        dn = np.array([-1, 0, 1]) / 1600
+        rows = idx.lookup((lat[row] + dl[:, None]).ravel().repeat(3), np.tile(lon[row] + dn, 3))
+        if (rows >= 0).all() and (lab[rows] == lab[row]).all():
+            return ds, int(row)
+    raise AssertionError("no clear mesh found")
+
+
+def test_map_shows_clusters_with_the_right_colours(page, server, demo_data):
+    from dashboard.figures import PALETTE
+
+    key = "demo/osaka_2021_04"
+    _open(page, server, f"?ds={key}&k=10")
+    assert page.locator(".legend-item").count() == 10
+    ds, row = _known_mesh(demo_data, key)
+    from core.meshcode import code_centers
+
+    lat, lon = code_centers(ds.codes[row : row + 1], ds.mesh_sizes[row : row + 1])
+    x, y = _screen_point(page, "mesh-map", float(lat[0]), float(lon[0]))
+    shot = page.screenshot(clip={"x": x - 1, "y": y - 1, "width": 3, "height": 3})
+    from io import BytesIO
+
+    from PIL import Image
+
+    pixel = np.array(Image.open(BytesIO(shot)).convert("RGB").getpixel((1, 1)), dtype=float)
+    alpha = 215 / 255 * 0.85
+    bg = np.array([221, 221, 221], dtype=float)  # Leaflet's container background, no basemap
+
+    def blended(hexcol):
+        c = np.array([int(hexcol[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
+        return alpha * c + (1 - alpha) * bg
+
+    dists = [np.abs(pixel - blended(PALETTE[c])).max() for c in range(10)]
+    assert int(np.argmin(dists)) == int(ds.labels[10][row]) and min(dists) < 12, (pixel, dists)
+    # clicking that point shows the same mesh
+    page.mouse.click(x, y)
+    page.wait_for_selector("#mesh-code", timeout=30_000)
+    assert page.inner_text("#mesh-code") == str(int(ds.codes[row]))
+    assert page.locator(".similar-here li").count() == 5
+    assert page.locator(".similar-across li").count() >= 1
+    assert f"mesh={int(ds.codes[row])}" in page.url
+
+
+def test_changing_k_updates_legend_and_map(page, server):
+    _open(page, server, "?ds=demo/nagoya_2019_04&k=10")
+    assert page.locator(".legend-item").count() == 10
+    page.get_by_label("5", exact=True).check()
+    page.wait_for_function("document.querySelectorAll('.legend-item').length === 5", timeout=30_000)
+    page.wait_for_function("[...document.querySelectorAll('#mesh-map img.leaflet-tile')].some(i => i.src.includes('k=5'))", timeout=30_000)
+    counts = [int(t.split(":")[1].split("meshes")[0].replace(",", "")) for t in page.locator(".legend-count").all_inner_texts()]
+    summary = page.inner_text("#dataset-summary")
+    own = int(summary.split(": ")[1].split(" meshes")[0].replace(",", ""))
+    assert sum(counts) == own
+    # any k is computed on the server
+    page.fill("#k-any", "7")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelectorAll('.legend-item').length === 7", timeout=60_000)
+
+
+def test_diff_view_transition_totals(page, server, demo_data):
+    from core.diff import diff_datasets
+    from core.release import discover, read_dataset
+
+    refs = {r.name: r for r in discover(demo_data)}
+    expected = len(diff_datasets(read_dataset(refs["nagoya_2019_04"]), read_dataset(refs["nagoya_2020_04"])).codes)
+    _open(page, server)
+    page.locator("#tabs").get_by_text("Compare periods").click()
+    page.wait_for_selector("#diff-summary:has-text('meshes in both')", timeout=60_000)
+    assert page.inner_text("#diff-summary").startswith(f"{expected:,} meshes in both")
+    total = page.evaluate("document.querySelector('#diff-matrix .js-plotly-plot').data[0].z.flat().reduce((a, b) => a + b, 0)")
+    assert total == expected
+    page.wait_for_function("[...document.querySelectorAll('#diff-map img.leaflet-tile')].some(i => i.src.includes('mode=diff'))", timeout=30_000)
