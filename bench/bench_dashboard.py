@@ -1,0 +1,112 @@
+"""Dashboard server benchmark: first map, tiles, click -> similar areas, re-clustering.
+
+    python bench/bench_dashboard.py [--data data] [--dataset demo/tokyo_2021_04]
+
+Measures the server side in process (no browser): everything the first map paint needs (dataset
+read from the cache, mesh index, legend with cluster descriptions, the tiles of the first view),
+tile rendering over zoom levels (median, p95, cold cache), a click resolved to a mesh plus the
+similar-area search over every dataset of the release, and k-means at a new k. Compares the
+first read of a dataset from GeoJSON with a cached read as the baseline of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.similarity import top_k  # noqa: E402
+from core.tiles import png_bytes, render_tile  # noqa: E402
+from dashboard.callbacks import viewport  # noqa: E402
+from dashboard.data import Catalog  # noqa: E402
+from dashboard.tileserver import layer_values  # noqa: E402
+
+
+def tiles_of_view(view: dict, width: int = 1000, height: int = 560) -> list[tuple[int, int, int]]:
+    z = view["zoom"]
+    n = 256 * 2**z
+    lat, lon = view["center"]
+    cx = (lon + 180) / 360 * n
+    cy = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+    xs = range(int((cx - width / 2) // 256), int((cx + width / 2) // 256) + 1)
+    ys = range(int((cy - height / 2) // 256), int((cy + height / 2) // 256) + 1)
+    return [(z, x, y) for x in xs for y in ys]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="data")
+    ap.add_argument("--dataset", default="demo/tokyo_2021_04")
+    args = ap.parse_args()
+    cache = Path(args.data) / ".cache"
+    shutil.rmtree(cache, ignore_errors=True)
+
+    cat = Catalog(args.data)
+    key = args.dataset
+    t = time.perf_counter()
+    cat.get(key)
+    first_read = time.perf_counter() - t
+    cat = Catalog(args.data)  # a fresh server process: the dataset comes from the cache
+    t0 = time.perf_counter()
+    ds = cat.get(key)
+    cached_read = time.perf_counter() - t0
+    idx = cat.index(key)
+    cat.cluster_summary(key, 10)
+    view = viewport(cat, key)
+    values, colours = layer_values(cat, {"ds": key, "mode": "cluster", "k": 10})
+    first = tiles_of_view(view)
+    for z, x, y in first:
+        png_bytes(render_tile(idx, values, colours, z, x, y))
+    first_paint = time.perf_counter() - t0
+
+    times = []
+    for z in (11, 12, 13, 14, 15, 16):
+        v = {"center": view["center"], "zoom": z}
+        for zz, x, y in tiles_of_view(v):
+            t = time.perf_counter()
+            png_bytes(render_tile(idx, values, colours, zz, x, y))
+            times.append(time.perf_counter() - t)
+    times = np.array(times) * 1000
+
+    rng = np.random.default_rng(0)
+    release = cat.refs[key].release
+    others = [k for k in cat.keys() if cat.refs[k].release == release]
+    for k in others:
+        cat.get(k)
+    n_all = sum(cat.get(k).n_meshes for k in others)
+    clicks = []
+    s, w, n, e = idx.bounds
+    for _ in range(20):
+        t = time.perf_counter()
+        row = int(idx.lookup(np.array([rng.uniform(s, n)]), np.array([rng.uniform(w, e)]))[0])
+        if row < 0:
+            continue
+        q = ds.vectors[row].astype(np.float32)
+        for k in others:
+            o = cat.get(k)
+            d = np.sqrt(((o.vectors - q) ** 2).sum(axis=1))
+            top_k(d, 5)
+        clicks.append(time.perf_counter() - t)
+    clicks = np.array(clicks) * 1000
+
+    t = time.perf_counter()
+    cat.labels(key, 7)
+    recluster = time.perf_counter() - t
+
+    print(f"| dataset | {key}: {ds.n_meshes:,} meshes |")
+    print(f"| first read of its GeoJSON (baseline) vs cached read | {first_read:.2f} s vs {cached_read * 1000:.0f} ms |")
+    print(f"| server time to first map paint (cached read, index, legend, {len(first)} tiles) | {first_paint:.2f} s |")
+    print(f"| tile render + PNG, zoom 11-16, {len(times)} tiles, cold | median {np.median(times):.1f} ms, p95 {np.percentile(times, 95):.1f} ms |")
+    print(f"| click -> mesh -> 5 most similar in each of {len(others)} datasets ({n_all:,} meshes) | median {np.median(clicks):.0f} ms, p95 {np.percentile(clicks, 95):.0f} ms |")
+    print(f"| re-clustering at k = 7 (k-means + OpenUAS order) | {recluster:.2f} s |")
+
+
+if __name__ == "__main__":
+    main()

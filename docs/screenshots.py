@@ -1,0 +1,71 @@
+"""Take the README's screenshots of each view in headless Chromium.
+
+    python docs/screenshots.py --data data     # writes docs/img/*.png
+
+Starts ``app.py`` on a free port (no basemap), then shows the cluster map, a clicked mesh with its
+similar areas, the similarity colouring and the period comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="data")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "app.py", "--data", args.data, "--no-demo", "--basemap", "none", "--port", str(port)], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.25)
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = b.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url + "/?ds=demo/nagoya_2019_04&k=10")
+            page.wait_for_selector(".legend-item", timeout=60_000)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(out / "map.png"))
+            box = page.locator("#mesh-map").bounding_box()
+            page.mouse.click(box["x"] + box["width"] * 0.52, box["y"] + box["height"] * 0.47)
+            page.wait_for_selector("#mesh-code", timeout=30_000)
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(out / "mesh.png"), full_page=True)
+            page.get_by_text("similarity to the clicked mesh").click()
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(out / "similar.png"))
+            page.locator("#tabs").get_by_text("Compare periods").click()
+            page.wait_for_selector("#diff-summary:has-text('meshes in both')", timeout=60_000)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(out / "diff.png"))
+            b.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
