@@ -94,20 +94,22 @@ def register(catalog: Catalog, basemap: str | None) -> None:
 
     @callback(
         Output(ids.MESH_LAYER, "url"), Output(ids.LEGEND, "children"), Output(ids.SUMMARY, "children"),
-        Output(ids.CHART, "figure"), Output(ids.MAP_BOX, "children"),
+        Output(ids.CHART, "figure"), Output(ids.MAP_BOX, "children"), Output(ids.LEGEND_TITLE, "children"),
         Input(ids.DATASET, "value"), Input(ids.K, "value"), Input(ids.K_ANY, "value"), Input(ids.VIEW, "value"),
         Input(ids.THRESHOLD, "value"), Input(ids.SELECTED, "data"), Input(ids.CHART_REDUCE, "value"),
     )
     def show_map(key, k, k_any, view, threshold, selected, reduce):
         if not key:
-            return "", [], "No dataset found under the data folder.", pattern_chart(np.zeros((2, 12, 7)), "no data"), dash.no_update
+            return "", [], "No dataset found under the data folder.", pattern_chart(np.zeros((2, 12, 7)), "no data"), dash.no_update, "Clusters"
         k = effective_k(k, k_any)
         ds = catalog.get(key)
         sel = selected if selected and selected.get("ds") == key else None
         if view == "similar" and sel is not None:
             url = tile_url({"ds": key, "mode": "similar", "sel": sel["row"], "thr": threshold})
             legend_children = distance_legend()
+            title = "Distance to the selected mesh"
         else:
+            title = f"Clusters (k = {k})"
             url = tile_url({"ds": key, "mode": "cluster", "k": k})
             legend_children = legend(catalog, key, k)
         n50 = int((ds.mesh_sizes == 50).sum())
@@ -121,8 +123,8 @@ def register(catalog: Catalog, basemap: str | None) -> None:
         fired = ctx.triggered_prop_ids  # several inputs may change at once (the URL sets them all)
         if not fired or f"{ids.DATASET}.value" in fired:
             # A new dataset: a new map on its extent (the layer url goes with it).
-            return dash.no_update, legend_children, summary, fig, [make_map(ids.MAP, ids.MESH_LAYER, basemap, viewport(catalog, key), url, selection=True)]
-        return url, legend_children, summary, fig, dash.no_update
+            return dash.no_update, legend_children, summary, fig, [make_map(ids.MAP, ids.MESH_LAYER, basemap, viewport(catalog, key), url, selection=True)], title
+        return url, legend_children, summary, fig, dash.no_update, title
 
     @callback(Output(ids.SELECTED, "data", allow_duplicate=True), Input(ids.MAP, "clickData"), State(ids.DATASET, "value"), prevent_initial_call=True)
     def pick(click, key):
@@ -172,6 +174,33 @@ def register(catalog: Catalog, basemap: str | None) -> None:
         similar = [html.H3("Most similar here"), html.Ol(here, className="similar-here"),
                    html.H3(f"Most similar in other datasets of '{release}'"), html.Ol(across, className="similar-across") if across else html.P("No other dataset in this release.")]
         return info, chart, {"display": "block"}, similar, mesh_polygon(code, size)
+
+    @callback(
+        Output(ids.DOWNLOAD, "data"), Input(ids.EXPORT_GEOJSON, "n_clicks"), Input(ids.EXPORT_CSV, "n_clicks"),
+        State(ids.DATASET, "value"), State(ids.K, "value"), State(ids.K_ANY, "value"), prevent_initial_call=True,
+    )
+    def export(_g, _c, key, k, k_any):
+        """The dataset with the current k's labels, as GeoJSON (OpenUAS properties) or CSV."""
+        if not key:
+            return dash.no_update
+        from core.release import geojson_text
+
+        k = effective_k(k, k_any)
+        ds = catalog.get(key)
+        labels = {kk: v for kk, v in ds.labels.items()}
+        labels[k] = catalog.labels(key, k)
+        comp = ds.complemented if ds.complemented is not None else np.zeros(ds.n_meshes, bool)
+        stem = f"{key.replace('/', '_')}_k{k}"
+        if ctx.triggered_id == ids.EXPORT_GEOJSON:
+            return {"content": geojson_text(ds.codes, ds.mesh_sizes, ds.vectors, labels, comp), "filename": f"{stem}.geojson", "type": "application/geo+json"}
+        import pandas as pd
+
+        frame = pd.DataFrame({"code": ds.codes, "mesh_size": ds.mesh_sizes, "is_complemented": comp})
+        for kk in sorted(labels):
+            frame[f"{kk}cluster"] = labels[kk]
+        for d in range(ds.vectors.shape[1]):
+            frame[f"e{d}"] = ds.vectors[:, d]
+        return {"content": frame.to_csv(index=False), "filename": f"{stem}.csv", "type": "text/csv"}
 
     @callback(
         Output(ids.DIFF_MATRIX, "figure"), Output(ids.DIFF_SUMMARY, "children"), Output(ids.DIFF_MAP_BOX, "children"),

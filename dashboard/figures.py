@@ -44,6 +44,6 @@ def transition_heatmap(matrix: np.ndarray, label_a: str, label_b: str) -> go.Fig
     z = m.astype(int).tolist()  # plain lists: small, and readable by anyone inspecting the figure
     fig = go.Figure(go.Heatmap(z=z, x=[f"B{c}" for c in range(k)], y=[f"A{c}" for c in range(k)], colorscale="Blues",
                                text=z, texttemplate="%{text}", hovertemplate="A cluster %{y} -> B cluster %{x}: %{z} meshes<extra></extra>"))
-    fig.update_layout(title={"text": f"clusters: {label_a} (rows) -> {label_b} (columns); {int(m.sum()):,} meshes", "font": {"size": 14}},
+    fig.update_layout(title={"text": f"clusters (k = {k}): {label_a} -> {label_b}<br>{int(m.sum()):,} meshes in both", "font": {"size": 13}},
                       height=420, margin={"l": 50, "r": 10, "t": 50, "b": 40}, yaxis={"autorange": "reversed"})
     return fig

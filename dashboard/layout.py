@@ -42,7 +42,11 @@ def map_tab(options: list[dict], state: dict, basemap: str | None, view: dict | 
         html.Div(className="row", children=[
             html.Div(className="map-col", id=ids.MAP_BOX, children=[make_map(ids.MAP, ids.MESH_LAYER, basemap, view, selection=True)]),
             html.Div(className="side-col", children=[
-                html.H3("Clusters"), html.Div(id=ids.LEGEND, className="legend"),
+                html.H3("Clusters", id=ids.LEGEND_TITLE), html.Div(id=ids.LEGEND, className="legend"),
+                html.Div(className="export", children=[
+                    html.Button("Export GeoJSON", id=ids.EXPORT_GEOJSON, title="meshes of this dataset with code, vector, cluster labels, mesh_size, is_complemented"),
+                    html.Button("Export CSV", id=ids.EXPORT_CSV), dcc.Download(id=ids.DOWNLOAD),
+                ]),
                 html.H3("Selected mesh"), html.Div(id=ids.MESH_INFO, className="mesh-info", children="Click a mesh on the map."),
             ]),
         ]),

@@ -195,3 +195,20 @@ def test_diff_view_transition_totals(page, server, demo_data):
     total = page.evaluate("document.querySelector('#diff-matrix .js-plotly-plot').data[0].z.flat().reduce((a, b) => a + b, 0)")
     assert total == expected
     page.wait_for_function("[...document.querySelectorAll('#diff-map img.leaflet-tile')].some(i => i.src.includes('mode=diff'))", timeout=30_000)
+
+
+def test_export_geojson_downloads_the_dataset(page, server, demo_data):
+    import json
+
+    from core.release import discover, read_dataset
+
+    ds = read_dataset(next(r for r in discover(demo_data) if r.name == "nagoya_2019_04"))
+    _open(page, server, "?ds=demo/nagoya_2019_04&k=5")
+    with page.expect_download() as info:
+        page.get_by_text("Export GeoJSON").click()
+    path = info.value.path()
+    doc = json.loads(Path(path).read_text())
+    assert info.value.suggested_filename == "demo_nagoya_2019_04_k5.geojson"
+    assert len(doc["features"]) == ds.n_meshes
+    props = doc["features"][0]["properties"]
+    assert {"code", "vector", "5cluster", "10cluster", "20cluster", "mesh_size", "is_complemented"} <= set(props)
