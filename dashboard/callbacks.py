@@ -155,7 +155,15 @@ def register(catalog: Catalog, basemap: str | None) -> None:
             html.Dt("cluster"), html.Dd(f"{cluster} of {k}"),
             html.Dt("complemented"), html.Dd("yes (embedding of its 250 m mesh)" if comp else "no"),
         ])
-        chart = pattern_chart(catalog.patterns(key)[row], f"mesh {code}: approximate stay pattern")
+        chart = pattern_chart(catalog.patterns(key)[row] if catalog.has_model(key) else np.zeros((2, 12, 7)), f"mesh {code}: approximate stay pattern")
+        periods = catalog.across_periods(key, code, size, k)
+        if len(periods) > 1:
+            info = [info, html.H3(f"This mesh across {len(periods)} periods"), html.Ul(className="legend-list periods", children=[
+                html.Li(className="period-item", children=[
+                    html.Span(className="swatch", style={"background": cluster_color(p["cluster"]) if p["cluster"] is not None else "transparent"}),
+                    html.A(p["period"] or p["dataset"], href="?" + urlencode({"ds": p["dataset"], "k": k, "mesh": code})),
+                    html.Span(f" cluster {p['cluster']}, distance {p['distance']:.2f}" if p["cluster"] is not None else " not in this dataset"),
+                ]) for p in periods])]
         d = catalog.distances_from(key, row)
         here = [html.Li(html.A(f"{int(ds.codes[i])} ({int(ds.mesh_sizes[i])} m) - distance {d[i]:.2f}",
                                href="?" + urlencode({"ds": key, "k": k, "mesh": int(ds.codes[i])}))) for i in top_k(d, 5, exclude=row)]

@@ -98,18 +98,49 @@ class Catalog:
             raise ValueError(f"{key} has no model file")
         return self._memo(("patterns", key), lambda: area_patterns(ds.vectors, ds.decoder))
 
+    def has_model(self, key: str) -> bool:
+        return self.get(key).decoder is not None
+
     def cluster_summary(self, key: str, k: int) -> list[dict]:
         """Per cluster: size, description (plain data for the legend)."""
         def make():
             labels = self.labels(key, k)
             sizes = np.bincount(labels, minlength=k)
+            if not self.has_model(key):
+                return [{"cluster": c, "meshes": int(sizes[c]), "description": "no model file: pattern unknown"} for c in range(k)]
             charts = cluster_patterns(self.patterns(key), labels, k, reduce="sum")
             return [{"cluster": c, "meshes": int(sizes[c]), "description": describe_pattern(charts[c]) if sizes[c] else "empty"} for c in range(k)]
 
         return self._memo(("summary", key, k), make)
 
     def cluster_charts(self, key: str, k: int, reduce: str = "sum") -> np.ndarray:
+        """Charts per cluster ``(k, 2, 12, 7)`` (zeros when the dataset has no model file)."""
+        if not self.has_model(key):
+            return np.zeros((k, 2, 12, 7))
         return self._memo(("charts", key, k, reduce), lambda: cluster_patterns(self.patterns(key), self.labels(key, k), k, reduce=reduce))
+
+    def same_city(self, key: str) -> list[str]:
+        """Datasets of the same release and city as ``key`` (periods), sorted by period."""
+        ref = self.refs[key]
+        ds = self.get(key)
+        out = [k for k, r in self.refs.items() if r.release == ref.release and self.get(k).city == ds.city]
+        return sorted(out, key=lambda k: self.get(k).period)
+
+    def across_periods(self, key: str, code: int, size: int, k: int) -> list[dict]:
+        """The mesh ``(code, size)`` in every period of its city: cluster and distance to ``key``'s embedding."""
+        here = self.get(key)
+        row_here = int(np.flatnonzero((here.codes == code) & (here.mesh_sizes == size))[0])
+        out = []
+        for other in self.same_city(key):
+            o = self.get(other)
+            hit = np.flatnonzero((o.codes == code) & (o.mesh_sizes == size))
+            if hit.size == 0:
+                out.append({"dataset": other, "period": o.period, "cluster": None, "distance": None})
+                continue
+            r = int(hit[0])
+            out.append({"dataset": other, "period": o.period, "cluster": int(self.labels(other, k)[r]),
+                        "distance": float(np.linalg.norm(o.vectors[r].astype(np.float64) - here.vectors[row_here]))})
+        return out
 
     def distances_from(self, key: str, row: int) -> np.ndarray:
         ds = self.get(key)

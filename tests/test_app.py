@@ -84,3 +84,19 @@ def test_tile_route_serves_png(tmp_path):
     assert r.status_code == 200 and r.mimetype == "image/png" and r.data[:4] == b"\x89PNG"
     assert client.get(f"/tiles/{z}/{x}/{y}.png?ds=nope").status_code == 404
     assert client.get("/tiles/40/0/0.png?ds=rel/nagoya_2019_04").status_code == 404
+
+
+def test_mesh_across_periods(tmp_path):
+    from dashboard.data import Catalog
+
+    codes, labels, comp = _release(tmp_path)
+    codes_b, labels_b, _ = _release(tmp_path, "nagoya_2020_04", seed=1)
+    cat = Catalog(tmp_path)
+    both = np.intersect1d(codes, codes_b)[0]
+    only_a = np.setdiff1d(codes, codes_b)[0]
+    rows = cat.across_periods("rel/nagoya_2019_04", int(both), 50, 10)
+    assert [r["period"] for r in rows] == ["2019-04", "2020-04"]
+    assert rows[0]["distance"] == 0.0 and rows[0]["cluster"] == int(labels[10][np.flatnonzero(codes == both)[0]])
+    assert rows[1]["cluster"] == int(labels_b[10][np.flatnonzero(codes_b == both)[0]])
+    missing = cat.across_periods("rel/nagoya_2019_04", int(only_a), 50, 10)
+    assert missing[1]["cluster"] is None

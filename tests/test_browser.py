@@ -166,9 +166,18 @@ def test_map_shows_clusters_with_the_right_colours(page, server, demo_data):
     assert f"mesh={int(ds.codes[row])}" in page.url
 
 
-def test_changing_k_updates_legend_and_map(page, server):
+def test_changing_k_updates_legend_and_map(page, server, demo_data):
+    from core.meshcode import code_centers
+
     _open(page, server, "?ds=demo/nagoya_2019_04&k=10")
     assert page.locator(".legend-item").count() == 10
+    # a clicked Nagoya mesh shows its cluster in each period of the city
+    ds, row = _known_mesh(demo_data, "demo/nagoya_2019_04")
+    lat, lon = code_centers(ds.codes[row : row + 1], ds.mesh_sizes[row : row + 1])
+    page.mouse.click(*_screen_point(page, "mesh-map", float(lat[0]), float(lon[0])))
+    page.wait_for_selector(".periods li", timeout=30_000)
+    assert page.locator(".periods li").all_inner_texts()[0].startswith("2019-04")
+    assert page.locator(".periods li").count() == 2
     page.get_by_label("5", exact=True).check()
     page.wait_for_function("document.querySelectorAll('.legend-item').length === 5", timeout=30_000)
     page.wait_for_function("[...document.querySelectorAll('#mesh-map img.leaflet-tile')].some(i => i.src.includes('k=5'))", timeout=30_000)
