@@ -45,12 +45,36 @@ def area_patterns(embeddings: np.ndarray, decoder: np.ndarray) -> np.ndarray:
     return stay_patterns(predict_distributions(embeddings, decoder))
 
 
+def group_sums(values: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Row sums per label (``k x columns``), by a sparse one-hot product (no Python loop)."""
+    import scipy.sparse as sp
+
+    labels = np.asarray(labels, dtype=np.int64)
+    values = np.asarray(values)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
+    onehot = sp.csr_matrix((np.ones(len(labels), dtype=values.dtype), (labels, np.arange(len(labels)))), shape=(k, len(labels)))
+    return np.asarray(onehot @ values, dtype=np.float64)
+
+
+def cluster_charts(distributions: np.ndarray, labels: np.ndarray, k: int, reduce: str = "sum") -> np.ndarray:
+    """Charts per cluster ``(k, 2, 12, 7)`` from per-area distributions.
+
+    The stay weight matrix is linear, so a cluster's chart is the chart of the sum (or mean) of its
+    areas' distributions: the same as summing per-area charts, at a fraction of the cost.
+    """
+    sums = group_sums(distributions, labels, k)
+    if reduce == "mean":
+        sums /= np.maximum(np.bincount(np.asarray(labels), minlength=k), 1)[:, None]
+    elif reduce != "sum":
+        raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+    return stay_patterns(sums)
+
+
 def cluster_patterns(patterns: np.ndarray, labels: np.ndarray, k: int, reduce: str = "sum") -> np.ndarray:
     """Charts per cluster ``(k, 2, 12, 7)``: the sum (as the public notebooks) or per-area mean."""
     labels = np.asarray(labels)
-    flat = patterns.reshape(len(patterns), -1)
-    out = np.zeros((k, flat.shape[1]))
-    np.add.at(out, labels, flat)
+    out = group_sums(patterns.reshape(len(patterns), -1), labels, k)
     if reduce == "mean":
         sizes = np.bincount(labels, minlength=k).astype(np.float64)
         out /= np.maximum(sizes, 1)[:, None]

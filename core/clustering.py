@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .charts import area_patterns, cluster_patterns
+from .charts import cluster_charts
+from .model import predict_distributions
 from .constants import KMEANS_SEED, N_TIME_BINS, ORDER_DAY_WEIGHTS, ORDER_DURATION_MINUTES
 
 
@@ -23,9 +24,15 @@ def order_scores(charts: np.ndarray) -> np.ndarray:
     return (charts * w).sum(axis=(1, 2, 3)) / charts.sum(axis=(1, 2, 3))
 
 
-def order_clusters(labels: np.ndarray, patterns: np.ndarray, k: int) -> np.ndarray:
-    """Renumber clusters so that scores ascend; returns the new labels."""
-    charts = cluster_patterns(patterns, labels, k, reduce="sum")
+def order_clusters(labels: np.ndarray, distributions: np.ndarray, k: int) -> np.ndarray:
+    """Renumber clusters so that their chart scores ascend; returns the new labels.
+
+    Args:
+        labels: cluster of each area.
+        distributions: each area's token distribution (``f_hat``), ``areas x 168``.
+        k: number of clusters.
+    """
+    charts = cluster_charts(distributions, labels, k, reduce="sum")
     sizes = np.bincount(labels, minlength=k)
     scores = np.where(sizes > 0, order_scores(np.where(sizes[:, None, None, None] > 0, charts, 1.0)), np.inf)
     order = np.argsort(scores, kind="stable")
@@ -46,7 +53,7 @@ def kmeans_labels(embeddings: np.ndarray, k: int, seed: int = KMEANS_SEED, n_ini
 
 
 def cluster_areas(
-    embeddings: np.ndarray, decoder: np.ndarray, k: int, seed: int = KMEANS_SEED, patterns: np.ndarray | None = None
+    embeddings: np.ndarray, decoder: np.ndarray, k: int, seed: int = KMEANS_SEED, distributions: np.ndarray | None = None
 ) -> np.ndarray:
     """k-means labels renumbered in the OpenUAS order (weekday / short / early stays first).
 
@@ -55,9 +62,9 @@ def cluster_areas(
         decoder: ``168 x dim`` (to compute the charts that define the order).
         k: number of clusters.
         seed: k-means seed (OpenUAS: 20210401).
-        patterns: precomputed area charts (from :func:`core.charts.area_patterns`), if at hand.
+        distributions: precomputed ``softmax(E W^T)`` (``areas x 168``), if at hand.
     """
     labels, _ = kmeans_labels(embeddings, k, seed)
-    if patterns is None:
-        patterns = area_patterns(embeddings, decoder)
-    return order_clusters(labels, patterns, k)
+    if distributions is None:
+        distributions = predict_distributions(embeddings, decoder, dtype=np.float32)
+    return order_clusters(labels, distributions, k)

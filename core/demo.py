@@ -25,7 +25,7 @@ import pandas as pd
 from .anchors import build_anchor_set
 from .atomic import atomic_dir
 from .clustering import cluster_areas
-from .charts import area_patterns
+from .model import predict_distributions
 from .constants import RELEASED_KS
 from .embeddings import train_embeddings
 from .meshcode import parent_code
@@ -199,8 +199,8 @@ def build_demo(
             report("train", n, total, m["name"])
             counts = rec.to_counts()
             emb = train_embeddings(counts, anchors, TrainConfig(seed=seed + n))
-            patterns = area_patterns(emb.vectors, emb.decoder)
-            labels = {k: cluster_areas(emb.vectors, emb.decoder, k, patterns=patterns) for k in RELEASED_KS if k <= counts.n_areas}
+            dist = predict_distributions(emb.vectors, emb.decoder, dtype=np.float32)
+            labels = {k: cluster_areas(emb.vectors, emb.decoder, k, distributions=dist) for k in RELEASED_KS if k <= counts.n_areas}
             child, parent_row = complemented_children(counts.keys, counts.mesh_sizes)
             codes = np.concatenate([counts.keys, child])
             sizes = np.concatenate([counts.mesh_sizes, np.full(len(child), 50)])

@@ -27,11 +27,11 @@ def softmax_rows(logits: np.ndarray) -> np.ndarray:
     return z
 
 
-def predict_distributions(embeddings: np.ndarray, decoder: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """``f_hat = softmax(E W^T)`` for each area (areas x 168, float64)."""
-    embeddings = np.asarray(embeddings, dtype=np.float64)
-    decoder = np.asarray(decoder, dtype=np.float64)
-    out = np.empty((embeddings.shape[0], decoder.shape[0]), dtype=np.float64)
+def predict_distributions(embeddings: np.ndarray, decoder: np.ndarray, chunk: int = 65536, dtype=np.float64) -> np.ndarray:
+    """``f_hat = softmax(E W^T)`` for each area (areas x 168; float64, or float32 for display)."""
+    embeddings = np.asarray(embeddings, dtype=dtype)
+    decoder = np.asarray(decoder, dtype=dtype)
+    out = np.empty((embeddings.shape[0], decoder.shape[0]), dtype=dtype)
     for start in range(0, embeddings.shape[0], chunk):
         out[start : start + chunk] = softmax_rows(embeddings[start : start + chunk] @ decoder.T)
     return out

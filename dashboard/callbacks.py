@@ -155,7 +155,7 @@ def register(catalog: Catalog, basemap: str | None) -> None:
             html.Dt("cluster"), html.Dd(f"{cluster} of {k}"),
             html.Dt("complemented"), html.Dd("yes (embedding of its 250 m mesh)" if comp else "no"),
         ])
-        chart = pattern_chart(catalog.patterns(key)[row] if catalog.has_model(key) else np.zeros((2, 12, 7)), f"mesh {code}: approximate stay pattern")
+        chart = pattern_chart(catalog.mesh_pattern(key, row), f"mesh {code}: approximate stay pattern")
         periods = catalog.across_periods(key, code, size, k)
         if len(periods) > 1:
             info = [info, html.H3(f"This mesh across {len(periods)} periods"), html.Ul(className="legend-list periods", children=[

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.charts import area_patterns, cluster_patterns, describe_pattern
+from core.charts import cluster_charts, describe_pattern, stay_patterns
 from core.clustering import cluster_areas
 from core.diff import PeriodDiff, diff_datasets
 from core.meshcode import code_centers
+from core.model import predict_distributions
 from core.release import DatasetRef, ReleaseDataset, discover, read_dataset
 from core.similarity import distances
 from core.tiles import MeshIndex
@@ -42,7 +43,8 @@ class Catalog:
     def refresh(self) -> None:
         with self._lock:
             self.refs: dict[str, DatasetRef] = {f"{r.release}/{r.name}": r for r in discover(self.data_dir)}
-            self._data = _LRU(12)
+            # Similar-area search reads every dataset of a release (the real one has 23): keep them.
+            self._data = _LRU(64)
             self._derived = _LRU(64)
 
     def keys(self) -> list[str]:
@@ -90,13 +92,20 @@ class Catalog:
             return ds.labels[k]
         if ds.decoder is None:
             raise ValueError(f"{key} has no model file: clusters at k = {k} cannot be ordered")
-        return self._memo(("labels", key, k), lambda: cluster_areas(ds.vectors, ds.decoder, k, patterns=self.patterns(key)))
+        return self._memo(("labels", key, k), lambda: cluster_areas(ds.vectors, ds.decoder, k, distributions=self.distributions(key)))
 
-    def patterns(self, key: str) -> np.ndarray:
+    def distributions(self, key: str) -> np.ndarray:
+        """Each mesh's ``softmax(e W^T)`` (float32, cached)."""
         ds = self.get(key)
         if ds.decoder is None:
             raise ValueError(f"{key} has no model file")
-        return self._memo(("patterns", key), lambda: area_patterns(ds.vectors, ds.decoder))
+        return self._memo(("dist", key), lambda: predict_distributions(ds.vectors, ds.decoder, dtype=np.float32))
+
+    def mesh_pattern(self, key: str, row: int) -> np.ndarray:
+        """The chart ``(2, 12, 7)`` of one mesh (zeros without a model file)."""
+        if not self.has_model(key):
+            return np.zeros((2, 12, 7))
+        return stay_patterns(self.distributions(key)[row : row + 1])[0]
 
     def has_model(self, key: str) -> bool:
         return self.get(key).decoder is not None
@@ -108,7 +117,7 @@ class Catalog:
             sizes = np.bincount(labels, minlength=k)
             if not self.has_model(key):
                 return [{"cluster": c, "meshes": int(sizes[c]), "description": "no model file: pattern unknown"} for c in range(k)]
-            charts = cluster_patterns(self.patterns(key), labels, k, reduce="sum")
+            charts = self.cluster_charts(key, k, "sum")
             return [{"cluster": c, "meshes": int(sizes[c]), "description": describe_pattern(charts[c]) if sizes[c] else "empty"} for c in range(k)]
 
         return self._memo(("summary", key, k), make)
@@ -117,7 +126,7 @@ class Catalog:
         """Charts per cluster ``(k, 2, 12, 7)`` (zeros when the dataset has no model file)."""
         if not self.has_model(key):
             return np.zeros((k, 2, 12, 7))
-        return self._memo(("charts", key, k, reduce), lambda: cluster_patterns(self.patterns(key), self.labels(key, k), k, reduce=reduce))
+        return self._memo(("charts", key, k, reduce), lambda: cluster_charts(self.distributions(key), self.labels(key, k), k, reduce=reduce))
 
     def same_city(self, key: str) -> list[str]:
         """Datasets of the same release and city as ``key`` (periods), sorted by period."""
@@ -144,7 +153,7 @@ class Catalog:
 
     def distances_from(self, key: str, row: int) -> np.ndarray:
         ds = self.get(key)
-        return self._memo(("dist", key, row), lambda: distances(ds.vectors, ds.vectors[row]))
+        return self._memo(("from", key, row), lambda: distances(ds.vectors, ds.vectors[row]))
 
     def diff(self, a: str, b: str, k: int) -> PeriodDiff:
         return self._memo(("diff", a, b, k), lambda: diff_datasets(self.get(a), self.get(b), k=k))

@@ -46,3 +46,14 @@ def test_cluster_patterns_sum_and_mean():
     s = cluster_patterns(pats, labels, 2, "sum")
     m = cluster_patterns(pats, labels, 2, "mean")
     assert s[0].max() == 3 and s[1].max() == 1 and m[0].max() == 1
+
+
+def test_cluster_charts_equal_summed_mesh_charts():
+    from core.charts import cluster_charts
+
+    rng = np.random.default_rng(3)
+    f = rng.dirichlet(np.ones(168), 50)
+    labels = rng.integers(0, 4, 50)
+    per_mesh = cluster_patterns(stay_patterns(f), labels, 4, "sum")
+    assert np.allclose(cluster_charts(f, labels, 4, "sum"), per_mesh)
+    assert np.allclose(cluster_charts(f, labels, 4, "mean"), cluster_patterns(stay_patterns(f), labels, 4, "mean"))
