@@ -211,21 +211,30 @@ def register(catalog: Catalog, basemap: str | None) -> None:
         return {"content": frame.to_csv(index=False), "filename": f"{stem}.csv", "type": "text/csv"}
 
     @callback(
-        Output(ids.DIFF_MATRIX, "figure"), Output(ids.DIFF_SUMMARY, "children"), Output(ids.DIFF_MAP_BOX, "children"),
+        Output(ids.DIFF_MATRIX, "figure"), Output(ids.DIFF_SUMMARY, "children"), Output(ids.DIFF_MAP_BOX, "children"), Output(ids.DIFF_MAP_BOX_A, "children"),
         Input(ids.DIFF_A, "value"), Input(ids.DIFF_B, "value"),
     )
     def show_diff(a, b):
         if not a or not b:
-            return transition_heatmap(np.zeros((1, 1)), "A", "B"), "Pick two datasets.", dash.no_update
+            return transition_heatmap(np.zeros((1, 1)), "A", "B"), "Pick two datasets.", dash.no_update, dash.no_update
         if a == b:
-            return transition_heatmap(np.zeros((1, 1)), "A", "B"), "Pick two different datasets.", dash.no_update
+            return transition_heatmap(np.zeros((1, 1)), "A", "B"), "Pick two different datasets.", dash.no_update, dash.no_update
         try:
             diff = catalog.diff(a, b, 10)
         except ValueError as exc:
-            return transition_heatmap(np.zeros((1, 1)), "A", "B"), str(exc), dash.no_update
+            return transition_heatmap(np.zeros((1, 1)), "A", "B"), str(exc), dash.no_update, dash.no_update
         n = len(diff.codes)
         summary = (f"{n:,} meshes in both; {int(diff.changed.sum()):,} changed their stay pattern ({diff.changed.mean():.0%}, red on the map); "
                    f"median embedding distance {np.median(diff.distance):.2f}")
         fig = transition_heatmap(diff.transitions(), a.split("/", 1)[1], b.split("/", 1)[1])
-        new_map = make_map(ids.DIFF_MAP, ids.DIFF_LAYER, basemap, viewport(catalog, b), tile_url({"ds": b, "mode": "diff", "other": a, "k": 10}))
-        return fig, summary, [new_map]
+        view = viewport(catalog, b)
+        map_b = make_map(ids.DIFF_MAP, ids.DIFF_LAYER, basemap, view, tile_url({"ds": b, "mode": "diff", "other": a, "k": 10}), height="460px")
+        map_a = make_map(ids.DIFF_MAP_A, ids.DIFF_LAYER_A, basemap, view, tile_url({"ds": a, "mode": "cluster", "k": 10}), height="460px")
+        return fig, summary, [map_b], [map_a]
+
+    clientside_callback(
+        ClientsideFunction(namespace="meshes", function_name="syncMaps"),
+        Output(ids.DIFF_MAP_A, "viewport"), Output(ids.DIFF_MAP, "viewport"),
+        Input(ids.DIFF_MAP_A, "center"), Input(ids.DIFF_MAP_A, "zoom"), Input(ids.DIFF_MAP, "center"), Input(ids.DIFF_MAP, "zoom"),
+        prevent_initial_call=True,
+    )

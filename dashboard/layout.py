@@ -10,7 +10,8 @@ from . import ids
 JAPAN = (36.2, 138.2)
 
 
-def make_map(map_id: str, layer_id: str, basemap: str | None, view: dict | None = None, url: str = "", selection: bool = False) -> html.Div:
+def make_map(map_id: str, layer_id: str, basemap: str | None, view: dict | None = None, url: str = "", selection: bool = False,
+             height: str = "560px") -> html.Div:
     """A Leaflet map: optional basemap, our mesh tile layer and (main map) the selected-mesh outline.
 
     Re-created whenever the dataset changes, so that it opens on that dataset's extent.
@@ -22,7 +23,7 @@ def make_map(map_id: str, layer_id: str, basemap: str | None, view: dict | None 
     extra = [dl.GeoJSON(id=ids.SELECTED_LAYER, data=None, style={"color": "#000", "weight": 3, "fillOpacity": 0})] if selection else []
     children += extra
     view = view or {"center": JAPAN, "zoom": 5}
-    leaflet = dl.Map(id=map_id, center=view["center"], zoom=view["zoom"], maxZoom=20, children=children, style={"height": "560px"},
+    leaflet = dl.Map(id=map_id, center=view["center"], zoom=view["zoom"], maxZoom=20, children=children, style={"height": height},
                      className="mesh-map")
     # react-leaflet ignores a new centre after mount: a wrapper with a new id makes React mount a fresh map.
     tag = f"{view['center'][0]:.5f}-{view['center'][1]:.5f}-{view['zoom']}".replace(".", "_")
@@ -67,10 +68,12 @@ def diff_tab(options: list[dict], a: str | None, b: str | None, basemap: str | N
             html.Label(["Period B", dcc.Dropdown(id=ids.DIFF_B, options=options, value=b, clearable=False)], className="wide"),
         ]),
         html.Div(id=ids.DIFF_SUMMARY, className="summary", role="status"),
+        dcc.Store(id=ids.DIFF_SYNC),
         html.Div(className="row", children=[
-            html.Div(className="map-col", id=ids.DIFF_MAP_BOX, children=[make_map(ids.DIFF_MAP, ids.DIFF_LAYER, basemap, view)]),
-            html.Div(className="side-col", children=[dcc.Graph(id=ids.DIFF_MATRIX, config={"displaylogo": False})]),
+            html.Div(className="half", children=[html.H3("Period A: clusters (k = 10)"), html.Div(id=ids.DIFF_MAP_BOX_A, children=[make_map(ids.DIFF_MAP_A, ids.DIFF_LAYER_A, basemap, view, height="460px")])]),
+            html.Div(className="half", children=[html.H3("Period B: red = stay pattern changed since A"), html.Div(id=ids.DIFF_MAP_BOX, children=[make_map(ids.DIFF_MAP, ids.DIFF_LAYER, basemap, view, height="460px")])]),
         ]),
+        dcc.Graph(id=ids.DIFF_MATRIX, config={"displaylogo": False}),
     ])
 
 

@@ -221,3 +221,14 @@ def test_export_geojson_downloads_the_dataset(page, server, demo_data):
     assert len(doc["features"]) == ds.n_meshes
     props = doc["features"][0]["properties"]
     assert {"code", "vector", "5cluster", "10cluster", "20cluster", "mesh_size", "is_complemented"} <= set(props)
+
+
+def test_diff_maps_follow_each_other(page, server):
+    _open(page, server)
+    page.locator("#tabs").get_by_text("Compare periods").click()
+    page.wait_for_selector("#diff-summary:has-text('meshes in both')", timeout=60_000)
+    page.wait_for_function("[...document.querySelectorAll('#diff-map-a img.leaflet-tile')].some(i => i.src.includes('mode=cluster'))", timeout=30_000)
+    src = page.locator("#diff-map img.leaflet-tile").first.get_attribute("src")
+    z = int(src.split("/tiles/")[1].split("/")[0])
+    page.locator("#diff-map-a .leaflet-control-zoom-in").click()
+    page.wait_for_function(f"[...document.querySelectorAll('#diff-map img.leaflet-tile')].some(i => i.src.includes('/tiles/{z + 1}/'))", timeout=30_000)
