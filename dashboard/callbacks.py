@@ -14,7 +14,7 @@ from core.similarity import top_k
 from . import ids
 from .data import Catalog
 from .layout import make_map
-from .figures import DISTANCE_COLOURS, DISTANCE_LABELS, cluster_color, pattern_chart, transition_heatmap
+from .figures import DISTANCE_COLOURS, DISTANCE_LABELS, class_charts, cluster_color, pattern_chart, transition_heatmap
 
 
 def tile_url(params: dict) -> str:
@@ -117,7 +117,11 @@ def register(catalog: Catalog, basemap: str | None) -> None:
         summary = f"{ds.city} {ds.period}: {ds.n_meshes:,} meshes ({n50:,} of 50 m, {ds.n_meshes - n50:,} of 250 m; {comp:,} complemented, drawn paler)"
         charts = catalog.cluster_charts(key, k, reduce)
         fig = pattern_chart(charts.sum(axis=0) if reduce == "sum" else charts.mean(axis=0), f"all clusters ({reduce})")
-        if sel is not None:
+        if sel is not None and view == "similar":
+            # One chart per distance class: the meshes at each distance from the clicked one.
+            cls = catalog.distance_class_charts(key, sel["row"], reduce)
+            fig = class_charts(cls, DISTANCE_LABELS, reduce)
+        elif sel is not None:
             c = int(catalog.labels(key, k)[sel["row"]])
             fig = pattern_chart(charts[c], f"cluster {c} ({reduce} over its meshes)")
         fired = ctx.triggered_prop_ids  # several inputs may change at once (the URL sets them all)
@@ -212,9 +216,9 @@ def register(catalog: Catalog, basemap: str | None) -> None:
 
     @callback(
         Output(ids.DIFF_MATRIX, "figure"), Output(ids.DIFF_SUMMARY, "children"), Output(ids.DIFF_MAP_BOX, "children"), Output(ids.DIFF_MAP_BOX_A, "children"),
-        Input(ids.DIFF_A, "value"), Input(ids.DIFF_B, "value"),
+        Input(ids.DIFF_A, "value"), Input(ids.DIFF_B, "value"), Input(ids.DIFF_COLOUR, "value"),
     )
-    def show_diff(a, b):
+    def show_diff(a, b, colour_by):
         if not a or not b:
             return transition_heatmap(np.zeros((1, 1)), "A", "B"), "Pick two datasets.", dash.no_update, dash.no_update
         if a == b:
@@ -228,7 +232,7 @@ def register(catalog: Catalog, basemap: str | None) -> None:
                    f"median embedding distance {np.median(diff.distance):.2f}")
         fig = transition_heatmap(diff.transitions(), a.split("/", 1)[1], b.split("/", 1)[1])
         view = viewport(catalog, b)
-        map_b = make_map(ids.DIFF_MAP, ids.DIFF_LAYER, basemap, view, tile_url({"ds": b, "mode": "diff", "other": a, "k": 10}), height="460px")
+        map_b = make_map(ids.DIFF_MAP, ids.DIFF_LAYER, basemap, view, tile_url({"ds": b, "mode": "diff", "other": a, "k": 10, "by": colour_by or "change"}), height="460px")
         map_a = make_map(ids.DIFF_MAP_A, ids.DIFF_LAYER_A, basemap, view, tile_url({"ds": a, "mode": "cluster", "k": 10}), height="460px")
         return fig, summary, [map_b], [map_a]
 

@@ -151,6 +151,15 @@ class Catalog:
                         "distance": float(np.linalg.norm(o.vectors[r].astype(np.float64) - here.vectors[row_here]))})
         return out
 
+    def distance_class_charts(self, key: str, row: int, reduce: str = "sum") -> np.ndarray:
+        """Charts ``(6, 2, 12, 7)`` of the meshes in each OpenUAS distance class from mesh ``row``."""
+        from core.similarity import distance_classes
+
+        if not self.has_model(key):
+            return np.zeros((6, 2, 12, 7))
+        cls = distance_classes(self.distances_from(key, row), row)
+        return cluster_charts(self.distributions(key), cls, 6, reduce=reduce)
+
     def distances_from(self, key: str, row: int) -> np.ndarray:
         ds = self.get(key)
         return self._memo(("from", key, row), lambda: distances(ds.vectors, ds.vectors[row]))

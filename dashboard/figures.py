@@ -47,3 +47,21 @@ def transition_heatmap(matrix: np.ndarray, label_a: str, label_b: str) -> go.Fig
     fig.update_layout(title={"text": f"clusters (k = {k}): {label_a} -> {label_b}<br>{int(m.sum()):,} meshes in both", "font": {"size": 13}},
                       height=420, margin={"l": 50, "r": 10, "t": 50, "b": 40}, yaxis={"autorange": "reversed"})
     return fig
+
+
+def class_charts(charts: np.ndarray, labels: tuple[str, ...], reduce: str, height: int = 620) -> go.Figure:
+    """Small multiples: one weekday + holiday chart per class (rows), e.g. per distance class."""
+    n = len(charts)
+    titles = []
+    for lab in labels[:n]:
+        titles += [f"{lab}: weekday", f"{lab}: holiday"]
+    fig = make_subplots(rows=n, cols=2, subplot_titles=titles, shared_xaxes=True, vertical_spacing=0.04, horizontal_spacing=0.04)
+    for r in range(n):
+        for d in range(2):
+            for c in range(7):
+                fig.add_trace(go.Bar(x=list(TIME_LABELS), y=charts[r, d, :, c], name=DURATION_LABELS[c], marker_color=DURATION_COLOURS[c],
+                                     legendgroup=str(c), showlegend=(r == 0 and d == 0)), row=r + 1, col=d + 1)
+    fig.update_layout(barmode="stack", height=height, title={"text": f"stay patterns by distance to the clicked mesh ({reduce})", "font": {"size": 14}},
+                      margin={"l": 40, "r": 10, "t": 60, "b": 30}, legend={"font": {"size": 10}}, bargap=0.1)
+    fig.update_annotations(font_size=10)
+    return fig

@@ -23,8 +23,10 @@ def make_map(map_id: str, layer_id: str, basemap: str | None, view: dict | None 
     extra = [dl.GeoJSON(id=ids.SELECTED_LAYER, data=None, style={"color": "#000", "weight": 3, "fillOpacity": 0})] if selection else []
     children += extra
     view = view or {"center": JAPAN, "zoom": 5}
+    # No zoom / fade animations: tiles are server-rendered anyway, and an animation still running
+    # when the map is replaced (new dataset, other tab) makes Leaflet throw '_leaflet_pos' errors.
     leaflet = dl.Map(id=map_id, center=view["center"], zoom=view["zoom"], maxZoom=20, children=children, style={"height": height},
-                     className="mesh-map")
+                     className="mesh-map", zoomAnimation=False, fadeAnimation=False, markerZoomAnimation=False)
     # react-leaflet ignores a new centre after mount: a wrapper with a new id makes React mount a fresh map.
     tag = f"{view['center'][0]:.5f}-{view['center'][1]:.5f}-{view['zoom']}".replace(".", "_")
     return html.Div(leaflet, id=f"{map_id}-at-{tag}")
@@ -43,7 +45,7 @@ def map_tab(options: list[dict], state: dict, basemap: str | None, view: dict | 
         html.Div(className="row", children=[
             html.Div(className="map-col", id=ids.MAP_BOX, children=[make_map(ids.MAP, ids.MESH_LAYER, basemap, view, selection=True)]),
             html.Div(className="side-col", children=[
-                html.H3("Clusters", id=ids.LEGEND_TITLE), html.Div(id=ids.LEGEND, className="legend"),
+                html.H3("Clusters", id=ids.LEGEND_TITLE), dcc.Loading(html.Div(id=ids.LEGEND, className="legend"), type="dot"),
                 html.Div(className="export", children=[
                     html.Button("Export GeoJSON", id=ids.EXPORT_GEOJSON, title="meshes of this dataset with code, vector, cluster labels, mesh_size, is_complemented"),
                     html.Button("Export CSV", id=ids.EXPORT_CSV), dcc.Download(id=ids.DOWNLOAD),
@@ -54,7 +56,7 @@ def map_tab(options: list[dict], state: dict, basemap: str | None, view: dict | 
         html.Div(className="row", children=[
             html.Div(className="half", children=[
                 dcc.RadioItems(id=ids.CHART_REDUCE, options=[{"label": "sum over meshes", "value": "sum"}, {"label": "mean per mesh", "value": "mean"}], value="sum", inline=True),
-                dcc.Graph(id=ids.CHART, config={"displaylogo": False}),
+                dcc.Loading(dcc.Graph(id=ids.CHART, config={"displaylogo": False}), type="dot"),
             ]),
             html.Div(className="half", children=[dcc.Graph(id=ids.MESH_CHART, config={"displaylogo": False}, style={"display": "none"}), html.Div(id=ids.SIMILAR, className="similar")]),
         ]),
@@ -66,12 +68,14 @@ def diff_tab(options: list[dict], a: str | None, b: str | None, basemap: str | N
         html.Div(className="controls", children=[
             html.Label(["Period A", dcc.Dropdown(id=ids.DIFF_A, options=options, value=a, clearable=False)], className="wide"),
             html.Label(["Period B", dcc.Dropdown(id=ids.DIFF_B, options=options, value=b, clearable=False)], className="wide"),
+            html.Label(["Colour period B by", dcc.RadioItems(id=ids.DIFF_COLOUR, value="change", inline=True, options=[
+                {"label": "stay pattern changed", "value": "change"}, {"label": "embedding distance to A", "value": "distance"}])]),
         ]),
         html.Div(id=ids.DIFF_SUMMARY, className="summary", role="status"),
         dcc.Store(id=ids.DIFF_SYNC),
         html.Div(className="row", children=[
             html.Div(className="half", children=[html.H3("Period A: clusters (k = 10)"), html.Div(id=ids.DIFF_MAP_BOX_A, children=[make_map(ids.DIFF_MAP_A, ids.DIFF_LAYER_A, basemap, view, height="460px")])]),
-            html.Div(className="half", children=[html.H3("Period B: red = stay pattern changed since A"), html.Div(id=ids.DIFF_MAP_BOX, children=[make_map(ids.DIFF_MAP, ids.DIFF_LAYER, basemap, view, height="460px")])]),
+            html.Div(className="half", children=[html.H3("Period B: red = stay pattern changed since A (or: distance classes)"), html.Div(id=ids.DIFF_MAP_BOX, children=[make_map(ids.DIFF_MAP, ids.DIFF_LAYER, basemap, view, height="460px")])]),
         ]),
         dcc.Graph(id=ids.DIFF_MATRIX, config={"displaylogo": False}),
     ])

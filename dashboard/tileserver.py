@@ -55,6 +55,10 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
             abort(404)
         diff = catalog.diff(other, key, int(args.get("k", 10)))
         values = np.full(ds.n_meshes, -1, dtype=np.int64)
+        if args.get("by", "change") == "distance":
+            # OpenUAS distance classes of each mesh's move between the periods (class 0 unused).
+            values[diff.index_b] = distance_classes(diff.distance).astype(np.int64)
+            return values, _table(DISTANCE_COLOURS, 215)
         values[diff.index_b] = diff.changed.astype(np.int64)
         return values, _table(CHANGE_COLOURS, 215)
     abort(400)

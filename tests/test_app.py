@@ -100,3 +100,20 @@ def test_mesh_across_periods(tmp_path):
     assert rows[1]["cluster"] == int(labels_b[10][np.flatnonzero(codes_b == both)[0]])
     missing = cat.across_periods("rel/nagoya_2019_04", int(only_a), 50, 10)
     assert missing[1]["cluster"] is None
+
+
+def test_distance_class_charts_and_small_multiples(tmp_path):
+    from dashboard.data import Catalog
+    from dashboard.figures import DISTANCE_LABELS, class_charts
+
+    _release(tmp_path)
+    cat = Catalog(tmp_path)
+    key = "rel/nagoya_2019_04"
+    charts = cat.distance_class_charts(key, 0, "sum")
+    assert charts.shape == (6, 2, 12, 7)
+    # class 0 is the clicked mesh alone: its chart is the mesh's own chart
+    assert np.allclose(charts[0], cat.mesh_pattern(key, 0), atol=1e-5)
+    # the classes partition the meshes: their charts add up to the chart of all meshes
+    assert np.allclose(charts.sum(axis=0), cat.cluster_charts(key, 5, "sum").sum(axis=0), rtol=1e-4)
+    fig = class_charts(charts, DISTANCE_LABELS, "sum")
+    assert len(fig.data) == 6 * 2 * 7 and fig.layout.annotations[0].text == "the mesh: weekday"

@@ -143,6 +143,10 @@ def test_map_shows_clusters_with_the_right_colours(page, server, demo_data):
     assert page.locator(".similar-here li").count() == 5
     assert page.locator(".similar-across li").count() >= 1
     assert f"mesh={int(ds.codes[row])}" in page.url
+    # similarity colouring: one chart per distance class appears
+    page.get_by_text("similarity to the clicked mesh").click()
+    page.wait_for_function("[...document.querySelectorAll('#mesh-map img.leaflet-tile')].some(i => i.src.includes('mode=similar'))", timeout=30_000)
+    page.wait_for_selector("#cluster-chart .gtitle:has-text('by distance to the clicked mesh')", timeout=30_000)
 
 
 def test_changing_k_updates_legend_and_map(page, server, demo_data):
@@ -211,3 +215,6 @@ def test_diff_maps_follow_each_other(page, server):
     z = int(src.split("/tiles/")[1].split("/")[0])
     page.locator("#diff-map-a .leaflet-control-zoom-in").click()
     page.wait_for_function(f"[...document.querySelectorAll('#diff-map img.leaflet-tile')].some(i => i.src.includes('/tiles/{z + 1}/'))", timeout=30_000)
+    # colour period B by embedding distance instead
+    page.get_by_text("embedding distance to A").click()
+    page.wait_for_function("[...document.querySelectorAll('#diff-map img.leaflet-tile')].some(i => i.src.includes('by=distance'))", timeout=30_000)
