@@ -25,7 +25,7 @@ def ensure_demo(data_dir: Path) -> None:
         return
     from core.cli import main as core_main
 
-    print(f"No release under {data_dir}: building the demo release once (about 70 s)...", file=sys.stderr)
+    print(f"No release under {data_dir}: building the demo release once (about 80 s)...", file=sys.stderr)
     core_main(["demo", "--data", str(data_dir)])
 
 

@@ -138,12 +138,18 @@ def build_anchor_set(
     config: TrainConfig | None = None,
     seed: int = 0,
     progress: Callable[[Progress], None] | None = None,
+    counts: list | None = None,
 ) -> AnchorSet:
     """Build an anchor set from several stay datasets (SPEC §4).
 
     Embeds all datasets together (free), k-means the areas into ``n_anchors`` clusters, samples
     ``records_per_anchor`` stay records per cluster (no geography kept; times quantised to 15
     minutes), trains again with the anchors as extra areas and keeps the anchors' embeddings.
+
+    Args:
+        datasets: stay records of each dataset (may be a random sample of each dataset's stays
+            when ``counts`` gives the full per-area counts: large builds keep only a sample).
+        counts: full :class:`~core.stays.AreaCounts` per dataset (default: from ``datasets``).
 
     Raises:
         CoreError: for fewer than 2 anchors or more anchors than areas.
@@ -155,7 +161,9 @@ def build_anchor_set(
         raise CoreError(f"an anchor set needs at least 2 anchors, got n_anchors={n_anchors}")
     if records_per_anchor < 1:
         raise CoreError(f"records_per_anchor must be >= 1, got {records_per_anchor}")
-    parts = [d.to_counts() for d in datasets]
+    parts = counts if counts is not None else [d.to_counts() for d in datasets]
+    if len(parts) != len(datasets):
+        raise CoreError("counts and datasets must have one entry per dataset")
     stacked, _ = stack_counts(parts)
     n_areas = stacked.shape[0]
     if n_anchors > n_areas:
@@ -169,7 +177,7 @@ def build_anchor_set(
     rec_cluster, stays, arrivals, weekdays, holidays = [], [], [], [], []
     offset = 0
     for d, part in zip(datasets, parts):
-        _, index = d.area_index()
+        index = np.searchsorted(part.keys, d.area_keys)  # each record's row in its dataset's counts
         rec_cluster.append(area_cluster[offset + index])
         stays.append(d.stay_time)
         arrivals.append(d.arrival_minute)

@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train every dataset anchored and write the OpenUAS release layout, stays and ground truth to DATA/demo."))
     dm.add_argument("--data", default="data", metavar="DIR", help="data folder (default: data)")
     dm.add_argument("--scale", default="default", choices=["tiny", "small", "default", "full"],
-                    help="default: ~114 k meshes (Tokyo ~49 k), ~70 s; full: about the real release (~1.4 M)")
+                    help="default: ~114 k meshes (Tokyo ~49 k), ~80 s; full: about the real release (~1.4 M)")
     dm.add_argument("--seed", type=int, default=0)
     dm.add_argument("--quiet", action="store_true")
     dm.set_defaults(func=cmd_demo)

@@ -76,7 +76,7 @@ class DemoScale:
 SCALES = {
     "tiny": DemoScale(radius=0.3, n_anchors=64, anchor_records=1000),
     "small": DemoScale(radius=0.6, n_anchors=128, anchor_records=2000),
-    # Tokyo ~49 k meshes, about 114 k in all (measured: 70 s).
+    # Tokyo ~49 k meshes, about 114 k in all (measured: 80 s).
     "default": DemoScale(radius=0.6, city_radius=(("tokyo", 0.92), ("osaka", 0.7))),
     # About the real release's size: Tokyo ~200 k meshes, ~1.4 M in all (for benchmarks).
     "full": DemoScale(radius=2.7, city_radius=(("tokyo", 2.0), ("osaka", 1.9), ("nagoya", 2.4)), anchor_records=20000),
@@ -98,6 +98,20 @@ def _city_spec(city: str, scale: DemoScale):
 
     spec = CITIES[city]
     return replace(spec, radius_km=spec.radius_km * scale.radius_of(city), residents_per_cell=spec.residents_per_cell * scale.residents)
+
+
+# Stays kept per dataset for sampling anchor records (the full counts are kept separately), so
+# that a build the size of the real release does not hold hundreds of millions of stays.
+ANCHOR_POOL = 2_000_000
+
+
+def _sample(rec: StayRecords, cap: int, seed: int) -> StayRecords:
+    """A uniform random sample of at most ``cap`` stays (all of them when fewer)."""
+    if len(rec) <= cap:
+        return rec
+    keep = np.sort(np.random.default_rng(seed).choice(len(rec), cap, replace=False))
+    return StayRecords(rec.source, rec.key_column, rec.area_keys[keep], rec.stay_time[keep], rec.arrival_minute[keep],
+                       rec.weekday[keep], rec.is_holiday[keep], None if rec.mesh_sizes is None else rec.mesh_sizes[keep])
 
 
 def mesh_truth(codes: np.ndarray, sizes: np.ndarray, cell_codes: np.ndarray, cell_district: np.ndarray) -> np.ndarray:
@@ -150,7 +164,8 @@ def build_demo(
         (root / "stays").mkdir()
         (root / "truth").mkdir()
         grids, pops = {}, {}
-        records: list[StayRecords] = []
+        records: list[StayRecords] = []  # per dataset: a sample of its stays, for the anchor set
+        all_counts = []  # per dataset: the full per-mesh counts, for training
         meta: list[dict] = []
         mesh_frames: list[pd.DataFrame] = []
         city_seed = {c: seed * 1000 + 17 * k for k, c in enumerate(CITIES)}
@@ -186,18 +201,19 @@ def build_demo(
                 stays["is_holiday"].to_numpy(),
                 stays["mesh_size"].to_numpy().astype(np.int64),
             )
-            records.append(rec)
+            all_counts.append(rec.to_counts())
+            records.append(_sample(rec, ANCHOR_POOL, seed + n))
             meta.append({"name": ds_name, "city": city, "year": period.year, "month": period.month, "severity": period.severity,
                          "stays": len(rec), "users": int(stays["user_id"].nunique())})
 
         report("anchors", 0, 1, f"{sc.n_anchors} anchors from {total} datasets")
-        anchors = build_anchor_set(records, n_anchors=sc.n_anchors, records_per_anchor=sc.anchor_records, config=TrainConfig(seed=seed), seed=seed)
+        anchors = build_anchor_set(records, n_anchors=sc.n_anchors, records_per_anchor=sc.anchor_records, config=TrainConfig(seed=seed), seed=seed, counts=all_counts)
+        del records
         anchors.save(root / ANCHOR_DIR)
         write_util_files(root)
 
-        for n, (rec, m) in enumerate(zip(records, meta)):
+        for n, (counts, m) in enumerate(zip(all_counts, meta)):
             report("train", n, total, m["name"])
-            counts = rec.to_counts()
             emb = train_embeddings(counts, anchors, TrainConfig(seed=seed + n))
             dist = predict_distributions(emb.vectors, emb.decoder, dtype=np.float32)
             labels = {k: cluster_areas(emb.vectors, emb.decoder, k, distributions=dist) for k in RELEASED_KS if k <= counts.n_areas}

@@ -80,3 +80,16 @@ def test_dataset_names_are_validated(tmp_path, name):
     with pytest.raises(ReleaseError, match="not allowed"):
         write_dataset(tmp_path, name, np.array([5236670041]), np.array([250]), np.zeros((1, 8)), np.zeros((168, 8)), {})
     assert not any(tmp_path.rglob("*.geojson"))
+
+
+def test_anchor_set_from_a_sample_of_stays_with_full_counts():
+    from core.demo import _sample
+
+    recs = [stays_from_frame(synthetic_city(300, 100, seed=s).stays) for s in (1, 2)]
+    full = [r.to_counts() for r in recs]
+    sampled = [_sample(r, 5000, 0) for r in recs]
+    assert all(len(s) == 5000 for s in sampled)
+    a = build_anchor_set(sampled, n_anchors=8, records_per_anchor=300, seed=0, counts=full)
+    assert a.n_anchors == 8 and a.counts.sum() == 8 * 300
+    with pytest.raises(CoreError, match="one entry per dataset"):
+        build_anchor_set(sampled, n_anchors=8, counts=full[:1])
