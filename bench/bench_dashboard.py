@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.similarity import top_k  # noqa: E402
+from core.similarity import similar_across  # noqa: E402
 from core.tiles import png_bytes, render_tile  # noqa: E402
 from dashboard.callbacks import viewport  # noqa: E402
 from dashboard.data import Catalog  # noqa: E402
@@ -118,11 +118,7 @@ def main() -> None:
         row = int(idx.lookup(np.array([rng.uniform(s, n)]), np.array([rng.uniform(w, e)]))[0])
         if row < 0:
             continue
-        q = ds.vectors[row].astype(np.float32)
-        for k in others:
-            o = cat.get(k)
-            d = np.sqrt(((o.vectors - q) ** 2).sum(axis=1))
-            top_k(d, 5)
+        similar_across(ds.vectors[row], {k: (cat.get(k).codes, cat.get(k).vectors) for k in others}, k=5 * len(others), per_dataset=5)
         clicks.append(time.perf_counter() - t)
     clicks = np.array(clicks) * 1000
 

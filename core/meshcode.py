@@ -24,6 +24,11 @@ LON_UNITS = 1600  # 50 m cells per degree of longitude
 EXTENT = {1000: 20, 500: 10, 250: 5, 100: 2, 50: 1}
 DIGITS = {1000: 8, 500: 9, 250: 10, 100: 10, 50: 12}
 SIZE_OF_DIGITS = {8: 1000, 9: 500, 10: 250, 12: 50}
+# The same, as look-up tables indexed by the size in metres (vectorised decoding).
+_DIGITS_LUT = np.zeros(1001, dtype=np.int64)
+_EXTENT_LUT = np.zeros(1001, dtype=np.int64)
+for _size in EXTENT:
+    _DIGITS_LUT[_size], _EXTENT_LUT[_size] = DIGITS[_size], EXTENT[_size]
 # Offset added before the floor so that a cell's own south-west corner maps into that cell
 # (1e-6 of a 50 m cell is 0.05 mm).
 _EPS = 1e-6
@@ -157,7 +162,7 @@ def code_to_cells(codes: np.ndarray, sizes: np.ndarray | int | None = None) -> M
             f"{int(bad.sum())} malformed mesh codes, e.g. {codes.ravel()[first].tolist()} "
             f"(sizes {np.asarray(sizes).ravel()[first].tolist()})"
         )
-    digits = np.vectorize(DIGITS.__getitem__, otypes=[np.int64])(sizes) if codes.size else sizes
+    digits = _DIGITS_LUT[sizes]
     scale = 10 ** (digits - 8)
     km, rest = np.divmod(codes, scale)
     p, u = km // 1_000_000, (km // 10_000) % 100
@@ -170,7 +175,7 @@ def code_to_cells(codes: np.ndarray, sizes: np.ndarray | int | None = None) -> M
     j = j + np.where(is500, ((rest - 1) % 2) * 10, 0) + np.where(is250, ((a - 1) % 2) * 10 + ((b - 1) % 2) * 5, 0)
     i = i + np.where(is100, a * 2, 0) + np.where(is50, ((rest // 1000) % 10) * 2 + (rest // 10) % 10, 0)
     j = j + np.where(is100, b * 2, 0) + np.where(is50, ((rest // 100) % 10) * 2 + rest % 10, 0)
-    extent = np.vectorize(EXTENT.__getitem__, otypes=[np.int64])(sizes) if codes.size else sizes
+    extent = _EXTENT_LUT[sizes]
     return MeshCells(i=i, j=j, extent=extent)
 
 

@@ -194,7 +194,7 @@ def _parse_features(ref: DatasetRef, doc: object) -> ReleaseDataset:
     return ReleaseDataset(ref.name, ref.release, codes, sizes, vectors, labels, comp)
 
 
-def _text(values: np.ndarray) -> "pa.Array":
+def _text(values: np.ndarray):
     """Numbers as shortest round-trip text (Arrow's cast), vectorised."""
     import pyarrow as pa
 

@@ -440,12 +440,6 @@ def read_counts(path: str | Path) -> AreaCounts:
     return read_stays(path).to_counts()
 
 
-def counts_from_tokens(keys: np.ndarray, tokens: np.ndarray, key_column: str = MESH_ID) -> AreaCounts:
-    """Aggregate (area key, token) pairs into :class:`AreaCounts`."""
-    uniq, index = factorize_keys(keys)
-    return AreaCounts(key_column, uniq, count_matrix(index, tokens, len(uniq)))
-
-
 def stack_counts(parts: list[AreaCounts]) -> tuple[sp.csr_array, np.ndarray]:
     """Stack several datasets' counts (areas of different datasets stay distinct rows).
 

@@ -171,7 +171,6 @@ class _Counts:
             if cancel is not None and cancel():
                 raise TrainingCancelled("training cancelled")
             total = 0.0
-            max_step = 0.0
             for s in _blocks(len(self), self.chunk):
                 sl = slice(s, s + self.chunk)
                 act = active[sl]
@@ -205,8 +204,6 @@ class _Counts:
                 still = moved > 1e-5
                 active[idx[~still]] = False
                 total += float(best.sum())
-                if moved.numel():
-                    max_step = max(max_step, float(moved.max()))
             done = it + 1
             report(done, total)
             if not bool(active.any()):

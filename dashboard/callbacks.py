@@ -9,7 +9,7 @@ import numpy as np
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, html
 
 from core.meshcode import code_bounds
-from core.similarity import top_k
+from core.similarity import similar_across, top_k
 
 from . import ids
 from .data import Catalog
@@ -172,15 +172,9 @@ def register(catalog: Catalog, basemap: str | None) -> None:
         here = [html.Li(html.A(f"{int(ds.codes[i])} ({int(ds.mesh_sizes[i])} m) - distance {d[i]:.2f}",
                                href="?" + urlencode({"ds": key, "k": k, "mesh": int(ds.codes[i])}))) for i in top_k(d, 5, exclude=row)]
         release = catalog.refs[key].release
-        matches = []
-        for other in catalog.keys():
-            if other == key or catalog.refs[other].release != release:
-                continue
-            o = catalog.get(other)
-            od = np.sqrt(((o.vectors.astype(np.float32) - ds.vectors[row].astype(np.float32)) ** 2).sum(axis=1))
-            for i in top_k(od, 3):
-                matches.append((float(od[i]), other, int(o.codes[i]), int(o.mesh_sizes[i])))
-        matches.sort()
+        others = {o: (catalog.get(o).codes, catalog.get(o).vectors) for o in catalog.keys() if o != key and catalog.refs[o].release == release}
+        found = similar_across(ds.vectors[row], others, k=10, per_dataset=3)
+        matches = [(m.distance, m.dataset, m.key, int(catalog.get(m.dataset).mesh_sizes[m.index])) for m in found]
         across = [html.Li(html.A(f"{other.split('/', 1)[1]}: {code_} ({size_} m) - distance {dist:.2f}",
                                  href="?" + urlencode({"ds": other, "k": k, "mesh": code_}))) for dist, other, code_, size_ in matches[:10]]
         similar = [html.H3("Most similar here"), html.Ol(here, className="similar-here"),
