@@ -228,6 +228,59 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_table(frame, out: str | Path) -> Path:
+    """Write a DataFrame as CSV or Parquet (by suffix), atomically."""
+    from .atomic import atomic_path, ensure_writable_dir
+
+    out = Path(out)
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise CoreError(f"{out}: unknown output type '{suffix}' (use .csv or .parquet)")
+    with atomic_path(out) as tmp:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+    return out
+
+
+def cmd_stays(args: argparse.Namespace) -> int:
+    from .gps import GpsOptions, gps_to_stays
+
+    opts = GpsOptions(user_col=args.user_col, time_col=args.time_col, date_col=args.date_col, lat_col=args.lat_col, lon_col=args.lon_col,
+                      tz=args.tz, distance_m=args.distance, min_minutes=args.min_duration, max_gap_minutes=args.max_gap,
+                      max_speed=args.max_speed, off_col=None if args.marker_col == "none" else args.marker_col,
+                      off_values=tuple(args.off_values), country=args.country)
+    table, report = gps_to_stays(args.gps, opts)
+    if args.privacy is not None:
+        from .privacy import apply_privacy
+
+        table, priv = apply_privacy(table, args.privacy, source=str(args.gps[0]))
+        report["privacy"] = priv
+    write_table(table, args.out)
+    print(json.dumps(report, indent=2, default=str), file=sys.stderr)
+    print(f"{len(table):,} stays -> {args.out}")
+    return 0
+
+
+def cmd_meshes(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .errors import InputError
+    from .privacy import apply_privacy
+
+    path = Path(args.stays)
+    if not path.is_file():
+        raise InputError(str(path), "no such file")
+    frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
+    table, report = apply_privacy(frame, args.min_users, source=path.name)
+    write_table(table, args.out)
+    print(json.dumps(report, indent=2), file=sys.stderr)
+    print(f"{len(table):,} stays in {report['meshes_50m'] + report['meshes_250m']:,} meshes -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core", description="Area embeddings from human stays (OpenUAS / Area2Vec with anchoring).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -304,6 +357,39 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--release", required=True, metavar="DIR")
     x.add_argument("--name", required=True)
     x.set_defaults(func=cmd_export)
+
+    st = sub.add_parser("stays", help="detect stays in raw GPS fixes", description=(
+        "Read fixes (CSV or Parquet: a person, a time, latitude, longitude; a file without a person column is one person, "
+        "named by the file; folders are read whole), detect stays (fixes within DISTANCE of a run's first fix for at least "
+        "MIN_DURATION; arrival = first fix, duration = last - first) and write the stay table: stay_time, day_of_week, "
+        "arrival_time, is_holiday, user_id, lat, lon, code_50m, code_250m, arrival, departure, n_fixes. "
+        "With --privacy N the output is the training table instead (code, mesh_size; meshes with more than N people)."))
+    st.add_argument("gps", nargs="+", help="fix files or folders of them")
+    st.add_argument("--out", required=True, metavar="STAYS", help="output .csv or .parquet")
+    st.add_argument("--user-col", help="person column (default: user_id / user / uid ...; none: the file name)")
+    st.add_argument("--time-col", help="time column: ISO 8601 text or epoch seconds (default: timestamp / datetime / time)")
+    st.add_argument("--date-col", help="a separate date column joined before the time (default: 'date' when present)")
+    st.add_argument("--lat-col", help="latitude column (default: lat / latitude)")
+    st.add_argument("--lon-col", help="longitude column (default: lon / lng / longitude)")
+    st.add_argument("--tz", default="Asia/Tokyo", help="time zone of times without an offset and of the output (default Asia/Tokyo)")
+    st.add_argument("--distance", type=float, default=100.0, metavar="METRES", help="stay radius around its first fix (default 100)")
+    st.add_argument("--min-duration", type=float, default=5.0, metavar="MINUTES", help="shortest stay (default 5)")
+    st.add_argument("--max-gap", type=float, default=None, metavar="MINUTES", help="no stay spans a longer gap between fixes (default: any gap)")
+    st.add_argument("--max-speed", type=float, default=100.0, metavar="M_PER_S", help="a fix reached and left faster is a spike (default 100)")
+    st.add_argument("--marker-col", default="auto", help="logger on/off marker column (default: 'Type' when it holds only 0/-2/-4; 'none' for none)")
+    st.add_argument("--off-values", type=int, nargs="+", default=[-4], help="marker values meaning 'logger switched off' (default -4)")
+    st.add_argument("--country", default="JP", help="holiday calendar, ISO code (default JP: jpholiday; others: the holidays package)")
+    st.add_argument("--privacy", type=int, default=None, metavar="N", help="apply the mesh privacy rule (more than N people) and write the training table")
+    st.set_defaults(func=cmd_stays)
+
+    ms = sub.add_parser("meshes", help="assign stays to 50 m / 250 m meshes under the privacy rule", description=(
+        "Read a stay table with user_id and lat/lon (or code_50m), keep 50 m meshes with more than N people, move the rest "
+        "to their 250 m mesh under the same rule, drop what is left, and write SPEC columns plus code and mesh_size "
+        "(no person or position columns)."))
+    ms.add_argument("stays", help="stay table from 'stays' (.csv or .parquet)")
+    ms.add_argument("--out", required=True, metavar="FILE", help="output .csv or .parquet")
+    ms.add_argument("--min-users", type=int, default=10, metavar="N", help="a mesh is kept with more than N distinct people (default 10)")
+    ms.set_defaults(func=cmd_meshes)
     return p
 
 

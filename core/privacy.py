@@ -83,3 +83,47 @@ def complemented_children(codes: np.ndarray, sizes: np.ndarray) -> tuple[np.ndar
     parent = np.repeat(rows, 25)
     free = ~np.isin(child, codes[sizes == 50])
     return child[free], parent[free]
+
+
+def apply_privacy(stays: pd.DataFrame, min_users: int = MIN_USERS, source: str = "<stays>") -> tuple[pd.DataFrame, dict]:
+    """Stays with a person and a position -> the training table: SPEC §1 columns plus ``code`` and ``mesh_size``.
+
+    The position is ``lat``/``lon`` (or a ``code_50m`` column). Stays whose mesh has ``min_users``
+    or fewer distinct people are dropped, and so are the person and position columns: nothing
+    finer than a kept mesh leaves this step.
+
+    Returns:
+        The table and a report (plain data): stays in and out, meshes kept per size.
+
+    Raises:
+        InputError: when the person or position columns are missing.
+    """
+    from .constants import STAY_COLUMNS
+    from .errors import InputError
+    from .meshcode import code_centers
+
+    cols = list(stays.columns)
+    user_col = next((c for c in ("user_id", "user", "uid") if c in cols), None)
+    if user_col is None:
+        raise InputError(source, "missing column 'user_id'", expected="a person id per stay: the privacy rule counts distinct people per mesh")
+    missing = [c for c in STAY_COLUMNS if c not in cols]
+    if missing:
+        raise InputError(source, f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}", expected=f"columns {', '.join(STAY_COLUMNS)}")
+    if "lat" in cols and "lon" in cols:
+        lat, lon = stays["lat"].to_numpy(np.float64), stays["lon"].to_numpy(np.float64)
+    elif "code_50m" in cols:
+        lat, lon = code_centers(stays["code_50m"].to_numpy(np.int64), 50)
+    else:
+        raise InputError(source, "missing columns 'lat' and 'lon' (or 'code_50m')", expected="the position of each stay")
+    users = pd.factorize(stays[user_col])[0]
+    a = assign_meshes(users, lat, lon, min_users)
+    keep = a.kept
+    out = stays.loc[keep, list(STAY_COLUMNS)].reset_index(drop=True)
+    out["code"] = a.code[keep]
+    out["mesh_size"] = a.mesh_size[keep]
+    report = {
+        "stays_in": int(len(stays)), "stays_out": int(keep.sum()), "min_users": int(min_users),
+        "meshes_50m": int(np.unique(a.code[a.mesh_size == 50]).size), "meshes_250m": int(np.unique(a.code[a.mesh_size == 250]).size),
+        "stays_dropped": int((~keep).sum()),
+    }
+    return out, report
