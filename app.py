@@ -11,7 +11,9 @@ from dash import Dash
 
 from dashboard.callbacks import register
 from dashboard.data import Catalog
-from dashboard.layout import make_layout
+from dashboard.layout import make_layout, train_tab
+from dashboard.training import register_training
+from core.userdata import DEFAULT_UPLOAD_CAP
 from dashboard.tileserver import register_tiles
 
 OSM = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -43,27 +45,47 @@ def _diff_pair(catalog: Catalog) -> tuple[str | None, str | None]:
     return (keys[0] if keys else None), (keys[1] if len(keys) > 1 else None)
 
 
-def create_app(data_dir: str | Path = "data", basemap: str | None = OSM) -> Dash:
+def create_app(data_dir: str | Path = "data", basemap: str | None = OSM, upload_cap_mb: float = DEFAULT_UPLOAD_CAP / 2**20) -> Dash:
     """The Dash app over the releases under ``data_dir``.
 
     Args:
         data_dir: folder holding releases (any folder with the OpenUAS layout).
         basemap: XYZ tile URL of the background map, or ``None`` for none (offline machines).
+        upload_cap_mb: largest browser upload; bigger files go into ``data_dir/inbox``.
     """
+    import diskcache
+    from dash import DiskcacheManager
+
+    from core.jobs import JobRegistry
+    from core.userdata import USER_RELEASE, cleanup_uploads
+
+    data_dir = Path(data_dir)
+    # A job killed with the previous server leaves a stale lock and partial files: close and clean them now.
+    JobRegistry(data_dir / USER_RELEASE).current()
+    cleanup_uploads(data_dir)
     catalog = Catalog(data_dir)
-    app = Dash(__name__, title="Area embeddings", assets_folder=str(Path(__file__).parent / "assets"), suppress_callback_exceptions=False)
+    cap = int(upload_cap_mb * 2**20)
+    manager = DiskcacheManager(diskcache.Cache(str(data_dir / ".cache" / "background-jobs")))
+    app = Dash(__name__, title="Area embeddings", assets_folder=str(Path(__file__).parent / "assets"), suppress_callback_exceptions=False,
+               background_callback_manager=manager)
+    # Uploads arrive base64-encoded inside a callback request: allow the cap plus encoding overhead, refuse more.
+    app.server.config["MAX_CONTENT_LENGTH"] = int(cap * 1.4) + 4 * 2**20
 
     def serve_layout():
         from dashboard.callbacks import viewport
+        from dashboard.training import anchor_options, inbox_options
 
+        catalog.refresh_if_changed()
         state = _initial_state(catalog)
         pair = _diff_pair(catalog)
         map_view = viewport(catalog, state["ds"]) if state["ds"] else None
         diff_view = viewport(catalog, pair[1]) if pair[1] else None
-        return make_layout(catalog.options(), state, pair, basemap, map_view, diff_view)
+        train = train_tab(anchor_options(data_dir), inbox_options(data_dir), cap)
+        return make_layout(catalog.options(), state, pair, basemap, map_view, diff_view, train, catalog.version)
 
     app.layout = serve_layout
     register(catalog, basemap)
+    register_training(catalog, basemap, manager, cap)
     register_tiles(app.server, catalog)
     return app
 
@@ -75,12 +97,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default=str(Path(__file__).parent / "data"), help="data folder holding releases (default: ./data)")
     ap.add_argument("--basemap", default=os.environ.get("BASEMAP_URL", OSM), help="XYZ tile URL of the background map; 'none' for no basemap (default: OpenStreetMap)")
     ap.add_argument("--no-demo", action="store_true", help="do not build the demo release when no release is found")
+    ap.add_argument("--upload-cap-mb", type=float, default=DEFAULT_UPLOAD_CAP / 2**20,
+                    help="largest browser upload in MB (default 50); bigger files go into DATA/inbox/ and are picked from a list")
     args = ap.parse_args(argv)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     if not args.no_demo:
         ensure_demo(data)
-    create_app(data, None if args.basemap.lower() == "none" else args.basemap).run(host=args.host, port=args.port, debug=False)
+    create_app(data, None if args.basemap.lower() == "none" else args.basemap, args.upload_cap_mb).run(host=args.host, port=args.port, debug=False)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       q.set("ds", ds);
       q.set("k", String(kAny || k || 10));
       if (selected && selected.ds === ds && selected.code !== undefined) { q.set("mesh", String(selected.code)); }
-      if (tab === "diff") { q.set("view", "diff"); }
+      if (tab === "diff" || tab === "train") { q.set("view", tab); }
       window.history.replaceState(null, "", "?" + q.toString());
       return q.toString();
     },

@@ -281,6 +281,63 @@ def cmd_meshes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_add_dataset(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from .atomic import write_text_atomic
+    from .errors import TrainingCancelled
+    from .userdata import add_dataset
+
+    stop = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    status_file = Path(args.status_file) if args.status_file else None
+    cancel_file = Path(args.cancel_file) if args.cancel_file else None
+    last = {"t": 0.0}
+    bar = _Bar(args.name, enabled=not args.quiet and status_file is None)
+
+    def status(state: str, **extra) -> None:
+        if status_file is not None:
+            write_text_atomic(status_file, json.dumps({"state": state, **extra, "updated": time.time()}, default=str))
+
+    def progress(p: dict) -> None:
+        now = time.monotonic()
+        if status_file is not None and (now - last["t"] > 0.25 or p["stage"] == "write"):
+            last["t"] = now
+            status("running", **p)
+
+    def cancel() -> bool:
+        return stop["flag"] or (cancel_file is not None and cancel_file.exists())
+
+    kw = {"seed": args.seed, "dim": args.dim, "schedule": args.schedule}
+    if args.epochs is not None:
+        kw["max_epochs"] = args.epochs
+    if args.tol is not None:
+        kw["tol"] = args.tol
+    from .trainer import TrainConfig
+
+    try:
+        config = TrainConfig(**kw)
+        result = add_dataset(args.data, args.inputs, args.name, args.period, None if args.free else args.anchors, config,
+                             mapping=args.mapping, min_users=args.min_users, progress=progress, cancel=cancel)
+    except TrainingCancelled:
+        status("cancelled", message="cancelled")
+        print("cancelled", file=sys.stderr)
+        return 3
+    except CoreError as exc:
+        status("failed", message=str(exc))
+        raise
+    except Exception as exc:  # a crash still leaves a readable status
+        status("failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        bar.close()
+    status("done", fraction=1.0, dataset=result["dataset"], metrics=result["metrics"])
+    m = result["metrics"]
+    print(f"{result['dataset']}: {m['n_meshes']:,} meshes, ApproximationLoss {m['approximation_loss']:.4f}, {m['seconds_total']:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core", description="Area embeddings from human stays (OpenUAS / Area2Vec with anchoring).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -390,6 +447,30 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--out", required=True, metavar="FILE", help="output .csv or .parquet")
     ms.add_argument("--min-users", type=int, default=10, metavar="N", help="a mesh is kept with more than N distinct people (default 10)")
     ms.set_defaults(func=cmd_meshes)
+
+    ad = sub.add_parser("add-dataset", help="train your stays (or raw GPS) into the 'user' release of a data folder", description=(
+        "Validate INPUTS (a stay table with 'code', or with 'mesh_id' plus --mapping; or raw GPS files, detected by their "
+        "columns and turned into stays with the privacy rule), train them anchored to an installed release's anchor set "
+        "(or --free) and write DATA/user/japan_city/{geojson,model,metrics}/NAME_PERIOD.*; the GeoJSON is written last, "
+        "so a killed run leaves no dataset."))
+    ad.add_argument("inputs", nargs="+", help="stay table, or GPS fix files")
+    ad.add_argument("--data", default="data", metavar="DIR", help="data folder (default: data)")
+    ad.add_argument("--name", required=True, help="dataset name: a letter, then letters, digits, '_' or '-'")
+    ad.add_argument("--period", required=True, help="period label, e.g. 2016-10")
+    g = ad.add_mutually_exclusive_group()
+    g.add_argument("--anchors", default="demo", metavar="RELEASE", help="release whose anchor set to use (default: demo)")
+    g.add_argument("--free", action="store_true", help="train without anchors (not comparable with other datasets)")
+    ad.add_argument("--mapping", metavar="CSV", help="mesh_id -> code table for stays keyed by mesh_id")
+    ad.add_argument("--min-users", type=int, default=10, help="privacy rule for raw GPS: meshes with more than N people (default 10)")
+    ad.add_argument("--dim", type=int, default=8, help="embedding size when free (anchored: the anchor set's)")
+    ad.add_argument("--tol", type=float, default=None, help="stopping tolerance (default 2e-5)")
+    ad.add_argument("--epochs", type=int, default=None, help="most decoder epochs (default 800)")
+    ad.add_argument("--schedule", default="exponential", choices=["exponential", "linear", "constant", "mixed"])
+    ad.add_argument("--seed", type=int, default=0)
+    ad.add_argument("--status-file", help="write progress as JSON here (for the dashboard)")
+    ad.add_argument("--cancel-file", help="stop when this file appears")
+    ad.add_argument("--quiet", action="store_true")
+    ad.set_defaults(func=cmd_add_dataset)
     return p
 
 

@@ -71,8 +71,11 @@ def register(catalog: Catalog, basemap: str | None) -> None:
             return keep, None if k_any else keep, keep, keep, keep
         q = {key: v[0] for key, v in parse_qs((search or "").lstrip("?")).items()}
         key = q.get("ds")
+        view = q.get("view") if q.get("view") in ("diff", "train") else None
+        if key is not None and key not in catalog.refs:
+            catalog.refresh_if_changed()  # a dataset trained since this server process last looked
         if key not in catalog.refs:
-            return keep, keep, keep, keep, "diff" if q.get("view") == "diff" else keep
+            return keep, keep, keep, keep, view or keep
         try:
             kk = int(q.get("k", "10"))
         except ValueError:
@@ -84,7 +87,7 @@ def register(catalog: Catalog, basemap: str | None) -> None:
             if hit.size:
                 selected = {"ds": key, "row": int(hit[0]), "code": int(q["mesh"])}
         released = kk in (5, 10, 20)
-        return key, kk if released else None, None if released else kk, selected, "diff" if q.get("view") == "diff" else "map"
+        return key, kk if released else None, None if released else kk, selected, view or "map"
 
     clientside_callback(
         ClientsideFunction(namespace="meshes", function_name="writeUrl"),
@@ -115,6 +118,10 @@ def register(catalog: Catalog, basemap: str | None) -> None:
         n50 = int((ds.mesh_sizes == 50).sum())
         comp = int(ds.complemented.sum()) if ds.complemented is not None else 0
         summary = f"{ds.city} {ds.period}: {ds.n_meshes:,} meshes ({n50:,} of 50 m, {ds.n_meshes - n50:,} of 250 m; {comp:,} complemented, drawn paler)"
+        m = catalog.metrics(key)
+        if m:
+            space = f"anchored to '{m.get('anchor_release')}' ({(m.get('config') or {}).get('schedule')} schedule)" if m.get("anchored") else "trained free"
+            summary += f". Trained here: ApproximationLoss {m.get('approximation_loss', float('nan')):.4f}, {space}, {m.get('seconds', 0):.1f} s"
         charts = catalog.cluster_charts(key, k, reduce)
         fig = pattern_chart(charts.sum(axis=0) if reduce == "sum" else charts.mean(axis=0), f"all clusters ({reduce})")
         if sel is not None and view == "similar":
@@ -171,14 +178,15 @@ def register(catalog: Catalog, basemap: str | None) -> None:
         d = catalog.distances_from(key, row)
         here = [html.Li(html.A(f"{int(ds.codes[i])} ({int(ds.mesh_sizes[i])} m) - distance {d[i]:.2f}",
                                href="?" + urlencode({"ds": key, "k": k, "mesh": int(ds.codes[i])}))) for i in top_k(d, 5, exclude=row)]
-        release = catalog.refs[key].release
-        others = {o: (catalog.get(o).codes, catalog.get(o).vectors) for o in catalog.keys() if o != key and catalog.refs[o].release == release}
+        space = catalog.space(key)
+        others = {o: (catalog.get(o).codes, catalog.get(o).vectors) for o in catalog.comparable(key)}
         found = similar_across(ds.vectors[row], others, k=10, per_dataset=3)
         matches = [(m.distance, m.dataset, m.key, int(catalog.get(m.dataset).mesh_sizes[m.index])) for m in found]
         across = [html.Li(html.A(f"{other.split('/', 1)[1]}: {code_} ({size_} m) - distance {dist:.2f}",
                                  href="?" + urlencode({"ds": other, "k": k, "mesh": code_}))) for dist, other, code_, size_ in matches[:10]]
         similar = [html.H3("Most similar here"), html.Ol(here, className="similar-here"),
-                   html.H3(f"Most similar in other datasets of '{release}'"), html.Ol(across, className="similar-across") if across else html.P("No other dataset in this release.")]
+                   html.H3("Most similar in other datasets of this space" + ("" if space.startswith("free:") else f" (anchored to '{space}')")),
+                   html.Ol(across, className="similar-across") if across else html.P("No other dataset in this space (trained without anchors)." if space.startswith("free:") else "No other dataset in this space.")]
         return info, chart, {"display": "block"}, similar, mesh_polygon(code, size)
 
     @callback(

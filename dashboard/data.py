@@ -43,9 +43,61 @@ class Catalog:
     def refresh(self) -> None:
         with self._lock:
             self.refs: dict[str, DatasetRef] = {f"{r.release}/{r.name}": r for r in discover(self.data_dir)}
+            self._stamp = self._stamps(self.refs)
             # Similar-area search reads every dataset of a release (the real one has 23): keep them.
             self._data = _LRU(64)
             self._derived = _LRU(64)
+            self._metrics: dict[str, dict | None] = {}
+            self.version = getattr(self, "version", 0) + 1
+
+    @staticmethod
+    def _stamps(refs: dict[str, DatasetRef]) -> dict[str, tuple]:
+        out = {}
+        for key, ref in refs.items():
+            try:
+                st = ref.geojson.stat()
+                out[key] = (str(ref.geojson), st.st_size, st.st_mtime_ns)
+            except OSError:
+                out[key] = (str(ref.geojson), -1, -1)
+        return out
+
+    def refresh_if_changed(self) -> bool:
+        """Look for added, removed or rewritten datasets (a finished training job); keep caches of the others."""
+        refs = {f"{r.release}/{r.name}": r for r in discover(self.data_dir)}
+        stamps = self._stamps(refs)
+        with self._lock:
+            if stamps == self._stamp:
+                return False
+            changed = {k for k in set(stamps) | set(self._stamp) if stamps.get(k) != self._stamp.get(k)}
+            self.refs, self._stamp = refs, stamps
+            for key in changed:
+                self._data.pop(key, None)
+                self._metrics.pop(key, None)
+            # Derived values of other datasets may depend on the changed ones (diffs, similar lists): drop them all.
+            self._derived = _LRU(64)
+            self.version += 1
+            return True
+
+    def metrics(self, key: str) -> dict | None:
+        """Training metrics written beside a dataset trained here (``japan_city/metrics/<name>.json``)."""
+        from core.userdata import read_metrics
+
+        with self._lock:
+            if key not in self._metrics:
+                self._metrics[key] = read_metrics(self.refs[key].geojson) if key in self.refs else None
+            return self._metrics[key]
+
+    def space(self, key: str) -> str:
+        """The embedding space a dataset lives in: its anchor set's release (``free:<key>`` when trained free)."""
+        m = self.metrics(key)
+        if m is None:
+            return self.refs[key].release
+        return m.get("anchor_release") or f"free:{key}"
+
+    def comparable(self, key: str) -> list[str]:
+        """Other datasets in the same anchored space as ``key`` (similar-area search runs over these)."""
+        here = self.space(key)
+        return [k for k in self.keys() if k != key and self.space(k) == here]
 
     def keys(self) -> list[str]:
         return sorted(self.refs)

@@ -81,15 +81,72 @@ def diff_tab(options: list[dict], a: str | None, b: str | None, basemap: str | N
     ])
 
 
+def train_tab(anchor_options: list[dict], inbox: list[dict], upload_cap: int) -> html.Div:
+    """Upload or pick a stay table (or raw GPS), preview it, train it into the 'user' release."""
+    default_anchor = anchor_options[0]["value"] if anchor_options else None
+    return html.Div(className="train-tab", children=[
+        html.Div(className="row", children=[
+            html.Div(className="half", children=[
+                html.H3("1. Your data"),
+                html.P(["A stay table (stay_time, day_of_week, arrival_time, is_holiday and a JIS mesh ", html.Code("code"),
+                        ", or ", html.Code("mesh_id"), " plus a mapping file), or raw GPS fixes (person, time, lat, lon; "
+                        "one file per person is fine). CSV or Parquet."], className="hint"),
+                dcc.Upload(id=ids.TRAIN_UPLOAD, multiple=True, accept=".csv,.parquet,.pq,.gz,.txt", className="upload",
+                           children=html.Div(["Drop files here or ", html.A("choose files")])),
+                html.P(f"Uploads up to {upload_cap / 2**20:.0f} MB. Bigger files: copy them into the data folder's inbox/ "
+                       "on the server and pick them here.", className="hint"),
+                html.Label(["Or pick from the inbox", dcc.Dropdown(id=ids.TRAIN_INBOX, options=inbox, placeholder="files in data/inbox")], className="wide"),
+                html.Div(id=ids.TRAIN_UPLOAD_MSG, role="status"),
+                html.Details([html.Summary("mesh_id -> code mapping (only for stays keyed by mesh_id)"),
+                              dcc.Upload(id=ids.TRAIN_MAPPING, multiple=False, accept=".csv,.parquet", className="upload small",
+                                         children=html.Div(["Drop a mapping (mesh_id, code[, mesh_size]) or ", html.A("choose it")])),
+                              html.Div(id=ids.TRAIN_MAPPING_MSG)]),
+            ]),
+            html.Div(className="half", children=[
+                html.H3("2. Options"),
+                html.Label(["Space", dcc.RadioItems(id=ids.TRAIN_MODE, inline=True, value="anchored" if anchor_options else "free", options=[
+                    {"label": "anchored (comparable with other cities and periods)", "value": "anchored", "disabled": not anchor_options},
+                    {"label": "free", "value": "free"}])]),
+                html.Label(["Anchor set", dcc.Dropdown(id=ids.TRAIN_ANCHORS, options=anchor_options, value=default_anchor, clearable=False)], className="wide"),
+                html.Div(className="inline", children=[
+                    html.Label(["Dataset name", dcc.Input(id=ids.TRAIN_NAME, type="text", placeholder="e.g. kobe", debounce=False)]),
+                    html.Label(["Period", dcc.Input(id=ids.TRAIN_PERIOD, type="text", placeholder="e.g. 2016-10", debounce=False)]),
+                ]),
+                html.Div(id=ids.TRAIN_NAME_MSG, className="hint", role="status"),
+                html.Details([html.Summary("Advanced"), html.Div(className="inline", children=[
+                    html.Label(["dim (free only)", dcc.Input(id=ids.TRAIN_DIM, type="number", min=2, max=64, step=1, value=8)]),
+                    html.Label(["stopping tolerance", dcc.Input(id=ids.TRAIN_TOL, type="number", min=0, max=0.1, value=2e-5)]),
+                    html.Label(["most epochs", dcc.Input(id=ids.TRAIN_EPOCHS, type="number", min=1, max=1_000_000, step=1, value=800)]),
+                    html.Label(["anchor schedule", dcc.Dropdown(id=ids.TRAIN_SCHEDULE, value="exponential", clearable=False,
+                                                                options=["exponential", "linear", "constant", "mixed"])]),
+                    html.Label(["privacy: more than N people per mesh (raw GPS)", dcc.Input(id=ids.TRAIN_MIN_USERS, type="number", min=1, step=1, value=10)]),
+                ])]),
+                html.Div(className="buttons", children=[html.Button("Train", id=ids.TRAIN_START), html.Button("Cancel", id=ids.TRAIN_CANCEL),
+                                                        html.Span(id=ids.TRAIN_CANCEL_MSG, className="hint")]),
+                html.Progress(id=ids.TRAIN_BAR, value="0", max="100", className="train-bar"),
+                html.Div(id=ids.TRAIN_STATUS, className="train-status", role="status"),
+                html.Div(id=ids.TRAIN_OUTCOME, className="train-outcome"),
+            ]),
+        ]),
+        html.H3("Preview"),
+        dcc.Loading(html.Div(id=ids.TRAIN_PREVIEW, className="preview", children="Upload a file or pick one from the inbox."), type="dot"),
+    ])
+
+
 def make_layout(options: list[dict], state: dict, diff_pair: tuple[str | None, str | None], basemap: str | None,
-                map_view: dict | None = None, diff_view: dict | None = None) -> html.Div:
+                map_view: dict | None = None, diff_view: dict | None = None, train: html.Div | None = None,
+                version: int = 0) -> html.Div:
     return html.Div(className="page", children=[
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.URL_SINK),
         dcc.Store(id=ids.SELECTED, data=state.get("selected")),
+        dcc.Store(id=ids.TRAIN_SOURCE), dcc.Store(id=ids.TRAIN_MAPPING_STORE), dcc.Store(id=ids.TRAIN_RESULT),
+        dcc.Store(id=ids.CATALOG_VERSION, data=version),
+        dcc.Interval(id=ids.JOB_POLL, interval=3000),
         html.H1("Area embeddings"),
         dcc.Tabs(id=ids.TABS, value=state.get("view", "map"), children=[
             dcc.Tab(label="Cluster map", value="map", children=[map_tab(options, state, basemap, map_view)]),
             dcc.Tab(label="Compare periods", value="diff", children=[diff_tab(options, diff_pair[0], diff_pair[1], basemap, diff_view)]),
+            *([dcc.Tab(label="Train on your data", value="train", children=[train])] if train is not None else []),
         ]),
     ])

@@ -42,3 +42,23 @@ def small_anchor_set():
 
     cities = [stays_from_frame(synthetic_city(600, 120, seed=s).stays) for s in (10, 11, 12)]
     return build_anchor_set(cities, n_anchors=64, records_per_anchor=2000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_release(tmp_path_factory):
+    """A tiny demo data folder (Osaka only, 64 anchors): read-only; copy it before writing into it."""
+    from core.demo import build_demo
+
+    d = tmp_path_factory.mktemp("tiny-release")
+    build_demo(d, scale="tiny", only=("osaka_2021_04",))
+    return d
+
+
+@pytest.fixture
+def data_copy(tiny_release, tmp_path):
+    """A writable copy of :func:`tiny_release`."""
+    import shutil
+
+    dst = tmp_path / "data"
+    shutil.copytree(tiny_release, dst)
+    return dst

@@ -311,3 +311,22 @@ def test_kobe_privacy_step(kobe):
     # The venue is among them, on both sides of the first-level line.
     first = out["code"].astype(str).str[:4]
     assert {"5135", "5235"} <= set(first)
+
+
+def test_cli_stays_then_meshes(tmp_path):
+    from core.cli import main
+
+    stays = tmp_path / "stays.parquet"
+    assert main(["stays", *map(str, sorted(KOBE.glob("user*.csv"))), "--out", str(stays)]) == 0
+    frame = pd.read_parquet(stays)
+    assert {"stay_time", "day_of_week", "arrival_time", "is_holiday", "user_id", "lat", "lon", "code_50m", "code_250m"} <= set(frame.columns)
+    assert len(frame) == len(gps_to_stays(sorted(KOBE.glob("user*.csv")))[0])
+    train = tmp_path / "train.csv"
+    assert main(["meshes", str(stays), "--out", str(train)]) == 0
+    out = pd.read_csv(train)
+    assert list(out.columns) == ["stay_time", "day_of_week", "arrival_time", "is_holiday", "code", "mesh_size"]
+    from core.stays import read_stays
+
+    assert len(read_stays(train)) == len(out)  # the training table validates as a stay table
+    assert main(["stays", str(KOBE / "user1.csv"), "--out", str(tmp_path / "x.txt")]) == 2  # unknown output type
+    assert not (tmp_path / "x.txt").exists()

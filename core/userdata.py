@@ -1,0 +1,483 @@
+"""Your own data into the shared space: safe uploads and inbox picks, a preview, training into ``data/user``.
+
+The result of :func:`add_dataset` is one more dataset of the release ``data/user`` in the OpenUAS
+layout, so it loads like any other. Files are committed in an order that makes a kill at any
+moment harmless: the model and the metrics are renamed into place first, the GeoJSON last, and a
+dataset exists (for :func:`core.release.discover`) only once its GeoJSON does. Leftovers of a
+killed job (temporary files, a model without its GeoJSON) are removed by :func:`cleanup_incomplete`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path, ensure_writable_dir, write_text_atomic
+from .constants import MESH_CODE, MESH_ID, MESH_SIZE, RELEASED_KS
+from .errors import InputError
+
+USER_RELEASE = "user"
+INBOX = "inbox"
+UPLOADS = ".uploads"
+METRICS_DIR = "metrics"
+SUFFIXES = (".csv", ".parquet", ".pq", ".gz", ".txt")
+DEFAULT_UPLOAD_CAP = 50 * 1024 * 1024
+MAX_UPLOAD_FILES = 200
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+_PERIOD_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,19}")
+_FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\- ]{0,120}")
+PREVIEW_MESHES = 3000
+
+
+class UploadTooLarge(InputError):
+    """An upload above the browser-upload cap."""
+
+
+# ---------------------------------------------------------------- names and paths
+
+
+def check_label(value: object, what: str, pattern: re.Pattern = _NAME_RE) -> str:
+    """A dataset name or period label, or an :class:`InputError` saying what is allowed."""
+    text = "" if value is None else str(value).strip()
+    allowed = "letters, digits, '_' and '-' (no spaces, dots or slashes)"
+    if not text:
+        raise InputError(what, "is empty", expected=allowed)
+    if not pattern.fullmatch(text):
+        first = "a letter" if pattern is _NAME_RE else "a letter or digit"
+        raise InputError(what, f"{text!r} is not allowed", expected=f"{first} then {allowed}, at most {40 if pattern is _NAME_RE else 20} characters")
+    return text
+
+
+def dataset_name(name: object, period: object) -> str:
+    """``<name>_<period>`` after validating both (e.g. ``kobe`` + ``2016-10`` -> ``kobe_2016-10``)."""
+    return f"{check_label(name, 'dataset name')}_{check_label(period, 'period label', _PERIOD_RE)}"
+
+
+def safe_file_name(name: object) -> str:
+    """The base name of an uploaded file, checked: no folders, no hidden files, a known suffix."""
+    text = str(name or "")
+    base = text.replace("\\", "/").rsplit("/", 1)[-1]
+    if base != text or not _FILE_RE.fullmatch(base) or ".." in base:
+        raise InputError(repr(text)[:80], "is not an allowed file name", expected="a plain file name (letters, digits, '_', '-', '.', spaces), no folders")
+    if not base.lower().endswith(SUFFIXES):
+        raise InputError(base, "has an unknown file type", expected=f"one of {', '.join(SUFFIXES)}")
+    return base
+
+
+def decode_upload(contents: str, name: str) -> bytes:
+    """Bytes of a browser upload (a ``data:...;base64,`` URL)."""
+    if not isinstance(contents, str) or "," not in contents:
+        raise InputError(name, "the upload is not a data URL")
+    try:
+        return base64.b64decode(contents.split(",", 1)[1], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(name, "the upload is not valid base64") from exc
+
+
+def upload_size(contents: str) -> int:
+    """Decoded size of a data URL, without decoding it."""
+    data = contents.split(",", 1)[1] if "," in contents else contents
+    return len(data) * 3 // 4 - data[-2:].count("=")
+
+
+def save_upload(data_dir: str | Path, files: list[tuple[str, str]], cap: int = DEFAULT_UPLOAD_CAP) -> Path:
+    """Check and store browser uploads ``(file name, data URL)``; return their folder.
+
+    Raises:
+        UploadTooLarge: when the files together are above ``cap`` bytes (the message points to the inbox).
+        InputError: for a bad name, an unknown type or undecodable content.
+    """
+    if not files:
+        raise InputError("upload", "no file")
+    if len(files) > MAX_UPLOAD_FILES:
+        raise InputError("upload", f"{len(files)} files", expected=f"at most {MAX_UPLOAD_FILES} files at once")
+    names = [safe_file_name(n) for n, _ in files]
+    total = sum(upload_size(c or "") for _, c in files)
+    if total > cap:
+        raise UploadTooLarge(", ".join(names)[:120], f"{total / 2**20:.1f} MB is above the upload cap of {cap / 2**20:.1f} MB",
+                             expected=f"a smaller file, or copy it into {Path(data_dir) / INBOX} on the server and pick it from the inbox list")
+    root = ensure_writable_dir(Path(data_dir) / USER_RELEASE / UPLOADS)
+    tmp = Path(tempfile.mkdtemp(prefix=".part-", dir=root))
+    try:
+        for name, (_, contents) in zip(names, files):
+            (tmp / name).write_bytes(decode_upload(contents, name))
+        final = root / f"u{time.time_ns():x}{os.getpid():x}"
+        os.replace(tmp, final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def upload_folder(data_dir: str | Path, token: str) -> Path:
+    """The folder of an earlier upload, from its token (checked: no path characters)."""
+    if not re.fullmatch(r"u[0-9a-f]{1,40}", str(token or "")):
+        raise InputError("upload", f"unknown upload {token!r}")
+    folder = Path(data_dir) / USER_RELEASE / UPLOADS / token
+    if not folder.is_dir():
+        raise InputError("upload", "the uploaded file is gone (the server was cleaned); upload it again")
+    return folder
+
+
+def inbox_files(data_dir: str | Path) -> list[dict]:
+    """Files in ``data/inbox`` that can be picked: name and size (nothing outside that folder)."""
+    inbox = Path(data_dir) / INBOX
+    if not inbox.is_dir():
+        return []
+    out = []
+    for p in sorted(inbox.iterdir()):
+        if p.name.startswith(".") or not p.name.lower().endswith(SUFFIXES):
+            continue
+        try:
+            resolve_inbox(data_dir, p.name)
+        except InputError:
+            continue
+        out.append({"name": p.name, "size": p.stat().st_size})
+    return out
+
+
+def resolve_inbox(data_dir: str | Path, name: object) -> Path:
+    """The path of inbox file ``name``; refuses anything that is not a plain file inside ``data/inbox``."""
+    base = safe_file_name(name)
+    inbox = (Path(data_dir) / INBOX).resolve()
+    path = (inbox / base).resolve()
+    if path.parent != inbox or not path.is_file():
+        raise InputError(base, "is not a file in the inbox", expected=f"a file directly inside {inbox}")
+    return path
+
+
+def cleanup_uploads(data_dir: str | Path, older_than_s: float = 24 * 3600) -> int:
+    """Remove uploads older than ``older_than_s`` (and unfinished ones); return how many."""
+    root = Path(data_dir) / USER_RELEASE / UPLOADS
+    if not root.is_dir():
+        return 0
+    n = 0
+    now = time.time()
+    for p in root.iterdir():
+        if now - p.stat().st_mtime > older_than_s or p.name.startswith(".part-"):
+            shutil.rmtree(p, ignore_errors=True)
+            n += 1
+    return n
+
+
+def anchor_sets(data_dir: str | Path) -> dict[str, Path]:
+    """Anchor folders of the releases under ``data_dir``: release name -> ``anchor_data`` folder."""
+    from .anchors import ANCHOR_CSV, ANCHOR_PTH
+    from .release import ANCHOR_DIR, discover
+
+    out: dict[str, Path] = {}
+    for ref in discover(data_dir):
+        root = ref.geojson.parent.parent.parent
+        folder = root / ANCHOR_DIR
+        if ref.release != USER_RELEASE and (folder / ANCHOR_CSV).is_file() and (folder / ANCHOR_PTH).is_file():
+            out.setdefault(ref.release, folder)
+    return out
+
+
+# ---------------------------------------------------------------- reading input
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Input turned into per-mesh counts, with what a preview shows (plain data in ``report``)."""
+
+    counts: object  # core.stays.AreaCounts keyed by mesh code
+    report: dict = field(default_factory=dict)
+
+
+def _input_kind(paths: list[Path]) -> str:
+    from .gps import looks_like_gps, read_columns
+
+    return "gps" if looks_like_gps(read_columns(paths[0])) else "stays"
+
+
+def read_mapping(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A ``mesh_id -> code`` table (``mesh_id``, ``code``, optional ``mesh_size``): sorted ids, codes, sizes."""
+    import pandas as pd
+
+    from .meshcode import parse_code_column
+
+    path = Path(path)
+    frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path, dtype={MESH_CODE: str})
+    for col in (MESH_ID, MESH_CODE):
+        if col not in frame.columns:
+            raise InputError(path.name, f"missing column '{col}'", expected=f"a mapping with columns {MESH_ID}, {MESH_CODE} (and optionally {MESH_SIZE})")
+    ids = pd.to_numeric(frame[MESH_ID], errors="coerce").to_numpy(np.float64)
+    bad = np.flatnonzero(~np.isfinite(ids) | (np.floor(ids) != ids))
+    if bad.size:
+        raise InputError(path.name, "not an integer", column=MESH_ID, rows=(bad[:5] + 1).tolist(), values=frame[MESH_ID].iloc[bad[:5]].tolist(), n_bad=bad.size, expected="integer mesh ids")
+    sizes = frame[MESH_SIZE].to_numpy(np.int64) if MESH_SIZE in frame.columns else None
+    codes, sizes = parse_code_column(frame[MESH_CODE].to_numpy(), path.name, MESH_CODE, sizes)
+    ids = ids.astype(np.int64)
+    order = np.argsort(ids, kind="stable")
+    ids, codes, sizes = ids[order], codes[order], sizes[order]
+    dup = np.flatnonzero(ids[1:] == ids[:-1])
+    if dup.size:
+        raise InputError(path.name, "a mesh id appears twice", column=MESH_ID, values=ids[dup[:5]].tolist(), n_bad=dup.size, expected="one code per mesh id")
+    return ids, codes, sizes
+
+
+def apply_mapping(records, mapping: str | Path):
+    """Stays keyed by ``mesh_id`` -> the same stays keyed by mesh ``code`` (every id must be mapped)."""
+    from .stays import StayRecords
+
+    ids, codes, sizes = read_mapping(mapping)
+    pos = np.searchsorted(ids, records.area_keys)
+    pos = np.minimum(pos, len(ids) - 1)
+    missing = ids[pos] != records.area_keys
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        raise InputError(records.source, f"mesh ids missing from the mapping {Path(mapping).name}", column=MESH_ID,
+                         values=np.unique(records.area_keys[rows])[:5].tolist(), n_bad=int(np.unique(records.area_keys[rows]).size),
+                         expected="every mesh_id of the stays in the mapping")
+    return StayRecords(records.source, MESH_CODE, codes[pos], records.stay_time, records.arrival_minute, records.weekday,
+                       records.is_holiday, sizes[pos], records.n_skipped)
+
+
+def prepare(paths: list[str | Path], mapping: str | Path | None = None, gps_options=None, min_users: int = 10) -> Prepared:
+    """Read a stay table (or raw GPS, detected by its columns) into per-mesh counts keyed by code.
+
+    Raises:
+        InputError: anything wrong with the input, naming file, column and rows.
+    """
+    from .stays import read_stays, stays_from_frame
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError("input", "no file")
+    kind = _input_kind(paths)
+    report: dict = {"kind": kind, "files": [p.name for p in paths]}
+    if kind == "gps":
+        from .gps import GpsOptions, gps_to_stays
+        from .privacy import apply_privacy
+
+        table, gps_report = gps_to_stays(paths, gps_options or GpsOptions())
+        if table.empty:
+            raise InputError(", ".join(report["files"])[:120], "no stays found in the fixes", expected="fixes that stay within 100 m for 5 minutes or more")
+        report.update({"fixes": gps_report["fixes"], "people": gps_report["users"], "stays_detected": len(table),
+                       "date_range": [str(table["arrival"].min().date()), str(table["departure"].max().date())]})
+        training, priv = apply_privacy(table, min_users, source=paths[0].name)
+        report["privacy"] = priv
+        if training.empty:
+            raise InputError(", ".join(report["files"])[:120], f"no mesh has more than {min_users} people, so nothing can be shared",
+                             expected=f"stays of more than {min_users} people in the same 50 m or 250 m mesh")
+        records = stays_from_frame(training, source=paths[0].name)
+    else:
+        if len(paths) > 1:
+            raise InputError(", ".join(p.name for p in paths)[:120], "several stay tables at once", expected="one stay table (or several raw GPS files)")
+        records = read_stays(paths[0])
+        report["date_range"] = None
+        if records.key_column == MESH_ID:
+            if mapping is None:
+                raise InputError(paths[0].name, "stays are keyed by mesh_id", column=MESH_ID,
+                                 expected="a 'code' column with JIS mesh codes, or a mesh_id -> code mapping file")
+            records = apply_mapping(records, mapping)
+            report["mapping"] = Path(mapping).name
+    counts = records.to_counts()
+    day_type = (records.weekday >= 5) | records.is_holiday
+    report.update({
+        "stays": len(records), "meshes": counts.n_areas, "skipped": int(records.n_skipped),
+        "meshes_by_size": {int(s): int(n) for s, n in zip(*np.unique(counts.mesh_sizes, return_counts=True))},
+        "weekday_share": [float(x) for x in np.bincount(records.weekday, minlength=7) / len(records)],
+        "weekend_holiday_share": float(day_type.mean()), "holiday_stays": int(records.is_holiday.sum()),
+    })
+    return Prepared(counts, report)
+
+
+def preview(paths: list[str | Path], mapping: str | Path | None = None, gps_options=None, min_users: int = 10) -> dict:
+    """What the training view shows before training: counts, shares, where the meshes are (plain data)."""
+    from .meshcode import code_bounds
+
+    prep = prepare(paths, mapping, gps_options, min_users)
+    counts = prep.counts
+    rep = dict(prep.report)
+    s, w, n, e = code_bounds(counts.keys, counts.mesh_sizes)
+    rep["bounds"] = [float(s.min()), float(w.min()), float(n.max()), float(e.max())]
+    pick = np.arange(counts.n_areas)
+    if counts.n_areas > PREVIEW_MESHES:
+        pick = np.sort(np.random.default_rng(0).choice(counts.n_areas, PREVIEW_MESHES, replace=False))
+    rep["sample"] = {"codes": counts.keys[pick].tolist(), "sizes": counts.mesh_sizes[pick].tolist()}
+    return rep
+
+
+# ---------------------------------------------------------------- training into data/user
+
+# Share of the whole job each stage stands for, for one progress bar over all of them.
+_STAGES = {"prepare": (0.0, 0.05), "decoder": (0.05, 0.70), "embed": (0.70, 0.85), "refine": (0.85, 0.96), "write": (0.96, 1.0)}
+
+
+def _fraction(stage: str, step: float, total: float) -> float:
+    lo, hi = _STAGES[stage]
+    return lo + (hi - lo) * (min(step, total) / total if total else 1.0)
+
+
+def add_dataset(
+    data_dir: str | Path,
+    paths: list[str | Path],
+    name: str,
+    period: str,
+    anchors: str | None = None,
+    config=None,
+    mapping: str | Path | None = None,
+    gps_options=None,
+    min_users: int = 10,
+    progress: Callable[[dict], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict:
+    """Train one dataset (anchored to release ``anchors``'s anchor set, or free) and add it to ``data/user``.
+
+    Args:
+        progress: called with plain dicts: ``stage``, ``step``, ``total``, ``loss``, ``fraction``
+            (0..1 over the whole job), ``elapsed``, ``eta`` (seconds, or ``None``).
+        cancel: polled during training; ``True`` stops it (:class:`core.errors.TrainingCancelled`).
+
+    Returns:
+        Plain data: the dataset key (``user/<name>_<period>``) and its metrics.
+
+    Raises:
+        InputError: bad input, name or anchor set; CoreError: a dataset of that name exists.
+    """
+    from .anchors import read_anchor_set
+    from .embeddings import train_embeddings
+    from .trainer import TrainConfig
+
+    t0 = time.perf_counter()
+    full = dataset_name(name, period)
+    root = Path(data_dir) / USER_RELEASE
+    if dataset_exists(data_dir, full):
+        raise InputError("dataset name", f"'{full}' already exists in {root}", expected="a new name or period label")
+
+    def report(stage: str, step: float, total: float, loss: float | None = None, message: str = "") -> None:
+        if progress is None:
+            return
+        frac = _fraction(stage, step, total)
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / frac * (1 - frac) if frac > 0.08 else None
+        progress({"stage": stage, "step": int(step), "total": int(total), "loss": loss, "fraction": frac,
+                  "elapsed": elapsed, "eta": eta, "message": message})
+
+    report("prepare", 0, 1, message="reading and validating the input")
+    prep = prepare(paths, mapping, gps_options, min_users)
+    counts = prep.counts
+    anchor_set = None
+    anchor_path = None
+    if anchors:
+        sets = anchor_sets(data_dir)
+        if anchors not in sets:
+            raise InputError("anchor set", f"no anchor set named {anchors!r}", expected=f"one of {', '.join(sorted(sets)) or '(none installed)'}")
+        anchor_path = sets[anchors]
+        anchor_set = read_anchor_set(anchor_path)
+    report("prepare", 1, 1, message=f"{prep.report['stays']:,} stays in {counts.n_areas:,} meshes")
+    config = config or TrainConfig()
+
+    def on_progress(p) -> None:
+        report(p.phase if p.phase in _STAGES else "refine", p.step, p.total, p.loss, f"{p.phase} {p.step}/{p.total}")
+
+    emb = train_embeddings(counts, anchor_set, config, on_progress, cancel)
+    report("write", 0, 1, message="clustering and writing")
+    metrics = dict(emb.metrics)
+    metrics.update({
+        "dataset": f"{USER_RELEASE}/{full}", "anchor_release": anchors, "anchor_folder": str(anchor_path) if anchor_path else None,
+        "schedule": metrics["config"]["schedule"] if anchors else None, "input": dict(prep.report),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    if cancel is not None and cancel():
+        from .errors import TrainingCancelled
+
+        raise TrainingCancelled("training cancelled")
+    metrics["seconds_total"] = time.perf_counter() - t0
+    write_user_dataset(root, full, counts.keys, counts.mesh_sizes, emb.vectors, emb.decoder, metrics)
+    report("write", 1, 1, message="done")
+    return {"dataset": f"{USER_RELEASE}/{full}", "metrics": metrics}
+
+
+def dataset_exists(data_dir: str | Path, full_name: str) -> bool:
+    from .release import CITY_DIR, GEOJSON_DIR
+
+    return (Path(data_dir) / USER_RELEASE / CITY_DIR / GEOJSON_DIR / f"{full_name}.geojson").exists()
+
+
+def release_labels(vectors: np.ndarray, decoder: np.ndarray) -> dict[int, np.ndarray]:
+    """Cluster labels for k = 5, 10, 20 (fewer clusters when there are fewer distinct meshes)."""
+    from .clustering import cluster_areas
+    from .model import predict_distributions
+
+    dist = predict_distributions(vectors, decoder, dtype=np.float32)
+    distinct = len(np.unique(np.round(vectors, 6), axis=0))
+    return {k: cluster_areas(vectors, decoder, min(k, distinct), distributions=dist) for k in RELEASED_KS}
+
+
+def write_user_dataset(root: Path, name: str, codes: np.ndarray, sizes: np.ndarray, vectors: np.ndarray, decoder: np.ndarray, metrics: dict) -> None:
+    """Cluster, add complemented meshes and write model, metrics, then the GeoJSON (the commit point)."""
+    from .privacy import complemented_children
+    from .release import CITY_DIR, GEOJSON_DIR, MODEL_DIR, geojson_text, write_util_files
+    from .model import save_state_dict
+
+    labels = release_labels(vectors, decoder)
+    child, parent_row = complemented_children(codes, sizes)
+    all_codes = np.concatenate([codes, child])
+    all_sizes = np.concatenate([sizes, np.full(len(child), 50)])
+    all_vectors = np.vstack([vectors, vectors[parent_row]])
+    lab = {k: np.concatenate([v, v[parent_row]]) for k, v in labels.items()}
+    comp = np.r_[np.zeros(len(codes), bool), np.ones(len(child), bool)]
+    text = geojson_text(all_codes, all_sizes, all_vectors, lab, comp)
+    city = ensure_writable_dir(root / CITY_DIR)
+    if not (root / "util_file" / "stay_weight_matrix.npy").exists():
+        write_util_files(root)
+    save_state_dict(ensure_writable_dir(city / MODEL_DIR) / f"{name}.pth", all_vectors, decoder)
+    write_text_atomic(ensure_writable_dir(city / METRICS_DIR) / f"{name}.json", json.dumps(metrics, indent=2, default=_plain) + "\n")
+    with atomic_path(ensure_writable_dir(city / GEOJSON_DIR) / f"{name}.geojson") as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _plain(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def read_metrics(geojson: str | Path) -> dict | None:
+    """The metrics written beside a user dataset (``japan_city/metrics/<name>.json``), if any."""
+    p = Path(geojson)
+    m = p.parent.parent / METRICS_DIR / f"{p.stem}.json"
+    try:
+        return json.loads(m.read_text()) if m.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def cleanup_incomplete(root: str | Path) -> list[str]:
+    """Remove what a killed job left in a release: temporary files, models and metrics without a GeoJSON.
+
+    Only call this when no job is writing (the job registry is free).
+    """
+    from .release import CITY_DIR, GEOJSON_DIR, MODEL_DIR
+
+    city = Path(root) / CITY_DIR
+    removed: list[str] = []
+    if not city.is_dir():
+        return removed
+    done = {p.stem for p in (city / GEOJSON_DIR).glob("*.geojson")} if (city / GEOJSON_DIR).is_dir() else set()
+    for sub, suffix in ((MODEL_DIR, ".pth"), (METRICS_DIR, ".json"), (GEOJSON_DIR, ".geojson")):
+        folder = city / sub
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            orphan = p.suffix == suffix and p.stem not in done and not p.name.startswith(".")
+            if p.name.startswith(".") and p.name.endswith(".tmp") or orphan:
+                p.unlink(missing_ok=True)
+                removed.append(str(p.relative_to(root)))
+    return removed
