@@ -23,10 +23,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(data_dir: str | Path, timeout: float = 30.0) -> Iterator[str]:
-    """Start ``app.py`` over ``data_dir`` (no basemap, no demo build); yield its URL; stop it."""
+def running_app(data_dir: str | Path, timeout: float = 30.0, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """Start ``app.py`` over ``data_dir`` (no basemap, no demo build, plus ``extra_args``); yield its URL; stop it."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "app.py", "--data", str(data_dir), "--no-demo", "--basemap", "none", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "app.py", "--data", str(data_dir), "--no-demo", "--basemap", "none", "--port", str(port), *extra_args],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -42,7 +42,13 @@ SCHEDULES = ("exponential", "linear", "constant", "mixed")
 
 
 def anchor_options(data_dir: Path) -> list[dict]:
-    return [{"label": f"{name} ({folder})", "value": name} for name, folder in sorted(anchor_sets(data_dir).items())]
+    def where(folder: Path) -> str:
+        try:
+            return str(folder.relative_to(data_dir))
+        except ValueError:
+            return str(folder)
+
+    return [{"label": f"{name} ({where(folder)})", "value": name} for name, folder in sorted(anchor_sets(data_dir).items())]
 
 
 def inbox_options(data_dir: Path) -> list[dict]:

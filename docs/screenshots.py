@@ -3,7 +3,8 @@
     python docs/screenshots.py --data data     # writes docs/img/*.png
 
 Starts ``app.py`` on a free port (no basemap), then shows the cluster map, a clicked mesh with its
-similar areas, the similarity colouring and the period comparison.
+similar areas, the similarity colouring, the period comparison and the training view (the Kobe GPS
+sample uploaded and previewed). ``--views train`` takes only that one.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="data")
     ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
+    ap.add_argument("--views", default="map,train", help="comma-separated: map (map, mesh, similar, diff), train")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -32,6 +34,20 @@ def main() -> None:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             page = b.new_page(viewport={"width": 1400, "height": 1000})
+            views = set(args.views.split(","))
+            if "train" in views:
+                page.goto(url + "/?view=train")
+                page.wait_for_selector("#train-upload", timeout=60_000)
+                kobe = sorted((ROOT / "tests" / "data" / "kobe").glob("user*.csv"))
+                page.set_input_files("#train-upload input[type=file]", [str(k) for k in kobe])
+                page.wait_for_selector("#train-preview .preview-facts", timeout=60_000)
+                page.fill("#train-name", "kobe")
+                page.fill("#train-period", "2016-10")
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(out / "train.png"), full_page=True)
+            if "map" not in views:
+                b.close()
+                return
             page.goto(url + "/?ds=demo/nagoya_2019_04&k=10")
             page.wait_for_selector(".legend-item", timeout=60_000)
             page.wait_for_timeout(1500)

@@ -47,6 +47,7 @@ def files(data, tmp_path_factory):
     bad.iloc[1, bad.columns.get_loc("arrival_time")] = "25:99"
     bad.iloc[3, bad.columns.get_loc("arrival_time")] = "noon"
     bad.to_csv(out / "broken.csv", index=False)
+    stays.sample(60_000, random_state=2, replace=True)[good.columns].to_csv(out / "big_month.csv", index=False)  # about 2 MB
     return out
 
 
@@ -54,7 +55,7 @@ def files(data, tmp_path_factory):
 def server(data):
     from dashboard.serve import running_app
 
-    with running_app(data) as url:
+    with running_app(data, extra_args=("--upload-cap-mb", "1")) as url:  # a small cap, to see it refuse a file
         yield url
 
 
@@ -196,3 +197,41 @@ def test_broken_file_shows_the_bad_rows(pages, server, files):
     rows = page.locator("#train-preview .error-rows tbody tr").all_inner_texts()
     assert [r.split("\t")[0] for r in rows] == ["2", "4"], rows
     assert "25:99" in rows[0] and "noon" in rows[1]
+
+
+def test_raw_gps_upload_then_training(pages, server, files):
+    """Eleven GPS files at once: stays are detected and the privacy rule applied before training."""
+    kobe = sorted((Path(__file__).parent / "data" / "kobe").glob("user*.csv"))
+    page = pages()
+    _open_train(page, server)
+    page.set_input_files("#train-upload input[type=file]", [str(p) for p in kobe])
+    page.wait_for_selector("#train-preview .preview-facts", timeout=60_000)
+    facts = page.inner_text("#train-preview")
+    assert "raw GPS" in facts and "5,074 from 11 people" in facts and "more than 10 people" in facts
+    assert "2016-10-16 to 2016-10-22" in facts
+    page.fill("#train-name", "kobe")
+    page.fill("#train-period", "2016-10")
+    page.wait_for_selector("#train-name-msg:has-text('Will be saved as user/kobe_2016-10')")
+    page.click("#train-start")
+    _wait_status(page, "Done", timeout=120)
+    page.wait_for_selector("#train-outcome:has-text('ApproximationLoss')", timeout=30_000)
+    from core.userdata import prepare
+
+    assert f"meshes\n{prepare(kobe).counts.n_areas}" in page.inner_text("#train-outcome")
+
+
+def test_upload_cap_and_the_inbox(pages, server, files, data):
+    page = pages()
+    _open_train(page, server)
+    _upload(page, files / "big_month.csv")
+    page.wait_for_selector("#train-upload-msg .error", timeout=60_000)
+    msg = page.inner_text("#train-upload-msg")
+    assert "above the upload cap of 1.0 MB" in msg and "inbox" in msg
+    # Put on the server's inbox instead, the same file can be picked from the list.
+    (data / "inbox").mkdir(exist_ok=True)
+    shutil.copy(files / "big_month.csv", data / "inbox" / "big_month.csv")
+    _open_train(page, server)
+    page.click("#train-inbox")
+    page.locator("[role=option]:has-text('big_month.csv')").click()
+    page.wait_for_selector("#train-preview .preview-facts", timeout=60_000)
+    assert "60,000" in page.inner_text("#train-preview")
