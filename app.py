@@ -57,11 +57,12 @@ def create_app(data_dir: str | Path = "data", basemap: str | None = OSM, upload_
     from dash import DiskcacheManager
 
     from core.jobs import JobRegistry
-    from core.userdata import USER_RELEASE, cleanup_uploads
+    from core.userdata import USER_RELEASE, cleanup_incomplete, cleanup_uploads
 
     data_dir = Path(data_dir)
     # A job killed with the previous server leaves a stale lock and partial files: close and clean them now.
-    JobRegistry(data_dir / USER_RELEASE).current()
+    if JobRegistry(data_dir / USER_RELEASE).current() is None:
+        cleanup_incomplete(data_dir / USER_RELEASE)
     cleanup_uploads(data_dir)
     catalog = Catalog(data_dir)
     cap = int(upload_cap_mb * 2**20)

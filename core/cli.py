@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -286,21 +287,34 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
     import time
 
     from .atomic import write_text_atomic
+    from types import SimpleNamespace
+
     from .errors import TrainingCancelled
-    from .userdata import add_dataset
+    from .jobs import JobRegistry
+    from .userdata import USER_RELEASE, add_dataset, dataset_name
 
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    registry, job = None, None
+    if not args.under_job:
+        # Run standalone: take the one-job lock of the data folder like the dashboard does (and show up there).
+        registry = JobRegistry(Path(args.data) / USER_RELEASE)
+        job = registry.new_id()
+        registry.start(job, {"name": dataset_name(args.name, args.period), "files": [Path(i).name for i in args.inputs], "source": "command line"})
+        registry.set_worker(job, os.getpid())
+        args.status_file = args.status_file or str(registry.job_dir(job) / "status.json")
+        args.cancel_file = args.cancel_file or str(registry.job_dir(job) / "cancel")
     status_file = Path(args.status_file) if args.status_file else None
     cancel_file = Path(args.cancel_file) if args.cancel_file else None
     last = {"t": 0.0}
-    bar = _Bar(args.name, enabled=not args.quiet and status_file is None)
+    bar = _Bar(args.name, enabled=not args.quiet and not args.under_job)
 
     def status(state: str, **extra) -> None:
         if status_file is not None:
             write_text_atomic(status_file, json.dumps({"state": state, **extra, "updated": time.time()}, default=str))
 
     def progress(p: dict) -> None:
+        bar(SimpleNamespace(phase=p["stage"], step=p["step"], total=p["total"], loss=p["loss"] or 0.0, anchor_power=None))
         now = time.monotonic()
         if status_file is not None and (now - last["t"] > 0.25 or p["stage"] == "write"):
             last["t"] = now
@@ -320,6 +334,7 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
         config = TrainConfig(**kw)
         result = add_dataset(args.data, args.inputs, args.name, args.period, None if args.free else args.anchors, config,
                              mapping=args.mapping, min_users=args.min_users, progress=progress, cancel=cancel)
+        status("done", fraction=1.0, dataset=result["dataset"], metrics=result["metrics"])
     except TrainingCancelled:
         status("cancelled", message="cancelled")
         print("cancelled", file=sys.stderr)
@@ -332,7 +347,8 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
         raise
     finally:
         bar.close()
-    status("done", fraction=1.0, dataset=result["dataset"], metrics=result["metrics"])
+        if registry is not None:
+            registry.finish(job)
     m = result["metrics"]
     print(f"{result['dataset']}: {m['n_meshes']:,} meshes, ApproximationLoss {m['approximation_loss']:.4f}, {m['seconds_total']:.1f} s")
     return 0
@@ -469,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--seed", type=int, default=0)
     ad.add_argument("--status-file", help="write progress as JSON here (for the dashboard)")
     ad.add_argument("--cancel-file", help="stop when this file appears")
+    ad.add_argument("--under-job", action="store_true", help="run under a job lock that the caller (the dashboard) already holds")
     ad.add_argument("--quiet", action="store_true")
     ad.set_defaults(func=cmd_add_dataset)
     return p

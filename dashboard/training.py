@@ -261,7 +261,7 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
             if registry.cancel_requested(job):
                 registry.write_status(job, {"state": "cancelled", "message": "cancelled", "info": {"name": full}})
                 return registry.read_status(job)
-            cmd += ["--status-file", str(jd / "status.json"), "--cancel-file", str(jd / "cancel")]
+            cmd += ["--status-file", str(jd / "status.json"), "--cancel-file", str(jd / "cancel"), "--under-job"]
             with open(jd / "worker.log", "wb") as log:
                 proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 registry.set_worker(job, proc.pid)
