@@ -273,7 +273,7 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
                 registry.write_status(job, st)
             st["info"] = {"name": full}
             registry.write_status(job, st)
-            return {k: v for k, v in st.items() if k != "metrics"} | {"metrics": st.get("metrics")}
+            return st  # plain data (pickled into the job cache)
         finally:
             registry.finish(job)
 

@@ -62,3 +62,26 @@ def data_copy(tiny_release, tmp_path):
     dst = tmp_path / "data"
     shutil.copytree(tiny_release, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Debian Chromium driven by playwright (``.ci/run`` installs both; outside CI a missing one skips)."""
+    import os
+    import shutil
+
+    from dashboard.serve import CHROMIUM_ARGS
+
+    exe = shutil.which("chromium") or "/usr/bin/chromium"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover
+        sync_playwright = None
+    if sync_playwright is None or not Path(exe).exists():
+        if os.environ.get("CI"):
+            raise RuntimeError("CI needs chromium and playwright for the browser tests")
+        pytest.skip("needs chromium and playwright (installed by .ci/run)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

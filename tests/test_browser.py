@@ -2,29 +2,16 @@
 
 Runs ``python app.py`` as a subprocess on a free port over a small demo release (no basemap, as on
 an offline machine). Needs Debian's chromium and the playwright package (``.ci/run`` installs
-both); outside CI the tests are skipped when they are missing.
+both; the ``chromium`` fixture in conftest skips outside CI when they are missing).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-from dashboard.serve import CHROMIUM_ARGS as ARGS
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover
-    sync_playwright = None
-
-if (sync_playwright is None or not Path(CHROMIUM).exists()) and not os.environ.get("CI"):
-    pytest.skip("needs chromium and playwright (installed by .ci/run)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +29,6 @@ def server(demo_data):
 
     with running_app(demo_data) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

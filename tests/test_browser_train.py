@@ -6,26 +6,12 @@ need a real server). Progress is asserted on what was seen over the run and on t
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-
-from dashboard.serve import CHROMIUM_ARGS as ARGS
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover
-    sync_playwright = None
-
-if (sync_playwright is None or not Path(CHROMIUM).exists()) and not os.environ.get("CI"):
-    pytest.skip("needs chromium and playwright (installed by .ci/run)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +43,6 @@ def server(data):
 
     with running_app(data, extra_args=("--upload-cap-mb", "1")) as url:  # a small cap, to see it refuse a file
         yield url
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _new_page(chromium, errors):
@@ -99,6 +77,17 @@ def _upload(page, path):
     page.set_input_files("#train-upload input[type=file]", str(path))
 
 
+def _prepare_job(page, server, path, name: str, period: str) -> str:
+    """Open the training view, upload ``path``, wait for its preview, fill the name; return the preview text."""
+    _open_train(page, server)
+    page.set_input_files("#train-upload input[type=file]", [str(p) for p in path] if isinstance(path, list) else str(path))
+    page.wait_for_selector("#train-preview .preview-facts", timeout=60_000)
+    page.fill("#train-name", name)
+    page.fill("#train-period", period)
+    page.wait_for_selector(f"#train-name-msg:has-text('Will be saved as user/{name}_{period}')")
+    return page.inner_text("#train-preview")
+
+
 def _status(page) -> str:
     return page.inner_text("#train-status")
 
@@ -120,17 +109,11 @@ def _wait_status(page, prefix: str, timeout: float = 120.0, seen: list | None = 
 
 def test_upload_preview_train_anchored_then_open_it(pages, server, files, data):
     page = pages()
-    _open_train(page, server)
-    _upload(page, files / "my_stays.csv")
-    page.wait_for_selector("#train-preview .preview-facts", timeout=60_000)
-    facts = page.inner_text("#train-preview")
+    facts = _prepare_job(page, server, files / "my_stays.csv", "myarea", "2021-05")
     n_meshes = pd.read_csv(files / "my_stays.csv")["code"].nunique()
     assert "20,000" in facts and f"{n_meshes:,}" in facts and "weekend / holiday stays" in facts
     page.wait_for_function("document.querySelectorAll('#train-preview .leaflet-interactive').length > 0", timeout=30_000)
     assert page.locator("#train-preview .leaflet-interactive").count() == n_meshes  # one rectangle per mesh
-    page.fill("#train-name", "myarea")
-    page.fill("#train-period", "2021-05")
-    page.wait_for_selector("#train-name-msg:has-text('Will be saved as user/myarea_2021-05')")
     page.click("#train-start")
     seen: list = []
     done = _wait_status(page, "Done", seen=seen)
@@ -155,11 +138,7 @@ def test_upload_preview_train_anchored_then_open_it(pages, server, files, data):
 
 def test_cancel_a_job_found_again_after_reload_and_a_second_job_is_refused(pages, server, files, data):
     page = pages()
-    _open_train(page, server)
-    _upload(page, files / "my_stays.csv")
-    page.wait_for_selector("#train-preview .preview-facts", timeout=60_000)
-    page.fill("#train-name", "cancelme")
-    page.fill("#train-period", "2021-05")
+    _prepare_job(page, server, files / "my_stays.csv", "cancelme", "2021-05")
     page.get_by_text("Advanced").click()
     page.fill("#train-epochs", "1000000")  # with tolerance 0 it runs until cancelled
     page.fill("#train-tol", "0")
@@ -203,15 +182,9 @@ def test_raw_gps_upload_then_training(pages, server, files):
     """Eleven GPS files at once: stays are detected and the privacy rule applied before training."""
     kobe = sorted((Path(__file__).parent / "data" / "kobe").glob("user*.csv"))
     page = pages()
-    _open_train(page, server)
-    page.set_input_files("#train-upload input[type=file]", [str(p) for p in kobe])
-    page.wait_for_selector("#train-preview .preview-facts", timeout=60_000)
-    facts = page.inner_text("#train-preview")
+    facts = _prepare_job(page, server, kobe, "kobe", "2016-10")
     assert "raw GPS" in facts and "5,074 from 11 people" in facts and "more than 10 people" in facts
     assert "2016-10-16 to 2016-10-22" in facts
-    page.fill("#train-name", "kobe")
-    page.fill("#train-period", "2016-10")
-    page.wait_for_selector("#train-name-msg:has-text('Will be saved as user/kobe_2016-10')")
     page.click("#train-start")
     _wait_status(page, "Done", timeout=120)
     page.wait_for_selector("#train-outcome:has-text('ApproximationLoss')", timeout=30_000)

@@ -217,34 +217,38 @@ def test_a_job_killed_mid_write_leaves_no_dataset(data_copy):
     assert Catalog(data_copy).keys() == ["demo/osaka_2021_04", "user/lives_2021-05"]  # a restart lists exactly the completed ones
 
 
-def test_worker_killed_while_training_leaves_nothing(data_copy, my_stays, tmp_path):
-    status = tmp_path / "status.json"
-    proc = subprocess.Popen([sys.executable, "-m", "core", "add-dataset", str(my_stays), "--data", str(data_copy), "--name", "killed",
-                             "--period", "2021-05", "--epochs", "1000000", "--tol", "0", "--status-file", str(status), "--quiet"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (status.exists() and '"decoder"' in status.read_text()):
-        time.sleep(0.1)
-    assert '"decoder"' in status.read_text()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
-    assert not [r for r in discover(data_copy) if r.release == USER_RELEASE]
-    cleanup_incomplete(data_copy / USER_RELEASE)
-    assert not list((data_copy / USER_RELEASE).rglob("killed*"))
-
-
-def test_worker_cancelled_by_sigterm_reports_cancelled(data_copy, my_stays, tmp_path):
-    status = tmp_path / "status.json"
-    proc = subprocess.Popen([sys.executable, "-m", "core", "add-dataset", str(my_stays), "--data", str(data_copy), "--name", "stopme",
+def _worker_in_decoder_phase(data_dir: Path, stays: Path, name: str, status: Path) -> subprocess.Popen:
+    """Start ``add-dataset`` with no stopping point and return once it reports the decoder phase."""
+    proc = subprocess.Popen([sys.executable, "-m", "core", "add-dataset", str(stays), "--data", str(data_dir), "--name", name,
                              "--period", "2021-05", "--epochs", "1000000", "--tol", "0", "--status-file", str(status), "--quiet"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (status.exists() and '"decoder"' in status.read_text()):
         time.sleep(0.1)
+    assert '"decoder"' in status.read_text()
+    return proc
+
+
+def test_worker_killed_while_training_leaves_nothing(data_copy, my_stays, tmp_path):
+    proc = _worker_in_decoder_phase(data_copy, my_stays, "killed", tmp_path / "status.json")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert not [r for r in discover(data_copy) if r.release == USER_RELEASE]
+    cleanup_incomplete(data_copy / USER_RELEASE)
+    assert not list((data_copy / USER_RELEASE).rglob("killed*"))
+    # The killed command-line job's lock is stale: the next look closes it as stopped.
+    reg = JobRegistry(data_copy / USER_RELEASE)
+    assert reg.current() is None and reg.last()["state"] == "stopped"
+
+
+def test_worker_cancelled_by_sigterm_reports_cancelled(data_copy, my_stays, tmp_path):
+    status = tmp_path / "status.json"
+    proc = _worker_in_decoder_phase(data_copy, my_stays, "stopme", status)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 3
     assert '"cancelled"' in status.read_text()
     assert not [r for r in discover(data_copy) if r.release == USER_RELEASE]
+    assert JobRegistry(data_copy / USER_RELEASE).current() is None  # the lock was released
 
 
 # ---------------------------------------------------------------- one job at a time
