@@ -245,6 +245,31 @@ def apply_mapping(records, mapping: str | Path):
                        records.is_holiday, sizes[pos], records.n_skipped)
 
 
+def _date_range(path: Path) -> list[str] | None:
+    """First and last day of an optional ``date`` column of a stay table (the schema itself has none)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .gps import read_columns
+
+    if "date" not in [c.lower() for c in read_columns(path)]:
+        return None
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            col = pq.read_table(path, columns=["date"])["date"]
+        else:
+            import pyarrow.csv as pacsv
+
+            col = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=["date"], column_types={"date": pa.string()}))["date"]
+        days = col.cast(pa.string()).cast(pa.timestamp("s")) if not pa.types.is_temporal(col.type) else col
+        lo, hi = pc.min_max(days).values()
+        return [str(lo.as_py())[:10], str(hi.as_py())[:10]] if lo.is_valid else None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError, OSError):
+        return None  # a date column we cannot read is only a missing detail of the preview
+
+
 def prepare(paths: list[str | Path], mapping: str | Path | None = None, gps_options=None, min_users: int = 10) -> Prepared:
     """Read a stay table (or raw GPS, detected by its columns) into per-mesh counts keyed by code.
 
@@ -277,7 +302,7 @@ def prepare(paths: list[str | Path], mapping: str | Path | None = None, gps_opti
         if len(paths) > 1:
             raise InputError(", ".join(p.name for p in paths)[:120], "several stay tables at once", expected="one stay table (or several raw GPS files)")
         records = read_stays(paths[0])
-        report["date_range"] = None
+        report["date_range"] = _date_range(paths[0])
         if records.key_column == MESH_ID:
             if mapping is None:
                 raise InputError(paths[0].name, "stays are keyed by mesh_id", column=MESH_ID,

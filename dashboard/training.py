@@ -30,6 +30,7 @@ from core.userdata import (
     inbox_files,
     preview,
     resolve_inbox,
+    safe_file_name,
     save_upload,
     upload_folder,
 )
@@ -182,9 +183,13 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
         return {"token": folder.name, "file": filename}, f"Mapping {filename} uploaded."
 
     def mapping_path(mapping: dict | None) -> Path | None:
+        """The uploaded mapping file (the store comes from the browser: token and name are checked again)."""
         if not mapping:
             return None
-        return upload_folder(data_dir, mapping.get("token")) / Path(str(mapping.get("file"))).name
+        path = upload_folder(data_dir, mapping.get("token")) / safe_file_name(mapping.get("file"))
+        if not path.is_file():
+            raise InputError("mapping", "the uploaded mapping is gone; upload it again")
+        return path
 
     @callback(
         Output(ids.TRAIN_PREVIEW, "children"),

@@ -132,6 +132,25 @@ def test_mesh_id_stays_with_a_mapping_equal_code_stays(my_stays, tmp_path):
     assert e.value.values == [0] and "short.csv" in str(e.value)
 
 
+def test_preview_reports_shares_and_an_optional_date_range(tiny_release, tmp_path):
+    from core.userdata import preview
+
+    stays = pd.read_parquet(tiny_release / "demo" / "stays" / "osaka_2021_04.parquet")
+    part = stays[(stays["date"] >= "2021-04-05") & (stays["date"] <= "2021-04-11")]  # Monday .. Sunday
+    part.to_csv(tmp_path / "week.csv", index=False)
+    rep = preview([tmp_path / "week.csv"])
+    assert rep["date_range"] == ["2021-04-05", "2021-04-11"]
+    weekend = part["day_of_week"].isin(["Saturday", "Sunday"]) | part["is_holiday"]
+    assert rep["weekend_holiday_share"] == pytest.approx(weekend.mean())
+    assert rep["weekday_share"][6] == pytest.approx((part["day_of_week"] == "Sunday").mean())
+    assert rep["stays"] == len(part) and rep["meshes"] == part["code"].nunique()
+    assert len(rep["sample"]["codes"]) == rep["meshes"]  # small: every mesh is drawn
+    s, w, n, e = rep["bounds"]
+    assert s <= part["lat"].min() and n >= part["lat"].max() and w <= part["lon"].min() and e >= part["lon"].max()
+    part.drop(columns=["date"]).to_csv(tmp_path / "nodate.csv", index=False)
+    assert preview([tmp_path / "nodate.csv"])["date_range"] is None
+
+
 def test_raw_gps_goes_through_stays_and_the_privacy_rule():
     rep = prepare(sorted(KOBE.glob("user*.csv")), min_users=10).report
     assert rep["kind"] == "gps" and rep["people"] == 11 and rep["fixes"] == 5074
