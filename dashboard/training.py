@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dash
@@ -273,8 +274,16 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
                 rc = proc.wait()
             st = registry.read_status(job)
             if st.get("state") not in ("done", "cancelled", "failed"):
-                tail = (jd / "worker.log").read_text(errors="replace")[-800:]
-                st = {**st, "state": "failed", "message": f"the worker exited with code {rc}: {tail}"}
+                if rc < 0:
+                    # Killed by a signal: Dash's cancel kills the worker first and this process a moment later,
+                    # while the cancel button's own callback marks the job; give that a moment to land.
+                    time.sleep(0.5)
+                    cancelled = registry.cancel_requested(job)
+                    st = {**st, "state": "cancelled" if cancelled else "stopped",
+                          "message": "cancelled" if cancelled else f"the worker was killed (signal {-rc})"}
+                else:
+                    tail = (jd / "worker.log").read_text(errors="replace")[-800:]
+                    st = {**st, "state": "failed", "message": f"the worker exited with code {rc}: {tail}"}
                 registry.write_status(job, st)
             st["info"] = {"name": full}
             registry.write_status(job, st)
