@@ -6,6 +6,7 @@ import contextlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,8 +27,10 @@ def free_port() -> int:
 def running_app(data_dir: str | Path, timeout: float = 30.0, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
     """Start ``app.py`` over ``data_dir`` (no basemap, no demo build, plus ``extra_args``); yield its URL; stop it."""
     port = free_port()
+    # The server's log goes to a file: a pipe nobody reads fills up after a few hundred requests and blocks the server.
+    log = tempfile.NamedTemporaryFile(prefix="app-", suffix=".log", delete=False)
     proc = subprocess.Popen([sys.executable, "app.py", "--data", str(data_dir), "--no-demo", "--basemap", "none", "--port", str(port), *extra_args],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -37,7 +40,7 @@ def running_app(data_dir: str | Path, timeout: float = 30.0, extra_args: tuple[s
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode(errors="replace")[-2000:] if proc.stdout else ""
+                    out = Path(log.name).read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"the app did not start: {out}") from None
                 time.sleep(0.25)
         yield url
@@ -47,3 +50,5 @@ def running_app(data_dir: str | Path, timeout: float = 30.0, extra_args: tuple[s
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
