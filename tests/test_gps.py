@@ -330,3 +330,14 @@ def test_cli_stays_then_meshes(tmp_path):
     assert len(read_stays(train)) == len(out)  # the training table validates as a stay table
     assert main(["stays", str(KOBE / "user1.csv"), "--out", str(tmp_path / "x.txt")]) == 2  # unknown output type
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_parquet_timestamps_with_and_without_a_zone(tmp_path):
+    local = pd.DataFrame(day_rows())
+    want = stays_of(day_rows())[["arrival_time", "stay_time"]]
+    aware = local.assign(timestamp=pd.to_datetime(local["timestamp"]).dt.tz_localize("Asia/Tokyo").dt.tz_convert("UTC"))
+    naive = local.assign(timestamp=pd.to_datetime(local["timestamp"]))
+    for frame, name in ((aware, "aware.parquet"), (naive, "naive.parquet")):
+        frame.to_parquet(tmp_path / name)
+        fixes = read_fixes(tmp_path / name)
+        pd.testing.assert_frame_equal(stay_table(fixes, detect_stays(fixes))[["arrival_time", "stay_time"]], want)
