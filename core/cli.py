@@ -332,8 +332,11 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
 
     try:
         config = TrainConfig(**kw)
+        from .gps import GpsOptions
+
+        gps = GpsOptions(tz=args.tz, distance_m=args.distance, min_minutes=args.min_duration, max_gap_minutes=args.max_gap)
         result = add_dataset(args.data, args.inputs, args.name, args.period, None if args.free else args.anchors, config,
-                             mapping=args.mapping, min_users=args.min_users, progress=progress, cancel=cancel)
+                             mapping=args.mapping, gps_options=gps, min_users=args.min_users, progress=progress, cancel=cancel)
         status("done", fraction=1.0, dataset=result["dataset"], metrics=result["metrics"])
     except TrainingCancelled:
         status("cancelled", message="cancelled")
@@ -478,6 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--free", action="store_true", help="train without anchors (not comparable with other datasets)")
     ad.add_argument("--mapping", metavar="CSV", help="mesh_id -> code table for stays keyed by mesh_id")
     ad.add_argument("--min-users", type=int, default=10, help="privacy rule for raw GPS: meshes with more than N people (default 10)")
+    ad.add_argument("--tz", default="Asia/Tokyo", help="raw GPS: time zone of times without an offset (default Asia/Tokyo)")
+    ad.add_argument("--distance", type=float, default=100.0, metavar="METRES", help="raw GPS: stay radius (default 100)")
+    ad.add_argument("--min-duration", type=float, default=5.0, metavar="MINUTES", help="raw GPS: shortest stay (default 5)")
+    ad.add_argument("--max-gap", type=float, default=None, metavar="MINUTES", help="raw GPS: no stay spans a longer gap (default: any)")
     ad.add_argument("--dim", type=int, default=8, help="embedding size when free (anchored: the anchor set's)")
     ad.add_argument("--tol", type=float, default=None, help="stopping tolerance (default 2e-5)")
     ad.add_argument("--epochs", type=int, default=None, help="most decoder epochs (default 800)")

@@ -489,8 +489,8 @@ def detect_stays(fixes: Fixes, distance_m: float = 100.0, min_minutes: float = 5
     Args:
         compiled: run the numba-compiled scan (``False``: the same loop in plain Python, for baselines).
     """
-    if distance_m <= 0 or min_minutes < 0:
-        raise ValueError("distance_m must be > 0 and min_minutes >= 0")
+    if not distance_m > 0 or not min_minutes >= 0:
+        raise InputError("stay rule", f"distance {distance_m} m, minimum duration {min_minutes} min", expected="a distance > 0 and a duration >= 0")
     brk = segment_starts(fixes, max_gap_minutes)
     phi = np.radians(fixes.lat)
     lam = np.radians(fixes.lon)

@@ -20,6 +20,7 @@ import numpy as np
 from dash import Input, Output, State, callback, ctx, dcc, html
 
 from core.errors import InputError
+from core.gps import GpsOptions
 from core.jobs import JobBusy, JobRegistry
 from core.meshcode import code_bounds
 from core.userdata import (
@@ -117,6 +118,12 @@ def preview_view(rep: dict, basemap: str | None) -> html.Div:
     ])
 
 
+def gps_options(tz: object, distance: object, minutes: object) -> GpsOptions:
+    """The stay rule chosen in the form (defaults where a field is empty)."""
+    return GpsOptions(tz=str(tz or "Asia/Tokyo").strip(), distance_m=float(distance) if distance else 100.0,
+                      min_minutes=float(minutes) if minutes not in (None, "") else 5.0)
+
+
 def status_text(st: dict | None) -> tuple[str, str]:
     """Progress bar value (0..100) and a line of text for a job status."""
     if not st:
@@ -195,13 +202,14 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
     @callback(
         Output(ids.TRAIN_PREVIEW, "children"),
         Input(ids.TRAIN_SOURCE, "data"), Input(ids.TRAIN_MAPPING_STORE, "data"), Input(ids.TRAIN_MIN_USERS, "value"),
+        Input(ids.TRAIN_GPS_TZ, "value"), Input(ids.TRAIN_GPS_DISTANCE, "value"), Input(ids.TRAIN_GPS_MINUTES, "value"),
         prevent_initial_call=True,
     )
-    def show_preview(source, mapping, min_users):
+    def show_preview(source, mapping, min_users, tz, distance, minutes):
         if not source:
             return "Upload a file or pick one from the inbox."
         try:
-            rep = preview(input_paths(data_dir, source), mapping_path(mapping), min_users=int(min_users or 10))
+            rep = preview(input_paths(data_dir, source), mapping_path(mapping), gps_options(tz, distance, minutes), min_users=int(min_users or 10))
         except InputError as exc:
             return error_view(exc)
         return preview_view(rep, basemap)
@@ -224,11 +232,12 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
         State(ids.TRAIN_SOURCE, "data"), State(ids.TRAIN_MAPPING_STORE, "data"), State(ids.TRAIN_MODE, "value"), State(ids.TRAIN_ANCHORS, "value"),
         State(ids.TRAIN_NAME, "value"), State(ids.TRAIN_PERIOD, "value"), State(ids.TRAIN_DIM, "value"), State(ids.TRAIN_TOL, "value"),
         State(ids.TRAIN_SCHEDULE, "value"), State(ids.TRAIN_EPOCHS, "value"), State(ids.TRAIN_MIN_USERS, "value"),
+        State(ids.TRAIN_GPS_TZ, "value"), State(ids.TRAIN_GPS_DISTANCE, "value"), State(ids.TRAIN_GPS_MINUTES, "value"),
         background=True, manager=manager, prevent_initial_call=True,
         running=[(Output(ids.TRAIN_START, "disabled"), True, False)],
         cancel=[Input(ids.TRAIN_CANCEL, "n_clicks")],
     )
-    def train(_n, source, mapping, mode, anchors, name, period, dim, tol, schedule, epochs, min_users):
+    def train(_n, source, mapping, mode, anchors, name, period, dim, tol, schedule, epochs, min_users, tz, distance, minutes):
         """Runs in the background job process: take the one-job lock, run the worker, report how it ended."""
         running = registry.current()
         if running is not None:
@@ -242,6 +251,8 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
             cmd = [sys.executable, "-m", "core", "add-dataset", *map(str, paths), "--data", str(data_dir), "--name", str(name).strip(),
                    "--period", str(period).strip(), "--quiet", "--schedule", schedule if schedule in SCHEDULES else "exponential",
                    "--min-users", str(int(min_users or 10))]
+            gps = gps_options(tz, distance, minutes)
+            cmd += [f"--tz={gps.tz}", f"--distance={gps.distance_m}", f"--min-duration={gps.min_minutes}"]
             if mode == "anchored":
                 if not anchors:
                     raise InputError("anchor set", "none chosen", expected="an installed release's anchor set, or 'free'")

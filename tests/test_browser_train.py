@@ -191,6 +191,15 @@ def test_raw_gps_upload_then_training(pages, server, files):
     from core.userdata import prepare
 
     assert f"meshes\n{prepare(kobe).counts.n_areas}" in page.inner_text("#train-outcome")
+    # The stay rule is a form field: a longer shortest stay finds fewer stays in the preview.
+    from core.gps import GpsOptions, gps_to_stays
+
+    page.get_by_text("Advanced").click()
+    page.fill("#train-gps-minutes", "30")
+    page.keyboard.press("Enter")
+    n30 = len(gps_to_stays(kobe, GpsOptions(min_minutes=30))[0])
+    page.wait_for_selector(f"#train-preview dd:text-is('{n30:,}')", timeout=60_000)
+    assert n30 < 557
 
 
 def test_upload_cap_and_the_inbox(pages, server, files, data):
