@@ -371,7 +371,7 @@ def add_dataset(
         Plain data: the dataset key (``user/<name>_<period>``) and its metrics.
 
     Raises:
-        InputError: bad input, name or anchor set; CoreError: a dataset of that name exists.
+        InputError: bad input, a bad or taken name, or an unknown anchor set.
     """
     from .anchors import read_anchor_set
     from .embeddings import train_embeddings

@@ -25,7 +25,6 @@ from core.jobs import JobBusy, JobRegistry
 from core.meshcode import code_bounds
 from core.userdata import (
     USER_RELEASE,
-    UploadTooLarge,
     anchor_sets,
     dataset_exists,
     dataset_name,
@@ -173,9 +172,7 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
         filenames = filenames if isinstance(filenames, list) else [filenames]
         try:
             folder = save_upload(data_dir, list(zip(filenames, contents)), cap=upload_cap)
-        except UploadTooLarge as exc:
-            return None, error_view(exc)
-        except InputError as exc:
+        except InputError as exc:  # UploadTooLarge included: its message points to the inbox
             return None, error_view(exc)
         return {"kind": "upload", "token": folder.name, "files": filenames}, f"Uploaded {', '.join(filenames[:5])}{' ...' if len(filenames) > 5 else ''}."
 
