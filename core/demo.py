@@ -29,7 +29,7 @@ from .model import predict_distributions
 from .constants import RELEASED_KS
 from .embeddings import train_embeddings
 from .meshcode import parent_code
-from .privacy import assign_meshes, complemented_children
+from .privacy import assign_meshes, with_complemented
 from .release import ANCHOR_DIR, write_dataset, write_util_files
 from .stays import StayRecords
 from .trainer import TrainConfig
@@ -217,12 +217,7 @@ def build_demo(
             emb = train_embeddings(counts, anchors, TrainConfig(seed=seed + n))
             dist = predict_distributions(emb.vectors, emb.decoder, dtype=np.float32)
             labels = {k: cluster_areas(emb.vectors, emb.decoder, k, distributions=dist) for k in RELEASED_KS if k <= counts.n_areas}
-            child, parent_row = complemented_children(counts.keys, counts.mesh_sizes)
-            codes = np.concatenate([counts.keys, child])
-            sizes = np.concatenate([counts.mesh_sizes, np.full(len(child), 50)])
-            vectors = np.vstack([emb.vectors, emb.vectors[parent_row]])
-            lab = {k: np.concatenate([v, v[parent_row]]) for k, v in labels.items()}
-            comp = np.r_[np.zeros(counts.n_areas, bool), np.ones(len(child), bool)]
+            codes, sizes, vectors, lab, comp = with_complemented(counts.keys, counts.mesh_sizes, emb.vectors, labels)
             write_dataset(root, m["name"], codes, sizes, vectors, emb.decoder, lab, comp)
             grid = grids[m["city"]]
             truth = mesh_truth(counts.keys, counts.mesh_sizes, grid.code, grid.district)
@@ -232,7 +227,7 @@ def build_demo(
             frame["changed"] = frame["change"] != ""
             mesh_frames.append(frame)
             m.update({"meshes_50m": int((counts.mesh_sizes == 50).sum()), "meshes_250m": int((counts.mesh_sizes == 250).sum()),
-                      "complemented": int(len(child)), "approximation_loss": emb.metrics["approximation_loss"]})
+                      "complemented": int(comp.sum()), "approximation_loss": emb.metrics["approximation_loss"]})
         pd.concat(mesh_frames, ignore_index=True).to_parquet(root / "truth" / "meshes.parquet", index=False)
         summary = {
             "scale": scale,

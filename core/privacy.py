@@ -85,6 +85,24 @@ def complemented_children(codes: np.ndarray, sizes: np.ndarray) -> tuple[np.ndar
     return child[free], parent[free]
 
 
+def with_complemented(
+    codes: np.ndarray, sizes: np.ndarray, vectors: np.ndarray, labels: dict[int, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray]:
+    """Kept meshes plus their complemented 50 m children (parent's vector and labels), as a release holds them.
+
+    Returns:
+        ``(codes, sizes, vectors, labels, is_complemented)`` with the children appended after the kept meshes.
+    """
+    child, parent_row = complemented_children(codes, sizes)
+    return (
+        np.concatenate([np.asarray(codes, np.int64), child]),
+        np.concatenate([np.asarray(sizes, np.int64), np.full(len(child), 50)]),
+        np.vstack([vectors, vectors[parent_row]]),
+        {k: np.concatenate([v, v[parent_row]]) for k, v in labels.items()},
+        np.r_[np.zeros(len(codes), bool), np.ones(len(child), bool)],
+    )
+
+
 def apply_privacy(stays: pd.DataFrame, min_users: int = MIN_USERS, source: str = "<stays>") -> tuple[pd.DataFrame, dict]:
     """Stays with a person and a position -> the training table: SPEC §1 columns plus ``code`` and ``mesh_size``.
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, ensure_writable_dir, write_text_atomic
+from .atomic import ensure_writable_dir, write_text_atomic
 from .constants import MESH_CODE, MESH_ID, MESH_SIZE, RELEASED_KS
 from .errors import InputError
 
@@ -444,26 +444,15 @@ def release_labels(vectors: np.ndarray, decoder: np.ndarray) -> dict[int, np.nda
 
 
 def write_user_dataset(root: Path, name: str, codes: np.ndarray, sizes: np.ndarray, vectors: np.ndarray, decoder: np.ndarray, metrics: dict) -> None:
-    """Cluster, add complemented meshes and write model, metrics, then the GeoJSON (the commit point)."""
-    from .privacy import complemented_children
-    from .release import CITY_DIR, GEOJSON_DIR, MODEL_DIR, geojson_text, write_util_files
-    from .model import save_state_dict
+    """Cluster, add complemented meshes and write metrics, model, then the GeoJSON (the commit point)."""
+    from .privacy import with_complemented
+    from .release import CITY_DIR, UTIL_DIR, write_dataset, write_util_files
 
-    labels = release_labels(vectors, decoder)
-    child, parent_row = complemented_children(codes, sizes)
-    all_codes = np.concatenate([codes, child])
-    all_sizes = np.concatenate([sizes, np.full(len(child), 50)])
-    all_vectors = np.vstack([vectors, vectors[parent_row]])
-    lab = {k: np.concatenate([v, v[parent_row]]) for k, v in labels.items()}
-    comp = np.r_[np.zeros(len(codes), bool), np.ones(len(child), bool)]
-    text = geojson_text(all_codes, all_sizes, all_vectors, lab, comp)
-    city = ensure_writable_dir(root / CITY_DIR)
-    if not (root / "util_file" / "stay_weight_matrix.npy").exists():
+    all_codes, all_sizes, all_vectors, labels, comp = with_complemented(codes, sizes, vectors, release_labels(vectors, decoder))
+    if not (root / UTIL_DIR / "stay_weight_matrix.npy").exists():
         write_util_files(root)
-    save_state_dict(ensure_writable_dir(city / MODEL_DIR) / f"{name}.pth", all_vectors, decoder)
-    write_text_atomic(ensure_writable_dir(city / METRICS_DIR) / f"{name}.json", json.dumps(metrics, indent=2, default=_plain) + "\n")
-    with atomic_path(ensure_writable_dir(city / GEOJSON_DIR) / f"{name}.geojson") as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    write_text_atomic(ensure_writable_dir(root / CITY_DIR / METRICS_DIR) / f"{name}.json", json.dumps(metrics, indent=2, default=_plain) + "\n")
+    write_dataset(root, name, all_codes, all_sizes, all_vectors, decoder, labels, comp)  # model, then the GeoJSON
 
 
 def _plain(obj):
