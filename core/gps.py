@@ -17,8 +17,7 @@ The scan is one compiled loop (numba); everything else is vectorised array work.
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from . import calendar
 from .constants import ARRIVAL_TIME, DAY_OF_WEEK, IS_HOLIDAY, STAY_TIME
 from .errors import InputError
 from .meshcode import latlon_to_code
+from .stays import _bad, read_csv_header
 
 EARTH_RADIUS_M = 6_371_008.8
 USER_ID = "user_id"
@@ -41,7 +41,6 @@ _LAT_NAMES = ("lat", "latitude")
 _LON_NAMES = ("lon", "lng", "long", "longitude")
 _OFFSET_RE = r"(Z|z|[+-]\d{2}:?\d{2})$"
 _HHMM = np.array([f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)], dtype=object)
-_MAX_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -139,22 +138,6 @@ def _find(names: list[str], wanted: str | None, candidates: tuple[str, ...], wha
     return None
 
 
-def _header(path: Path, source: str) -> list[str]:
-    import gzip
-
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # newline='' also splits CR-only files
-            header = next(csv.reader(fh), None)
-    except UnicodeDecodeError as exc:
-        raise InputError(source, f"is not UTF-8 text ({exc.reason} at byte {exc.start} of the header)", expected="a UTF-8 CSV file") from exc
-    except (OSError, EOFError, csv.Error) as exc:
-        raise InputError(source, f"cannot be read as CSV: {exc}") from exc
-    if not header or not any(h.strip() for h in header):
-        raise InputError(source, "the file is empty", expected="a header line and at least one fix")
-    return header
-
-
 def _read_table(path: Path, source: str) -> pa.Table:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
@@ -168,7 +151,7 @@ def _read_table(path: Path, source: str) -> pa.Table:
         raise InputError(source, f"unknown file type '{suffix}'", expected="a .csv or .parquet file")
     import pyarrow.csv as pacsv
 
-    names = _header(path, source)
+    names = read_csv_header(path, source, "fix")
     stripped = [n.strip() for n in names]
     text = {n: pa.string() for n in stripped if n.lower() in (*_USER_NAMES, *_TIME_NAMES, "date")}
     try:
@@ -176,19 +159,6 @@ def _read_table(path: Path, source: str) -> pa.Table:
                               convert_options=pacsv.ConvertOptions(column_types=text, strings_can_be_null=True))
     except pa.ArrowInvalid as exc:
         raise InputError(source, f"cannot be read as CSV: {exc}") from exc
-
-
-def _bad(source: str, column: str, mask: np.ndarray, values, problem: str, expected: str) -> None:
-    if not mask.any():
-        return
-    rows = np.flatnonzero(mask)
-    shown = rows[:_MAX_SHOWN]
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        vals = values.take(pa.array(shown)).to_pylist()
-    else:
-        vals = [np.asarray(values)[r].item() for r in shown]
-    raise InputError(source, problem, column=column, rows=(shown + 1).tolist(), values=["" if v is None else v for v in vals],
-                     n_bad=rows.size, expected=expected)
 
 
 def _degrees(col: pa.ChunkedArray, source: str, column: str, limit: float) -> np.ndarray:
@@ -549,11 +519,6 @@ def gps_to_stays(paths: list[str | Path] | str | Path, options: GpsOptions = Gps
     return table, report
 
 
-def with_options(options: GpsOptions, **changes) -> GpsOptions:
-    """A copy of ``options`` with the given fields changed (``None`` values are ignored)."""
-    return replace(options, **{k: v for k, v in changes.items() if v is not None})
-
-
 def looks_like_gps(columns: list[str]) -> bool:
     """Whether a table's columns look like raw fixes (time, latitude, longitude) rather than stays."""
     low = {c.strip().lower() for c in columns}
@@ -572,5 +537,5 @@ def read_columns(path: str | Path) -> list[str]:
             raise InputError(path.name, f"cannot be read as Parquet: {exc}") from exc
     if path.stat().st_size == 0:
         raise InputError(path.name, "the file is empty", expected="a header line and at least one row")
-    return [h.strip() for h in _header(path, path.name)]
+    return [h.strip() for h in read_csv_header(path, path.name, "row")]
 

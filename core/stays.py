@@ -210,19 +210,31 @@ def _check_columns(names: list[str], source: str) -> list[str]:
     return wanted
 
 
+def read_csv_header(path: Path, source: str, what: str = "stay") -> list[str]:
+    """The header line of a CSV (``.gz`` too; CR-only line endings split like any other).
+
+    Raises:
+        InputError: when the file is empty, not UTF-8, or not readable as CSV.
+    """
+    import gzip
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # type: ignore[operator]
+            header = next(csv.reader(fh), None)
+    except UnicodeDecodeError as exc:
+        raise InputError(source, f"is not UTF-8 text ({exc.reason} at byte {exc.start} of the header)", expected="a UTF-8 CSV file") from exc
+    except (OSError, EOFError, csv.Error) as exc:
+        raise InputError(source, f"cannot be read as CSV: {exc}") from exc
+    if not header or not any(h.strip() for h in header):
+        raise InputError(source, "the file is empty", expected=f"a header line and at least one {what}")
+    return header
+
+
 def _read_csv(path: Path, name: str) -> pa.Table:
     import pyarrow.csv as pacsv
 
-    opener = open
-    if path.suffix.lower() == ".gz":
-        import gzip
-
-        opener = gzip.open  # type: ignore[assignment]
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # type: ignore[operator]
-        header = next(csv.reader(fh), None)
-    if not header or not any(h.strip() for h in header):
-        raise InputError(name, "the file is empty", expected="a header line and at least one stay")
-    names = [h.strip() for h in header]
+    names = [h.strip() for h in read_csv_header(path, name)]
     wanted = _check_columns(names, name)
     dict_type = pa.dictionary(pa.int32(), pa.string())
     strings = {DAY_OF_WEEK: dict_type, ARRIVAL_TIME: dict_type, IS_HOLIDAY: dict_type}

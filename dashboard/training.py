@@ -17,7 +17,7 @@ from pathlib import Path
 import dash
 import dash_leaflet as dl
 import numpy as np
-from dash import Input, Output, State, callback, ctx, dcc, html
+from dash import Input, Output, State, callback, ctx, html
 
 from core.errors import InputError
 from core.gps import GpsOptions
@@ -292,7 +292,6 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
                 else:
                     tail = (jd / "worker.log").read_text(errors="replace")[-800:]
                     st = {**st, "state": "failed", "message": f"the worker exited with code {rc}: {tail}"}
-                registry.write_status(job, st)
             st["info"] = {"name": full}
             registry.write_status(job, st)
             return st  # plain data (pickled into the job cache)
