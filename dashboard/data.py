@@ -42,13 +42,16 @@ class Catalog:
 
     def refresh(self) -> None:
         with self._lock:
-            self.refs: dict[str, DatasetRef] = {f"{r.release}/{r.name}": r for r in discover(self.data_dir)}
+            self.refs: dict[str, DatasetRef] = self._discover()
             self._stamp = self._stamps(self.refs)
             # Similar-area search reads every dataset of a release (the real one has 23): keep them.
             self._data = _LRU(64)
             self._derived = _LRU(64)
             self._metrics: dict[str, dict | None] = {}
             self.version = getattr(self, "version", 0) + 1
+
+    def _discover(self) -> dict[str, DatasetRef]:
+        return {f"{r.release}/{r.name}": r for r in discover(self.data_dir)}
 
     @staticmethod
     def _stamps(refs: dict[str, DatasetRef]) -> dict[str, tuple]:
@@ -63,7 +66,7 @@ class Catalog:
 
     def refresh_if_changed(self) -> bool:
         """Look for added, removed or rewritten datasets (a finished training job); keep caches of the others."""
-        refs = {f"{r.release}/{r.name}": r for r in discover(self.data_dir)}
+        refs = self._discover()
         stamps = self._stamps(refs)
         with self._lock:
             if stamps == self._stamp:
