@@ -13,7 +13,7 @@ from dashboard.callbacks import register
 from dashboard.data import Catalog
 from dashboard.layout import make_layout, train_tab
 from dashboard.training import register_training
-from core.userdata import DEFAULT_UPLOAD_CAP
+from core.workflow.userdata import DEFAULT_UPLOAD_CAP
 from dashboard.tileserver import register_tiles
 
 OSM = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -21,7 +21,7 @@ OSM = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 def ensure_demo(data_dir: Path) -> None:
     """Build the demo release on first start when the data folder has no release at all."""
-    from core.release import discover
+    from core.release.layout import discover
 
     if discover(data_dir):
         return
@@ -56,8 +56,8 @@ def create_app(data_dir: str | Path = "data", basemap: str | None = OSM, upload_
     import diskcache
     from dash import DiskcacheManager
 
-    from core.jobs import JobRegistry
-    from core.userdata import USER_RELEASE, cleanup_incomplete, cleanup_uploads
+    from core.workflow.jobs import JobRegistry
+    from core.workflow.userdata import USER_RELEASE, cleanup_incomplete, cleanup_uploads
 
     data_dir = Path(data_dir)
     # A job killed with the previous server leaves a stale lock and partial files: close and clean them now.

@@ -19,13 +19,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.anchors import build_anchor_set, read_anchor_set  # noqa: E402
-from core.baseline import train_per_record  # noqa: E402
-from core.embeddings import train_embeddings  # noqa: E402
-from core.metrics import approximation_loss  # noqa: E402
-from core.stays import read_stays, stays_from_frame  # noqa: E402
-from core.synthetic import synthetic_city  # noqa: E402
-from core.trainer import TrainConfig  # noqa: E402
+from core.area2vec.anchors import build_anchor_set, read_anchor_set  # noqa: E402
+from core.area2vec.baseline import train_per_record  # noqa: E402
+from core.area2vec.embeddings import train_embeddings  # noqa: E402
+from core.area2vec.metrics import approximation_loss  # noqa: E402
+from core.mobility.stays import read_stays, stays_from_frame  # noqa: E402
+from core.simulation.synthetic import synthetic_city  # noqa: E402
+from core.area2vec.trainer import TrainConfig  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -150,8 +150,8 @@ def release_read(meshes: int) -> dict:
     """Write a dataset of ``meshes`` meshes in the OpenUAS layout; time the first and a cached read."""
     import shutil
 
-    from core.meshcode import latlon_to_code
-    from core.release import discover, read_dataset, write_dataset
+    from core.geo.meshcode import latlon_to_code
+    from core.release.layout import discover, read_dataset, write_dataset
 
     rng = np.random.default_rng(0)
     codes = np.unique(latlon_to_code(35.5 + rng.random(meshes * 2) * 0.5, 139.4 + rng.random(meshes * 2) * 0.6, 50))[:meshes]

@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.similarity import similar_across  # noqa: E402
-from core.tiles import png_bytes, render_tile  # noqa: E402
+from core.analysis.similarity import similar_across  # noqa: E402
+from core.geo.tiles import png_bytes, render_tile  # noqa: E402
 from dashboard.callbacks import viewport  # noqa: E402
 from dashboard.data import Catalog  # noqa: E402
 from dashboard.tileserver import layer_values  # noqa: E402
@@ -44,9 +44,9 @@ def synthetic_release(data: Path) -> None:
     """A release the size of the real one: the full-scale demo grids (1.42 M cells of 50 m,
     Tokyo 210 k; Nagoya 16 periods) with random embeddings and labels. The dashboard's costs
     depend on mesh counts and geometry, not on how the embeddings were trained."""
-    from core.demo import SCALES, _city_spec, demo_datasets
-    from core.release import write_dataset
-    from core.world import build_grid
+    from core.simulation.demo import SCALES, _city_spec, demo_datasets
+    from core.release.layout import write_dataset
+    from core.simulation.world import build_grid
 
     rng = np.random.default_rng(0)
     root = data / "fullsize"

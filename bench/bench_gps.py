@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.gps import GpsOptions, Fixes, detect_stays, read_fixes, stay_table  # noqa: E402
+from core.mobility.gps import GpsOptions, Fixes, detect_stays, read_fixes, stay_table  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -122,7 +122,7 @@ def main() -> None:
 
 
 def _tiny():
-    from core.gps import clean_fixes
+    from core.mobility.gps import clean_fixes
 
     z = np.zeros(3)
     return clean_fixes(np.array(["a"], dtype=object), np.zeros(3, np.int32), np.arange(3.0) * 300, z + 35, z + 139, np.zeros(3, bool))

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import CoreError
+from core.errors import CoreError
 
 
 def ensure_writable_dir(path: Path) -> Path:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CoreError
+from core.errors import CoreError
 
 
 class _Bar:
-    """A tqdm progress bar fed by trainer :class:`~core.trainer.Progress` reports (stderr)."""
+    """A tqdm progress bar fed by trainer :class:`~core.area2vec.trainer.Progress` reports (stderr)."""
 
     def __init__(self, desc: str, enabled: bool = True) -> None:
         self.desc, self.enabled, self.bar, self.phase = desc, enabled, None, None
@@ -43,7 +43,7 @@ class _Bar:
 
 
 def _config(args: argparse.Namespace):
-    from .trainer import TrainConfig
+    from core.area2vec.trainer import TrainConfig
 
     kw = {"seed": args.seed, "dim": args.dim, "schedule": args.schedule, "alpha": args.alpha}
     if args.epochs is not None:
@@ -54,10 +54,10 @@ def _config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .anchors import read_anchor_set
-    from .atomic import ensure_writable_dir
-    from .embeddings import train_embeddings
-    from .stays import read_stays
+    from core.area2vec.anchors import read_anchor_set
+    from core.atomic import ensure_writable_dir
+    from core.area2vec.embeddings import train_embeddings
+    from core.mobility.stays import read_stays
 
     ensure_writable_dir(Path(args.out))  # fail before the work, not after
     anchors = None if args.free or args.anchors is None else read_anchor_set(args.anchors)
@@ -83,15 +83,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _load_embeddings(path: str):
-    from .embeddings import AreaEmbeddings, read_embeddings_csv
+    from core.area2vec.embeddings import AreaEmbeddings, read_embeddings_csv
 
     p = Path(path)
     return AreaEmbeddings.load(p) if p.is_dir() else read_embeddings_csv(p)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .metrics import approximation_loss, misalignment
-    from .stays import read_counts
+    from core.area2vec.metrics import approximation_loss, misalignment
+    from core.mobility.stays import read_counts
 
     out: dict = {}
     if args.model:
@@ -124,9 +124,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_make_anchors(args: argparse.Namespace) -> int:
-    from .anchors import build_anchor_set
-    from .stays import read_stays
-    from .trainer import TrainConfig
+    from core.area2vec.anchors import build_anchor_set
+    from core.mobility.stays import read_stays
+    from core.area2vec.trainer import TrainConfig
 
     datasets = [read_stays(p) for p in args.stays]
     bar = _Bar("anchors", not args.quiet)
@@ -142,8 +142,8 @@ def cmd_make_anchors(args: argparse.Namespace) -> int:
 def cmd_cluster(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .atomic import atomic_path
-    from .clustering import cluster_areas
+    from core.atomic import atomic_path
+    from core.analysis.clustering import cluster_areas
 
     emb = _load_embeddings(args.embeddings)
     labels = cluster_areas(emb.vectors, emb.decoder, args.k, seed=args.seed)
@@ -157,7 +157,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    from .similarity import distance_classes, distances, similar_across
+    from core.analysis.similarity import distance_classes, distances, similar_across
 
     emb = _load_embeddings(args.embeddings)
     hit = np.flatnonzero(emb.keys == args.key)
@@ -183,10 +183,10 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .clustering import cluster_areas
-    from .constants import MESH_CODE, RELEASED_KS
-    from .meshcode import infer_sizes
-    from .release import write_dataset, write_util_files
+    from core.analysis.clustering import cluster_areas
+    from core.constants import MESH_CODE, RELEASED_KS
+    from core.geo.meshcode import infer_sizes
+    from core.release.layout import write_dataset, write_util_files
 
     emb = _load_embeddings(args.embeddings)
     if emb.key_column != MESH_CODE:
@@ -200,7 +200,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import build_demo
+    from core.simulation.demo import build_demo
 
     bars: dict = {}
 
@@ -231,7 +231,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def write_table(frame, out: str | Path) -> Path:
     """Write a DataFrame as CSV or Parquet (by suffix), atomically."""
-    from .atomic import atomic_path, ensure_writable_dir
+    from core.atomic import atomic_path, ensure_writable_dir
 
     out = Path(out)
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
@@ -247,7 +247,7 @@ def write_table(frame, out: str | Path) -> Path:
 
 
 def cmd_stays(args: argparse.Namespace) -> int:
-    from .gps import GpsOptions, gps_to_stays
+    from core.mobility.gps import GpsOptions, gps_to_stays
 
     opts = GpsOptions(user_col=args.user_col, time_col=args.time_col, date_col=args.date_col, lat_col=args.lat_col, lon_col=args.lon_col,
                       tz=args.tz, distance_m=args.distance, min_minutes=args.min_duration, max_gap_minutes=args.max_gap,
@@ -255,7 +255,7 @@ def cmd_stays(args: argparse.Namespace) -> int:
                       off_values=tuple(args.off_values), country=args.country)
     table, report = gps_to_stays(args.gps, opts)
     if args.privacy is not None:
-        from .privacy import apply_privacy
+        from core.mobility.privacy import apply_privacy
 
         table, priv = apply_privacy(table, args.privacy, source=str(args.gps[0]))
         report["privacy"] = priv
@@ -268,8 +268,8 @@ def cmd_stays(args: argparse.Namespace) -> int:
 def cmd_meshes(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .errors import InputError
-    from .privacy import apply_privacy
+    from core.errors import InputError
+    from core.mobility.privacy import apply_privacy
 
     path = Path(args.stays)
     if not path.is_file():
@@ -286,12 +286,12 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
     import signal
     import time
 
-    from .atomic import write_text_atomic
+    from core.atomic import write_text_atomic
     from types import SimpleNamespace
 
-    from .errors import TrainingCancelled
-    from .jobs import JobRegistry
-    from .userdata import USER_RELEASE, add_dataset, dataset_name
+    from core.errors import TrainingCancelled
+    from core.workflow.jobs import JobRegistry
+    from core.workflow.userdata import USER_RELEASE, add_dataset, dataset_name
 
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
@@ -328,11 +328,11 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
         kw["max_epochs"] = args.epochs
     if args.tol is not None:
         kw["tol"] = args.tol
-    from .trainer import TrainConfig
+    from core.area2vec.trainer import TrainConfig
 
     try:
         config = TrainConfig(**kw)
-        from .gps import GpsOptions
+        from core.mobility.gps import GpsOptions
 
         gps = GpsOptions(tz=args.tz, distance_m=args.distance, min_minutes=args.min_duration, max_gap_minutes=args.max_gap)
         result = add_dataset(args.data, args.inputs, args.name, args.period, None if args.free else args.anchors, config,

@@ -8,8 +8,8 @@ import dash
 import numpy as np
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, html
 
-from core.meshcode import code_bounds
-from core.similarity import similar_across, top_k
+from core.geo.meshcode import code_bounds
+from core.analysis.similarity import similar_across, top_k
 
 from . import ids
 from .data import Catalog
@@ -197,7 +197,7 @@ def register(catalog: Catalog, basemap: str | None) -> None:
         """The dataset with the current k's labels, as GeoJSON (OpenUAS properties) or CSV."""
         if not key:
             return dash.no_update
-        from core.release import geojson_text
+        from core.release.layout import geojson_text
 
         k = effective_k(k, k_any)
         ds = catalog.get(key)

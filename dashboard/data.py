@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.charts import cluster_charts, describe_pattern, stay_patterns
-from core.clustering import cluster_areas
-from core.diff import PeriodDiff, diff_datasets
-from core.meshcode import code_centers
-from core.model import predict_distributions
-from core.release import DatasetRef, ReleaseDataset, discover, read_dataset
-from core.similarity import distances
-from core.tiles import MeshIndex
+from core.analysis.charts import cluster_charts, describe_pattern, stay_patterns
+from core.analysis.clustering import cluster_areas
+from core.analysis.diff import PeriodDiff, diff_datasets
+from core.geo.meshcode import code_centers
+from core.area2vec.model import predict_distributions
+from core.release.layout import DatasetRef, ReleaseDataset, discover, read_dataset
+from core.analysis.similarity import distances
+from core.geo.tiles import MeshIndex
 
 
 class _LRU(OrderedDict):
@@ -83,7 +83,7 @@ class Catalog:
 
     def metrics(self, key: str) -> dict | None:
         """Training metrics written beside a dataset trained here (``japan_city/metrics/<name>.json``)."""
-        from core.userdata import read_metrics
+        from core.workflow.userdata import read_metrics
 
         with self._lock:
             if key not in self._metrics:
@@ -110,7 +110,7 @@ class Catalog:
         out = []
         for key in self.keys():
             ref = self.refs[key]
-            from core.release import split_name
+            from core.release.layout import split_name
 
             city, period = split_name(ref.name)
             out.append({"label": f"{ref.release} / {city} {period}".strip(), "value": key})
@@ -208,7 +208,7 @@ class Catalog:
 
     def distance_class_charts(self, key: str, row: int, reduce: str = "sum") -> np.ndarray:
         """Charts ``(6, 2, 12, 7)`` of the meshes in each OpenUAS distance class from mesh ``row``."""
-        from core.similarity import distance_classes
+        from core.analysis.similarity import distance_classes
 
         if not self.has_model(key):
             return np.zeros((6, 2, 12, 7))

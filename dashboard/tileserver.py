@@ -8,8 +8,8 @@ from collections import OrderedDict
 import numpy as np
 from flask import Response, abort, request
 
-from core.similarity import distance_classes
-from core.tiles import hex_to_rgba, png_bytes, render_tile
+from core.analysis.similarity import distance_classes
+from core.geo.tiles import hex_to_rgba, png_bytes, render_tile
 
 from .data import Catalog
 from .figures import CHANGE_COLOURS, DISTANCE_COLOURS, PALETTE

@@ -3,7 +3,7 @@
 Training runs as a Dash background callback (diskcache manager). The job process does not import
 torch itself: it starts ``python -m core add-dataset`` as a subprocess (torch hangs in a forked
 process once the parent used its thread pool, see NOTES) and waits for it. Progress goes through
-the job registry (``core.jobs``): the worker writes a status file, and every open page polls it,
+the job registry (``core.workflow.jobs``): the worker writes a status file, and every open page polls it,
 so a reloaded page (or another browser) finds the running job, its progress and its cancel button.
 """
 
@@ -20,10 +20,10 @@ import numpy as np
 from dash import Input, Output, State, callback, ctx, html
 
 from core.errors import InputError
-from core.gps import GpsOptions
-from core.jobs import JobBusy, JobRegistry
-from core.meshcode import code_bounds
-from core.userdata import (
+from core.mobility.gps import GpsOptions
+from core.workflow.jobs import JobBusy, JobRegistry
+from core.geo.meshcode import code_bounds
+from core.workflow.userdata import (
     USER_RELEASE,
     anchor_sets,
     dataset_exists,

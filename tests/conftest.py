@@ -36,9 +36,9 @@ def good_rows(n: int = 3) -> list[dict]:
 @pytest.fixture(scope="session")
 def small_anchor_set():
     """An anchor set built from three synthetic cities (64 anchors x 2,000 records)."""
-    from core.anchors import build_anchor_set
-    from core.stays import stays_from_frame
-    from core.synthetic import synthetic_city
+    from core.area2vec.anchors import build_anchor_set
+    from core.mobility.stays import stays_from_frame
+    from core.simulation.synthetic import synthetic_city
 
     cities = [stays_from_frame(synthetic_city(600, 120, seed=s).stays) for s in (10, 11, 12)]
     return build_anchor_set(cities, n_anchors=64, records_per_anchor=2000, seed=0)
@@ -47,7 +47,7 @@ def small_anchor_set():
 @pytest.fixture(scope="session")
 def tiny_release(tmp_path_factory):
     """A tiny demo data folder (Osaka only, 64 anchors): read-only; copy it before writing into it."""
-    from core.demo import build_demo
+    from core.simulation.demo import build_demo
 
     d = tmp_path_factory.mktemp("tiny-release")
     build_demo(d, scale="tiny", only=("osaka_2021_04",))

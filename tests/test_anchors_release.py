@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from core.anchors import AnchorSet, build_anchor_set, quantise, read_anchor_set
+from core.area2vec.anchors import AnchorSet, build_anchor_set, quantise, read_anchor_set
 from core.errors import CoreError, InputError, ReleaseError
-from core.release import discover, read_dataset, write_dataset
-from core.stays import stays_from_frame
-from core.synthetic import synthetic_city
-from core.tokens import make_tokens
+from core.release.layout import discover, read_dataset, write_dataset
+from core.mobility.stays import stays_from_frame
+from core.simulation.synthetic import synthetic_city
+from core.area2vec.tokens import make_tokens
 
 
 def test_quantise_keeps_tokens():
@@ -50,7 +50,7 @@ def test_anchor_ids_must_match_embeddings(small_anchor_set, tmp_path):
 
 def test_release_round_trip_and_cache(tmp_path):
     rng = np.random.default_rng(0)
-    from core.meshcode import latlon_to_code
+    from core.geo.meshcode import latlon_to_code
 
     lat, lon = rng.uniform(35.1, 35.2, 40), rng.uniform(136.8, 136.9, 40)
     codes = np.concatenate([latlon_to_code(lat[:30], lon[:30], 50), latlon_to_code(lat[30:], lon[30:], 250)])
@@ -83,7 +83,7 @@ def test_dataset_names_are_validated(tmp_path, name):
 
 
 def test_anchor_set_from_a_sample_of_stays_with_full_counts():
-    from core.demo import _sample
+    from core.simulation.demo import _sample
 
     recs = [stays_from_frame(synthetic_city(300, 100, seed=s).stays) for s in (1, 2)]
     full = [r.to_counts() for r in recs]

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core.meshcode import latlon_to_code
-from core.release import write_dataset
+from core.geo.meshcode import latlon_to_code
+from core.release.layout import write_dataset
 
 
 def _release(root, name="nagoya_2019_04", seed=0):

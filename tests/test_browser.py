@@ -16,7 +16,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory):
-    from core.demo import build_demo
+    from core.simulation.demo import build_demo
 
     data = tmp_path_factory.mktemp("data")
     build_demo(data, scale="tiny", only=("osaka_2021_04", "nagoya_2019_04", "nagoya_2020_04"))
@@ -68,9 +68,9 @@ def _open(page, url, query=""):
 
 def _known_mesh(demo_data, key):
     """A 50 m mesh of the dataset whose 8 neighbours share its k = 10 cluster (clear pixels)."""
-    from core.meshcode import code_centers
-    from core.release import discover, read_dataset
-    from core.tiles import MeshIndex
+    from core.geo.meshcode import code_centers
+    from core.release.layout import discover, read_dataset
+    from core.geo.tiles import MeshIndex
 
     ref = next(r for r in discover(demo_data) if f"{r.release}/{r.name}" == key)
     ds = read_dataset(ref)
@@ -96,7 +96,7 @@ def test_map_shows_clusters_with_the_right_colours(page, server, demo_data):
     _open(page, server, f"?ds={key}&k=10")
     assert page.locator(".legend-item").count() == 10
     ds, row = _known_mesh(demo_data, key)
-    from core.meshcode import code_centers
+    from core.geo.meshcode import code_centers
 
     lat, lon = code_centers(ds.codes[row : row + 1], ds.mesh_sizes[row : row + 1])
     x, y = _screen_point(page, "mesh-map", float(lat[0]), float(lon[0]))
@@ -129,7 +129,7 @@ def test_map_shows_clusters_with_the_right_colours(page, server, demo_data):
 
 
 def test_changing_k_updates_legend_and_map(page, server, demo_data):
-    from core.meshcode import code_centers
+    from core.geo.meshcode import code_centers
 
     _open(page, server, "?ds=demo/nagoya_2019_04&k=10")
     assert page.locator(".legend-item").count() == 10
@@ -154,8 +154,8 @@ def test_changing_k_updates_legend_and_map(page, server, demo_data):
 
 
 def test_diff_view_transition_totals(page, server, demo_data):
-    from core.diff import diff_datasets
-    from core.release import discover, read_dataset
+    from core.analysis.diff import diff_datasets
+    from core.release.layout import discover, read_dataset
 
     refs = {r.name: r for r in discover(demo_data)}
     expected = len(diff_datasets(read_dataset(refs["nagoya_2019_04"]), read_dataset(refs["nagoya_2020_04"])).codes)
@@ -171,7 +171,7 @@ def test_diff_view_transition_totals(page, server, demo_data):
 def test_export_geojson_downloads_the_dataset(page, server, demo_data):
     import json
 
-    from core.release import discover, read_dataset
+    from core.release.layout import discover, read_dataset
 
     ds = read_dataset(next(r for r in discover(demo_data) if r.name == "nagoya_2019_04"))
     _open(page, server, "?ds=demo/nagoya_2019_04&k=5")

@@ -188,11 +188,11 @@ def test_raw_gps_upload_then_training(pages, server, files):
     page.click("#train-start")
     _wait_status(page, "Done", timeout=120)
     page.wait_for_selector("#train-outcome:has-text('ApproximationLoss')", timeout=30_000)
-    from core.userdata import prepare
+    from core.workflow.userdata import prepare
 
     assert f"meshes\n{prepare(kobe).counts.n_areas}" in page.inner_text("#train-outcome")
     # The stay rule is a form field: a longer shortest stay finds fewer stays in the preview.
-    from core.gps import GpsOptions, gps_to_stays
+    from core.mobility.gps import GpsOptions, gps_to_stays
 
     page.get_by_text("Advanced").click()
     page.fill("#train-gps-minutes", "30")

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.charts import cluster_patterns, stay_patterns, stay_weight_matrix
-from core.clustering import cluster_areas, order_scores, order_weights
+from core.analysis.charts import cluster_patterns, stay_patterns, stay_weight_matrix
+from core.analysis.clustering import cluster_areas, order_scores, order_weights
 
 DATA = Path(__file__).parent / "data"
 
@@ -49,7 +49,7 @@ def test_cluster_patterns_sum_and_mean():
 
 
 def test_cluster_charts_equal_summed_mesh_charts():
-    from core.charts import cluster_charts
+    from core.analysis.charts import cluster_charts
 
     rng = np.random.default_rng(3)
     f = rng.dirichlet(np.ones(168), 50)

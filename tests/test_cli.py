@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from core.cli import main
-from core.synthetic import synthetic_city
+from core.simulation.synthetic import synthetic_city
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +76,8 @@ def test_bad_input_exits_with_message(tmp_path, capsys):
 
 
 def test_export_writes_a_release(tmp_path, capsys):
-    from core.meshcode import latlon_to_code
-    from core.release import discover, read_dataset
+    from core.geo.meshcode import latlon_to_code
+    from core.release.layout import discover, read_dataset
 
     df = synthetic_city(60, 80, seed=2).stays
     rng = np.random.default_rng(0)

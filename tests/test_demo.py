@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.demo import build_demo
-from core.embeddings import train_embeddings
-from core.metrics import misalignment
-from core.release import discover, read_dataset
-from core.stays import read_stays
-from core.trainer import TrainConfig
+from core.simulation.demo import build_demo
+from core.area2vec.embeddings import train_embeddings
+from core.area2vec.metrics import misalignment
+from core.release.layout import discover, read_dataset
+from core.mobility.stays import read_stays
+from core.area2vec.trainer import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_privacy_rule_holds_in_every_output(demo):
         assert users.reindex(ds.codes[own]).min() > 10, ref.name
         assert set(users.index) == set(ds.codes[own])
         # complemented 50 m meshes carry exactly their 250 m parent's embedding
-        from core.meshcode import parent_code
+        from core.geo.meshcode import parent_code
 
         parents = parent_code(ds.codes[~own], 50, 250)
         pos = pd.Series(np.arange(len(ds.codes)), index=ds.codes)
@@ -105,7 +105,7 @@ def test_kmeans_recovers_district_types(demo, name):
 
 
 def test_diff_flags_the_designed_2020_changes(demo):
-    from core.diff import diff_datasets
+    from core.analysis.diff import diff_datasets
 
     data, _ = demo
     refs = {r.name: r for r in discover(data)}
@@ -123,7 +123,7 @@ def test_diff_flags_the_designed_2020_changes(demo):
 
 
 def test_independent_anchored_trainings_agree(demo):
-    from core.anchors import read_anchor_set
+    from core.area2vec.anchors import read_anchor_set
 
     data, _ = demo
     anchors = read_anchor_set(data / "demo" / "anchor_data")
@@ -134,7 +134,7 @@ def test_independent_anchored_trainings_agree(demo):
 
 
 def test_same_seed_same_stays():
-    from core.world import CITIES, Period, build_grid, make_population, simulate_month
+    from core.simulation.world import CITIES, Period, build_grid, make_population, simulate_month
     from dataclasses import replace
 
     spec = replace(CITIES["kyoto"], radius_km=0.6)

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from core.errors import InputError
-from core.gps import GpsOptions, detect_stays, fixes_from_frame, gps_to_stays, read_fixes, stay_table
-from core.privacy import apply_privacy
+from core.mobility.gps import GpsOptions, detect_stays, fixes_from_frame, gps_to_stays, read_fixes, stay_table
+from core.mobility.privacy import apply_privacy
 
 KOBE = Path(__file__).parent / "data" / "kobe"
 P = (35.681236, 139.767125)  # Tokyo station
@@ -290,7 +290,7 @@ def test_kobe_venue_on_both_sides_of_the_first_level_boundary(kobe):
     assert code[north].str[4].eq("0").all() and code[~north].str[4].eq("7").all()
     # And the raw fixes on both sides of the line land on their own side.
     fixes = read_fixes(sorted(KOBE.glob("user*.csv")))
-    from core.meshcode import latlon_to_code
+    from core.geo.meshcode import latlon_to_code
 
     at_venue = (np.abs(fixes.lat - VENUE[0]) < 0.003) & (np.abs(fixes.lon - VENUE[1]) < 0.003)
     c = latlon_to_code(fixes.lat[at_venue], fixes.lon[at_venue], 50).astype(str)
@@ -325,7 +325,7 @@ def test_cli_stays_then_meshes(tmp_path):
     assert main(["meshes", str(stays), "--out", str(train)]) == 0
     out = pd.read_csv(train)
     assert list(out.columns) == ["stay_time", "day_of_week", "arrival_time", "is_holiday", "code", "mesh_size"]
-    from core.stays import read_stays
+    from core.mobility.stays import read_stays
 
     assert len(read_stays(train)) == len(out)  # the training table validates as a stay table
     assert main(["stays", str(KOBE / "user1.csv"), "--out", str(tmp_path / "x.txt")]) == 2  # unknown output type

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core import meshcode as mc
+from core.geo import meshcode as mc
 
 
 def test_known_codes_by_hand():

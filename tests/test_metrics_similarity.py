@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from core.metrics import approximation_loss, misalignment
-from core.similarity import distance_classes, distances, similar_across, top_k, within
+from core.area2vec.metrics import approximation_loss, misalignment
+from core.analysis.similarity import distance_classes, distances, similar_across, top_k, within
 
 
 def test_approximation_loss_by_hand():
@@ -42,7 +42,7 @@ def test_top_k_within_and_across():
 
 
 def test_js_divergence_by_hand():
-    from core.diff import js_divergence
+    from core.analysis.diff import js_divergence
 
     p = np.array([[1.0, 0.0], [0.5, 0.5]])
     q = np.array([[0.0, 1.0], [0.5, 0.5]])

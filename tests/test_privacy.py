@@ -1,7 +1,7 @@
 import numpy as np
 
-from core.meshcode import latlon_to_code
-from core.privacy import assign_meshes, complemented_children
+from core.geo.meshcode import latlon_to_code
+from core.mobility.privacy import assign_meshes, complemented_children
 
 # A 250 m mesh is 5 x 5 cells of 50 m; pick a 250 m mesh's south-west 50 m cell.
 I0, J0 = 84410, 58880  # i % 5 == 0 and j % 5 == 0

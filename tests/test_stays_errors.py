@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from core.errors import InputError
-from core.stays import read_stays
+from core.mobility.stays import read_stays
 
 from .conftest import good_rows
 

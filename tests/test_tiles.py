@@ -3,8 +3,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from core.meshcode import code_centers, latlon_to_code
-from core.tiles import MeshIndex, hex_to_rgba, png_bytes, render_tile, tile_bounds
+from core.geo.meshcode import code_centers, latlon_to_code
+from core.geo.tiles import MeshIndex, hex_to_rgba, png_bytes, render_tile, tile_bounds
 
 
 def _tile_of(lat, lon, z):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from core.stays import read_stays
-from core.tokens import duration_class, make_tokens, time_bin, token_parts
+from core.mobility.stays import read_stays
+from core.area2vec.tokens import duration_class, make_tokens, time_bin, token_parts
 
 # Hand-computed: token = 84 * day_type + 7 * (hour // 2) + duration class, row by row of the
 # official sample (e.g. row 14: Friday 16:02 holiday, 9 min -> 84 + 7*8 + 0 = 140;
@@ -57,8 +57,8 @@ def test_token_parts_round_trip():
 
 
 def test_synthetic_stays_carry_their_tokens():
-    from core.stays import stays_from_frame
-    from core.synthetic import stays_from_tokens
+    from core.mobility.stays import stays_from_frame
+    from core.simulation.synthetic import stays_from_tokens
 
     tokens = np.arange(168).repeat(20)
     mesh = np.arange(len(tokens)) % 7

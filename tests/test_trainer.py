@@ -3,13 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from core.baseline import train_per_record
-from core.embeddings import train_embeddings
+from core.area2vec.baseline import train_per_record
+from core.area2vec.embeddings import train_embeddings
 from core.errors import CoreError, TrainingCancelled
-from core.metrics import approximation_loss, misalignment
-from core.stays import stays_from_frame
-from core.synthetic import synthetic_city
-from core.trainer import Area2VecTrainer, TrainConfig, anchor_power
+from core.area2vec.metrics import approximation_loss, misalignment
+from core.mobility.stays import stays_from_frame
+from core.simulation.synthetic import synthetic_city
+from core.area2vec.trainer import Area2VecTrainer, TrainConfig, anchor_power
 
 
 def test_anchor_power_schedules_by_hand():

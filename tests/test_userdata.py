@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from core.errors import InputError
-from core.jobs import JobBusy, JobRegistry
-from core.release import discover, read_dataset
-from core.userdata import (
+from core.workflow.jobs import JobBusy, JobRegistry
+from core.release.layout import discover, read_dataset
+from core.workflow.userdata import (
     USER_RELEASE,
     UploadTooLarge,
     add_dataset,
@@ -133,7 +133,7 @@ def test_mesh_id_stays_with_a_mapping_equal_code_stays(my_stays, tmp_path):
 
 
 def test_preview_reports_shares_and_an_optional_date_range(tiny_release, tmp_path):
-    from core.userdata import preview
+    from core.workflow.userdata import preview
 
     stays = pd.read_parquet(tiny_release / "demo" / "stays" / "osaka_2021_04.parquet")
     part = stays[(stays["date"] >= "2021-04-05") & (stays["date"] <= "2021-04-11")]  # Monday .. Sunday

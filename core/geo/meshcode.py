@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from core.errors import InputError
 
 LAT_UNITS = 2400  # 50 m cells per degree of latitude
 LON_UNITS = 1600  # 50 m cells per degree of longitude

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .charts import cluster_charts
-from .model import predict_distributions
-from .constants import KMEANS_SEED, N_TIME_BINS, ORDER_DAY_WEIGHTS, ORDER_DURATION_MINUTES
+from core.analysis.charts import cluster_charts
+from core.area2vec.model import predict_distributions
+from core.constants import KMEANS_SEED, N_TIME_BINS, ORDER_DAY_WEIGHTS, ORDER_DURATION_MINUTES
 
 
 def order_weights() -> np.ndarray:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
-from .constants import N_TOKENS
-from .errors import InputError
+from core.atomic import atomic_path
+from core.constants import N_TOKENS
+from core.errors import InputError
 
 EMBEDDING_KEY = "embedding.weight"
 DECODER_KEY = "decode_linear.weight"

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-from . import meshcode
-from .constants import (
+from core.geo import meshcode
+from core.constants import (
     ARRIVAL_TIME,
     DAY_OF_WEEK,
     IS_HOLIDAY,
@@ -31,8 +31,8 @@ from .constants import (
     STAY_TIME,
     WEEKDAYS,
 )
-from .errors import InputError
-from .tokens import count_matrix, make_tokens
+from core.errors import InputError
+from core.area2vec.tokens import count_matrix, make_tokens
 
 _TIME_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*$")
 _WEEKDAY_LOOKUP = {name.lower(): i for i, name in enumerate(WEEKDAYS)}

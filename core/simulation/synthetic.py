@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .constants import (
+from core.constants import (
     ARRIVAL_TIME,
     DAY_OF_WEEK,
     DURATION_BOUNDS,

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .meshcode import LAT_UNITS, LON_UNITS, code_to_cells
+from core.geo.meshcode import LAT_UNITS, LON_UNITS, code_to_cells
 
 TILE = 256
 _J_SPAN = 1 << 32

@@ -25,11 +25,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import calendar
-from .constants import ARRIVAL_TIME, DAY_OF_WEEK, IS_HOLIDAY, STAY_TIME
-from .errors import InputError
-from .meshcode import latlon_to_code
-from .stays import _bad, read_csv_header
+from core.mobility import calendar
+from core.constants import ARRIVAL_TIME, DAY_OF_WEEK, IS_HOLIDAY, STAY_TIME
+from core.errors import InputError
+from core.geo.meshcode import latlon_to_code
+from core.mobility.stays import _bad, read_csv_header
 
 EARTH_RADIUS_M = 6_371_008.8
 USER_ID = "user_id"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import N_TOKENS
+from core.constants import N_TOKENS
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path, ensure_writable_dir, write_text_atomic
-from .constants import MESH_CODE, MESH_ID, MESH_SIZE
-from .errors import InputError
-from .metrics import approximation_loss
-from .model import load_state_dict, save_state_dict
-from .stays import AreaCounts
-from .trainer import Area2VecTrainer, Progress, TrainConfig
+from core.atomic import atomic_path, ensure_writable_dir, write_text_atomic
+from core.constants import MESH_CODE, MESH_ID, MESH_SIZE
+from core.errors import InputError
+from core.area2vec.metrics import approximation_loss
+from core.area2vec.model import load_state_dict, save_state_dict
+from core.mobility.stays import AreaCounts
+from core.area2vec.trainer import Area2VecTrainer, Progress, TrainConfig
 
 EMBEDDINGS_CSV = "embeddings.csv"
 MODEL_PTH = "model.pth"
@@ -106,7 +106,7 @@ def train_embeddings(
     progress: Callable[[Progress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> AreaEmbeddings:
-    """Train Area2Vec on per-area counts, anchored to an :class:`core.anchors.AnchorSet` or free.
+    """Train Area2Vec on per-area counts, anchored to an :class:`core.area2vec.anchors.AnchorSet` or free.
 
     The metrics hold ``approximation_loss``, ``cross_entropy``, ``epochs``, ``seconds``,
     ``n_meshes``, ``n_stays``, ``anchored`` and the configuration.

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
-from .charts import stay_weight_matrix
-from .constants import MESH_CODE, MESH_SIZE, RELEASED_KS
-from .errors import ReleaseError
-from .meshcode import code_bounds
-from .model import load_state_dict, save_state_dict
+from core.atomic import atomic_path
+from core.analysis.charts import stay_weight_matrix
+from core.constants import MESH_CODE, MESH_SIZE, RELEASED_KS
+from core.errors import ReleaseError
+from core.geo.meshcode import code_bounds
+from core.area2vec.model import load_state_dict, save_state_dict
 
 CITY_DIR = "japan_city"
 GEOJSON_DIR = "geojson"

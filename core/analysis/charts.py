@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import DAY_TYPE_WEIGHTS, N_DAY_TYPES, N_DURATIONS, N_TIME_BINS, N_TOKENS, STAY_SPANS
-from .model import predict_distributions
+from core.constants import DAY_TYPE_WEIGHTS, N_DAY_TYPES, N_DURATIONS, N_TIME_BINS, N_TOKENS, STAY_SPANS
+from core.area2vec.model import predict_distributions
 
 
 def stay_weight_matrix(spans: tuple[int, ...] = STAY_SPANS, day_weights: tuple[float, float] = DAY_TYPE_WEIGHTS) -> np.ndarray:

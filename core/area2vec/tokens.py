@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .constants import DURATION_BOUNDS, N_DURATIONS, N_TIME_BINS, N_TOKENS
+from core.constants import DURATION_BOUNDS, N_DURATIONS, N_TIME_BINS, N_TOKENS
 
 _BOUNDS = np.asarray(DURATION_BOUNDS, dtype=np.float64)
 

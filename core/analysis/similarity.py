@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import SIMILARITY_EDGES
+from core.constants import SIMILARITY_EDGES
 
 
 def distances(embeddings: np.ndarray, query: np.ndarray) -> np.ndarray:

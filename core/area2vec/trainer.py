@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .constants import DEFAULT_DIM, N_TOKENS
-from .errors import CoreError, InputError, TrainingCancelled
+from core.constants import DEFAULT_DIM, N_TOKENS
+from core.errors import CoreError, InputError, TrainingCancelled
 
 SCHEDULES = ("exponential", "linear", "constant", "mixed")
 

@@ -10,8 +10,8 @@ import datetime as dt
 
 import numpy as np
 
-from .constants import WEEKDAYS
-from .errors import InputError
+from core.constants import WEEKDAYS
+from core.errors import InputError
 
 _EPOCH = dt.date(1970, 1, 1)
 

@@ -16,8 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
-from .atomic import ensure_writable_dir, write_text_atomic
-from .errors import CoreError
+from core.atomic import ensure_writable_dir, write_text_atomic
+from core.errors import CoreError
 
 JOBS_DIR = ".jobs"
 LOCK = "active.json"
@@ -138,7 +138,7 @@ class JobRegistry:
 
     def _close_stale(self, held: dict | None) -> None:
         """The lock's processes are gone (killed, crashed, cancelled): record how it ended, free the lock, clean up."""
-        from .userdata import cleanup_incomplete
+        from core.workflow.userdata import cleanup_incomplete
 
         if held is not None and held.get("job"):
             job = held["job"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .meshcode import cells_to_code, code_to_cells, latlon_to_cells
+from core.geo.meshcode import cells_to_code, code_to_cells, latlon_to_cells
 
 MIN_USERS = 10  # a mesh is kept with MORE than this many distinct users
 
@@ -116,9 +116,9 @@ def apply_privacy(stays: pd.DataFrame, min_users: int = MIN_USERS, source: str =
     Raises:
         InputError: when the person or position columns are missing.
     """
-    from .constants import STAY_COLUMNS
-    from .errors import InputError
-    from .meshcode import code_centers
+    from core.constants import STAY_COLUMNS
+    from core.errors import InputError
+    from core.geo.meshcode import code_centers
 
     cols = list(stays.columns)
     user_col = next((c for c in ("user_id", "user", "uid") if c in cols), None)

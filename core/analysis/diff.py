@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import predict_distributions
-from .release import ReleaseDataset
+from core.area2vec.model import predict_distributions
+from core.release.layout import ReleaseDataset
 
 DEFAULT_THRESHOLD = 0.04  # JS divergence; measured on the demo (see README)
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .constants import WEEKDAYS
-from .meshcode import LAT_UNITS, LON_UNITS, cells_to_code
-from .synthetic import TIMES_OF_DAY
+from core.constants import WEEKDAYS
+from core.geo.meshcode import LAT_UNITS, LON_UNITS, cells_to_code
+from core.simulation.synthetic import TIMES_OF_DAY
 
 DISTRICTS = ("residential", "business", "station", "nightlife", "shopping", "park", "university", "industrial")
 RES, BUS, STA, NIGHT, SHOP, PARK, UNI, IND = range(len(DISTRICTS))

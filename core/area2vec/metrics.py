@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import predict_distributions
+from core.area2vec.model import predict_distributions
 
 
 def approximation_loss(counts: np.ndarray, embeddings: np.ndarray, decoder: np.ndarray, per_area: bool = False) -> float | np.ndarray:

@@ -3,7 +3,7 @@
 The result of :func:`add_dataset` is one more dataset of the release ``data/user`` in the OpenUAS
 layout, so it loads like any other. Files are committed in an order that makes a kill at any
 moment harmless: the model and the metrics are renamed into place first, the GeoJSON last, and a
-dataset exists (for :func:`core.release.discover`) only once its GeoJSON does. Leftovers of a
+dataset exists (for :func:`core.release.layout.discover`) only once its GeoJSON does. Leftovers of a
 killed job (temporary files, a model without its GeoJSON) are removed by :func:`cleanup_incomplete`.
 """
 
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import ensure_writable_dir, write_text_atomic
-from .constants import MESH_CODE, MESH_ID, MESH_SIZE, RELEASED_KS
-from .errors import InputError
+from core.atomic import ensure_writable_dir, write_text_atomic
+from core.constants import MESH_CODE, MESH_ID, MESH_SIZE, RELEASED_KS
+from core.errors import InputError
 
 USER_RELEASE = "user"
 INBOX = "inbox"
@@ -173,8 +173,8 @@ def cleanup_uploads(data_dir: str | Path, older_than_s: float = 24 * 3600) -> in
 
 def anchor_sets(data_dir: str | Path) -> dict[str, Path]:
     """Anchor folders of the releases under ``data_dir``: release name -> ``anchor_data`` folder."""
-    from .anchors import ANCHOR_CSV, ANCHOR_PTH
-    from .release import ANCHOR_DIR, discover
+    from core.area2vec.anchors import ANCHOR_CSV, ANCHOR_PTH
+    from core.release.layout import ANCHOR_DIR, discover
 
     out: dict[str, Path] = {}
     for ref in discover(data_dir):
@@ -192,12 +192,12 @@ def anchor_sets(data_dir: str | Path) -> dict[str, Path]:
 class Prepared:
     """Input turned into per-mesh counts, with what a preview shows (plain data in ``report``)."""
 
-    counts: object  # core.stays.AreaCounts keyed by mesh code
+    counts: object  # core.mobility.stays.AreaCounts keyed by mesh code
     report: dict = field(default_factory=dict)
 
 
 def _input_kind(paths: list[Path]) -> str:
-    from .gps import looks_like_gps, read_columns
+    from core.mobility.gps import looks_like_gps, read_columns
 
     return "gps" if looks_like_gps(read_columns(paths[0])) else "stays"
 
@@ -206,7 +206,7 @@ def read_mapping(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A ``mesh_id -> code`` table (``mesh_id``, ``code``, optional ``mesh_size``): sorted ids, codes, sizes."""
     import pandas as pd
 
-    from .meshcode import parse_code_column
+    from core.geo.meshcode import parse_code_column
 
     path = Path(path)
     frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path, dtype={MESH_CODE: str})
@@ -230,7 +230,7 @@ def read_mapping(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def apply_mapping(records, mapping: str | Path):
     """Stays keyed by ``mesh_id`` -> the same stays keyed by mesh ``code`` (every id must be mapped)."""
-    from .stays import StayRecords
+    from core.mobility.stays import StayRecords
 
     ids, codes, sizes = read_mapping(mapping)
     pos = np.searchsorted(ids, records.area_keys)
@@ -250,7 +250,7 @@ def _date_range(path: Path) -> list[str] | None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from .gps import read_columns
+    from core.mobility.gps import read_columns
 
     if "date" not in [c.lower() for c in read_columns(path)]:
         return None
@@ -276,7 +276,7 @@ def prepare(paths: list[str | Path], mapping: str | Path | None = None, gps_opti
     Raises:
         InputError: anything wrong with the input, naming file, column and rows.
     """
-    from .stays import read_stays, stays_from_frame
+    from core.mobility.stays import read_stays, stays_from_frame
 
     paths = [Path(p) for p in paths]
     if not paths:
@@ -284,8 +284,8 @@ def prepare(paths: list[str | Path], mapping: str | Path | None = None, gps_opti
     kind = _input_kind(paths)
     report: dict = {"kind": kind, "files": [p.name for p in paths]}
     if kind == "gps":
-        from .gps import GpsOptions, gps_to_stays
-        from .privacy import apply_privacy
+        from core.mobility.gps import GpsOptions, gps_to_stays
+        from core.mobility.privacy import apply_privacy
 
         table, gps_report = gps_to_stays(paths, gps_options or GpsOptions())
         if table.empty:
@@ -322,7 +322,7 @@ def prepare(paths: list[str | Path], mapping: str | Path | None = None, gps_opti
 
 def preview(paths: list[str | Path], mapping: str | Path | None = None, gps_options=None, min_users: int = 10) -> dict:
     """What the training view shows before training: counts, shares, where the meshes are (plain data)."""
-    from .meshcode import code_bounds
+    from core.geo.meshcode import code_bounds
 
     prep = prepare(paths, mapping, gps_options, min_users)
     counts = prep.counts
@@ -373,9 +373,9 @@ def add_dataset(
     Raises:
         InputError: bad input, a bad or taken name, or an unknown anchor set.
     """
-    from .anchors import read_anchor_set
-    from .embeddings import train_embeddings
-    from .trainer import TrainConfig
+    from core.area2vec.anchors import read_anchor_set
+    from core.area2vec.embeddings import train_embeddings
+    from core.area2vec.trainer import TrainConfig
 
     t0 = time.perf_counter()
     full = dataset_name(name, period)
@@ -418,7 +418,7 @@ def add_dataset(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
     if cancel is not None and cancel():
-        from .errors import TrainingCancelled
+        from core.errors import TrainingCancelled
 
         raise TrainingCancelled("training cancelled")
     metrics["seconds_total"] = time.perf_counter() - t0
@@ -428,15 +428,15 @@ def add_dataset(
 
 
 def dataset_exists(data_dir: str | Path, full_name: str) -> bool:
-    from .release import CITY_DIR, GEOJSON_DIR
+    from core.release.layout import CITY_DIR, GEOJSON_DIR
 
     return (Path(data_dir) / USER_RELEASE / CITY_DIR / GEOJSON_DIR / f"{full_name}.geojson").exists()
 
 
 def release_labels(vectors: np.ndarray, decoder: np.ndarray) -> dict[int, np.ndarray]:
     """Cluster labels for k = 5, 10, 20 (fewer clusters when there are fewer distinct meshes)."""
-    from .clustering import cluster_areas
-    from .model import predict_distributions
+    from core.analysis.clustering import cluster_areas
+    from core.area2vec.model import predict_distributions
 
     dist = predict_distributions(vectors, decoder, dtype=np.float32)
     distinct = len(np.unique(np.round(vectors, 6), axis=0))
@@ -445,8 +445,8 @@ def release_labels(vectors: np.ndarray, decoder: np.ndarray) -> dict[int, np.nda
 
 def write_user_dataset(root: Path, name: str, codes: np.ndarray, sizes: np.ndarray, vectors: np.ndarray, decoder: np.ndarray, metrics: dict) -> None:
     """Cluster, add complemented meshes and write metrics, model, then the GeoJSON (the commit point)."""
-    from .privacy import with_complemented
-    from .release import CITY_DIR, UTIL_DIR, write_dataset, write_util_files
+    from core.mobility.privacy import with_complemented
+    from core.release.layout import CITY_DIR, UTIL_DIR, write_dataset, write_util_files
 
     all_codes, all_sizes, all_vectors, labels, comp = with_complemented(codes, sizes, vectors, release_labels(vectors, decoder))
     if not (root / UTIL_DIR / "stay_weight_matrix.npy").exists():
@@ -478,7 +478,7 @@ def cleanup_incomplete(root: str | Path) -> list[str]:
 
     Only call this when no job is writing (the job registry is free).
     """
-    from .release import CITY_DIR, GEOJSON_DIR, MODEL_DIR
+    from core.release.layout import CITY_DIR, GEOJSON_DIR, MODEL_DIR
 
     city = Path(root) / CITY_DIR
     removed: list[str] = []

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_dir
-from .constants import ANCHOR_ID, ARRIVAL_TIME, DAY_OF_WEEK, IS_HOLIDAY, MESH_ID, N_TOKENS, STAY_TIME, WEEKDAYS
-from .errors import CoreError, InputError
-from .stays import StayRecords, count_matrix, factorize_keys, stack_counts
-from .tokens import make_tokens
-from .trainer import Area2VecTrainer, Progress, TrainConfig
+from core.atomic import atomic_dir
+from core.constants import ANCHOR_ID, ARRIVAL_TIME, DAY_OF_WEEK, IS_HOLIDAY, MESH_ID, N_TOKENS, STAY_TIME, WEEKDAYS
+from core.errors import CoreError, InputError
+from core.mobility.stays import StayRecords, count_matrix, factorize_keys, stack_counts
+from core.area2vec.tokens import make_tokens
+from core.area2vec.trainer import Area2VecTrainer, Progress, TrainConfig
 
 ANCHOR_CSV = "anchor_df.csv"
 ANCHOR_PTH = "anchor_embeddings.pth"
@@ -105,7 +105,7 @@ def read_anchor_set(folder: str | Path) -> AnchorSet:
     frame = pd.read_csv(csv_path)
     if ANCHOR_ID not in frame.columns:
         raise InputError(ANCHOR_CSV, f"missing column '{ANCHOR_ID}'", expected=f"{ANCHOR_ID}, {STAY_TIME}, {ARRIVAL_TIME}, {DAY_OF_WEEK}, {IS_HOLIDAY}")
-    from .stays import stays_from_frame
+    from core.mobility.stays import stays_from_frame
 
     recs = stays_from_frame(frame.rename(columns={ANCHOR_ID: MESH_ID}), source=ANCHOR_CSV)
     ids, index = factorize_keys(recs.area_keys)
@@ -149,7 +149,7 @@ def build_anchor_set(
     Args:
         datasets: stay records of each dataset (may be a random sample of each dataset's stays
             when ``counts`` gives the full per-area counts: large builds keep only a sample).
-        counts: full :class:`~core.stays.AreaCounts` per dataset (default: from ``datasets``).
+        counts: full :class:`~core.mobility.stays.AreaCounts` per dataset (default: from ``datasets``).
 
     Raises:
         CoreError: for fewer than 2 anchors or more anchors than areas.

@@ -22,18 +22,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .anchors import build_anchor_set
-from .atomic import atomic_dir
-from .clustering import cluster_areas
-from .model import predict_distributions
-from .constants import RELEASED_KS
-from .embeddings import train_embeddings
-from .meshcode import parent_code
-from .privacy import assign_meshes, with_complemented
-from .release import ANCHOR_DIR, write_dataset, write_util_files
-from .stays import StayRecords
-from .trainer import TrainConfig
-from .world import CITIES, DISTRICTS, FESTIVAL, MALL, NIGHT, SHOP, Period, build_grid, make_population, simulate_month
+from core.area2vec.anchors import build_anchor_set
+from core.atomic import atomic_dir
+from core.analysis.clustering import cluster_areas
+from core.area2vec.model import predict_distributions
+from core.constants import RELEASED_KS
+from core.area2vec.embeddings import train_embeddings
+from core.geo.meshcode import parent_code
+from core.mobility.privacy import assign_meshes, with_complemented
+from core.release.layout import ANCHOR_DIR, write_dataset, write_util_files
+from core.mobility.stays import StayRecords
+from core.area2vec.trainer import TrainConfig
+from core.simulation.world import CITIES, DISTRICTS, FESTIVAL, MALL, NIGHT, SHOP, Period, build_grid, make_population, simulate_month
 
 DEMO_NAME = "demo"
 

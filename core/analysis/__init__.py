@@ -1,0 +1,1 @@
+"""Analysis of embeddings: clustering, stay-pattern charts, similar areas, period diffs."""

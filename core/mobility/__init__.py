@@ -1,0 +1,1 @@
+"""Mobility input: stay tables, raw GPS -> stays, local calendars and the privacy rule."""
