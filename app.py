@@ -9,12 +9,12 @@ from pathlib import Path
 
 from dash import Dash
 
+from core.workflow.userdata import DEFAULT_UPLOAD_CAP
 from dashboard.callbacks import register
 from dashboard.data import Catalog
 from dashboard.layout import make_layout, train_tab
-from dashboard.training import register_training
-from core.workflow.userdata import DEFAULT_UPLOAD_CAP
 from dashboard.tileserver import register_tiles
+from dashboard.training import register_training
 
 OSM = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
@@ -45,7 +45,9 @@ def _diff_pair(catalog: Catalog) -> tuple[str | None, str | None]:
     return (keys[0] if keys else None), (keys[1] if len(keys) > 1 else None)
 
 
-def create_app(data_dir: str | Path = "data", basemap: str | None = OSM, upload_cap_mb: float = DEFAULT_UPLOAD_CAP / 2**20) -> Dash:
+def create_app(
+    data_dir: str | Path = "data", basemap: str | None = OSM, upload_cap_mb: float = DEFAULT_UPLOAD_CAP / 2**20
+) -> Dash:
     """The Dash app over the releases under ``data_dir``.
 
     Args:
@@ -67,8 +69,13 @@ def create_app(data_dir: str | Path = "data", basemap: str | None = OSM, upload_
     catalog = Catalog(data_dir)
     cap = int(upload_cap_mb * 2**20)
     manager = DiskcacheManager(diskcache.Cache(str(data_dir / ".cache" / "background-jobs")))
-    app = Dash(__name__, title="Area embeddings", assets_folder=str(Path(__file__).parent / "assets"), suppress_callback_exceptions=False,
-               background_callback_manager=manager)
+    app = Dash(
+        __name__,
+        title="Area embeddings",
+        assets_folder=str(Path(__file__).parent / "assets"),
+        suppress_callback_exceptions=False,
+        background_callback_manager=manager,
+    )
     # Uploads arrive base64-encoded inside a callback request: allow the cap plus encoding overhead, refuse more.
     app.server.config["MAX_CONTENT_LENGTH"] = int(cap * 1.4) + 4 * 2**20
 
@@ -96,16 +103,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8050)
     ap.add_argument("--data", default=str(Path(__file__).parent / "data"), help="data folder holding releases (default: ./data)")
-    ap.add_argument("--basemap", default=os.environ.get("BASEMAP_URL", OSM), help="XYZ tile URL of the background map; 'none' for no basemap (default: OpenStreetMap)")
+    ap.add_argument(
+        "--basemap",
+        default=os.environ.get("BASEMAP_URL", OSM),
+        help="XYZ tile URL of the background map; 'none' for no basemap (default: OpenStreetMap)",
+    )
     ap.add_argument("--no-demo", action="store_true", help="do not build the demo release when no release is found")
-    ap.add_argument("--upload-cap-mb", type=float, default=DEFAULT_UPLOAD_CAP / 2**20,
-                    help="largest browser upload in MB (default 50); bigger files go into DATA/inbox/ and are picked from a list")
+    ap.add_argument(
+        "--upload-cap-mb",
+        type=float,
+        default=DEFAULT_UPLOAD_CAP / 2**20,
+        help="largest browser upload in MB (default 50); bigger files go into DATA/inbox/ and are picked from a list",
+    )
     args = ap.parse_args(argv)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     if not args.no_demo:
         ensure_demo(data)
-    create_app(data, None if args.basemap.lower() == "none" else args.basemap, args.upload_cap_mb).run(host=args.host, port=args.port, debug=False)
+    create_app(data, None if args.basemap.lower() == "none" else args.basemap, args.upload_cap_mb).run(
+        host=args.host, port=args.port, debug=False
+    )
 
 
 if __name__ == "__main__":

@@ -19,13 +19,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.area2vec.anchors import build_anchor_set, read_anchor_set  # noqa: E402
-from core.area2vec.baseline import train_per_record  # noqa: E402
-from core.area2vec.embeddings import train_embeddings  # noqa: E402
-from core.area2vec.metrics import approximation_loss  # noqa: E402
-from core.mobility.stays import read_stays, stays_from_frame  # noqa: E402
-from core.simulation.synthetic import synthetic_city  # noqa: E402
-from core.area2vec.trainer import TrainConfig  # noqa: E402
+from core.area2vec.anchors import build_anchor_set, read_anchor_set
+from core.area2vec.baseline import train_per_record
+from core.area2vec.embeddings import train_embeddings
+from core.area2vec.metrics import approximation_loss
+from core.area2vec.trainer import TrainConfig
+from core.mobility.stays import read_stays, stays_from_frame
+from core.simulation.synthetic import synthetic_city
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -105,7 +105,9 @@ def versus_baseline(meshes: int, stays: int, epochs: int) -> dict:
     import pandas as pd
 
     frame = pd.read_parquet(table)
-    frame = {c: frame[c].astype(object if c in ("day_of_week", "arrival_time") else frame[c].dtype).tolist() for c in frame.columns}
+    frame = {
+        c: frame[c].astype(object if c in ("day_of_week", "arrival_time") else frame[c].dtype).tolist() for c in frame.columns
+    }
     t = time.perf_counter()
     loop_tokens = python_loop_tokenise(frame)
     loop_s = time.perf_counter() - t
@@ -115,8 +117,14 @@ def versus_baseline(meshes: int, stays: int, epochs: int) -> dict:
     ours_tok_s = time.perf_counter() - t
 
     history = []
-    train_per_record(index, recs.tokens(), len(keys), epochs=epochs, seed=0,
-                     on_epoch=lambda ep: history.append((ep.epoch, ep.seconds, approximation_loss(dense, ep.embeddings, ep.decoder))))
+    train_per_record(
+        index,
+        recs.tokens(),
+        len(keys),
+        epochs=epochs,
+        seed=0,
+        on_epoch=lambda ep: history.append((ep.epoch, ep.seconds, approximation_loss(dense, ep.embeddings, ep.decoder))),
+    )
     best_epoch, best_time, best_loss = min(history, key=lambda h: h[2])
     # Our time to reach the baseline's best: the shortest run (growing epoch budgets, each one
     # complete with its embedding and refine phases) whose ApproximationLoss is at least as good.
@@ -199,7 +207,9 @@ def main() -> None:
         res["baseline"] = versus_baseline(args.baseline_meshes, args.baseline_stays, args.baseline_epochs)
     (OUT / "core.json").write_text(json.dumps(res, indent=2))
     e = res["end_to_end"]
-    print(f"| Tokyo-scale end to end ({e['meshes']:,} meshes, {e['stays']:,} stays, anchored to {args.anchors}) | {e['total_s']:.1f} s |")
+    print(
+        f"| Tokyo-scale end to end ({e['meshes']:,} meshes, {e['stays']:,} stays, anchored to {args.anchors}) | {e['total_s']:.1f} s |"
+    )
     print(f"| - read + validate Parquet | {e['read_validate_s']:.1f} s |")
     print(f"| - tokenise + aggregate | {e['tokenise_aggregate_s']:.1f} s |")
     print(f"| - ingest rate | {e['ingest_stays_per_s'] / 1e6:.1f} M stays/s |")
@@ -207,16 +217,24 @@ def main() -> None:
     print(f"| - write embeddings.csv + model.pth | {e['write_s']:.1f} s |")
     print(f"| - ApproximationLoss | {e['approximation_loss']:.4f} |")
     r = res["release"]
-    print(f"| OpenUAS-layout dataset of {r['meshes']:,} meshes: write / first read (GeoJSON) / cached read | {r['write_s']:.1f} s / {r['first_read_s']:.2f} s / {r['cached_read_s'] * 1000:.0f} ms |")
+    print(
+        f"| OpenUAS-layout dataset of {r['meshes']:,} meshes: write / first read (GeoJSON) / cached read | {r['write_s']:.1f} s / {r['first_read_s']:.2f} s / {r['cached_read_s'] * 1000:.0f} ms |"
+    )
     if "baseline" in res:
         b = res["baseline"]
         print(f"| Baseline table | {b['meshes']:,} meshes, {b['stays']:,} stays |")
-        print(f"| Python-loop tokenise (baseline) vs ours (read+validate+tokenise) | {b['python_loop_tokenise_stays_per_s'] / 1e6:.2f} vs {b['ours_read_tokenise_stays_per_s'] / 1e6:.1f} M stays/s |")
-        print(f"| Per-record baseline: {b['baseline_epochs']} epochs | {b['baseline_epoch_s']:.2f} s/epoch, best ApproximationLoss {b['baseline_best_loss']:.4f} at epoch {b['baseline_best_epoch']} ({b['baseline_time_to_best_s']:.1f} s) |")
+        print(
+            f"| Python-loop tokenise (baseline) vs ours (read+validate+tokenise) | {b['python_loop_tokenise_stays_per_s'] / 1e6:.2f} vs {b['ours_read_tokenise_stays_per_s'] / 1e6:.1f} M stays/s |"
+        )
+        print(
+            f"| Per-record baseline: {b['baseline_epochs']} epochs | {b['baseline_epoch_s']:.2f} s/epoch, best ApproximationLoss {b['baseline_best_loss']:.4f} at epoch {b['baseline_best_epoch']} ({b['baseline_time_to_best_s']:.1f} s) |"
+        )
         print(f"| Ours (free, to convergence) | {b['ours_total_s']:.2f} s, ApproximationLoss {b['ours_loss']:.4f} |")
         sp = b["speedup_to_baseline_best"]
         if sp:
-            print(f"| Time to the baseline's best loss: baseline vs ours | {b['baseline_time_to_best_s']:.1f} s vs {b['ours_time_to_baseline_best_s']:.2f} s ({sp:.0f}x shorter) |")
+            print(
+                f"| Time to the baseline's best loss: baseline vs ours | {b['baseline_time_to_best_s']:.1f} s vs {b['ours_time_to_baseline_best_s']:.2f} s ({sp:.0f}x shorter) |"
+            )
         else:
             print("| Time to the baseline's best loss | not reached |")
 

@@ -22,11 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.analysis.similarity import similar_across  # noqa: E402
-from core.geo.tiles import png_bytes, render_tile  # noqa: E402
-from dashboard.callbacks import viewport  # noqa: E402
-from dashboard.data import Catalog  # noqa: E402
-from dashboard.tileserver import layer_values  # noqa: E402
+from core.analysis.similarity import similar_across
+from core.geo.tiles import png_bytes, render_tile
+from dashboard.callbacks import viewport
+from dashboard.data import Catalog
+from dashboard.tileserver import layer_values
 
 
 def tiles_of_view(view: dict, width: int = 1000, height: int = 560) -> list[tuple[int, int, int]]:
@@ -44,8 +44,8 @@ def synthetic_release(data: Path) -> None:
     """A release the size of the real one: the full-scale demo grids (1.42 M cells of 50 m,
     Tokyo 210 k; Nagoya 16 periods) with random embeddings and labels. The dashboard's costs
     depend on mesh counts and geometry, not on how the embeddings were trained."""
-    from core.simulation.demo import SCALES, _city_spec, demo_datasets
     from core.release.layout import write_dataset
+    from core.simulation.demo import SCALES, _city_spec, demo_datasets
     from core.simulation.world import build_grid
 
     rng = np.random.default_rng(0)
@@ -61,7 +61,9 @@ def synthetic_release(data: Path) -> None:
         n = len(g)
         vec = rng.normal(0, 2, (n, 8)).astype(np.float32)
         labels = {k: rng.integers(0, k, n) for k in (5, 10, 20)}
-        write_dataset(root, f"{city}_{period.label}", g.code, np.full(n, 50), vec, rng.normal(size=(168, 8)), labels, np.zeros(n, bool))
+        write_dataset(
+            root, f"{city}_{period.label}", g.code, np.full(n, 50), vec, rng.normal(size=(168, 8)), labels, np.zeros(n, bool)
+        )
         print(f"wrote {city}_{period.label}: {n:,} meshes", file=sys.stderr)
     done.touch()
 
@@ -70,7 +72,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="data")
     ap.add_argument("--dataset", default="demo/tokyo_2021_04")
-    ap.add_argument("--synthetic", action="store_true", help="bench a release the size of the real one (random embeddings), written under DATA/fullsize")
+    ap.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="bench a release the size of the real one (random embeddings), written under DATA/fullsize",
+    )
     args = ap.parse_args()
     if args.synthetic:
         synthetic_release(Path(args.data))
@@ -118,7 +124,9 @@ def main() -> None:
         row = int(idx.lookup(np.array([rng.uniform(s, n)]), np.array([rng.uniform(w, e)]))[0])
         if row < 0:
             continue
-        similar_across(ds.vectors[row], {k: (cat.get(k).codes, cat.get(k).vectors) for k in others}, k=5 * len(others), per_dataset=5)
+        similar_across(
+            ds.vectors[row], {k: (cat.get(k).codes, cat.get(k).vectors) for k in others}, k=5 * len(others), per_dataset=5
+        )
         clicks.append(time.perf_counter() - t)
     clicks = np.array(clicks) * 1000
 
@@ -129,8 +137,12 @@ def main() -> None:
     print(f"| dataset | {key}: {ds.n_meshes:,} meshes |")
     print(f"| first read of its GeoJSON (baseline) vs cached read | {first_read:.2f} s vs {cached_read * 1000:.0f} ms |")
     print(f"| server time to first map paint (cached read, index, legend, {len(first)} tiles) | {first_paint:.2f} s |")
-    print(f"| tile render + PNG, zoom 11-16, {len(times)} tiles, cold | median {np.median(times):.1f} ms, p95 {np.percentile(times, 95):.1f} ms |")
-    print(f"| click -> mesh -> 5 most similar in each of {len(others)} datasets ({n_all:,} meshes) | median {np.median(clicks):.0f} ms, p95 {np.percentile(clicks, 95):.0f} ms |")
+    print(
+        f"| tile render + PNG, zoom 11-16, {len(times)} tiles, cold | median {np.median(times):.1f} ms, p95 {np.percentile(times, 95):.1f} ms |"
+    )
+    print(
+        f"| click -> mesh -> 5 most similar in each of {len(others)} datasets ({n_all:,} meshes) | median {np.median(clicks):.0f} ms, p95 {np.percentile(clicks, 95):.0f} ms |"
+    )
     print(f"| re-clustering at k = 7 (k-means + OpenUAS order) | {recluster:.2f} s |")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.mobility.gps import GpsOptions, Fixes, detect_stays, read_fixes, stay_table  # noqa: E402
+from core.mobility.gps import Fixes, GpsOptions, detect_stays, read_fixes, stay_table
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -100,24 +100,39 @@ def main() -> None:
         total = t_read + t_scan + t_table
         n = len(fixes)
         rows.append((label, n, t_read, t_scan, t_table, total, n / total, len(table)))
-        result[label] = {"fixes": n, "read_s": t_read, "scan_s": t_scan, "table_s": t_table, "total_s": total,
-                         "fixes_per_s": n / total, "stays": len(table), "planted": planted}
+        result[label] = {
+            "fixes": n,
+            "read_s": t_read,
+            "scan_s": t_scan,
+            "table_s": t_table,
+            "total_s": total,
+            "fixes_per_s": n / total,
+            "stays": len(table),
+            "planted": planted,
+        }
     # Baseline: the identical scan in plain Python on a slice.
     m = min(args.baseline_fixes, len(fixes))
     part = Fixes(fixes.users, fixes.user[:m], fixes.t[:m], fixes.lat[:m], fixes.lon[:m], fixes.off[:m])
     base, t_base = timed(lambda: detect_stays(part, opts.distance_m, opts.min_minutes, compiled=False))
     fast, t_fast = timed(lambda: detect_stays(part, opts.distance_m, opts.min_minutes))
     assert np.array_equal(base.first, fast.first) and np.array_equal(base.last, fast.last)
-    result["baseline"] = {"fixes": m, "python_scan_s": t_base, "compiled_scan_s": t_fast,
-                          "python_fixes_per_s": m / t_base, "compiled_fixes_per_s": m / t_fast}
+    result["baseline"] = {
+        "fixes": m,
+        "python_scan_s": t_base,
+        "compiled_scan_s": t_fast,
+        "python_fixes_per_s": m / t_base,
+        "compiled_fixes_per_s": m / t_fast,
+    }
     print(f"\n{args.fixes:,} synthetic fixes, {args.people:,} people, {planted:,} planted stays\n")
     print("| input | fixes | read + validate + clean | stay scan | stay table (calendar, meshes) | total | fixes/s | stays |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for label, n, a, b, c, tot, rate, k in rows:
         print(f"| {label} | {n:,} | {a:.2f} s | {b:.2f} s | {c:.2f} s | {tot:.2f} s | {rate / 1e6:.1f} M | {k:,} |")
     b = result["baseline"]
-    print(f"\nStay scan alone on {m:,} fixes: plain Python {b['python_fixes_per_s'] / 1e6:.2f} M fixes/s, "
-          f"compiled {b['compiled_fixes_per_s'] / 1e6:.1f} M fixes/s ({b['compiled_fixes_per_s'] / b['python_fixes_per_s']:.0f}x); same stays.")
+    print(
+        f"\nStay scan alone on {m:,} fixes: plain Python {b['python_fixes_per_s'] / 1e6:.2f} M fixes/s, "
+        f"compiled {b['compiled_fixes_per_s'] / 1e6:.1f} M fixes/s ({b['compiled_fixes_per_s'] / b['python_fixes_per_s']:.0f}x); same stays."
+    )
     (OUT / "gps.json").write_text(json.dumps(result, indent=2))
 
 
@@ -125,7 +140,9 @@ def _tiny():
     from core.mobility.gps import clean_fixes
 
     z = np.zeros(3)
-    return clean_fixes(np.array(["a"], dtype=object), np.zeros(3, np.int32), np.arange(3.0) * 300, z + 35, z + 139, np.zeros(3, bool))
+    return clean_fixes(
+        np.array(["a"], dtype=object), np.zeros(3, np.int32), np.arange(3.0) * 300, z + 35, z + 139, np.zeros(3, bool)
+    )
 
 
 if __name__ == "__main__":

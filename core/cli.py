@@ -55,8 +55,8 @@ def _config(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from core.area2vec.anchors import read_anchor_set
-    from core.atomic import ensure_writable_dir
     from core.area2vec.embeddings import train_embeddings
+    from core.atomic import ensure_writable_dir
     from core.mobility.stays import read_stays
 
     ensure_writable_dir(Path(args.out))  # fail before the work, not after
@@ -125,13 +125,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_make_anchors(args: argparse.Namespace) -> int:
     from core.area2vec.anchors import build_anchor_set
-    from core.mobility.stays import read_stays
     from core.area2vec.trainer import TrainConfig
+    from core.mobility.stays import read_stays
 
     datasets = [read_stays(p) for p in args.stays]
     bar = _Bar("anchors", not args.quiet)
     try:
-        aset = build_anchor_set(datasets, args.n_anchors, args.records, TrainConfig(seed=args.seed, dim=args.dim), args.seed, progress=bar)
+        aset = build_anchor_set(
+            datasets, args.n_anchors, args.records, TrainConfig(seed=args.seed, dim=args.dim), args.seed, progress=bar
+        )
     finally:
         bar.close()
     aset.save(args.out)
@@ -142,8 +144,8 @@ def cmd_make_anchors(args: argparse.Namespace) -> int:
 def cmd_cluster(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.atomic import atomic_path
     from core.analysis.clustering import cluster_areas
+    from core.atomic import atomic_path
 
     emb = _load_embeddings(args.embeddings)
     labels = cluster_areas(emb.vectors, emb.decoder, args.k, seed=args.seed)
@@ -174,11 +176,16 @@ def cmd_similar(args: argparse.Namespace) -> int:
     if args.threshold is not None:
         matches = [m for m in matches if m.distance <= args.threshold]
     classes = np.bincount(distance_classes(d, i), minlength=6)
-    print(json.dumps({
-        "query": {"key": args.key, emb.key_column: args.key},
-        "distance_class_counts": {str(c): int(n) for c, n in enumerate(classes)},
-        "matches": [{"dataset": m.dataset, "key": m.key, "distance": round(m.distance, 6)} for m in matches],
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "query": {"key": args.key, emb.key_column: args.key},
+                "distance_class_counts": {str(c): int(n) for c, n in enumerate(classes)},
+                "matches": [{"dataset": m.dataset, "key": m.key, "distance": round(m.distance, 6)} for m in matches],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -224,8 +231,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             b.close()
     n50 = sum(d["meshes_50m"] for d in summary["datasets"])
     n250 = sum(d["meshes_250m"] for d in summary["datasets"])
-    print(f"demo release: {len(summary['datasets'])} datasets, {n50:,} meshes of 50 m + {n250:,} of 250 m "
-          f"(+ complemented), {summary['n_anchors']} anchors, built in {summary['seconds']:.0f} s -> {Path(args.data) / 'demo'}")
+    print(
+        f"demo release: {len(summary['datasets'])} datasets, {n50:,} meshes of 50 m + {n250:,} of 250 m "
+        f"(+ complemented), {summary['n_anchors']} anchors, built in {summary['seconds']:.0f} s -> {Path(args.data) / 'demo'}"
+    )
     return 0
 
 
@@ -249,10 +258,21 @@ def write_table(frame, out: str | Path) -> Path:
 def cmd_stays(args: argparse.Namespace) -> int:
     from core.mobility.gps import GpsOptions, gps_to_stays
 
-    opts = GpsOptions(user_col=args.user_col, time_col=args.time_col, date_col=args.date_col, lat_col=args.lat_col, lon_col=args.lon_col,
-                      tz=args.tz, distance_m=args.distance, min_minutes=args.min_duration, max_gap_minutes=args.max_gap,
-                      max_speed=args.max_speed, off_col=None if args.marker_col == "none" else args.marker_col,
-                      off_values=tuple(args.off_values), country=args.country)
+    opts = GpsOptions(
+        user_col=args.user_col,
+        time_col=args.time_col,
+        date_col=args.date_col,
+        lat_col=args.lat_col,
+        lon_col=args.lon_col,
+        tz=args.tz,
+        distance_m=args.distance,
+        min_minutes=args.min_duration,
+        max_gap_minutes=args.max_gap,
+        max_speed=args.max_speed,
+        off_col=None if args.marker_col == "none" else args.marker_col,
+        off_values=tuple(args.off_values),
+        country=args.country,
+    )
     table, report = gps_to_stays(args.gps, opts)
     if args.privacy is not None:
         from core.mobility.privacy import apply_privacy
@@ -285,10 +305,9 @@ def cmd_meshes(args: argparse.Namespace) -> int:
 def cmd_add_dataset(args: argparse.Namespace) -> int:
     import signal
     import time
-
-    from core.atomic import write_text_atomic
     from types import SimpleNamespace
 
+    from core.atomic import write_text_atomic
     from core.errors import TrainingCancelled
     from core.workflow.jobs import JobRegistry
     from core.workflow.userdata import USER_RELEASE, add_dataset, dataset_name
@@ -300,7 +319,14 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
         # Run standalone: take the one-job lock of the data folder like the dashboard does (and show up there).
         registry = JobRegistry(Path(args.data) / USER_RELEASE)
         job = registry.new_id()
-        registry.start(job, {"name": dataset_name(args.name, args.period), "files": [Path(i).name for i in args.inputs], "source": "command line"})
+        registry.start(
+            job,
+            {
+                "name": dataset_name(args.name, args.period),
+                "files": [Path(i).name for i in args.inputs],
+                "source": "command line",
+            },
+        )
         registry.set_worker(job, os.getpid())
         args.status_file = args.status_file or str(registry.job_dir(job) / "status.json")
         args.cancel_file = args.cancel_file or str(registry.job_dir(job) / "cancel")
@@ -335,8 +361,19 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
         from core.mobility.gps import GpsOptions
 
         gps = GpsOptions(tz=args.tz, distance_m=args.distance, min_minutes=args.min_duration, max_gap_minutes=args.max_gap)
-        result = add_dataset(args.data, args.inputs, args.name, args.period, None if args.free else args.anchors, config,
-                             mapping=args.mapping, gps_options=gps, min_users=args.min_users, progress=progress, cancel=cancel)
+        result = add_dataset(
+            args.data,
+            args.inputs,
+            args.name,
+            args.period,
+            None if args.free else args.anchors,
+            config,
+            mapping=args.mapping,
+            gps_options=gps,
+            min_users=args.min_users,
+            progress=progress,
+            cancel=cancel,
+        )
         status("done", fraction=1.0, dataset=result["dataset"], metrics=result["metrics"])
     except TrainingCancelled:
         status("cancelled", message="cancelled")
@@ -353,42 +390,70 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
         if registry is not None:
             registry.finish(job)
     m = result["metrics"]
-    print(f"{result['dataset']}: {m['n_meshes']:,} meshes, ApproximationLoss {m['approximation_loss']:.4f}, {m['seconds_total']:.1f} s")
+    print(
+        f"{result['dataset']}: {m['n_meshes']:,} meshes, ApproximationLoss {m['approximation_loss']:.4f}, {m['seconds_total']:.1f} s"
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m core", description="Area embeddings from human stays (OpenUAS / Area2Vec with anchoring).")
+    p = argparse.ArgumentParser(
+        prog="python -m core", description="Area embeddings from human stays (OpenUAS / Area2Vec with anchoring)."
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train embeddings for a stay table (CSV or Parquet)", description=(
-        "Train Area2Vec on STAYS and write DIR/embeddings.csv (area key, e0..e7), DIR/model.pth "
-        "(OpenUAS state dict, anchor rows excluded) and DIR/metrics.json."))
+    t = sub.add_parser(
+        "train",
+        help="train embeddings for a stay table (CSV or Parquet)",
+        description=(
+            "Train Area2Vec on STAYS and write DIR/embeddings.csv (area key, e0..e7), DIR/model.pth "
+            "(OpenUAS state dict, anchor rows excluded) and DIR/metrics.json."
+        ),
+    )
     t.add_argument("stays", help="stay table: stay_time, day_of_week, arrival_time, is_holiday and mesh_id or code")
     t.add_argument("--out", required=True, metavar="DIR", help="output folder")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--anchors", metavar="ANCHOR_DIR", help="anchor folder with anchor_df.csv and anchor_embeddings.pth")
     g.add_argument("--free", action="store_true", help="train without anchors")
-    t.add_argument("--epochs", type=int, default=None, help="most epochs of the decoder phase (default 800; stops earlier once converged)")
-    t.add_argument("--tol", type=float, default=None, help="relative loss improvement over 20 epochs below which training stops (default 2e-5)")
+    t.add_argument(
+        "--epochs", type=int, default=None, help="most epochs of the decoder phase (default 800; stops earlier once converged)"
+    )
+    t.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help="relative loss improvement over 20 epochs below which training stops (default 2e-5)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--dim", type=int, default=8, help="embedding size (an anchor set's own size wins)")
-    t.add_argument("--schedule", default="exponential", choices=["exponential", "linear", "constant", "mixed"], help="anchor-power schedule")
+    t.add_argument(
+        "--schedule", default="exponential", choices=["exponential", "linear", "constant", "mixed"], help="anchor-power schedule"
+    )
     t.add_argument("--alpha", type=float, default=0.3, help="final anchor power")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="ApproximationLoss of a model on stays; Misalignment of two embeddings", description=(
-        "Print metrics as JSON. --model DIR --stays FILE: ApproximationLoss of the trained DIR on the stays. "
-        "--misalignment A B: mean Euclidean and cosine distance between two embeddings of the same areas."))
+    e = sub.add_parser(
+        "evaluate",
+        help="ApproximationLoss of a model on stays; Misalignment of two embeddings",
+        description=(
+            "Print metrics as JSON. --model DIR --stays FILE: ApproximationLoss of the trained DIR on the stays. "
+            "--misalignment A B: mean Euclidean and cosine distance between two embeddings of the same areas."
+        ),
+    )
     e.add_argument("--model", metavar="DIR", help="a folder written by 'train'")
     e.add_argument("--stays", metavar="FILE", help="stay table to evaluate on")
     e.add_argument("--misalignment", nargs=2, metavar=("A", "B"), help="two embedding CSVs or train folders")
     e.set_defaults(func=cmd_evaluate)
 
-    a = sub.add_parser("make-anchors", help="build an anchor set from stay datasets", description=(
-        "Embed the datasets together, k-means them into N anchors, sample records per anchor (times quantised "
-        "to 15 minutes), train with the anchors and write OUT/anchor_df.csv and OUT/anchor_embeddings.pth."))
+    a = sub.add_parser(
+        "make-anchors",
+        help="build an anchor set from stay datasets",
+        description=(
+            "Embed the datasets together, k-means them into N anchors, sample records per anchor (times quantised "
+            "to 15 minutes), train with the anchors and write OUT/anchor_df.csv and OUT/anchor_embeddings.pth."
+        ),
+    )
     a.add_argument("stays", nargs="+", help="stay tables")
     a.add_argument("--out", required=True, metavar="DIR")
     a.add_argument("--n-anchors", type=int, default=512)
@@ -398,16 +463,26 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true")
     a.set_defaults(func=cmd_make_anchors)
 
-    c = sub.add_parser("cluster", help="k-means labels in the OpenUAS cluster order", description=(
-        "k-means (seed 20210401) of an embedding set, clusters renumbered so that low numbers are weekday / short / early stays."))
+    c = sub.add_parser(
+        "cluster",
+        help="k-means labels in the OpenUAS cluster order",
+        description=(
+            "k-means (seed 20210401) of an embedding set, clusters renumbered so that low numbers are weekday / short / early stays."
+        ),
+    )
     c.add_argument("embeddings", help="a folder written by 'train'")
     c.add_argument("--k", type=int, default=10)
     c.add_argument("--seed", type=int, default=20210401)
     c.add_argument("--out", metavar="CSV", help="write key,cluster here")
     c.set_defaults(func=cmd_cluster)
 
-    s = sub.add_parser("similar", help="areas most similar to one area, here and in other datasets", description=(
-        "Euclidean distance in embedding space from area KEY; prints the OpenUAS distance-class counts and the nearest areas."))
+    s = sub.add_parser(
+        "similar",
+        help="areas most similar to one area, here and in other datasets",
+        description=(
+            "Euclidean distance in embedding space from area KEY; prints the OpenUAS distance-class counts and the nearest areas."
+        ),
+    )
     s.add_argument("embeddings", help="a folder written by 'train' or an embeddings CSV")
     s.add_argument("key", type=int, help="the area's mesh_id or code")
     s.add_argument("--top", type=int, default=10)
@@ -415,31 +490,50 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--across", nargs="*", metavar="OTHER", help="other embedding sets of the same anchored space")
     s.set_defaults(func=cmd_similar)
 
-    dm = sub.add_parser("demo", help="build the synthetic-Japan demo release under DATA/demo", description=(
-        "Simulate people in 8 Japanese cities (April 2021) and Nagoya over time (April 2019-2023, each month of 2021), "
-        "turn their stays into 50 m / 250 m meshes (more than 10 users each), build an anchor set from all datasets, "
-        "train every dataset anchored and write the OpenUAS release layout, stays and ground truth to DATA/demo."))
+    dm = sub.add_parser(
+        "demo",
+        help="build the synthetic-Japan demo release under DATA/demo",
+        description=(
+            "Simulate people in 8 Japanese cities (April 2021) and Nagoya over time (April 2019-2023, each month of 2021), "
+            "turn their stays into 50 m / 250 m meshes (more than 10 users each), build an anchor set from all datasets, "
+            "train every dataset anchored and write the OpenUAS release layout, stays and ground truth to DATA/demo."
+        ),
+    )
     dm.add_argument("--data", default="data", metavar="DIR", help="data folder (default: data)")
-    dm.add_argument("--scale", default="default", choices=["tiny", "small", "default", "full"],
-                    help="default: ~114 k meshes (Tokyo ~49 k), ~80 s; full: about the real release (~1.4 M)")
+    dm.add_argument(
+        "--scale",
+        default="default",
+        choices=["tiny", "small", "default", "full"],
+        help="default: ~114 k meshes (Tokyo ~49 k), ~80 s; full: about the real release (~1.4 M)",
+    )
     dm.add_argument("--seed", type=int, default=0)
     dm.add_argument("--quiet", action="store_true")
     dm.set_defaults(func=cmd_demo)
 
-    x = sub.add_parser("export", help="write trained embeddings as an OpenUAS release dataset", description=(
-        "Write RELEASE/japan_city/geojson/NAME.geojson (code, vector, 5/10/20cluster, mesh_size, is_complemented) "
-        "and RELEASE/japan_city/model/NAME.pth. Needs embeddings keyed by JIS mesh code."))
+    x = sub.add_parser(
+        "export",
+        help="write trained embeddings as an OpenUAS release dataset",
+        description=(
+            "Write RELEASE/japan_city/geojson/NAME.geojson (code, vector, 5/10/20cluster, mesh_size, is_complemented) "
+            "and RELEASE/japan_city/model/NAME.pth. Needs embeddings keyed by JIS mesh code."
+        ),
+    )
     x.add_argument("embeddings", help="a folder written by 'train'")
     x.add_argument("--release", required=True, metavar="DIR")
     x.add_argument("--name", required=True)
     x.set_defaults(func=cmd_export)
 
-    st = sub.add_parser("stays", help="detect stays in raw GPS fixes", description=(
-        "Read fixes (CSV or Parquet: a person, a time, latitude, longitude; a file without a person column is one person, "
-        "named by the file; folders are read whole), detect stays (fixes within DISTANCE of a run's first fix for at least "
-        "MIN_DURATION; arrival = first fix, duration = last - first) and write the stay table: stay_time, day_of_week, "
-        "arrival_time, is_holiday, user_id, lat, lon, code_50m, code_250m, arrival, departure, n_fixes. "
-        "With --privacy N the output is the training table instead (code, mesh_size; meshes with more than N people)."))
+    st = sub.add_parser(
+        "stays",
+        help="detect stays in raw GPS fixes",
+        description=(
+            "Read fixes (CSV or Parquet: a person, a time, latitude, longitude; a file without a person column is one person, "
+            "named by the file; folders are read whole), detect stays (fixes within DISTANCE of a run's first fix for at least "
+            "MIN_DURATION; arrival = first fix, duration = last - first) and write the stay table: stay_time, day_of_week, "
+            "arrival_time, is_holiday, user_id, lat, lon, code_50m, code_250m, arrival, departure, n_fixes. "
+            "With --privacy N the output is the training table instead (code, mesh_size; meshes with more than N people)."
+        ),
+    )
     st.add_argument("gps", nargs="+", help="fix files or folders of them")
     st.add_argument("--out", required=True, metavar="STAYS", help="output .csv or .parquet")
     st.add_argument("--user-col", help="person column (default: user_id / user / uid ...; none: the file name)")
@@ -447,31 +541,69 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--date-col", help="a separate date column joined before the time (default: 'date' when present)")
     st.add_argument("--lat-col", help="latitude column (default: lat / latitude)")
     st.add_argument("--lon-col", help="longitude column (default: lon / lng / longitude)")
-    st.add_argument("--tz", default="Asia/Tokyo", help="time zone of times without an offset and of the output (default Asia/Tokyo)")
-    st.add_argument("--distance", type=float, default=100.0, metavar="METRES", help="stay radius around its first fix (default 100)")
+    st.add_argument(
+        "--tz", default="Asia/Tokyo", help="time zone of times without an offset and of the output (default Asia/Tokyo)"
+    )
+    st.add_argument(
+        "--distance", type=float, default=100.0, metavar="METRES", help="stay radius around its first fix (default 100)"
+    )
     st.add_argument("--min-duration", type=float, default=5.0, metavar="MINUTES", help="shortest stay (default 5)")
-    st.add_argument("--max-gap", type=float, default=None, metavar="MINUTES", help="no stay spans a longer gap between fixes (default: any gap)")
-    st.add_argument("--max-speed", type=float, default=100.0, metavar="M_PER_S", help="a fix reached and left faster is a spike (default 100)")
-    st.add_argument("--marker-col", default="auto", help="logger on/off marker column (default: 'Type' when it holds only 0/-2/-4; 'none' for none)")
-    st.add_argument("--off-values", type=int, nargs="+", default=[-4], help="marker values meaning 'logger switched off' (default -4)")
-    st.add_argument("--country", default="JP", help="holiday calendar, ISO code (default JP: jpholiday; others: the holidays package)")
-    st.add_argument("--privacy", type=int, default=None, metavar="N", help="apply the mesh privacy rule (more than N people) and write the training table")
+    st.add_argument(
+        "--max-gap",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="no stay spans a longer gap between fixes (default: any gap)",
+    )
+    st.add_argument(
+        "--max-speed", type=float, default=100.0, metavar="M_PER_S", help="a fix reached and left faster is a spike (default 100)"
+    )
+    st.add_argument(
+        "--marker-col",
+        default="auto",
+        help="logger on/off marker column (default: 'Type' when it holds only 0/-2/-4; 'none' for none)",
+    )
+    st.add_argument(
+        "--off-values", type=int, nargs="+", default=[-4], help="marker values meaning 'logger switched off' (default -4)"
+    )
+    st.add_argument(
+        "--country", default="JP", help="holiday calendar, ISO code (default JP: jpholiday; others: the holidays package)"
+    )
+    st.add_argument(
+        "--privacy",
+        type=int,
+        default=None,
+        metavar="N",
+        help="apply the mesh privacy rule (more than N people) and write the training table",
+    )
     st.set_defaults(func=cmd_stays)
 
-    ms = sub.add_parser("meshes", help="assign stays to 50 m / 250 m meshes under the privacy rule", description=(
-        "Read a stay table with user_id and lat/lon (or code_50m), keep 50 m meshes with more than N people, move the rest "
-        "to their 250 m mesh under the same rule, drop what is left, and write SPEC columns plus code and mesh_size "
-        "(no person or position columns)."))
+    ms = sub.add_parser(
+        "meshes",
+        help="assign stays to 50 m / 250 m meshes under the privacy rule",
+        description=(
+            "Read a stay table with user_id and lat/lon (or code_50m), keep 50 m meshes with more than N people, move the rest "
+            "to their 250 m mesh under the same rule, drop what is left, and write SPEC columns plus code and mesh_size "
+            "(no person or position columns)."
+        ),
+    )
     ms.add_argument("stays", help="stay table from 'stays' (.csv or .parquet)")
     ms.add_argument("--out", required=True, metavar="FILE", help="output .csv or .parquet")
-    ms.add_argument("--min-users", type=int, default=10, metavar="N", help="a mesh is kept with more than N distinct people (default 10)")
+    ms.add_argument(
+        "--min-users", type=int, default=10, metavar="N", help="a mesh is kept with more than N distinct people (default 10)"
+    )
     ms.set_defaults(func=cmd_meshes)
 
-    ad = sub.add_parser("add-dataset", help="train your stays (or raw GPS) into the 'user' release of a data folder", description=(
-        "Validate INPUTS (a stay table with 'code', or with 'mesh_id' plus --mapping; or raw GPS files, detected by their "
-        "columns and turned into stays with the privacy rule), train them anchored to an installed release's anchor set "
-        "(or --free) and write DATA/user/japan_city/{geojson,model,metrics}/NAME_PERIOD.*; the GeoJSON is written last, "
-        "so a killed run leaves no dataset."))
+    ad = sub.add_parser(
+        "add-dataset",
+        help="train your stays (or raw GPS) into the 'user' release of a data folder",
+        description=(
+            "Validate INPUTS (a stay table with 'code', or with 'mesh_id' plus --mapping; or raw GPS files, detected by their "
+            "columns and turned into stays with the privacy rule), train them anchored to an installed release's anchor set "
+            "(or --free) and write DATA/user/japan_city/{geojson,model,metrics}/NAME_PERIOD.*; the GeoJSON is written last, "
+            "so a killed run leaves no dataset."
+        ),
+    )
     ad.add_argument("inputs", nargs="+", help="stay table, or GPS fix files")
     ad.add_argument("--data", default="data", metavar="DIR", help="data folder (default: data)")
     ad.add_argument("--name", required=True, help="dataset name: a letter, then letters, digits, '_' or '-'")
@@ -480,11 +612,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--anchors", default="demo", metavar="RELEASE", help="release whose anchor set to use (default: demo)")
     g.add_argument("--free", action="store_true", help="train without anchors (not comparable with other datasets)")
     ad.add_argument("--mapping", metavar="CSV", help="mesh_id -> code table for stays keyed by mesh_id")
-    ad.add_argument("--min-users", type=int, default=10, help="privacy rule for raw GPS: meshes with more than N people (default 10)")
+    ad.add_argument(
+        "--min-users", type=int, default=10, help="privacy rule for raw GPS: meshes with more than N people (default 10)"
+    )
     ad.add_argument("--tz", default="Asia/Tokyo", help="raw GPS: time zone of times without an offset (default Asia/Tokyo)")
     ad.add_argument("--distance", type=float, default=100.0, metavar="METRES", help="raw GPS: stay radius (default 100)")
     ad.add_argument("--min-duration", type=float, default=5.0, metavar="MINUTES", help="raw GPS: shortest stay (default 5)")
-    ad.add_argument("--max-gap", type=float, default=None, metavar="MINUTES", help="raw GPS: no stay spans a longer gap (default: any)")
+    ad.add_argument(
+        "--max-gap", type=float, default=None, metavar="MINUTES", help="raw GPS: no stay spans a longer gap (default: any)"
+    )
     ad.add_argument("--dim", type=int, default=8, help="embedding size when free (anchored: the anchor set's)")
     ad.add_argument("--tol", type=float, default=None, help="stopping tolerance (default 2e-5)")
     ad.add_argument("--epochs", type=int, default=None, help="most decoder epochs (default 800)")

@@ -11,11 +11,11 @@ import numpy as np
 from core.analysis.charts import cluster_charts, describe_pattern, stay_patterns
 from core.analysis.clustering import cluster_areas
 from core.analysis.diff import PeriodDiff, diff_datasets
-from core.geo.meshcode import code_centers
-from core.area2vec.model import predict_distributions
-from core.release.layout import DatasetRef, ReleaseDataset, discover, read_dataset
 from core.analysis.similarity import distances
+from core.area2vec.model import predict_distributions
+from core.geo.meshcode import code_centers
 from core.geo.tiles import MeshIndex
+from core.release.layout import DatasetRef, ReleaseDataset, discover, read_dataset
 
 
 class _LRU(OrderedDict):
@@ -147,7 +147,9 @@ class Catalog:
             return ds.labels[k]
         if ds.decoder is None:
             raise ValueError(f"{key} has no model file: clusters at k = {k} cannot be ordered")
-        return self._memo(("labels", key, k), lambda: cluster_areas(ds.vectors, ds.decoder, k, distributions=self.distributions(key)))
+        return self._memo(
+            ("labels", key, k), lambda: cluster_areas(ds.vectors, ds.decoder, k, distributions=self.distributions(key))
+        )
 
     def distributions(self, key: str) -> np.ndarray:
         """Each mesh's ``softmax(e W^T)`` (float32, cached)."""
@@ -167,13 +169,19 @@ class Catalog:
 
     def cluster_summary(self, key: str, k: int) -> list[dict]:
         """Per cluster: size, description (plain data for the legend)."""
+
         def make():
             labels = self.labels(key, k)
             sizes = np.bincount(labels, minlength=k)
             if not self.has_model(key):
-                return [{"cluster": c, "meshes": int(sizes[c]), "description": "no model file: pattern unknown"} for c in range(k)]
+                return [
+                    {"cluster": c, "meshes": int(sizes[c]), "description": "no model file: pattern unknown"} for c in range(k)
+                ]
             charts = self.cluster_charts(key, k, "sum")
-            return [{"cluster": c, "meshes": int(sizes[c]), "description": describe_pattern(charts[c]) if sizes[c] else "empty"} for c in range(k)]
+            return [
+                {"cluster": c, "meshes": int(sizes[c]), "description": describe_pattern(charts[c]) if sizes[c] else "empty"}
+                for c in range(k)
+            ]
 
         return self._memo(("summary", key, k), make)
 
@@ -181,7 +189,9 @@ class Catalog:
         """Charts per cluster ``(k, 2, 12, 7)`` (zeros when the dataset has no model file)."""
         if not self.has_model(key):
             return np.zeros((k, 2, 12, 7))
-        return self._memo(("charts", key, k, reduce), lambda: cluster_charts(self.distributions(key), self.labels(key, k), k, reduce=reduce))
+        return self._memo(
+            ("charts", key, k, reduce), lambda: cluster_charts(self.distributions(key), self.labels(key, k), k, reduce=reduce)
+        )
 
     def same_city(self, key: str) -> list[str]:
         """Datasets of the same release and city as ``key`` (periods), sorted by period."""
@@ -202,8 +212,14 @@ class Catalog:
                 out.append({"dataset": other, "period": o.period, "cluster": None, "distance": None})
                 continue
             r = int(hit[0])
-            out.append({"dataset": other, "period": o.period, "cluster": int(self.labels(other, k)[r]),
-                        "distance": float(np.linalg.norm(o.vectors[r].astype(np.float64) - here.vectors[row_here]))})
+            out.append(
+                {
+                    "dataset": other,
+                    "period": o.period,
+                    "cluster": int(self.labels(other, k)[r]),
+                    "distance": float(np.linalg.norm(o.vectors[r].astype(np.float64) - here.vectors[row_here])),
+                }
+            )
         return out
 
     def distance_class_charts(self, key: str, row: int, reduce: str = "sum") -> np.ndarray:

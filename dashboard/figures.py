@@ -8,8 +8,26 @@ from plotly.subplots import make_subplots
 
 # A qualitative palette of 20 colours (cluster 0 first).
 PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-    "#393b79", "#ad494a", "#8ca252", "#e7ba52", "#6b6ecf", "#d6616b", "#b5cf6b", "#ce6dbd", "#9c9ede", "#637939",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#ad494a",
+    "#8ca252",
+    "#e7ba52",
+    "#6b6ecf",
+    "#d6616b",
+    "#b5cf6b",
+    "#ce6dbd",
+    "#9c9ede",
+    "#637939",
 )
 # Distance classes 0 (the mesh itself) .. 5 (>= 16): dark to light.
 DISTANCE_COLOURS = ("#000000", "#b30000", "#e34a33", "#fc8d59", "#fdcc8a", "#fef0d9")
@@ -30,10 +48,26 @@ def pattern_chart(chart: np.ndarray, title: str, height: int = 300) -> go.Figure
     fig = make_subplots(rows=1, cols=2, subplot_titles=("weekday", "holiday"), shared_yaxes=True, horizontal_spacing=0.04)
     for d in range(2):
         for c in range(7):
-            fig.add_trace(go.Bar(x=list(TIME_LABELS), y=chart[d, :, c], name=DURATION_LABELS[c], marker_color=DURATION_COLOURS[c],
-                                 legendgroup=str(c), showlegend=d == 0), row=1, col=d + 1)
-    fig.update_layout(barmode="stack", title={"text": title, "font": {"size": 14}}, height=height,
-                      margin={"l": 40, "r": 10, "t": 50, "b": 40}, legend={"font": {"size": 10}}, bargap=0.1)
+            fig.add_trace(
+                go.Bar(
+                    x=list(TIME_LABELS),
+                    y=chart[d, :, c],
+                    name=DURATION_LABELS[c],
+                    marker_color=DURATION_COLOURS[c],
+                    legendgroup=str(c),
+                    showlegend=d == 0,
+                ),
+                row=1,
+                col=d + 1,
+            )
+    fig.update_layout(
+        barmode="stack",
+        title={"text": title, "font": {"size": 14}},
+        height=height,
+        margin={"l": 40, "r": 10, "t": 50, "b": 40},
+        legend={"font": {"size": 10}},
+        bargap=0.1,
+    )
     return fig
 
 
@@ -42,10 +76,23 @@ def transition_heatmap(matrix: np.ndarray, label_a: str, label_b: str) -> go.Fig
     m = np.asarray(matrix)
     k = m.shape[0]
     z = m.astype(int).tolist()  # plain lists: small, and readable by anyone inspecting the figure
-    fig = go.Figure(go.Heatmap(z=z, x=[f"B{c}" for c in range(k)], y=[f"A{c}" for c in range(k)], colorscale="Blues",
-                               text=z, texttemplate="%{text}", hovertemplate="A cluster %{y} -> B cluster %{x}: %{z} meshes<extra></extra>"))
-    fig.update_layout(title={"text": f"clusters (k = {k}): {label_a} -> {label_b}<br>{int(m.sum()):,} meshes in both", "font": {"size": 13}},
-                      height=420, margin={"l": 50, "r": 10, "t": 50, "b": 40}, yaxis={"autorange": "reversed"})
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[f"B{c}" for c in range(k)],
+            y=[f"A{c}" for c in range(k)],
+            colorscale="Blues",
+            text=z,
+            texttemplate="%{text}",
+            hovertemplate="A cluster %{y} -> B cluster %{x}: %{z} meshes<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title={"text": f"clusters (k = {k}): {label_a} -> {label_b}<br>{int(m.sum()):,} meshes in both", "font": {"size": 13}},
+        height=420,
+        margin={"l": 50, "r": 10, "t": 50, "b": 40},
+        yaxis={"autorange": "reversed"},
+    )
     return fig
 
 
@@ -59,9 +106,25 @@ def class_charts(charts: np.ndarray, labels: tuple[str, ...], reduce: str, heigh
     for r in range(n):
         for d in range(2):
             for c in range(7):
-                fig.add_trace(go.Bar(x=list(TIME_LABELS), y=charts[r, d, :, c], name=DURATION_LABELS[c], marker_color=DURATION_COLOURS[c],
-                                     legendgroup=str(c), showlegend=(r == 0 and d == 0)), row=r + 1, col=d + 1)
-    fig.update_layout(barmode="stack", height=height, title={"text": f"stay patterns by distance to the clicked mesh ({reduce})", "font": {"size": 14}},
-                      margin={"l": 40, "r": 10, "t": 60, "b": 30}, legend={"font": {"size": 10}}, bargap=0.1)
+                fig.add_trace(
+                    go.Bar(
+                        x=list(TIME_LABELS),
+                        y=charts[r, d, :, c],
+                        name=DURATION_LABELS[c],
+                        marker_color=DURATION_COLOURS[c],
+                        legendgroup=str(c),
+                        showlegend=(r == 0 and d == 0),
+                    ),
+                    row=r + 1,
+                    col=d + 1,
+                )
+    fig.update_layout(
+        barmode="stack",
+        height=height,
+        title={"text": f"stay patterns by distance to the clicked mesh ({reduce})", "font": {"size": 14}},
+        margin={"l": 40, "r": 10, "t": 60, "b": 30},
+        legend={"font": {"size": 10}},
+        bargap=0.1,
+    )
     fig.update_annotations(font_size=10)
     return fig

@@ -13,8 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -29,8 +37,12 @@ def running_app(data_dir: str | Path, timeout: float = 30.0, extra_args: tuple[s
     port = free_port()
     # The server's log goes to a file: a pipe nobody reads fills up after a few hundred requests and blocks the server.
     log = tempfile.NamedTemporaryFile(prefix="app-", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "app.py", "--data", str(data_dir), "--no-demo", "--basemap", "none", "--port", str(port), *extra_args],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--data", str(data_dir), "--no-demo", "--basemap", "none", "--port", str(port), *extra_args],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

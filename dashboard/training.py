@@ -20,9 +20,9 @@ import numpy as np
 from dash import Input, Output, State, callback, ctx, html
 
 from core.errors import InputError
+from core.geo.meshcode import code_bounds
 from core.mobility.gps import GpsOptions
 from core.workflow.jobs import JobBusy, JobRegistry
-from core.geo.meshcode import code_bounds
 from core.workflow.userdata import (
     USER_RELEASE,
     anchor_sets,
@@ -76,10 +76,20 @@ def error_view(exc: InputError) -> html.Div:
     rows = getattr(exc, "rows", [])
     if rows:
         values = list(getattr(exc, "values", [])) + [""] * len(rows)
-        children.append(html.Table(className="error-rows", children=[
-            html.Thead(html.Tr([html.Th("row"), html.Th(exc.column or "value")])),
-            html.Tbody([html.Tr([html.Td(str(r)), html.Td(repr(v) if isinstance(v, str) else str(v))]) for r, v in zip(rows, values)]),
-        ]))
+        children.append(
+            html.Table(
+                className="error-rows",
+                children=[
+                    html.Thead(html.Tr([html.Th("row"), html.Th(exc.column or "value")])),
+                    html.Tbody(
+                        [
+                            html.Tr([html.Td(str(r)), html.Td(repr(v) if isinstance(v, str) else str(v))])
+                            for r, v in zip(rows, values)
+                        ]
+                    ),
+                ],
+            )
+        )
         more = exc.n_bad - len(rows)
         if more > 0:
             children.append(html.P(f"... and {more:,} more rows with this problem."))
@@ -88,39 +98,83 @@ def error_view(exc: InputError) -> html.Div:
 
 def preview_view(rep: dict, basemap: str | None) -> html.Div:
     sizes = ", ".join(f"{n:,} of {s} m" for s, n in sorted(rep["meshes_by_size"].items()))
-    facts = [("input", f"{'raw GPS' if rep['kind'] == 'gps' else 'stay table'}: {', '.join(rep['files'][:4])}{' ...' if len(rep['files']) > 4 else ''}")]
+    facts = [
+        (
+            "input",
+            f"{'raw GPS' if rep['kind'] == 'gps' else 'stay table'}: {', '.join(rep['files'][:4])}{' ...' if len(rep['files']) > 4 else ''}",
+        )
+    ]
     if rep["kind"] == "gps":
         priv = rep["privacy"]
-        facts += [("fixes", f"{rep['fixes']:,} from {rep['people']:,} people"), ("stays detected", f"{rep['stays_detected']:,}"),
-                  ("privacy rule", f"meshes with more than {priv['min_users']} people: {priv['stays_out']:,} stays kept, {priv['stays_dropped']:,} dropped")]
-    facts += [("stays", f"{rep['stays']:,}" + (f" ({rep['skipped']:,} without a mesh skipped)" if rep.get("skipped") else "")),
-              ("meshes", f"{rep['meshes']:,} ({sizes})"),
-              ("date range", " to ".join(rep["date_range"]) if rep.get("date_range") else "not in a stay table (weekday names only)"),
-              ("weekend / holiday stays", f"{rep['weekend_holiday_share']:.0%} ({rep['holiday_stays']:,} on national holidays)"),
-              ("by weekday", "  ".join(f"{d} {x:.0%}" for d, x in zip(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), rep["weekday_share"])))]
+        facts += [
+            ("fixes", f"{rep['fixes']:,} from {rep['people']:,} people"),
+            ("stays detected", f"{rep['stays_detected']:,}"),
+            (
+                "privacy rule",
+                f"meshes with more than {priv['min_users']} people: {priv['stays_out']:,} stays kept, {priv['stays_dropped']:,} dropped",
+            ),
+        ]
+    facts += [
+        ("stays", f"{rep['stays']:,}" + (f" ({rep['skipped']:,} without a mesh skipped)" if rep.get("skipped") else "")),
+        ("meshes", f"{rep['meshes']:,} ({sizes})"),
+        ("date range", " to ".join(rep["date_range"]) if rep.get("date_range") else "not in a stay table (weekday names only)"),
+        ("weekend / holiday stays", f"{rep['weekend_holiday_share']:.0%} ({rep['holiday_stays']:,} on national holidays)"),
+        (
+            "by weekday",
+            "  ".join(f"{d} {x:.0%}" for d, x in zip(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), rep["weekday_share"])),
+        ),
+    ]
     if rep.get("mapping"):
         facts.append(("mesh ids", f"mapped to codes by {rep['mapping']}"))
     codes, msizes = np.asarray(rep["sample"]["codes"], np.int64), np.asarray(rep["sample"]["sizes"], np.int64)
     s, w, n, e = code_bounds(codes, msizes)
-    features = [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[[a, b], [a, c], [d, c], [d, b], [a, b]]]}}
-                for a, b, c, d in zip(w.tolist(), s.tolist(), n.tolist(), e.tolist())]
+    features = [
+        {
+            "type": "Feature",
+            "properties": {},
+            "geometry": {"type": "Polygon", "coordinates": [[[a, b], [a, c], [d, c], [d, b], [a, b]]]},
+        }
+        for a, b, c, d in zip(w.tolist(), s.tolist(), n.tolist(), e.tolist())
+    ]
     bs, bw, bn, be = rep["bounds"]
     layers = ([dl.TileLayer(url=basemap, maxZoom=19)] if basemap else []) + [
-        dl.GeoJSON(data={"type": "FeatureCollection", "features": features}, style={"color": "#c0392b", "weight": 1, "fillOpacity": 0.5})]
+        dl.GeoJSON(
+            data={"type": "FeatureCollection", "features": features}, style={"color": "#c0392b", "weight": 1, "fillOpacity": 0.5}
+        )
+    ]
     shown = "" if len(codes) == rep["meshes"] else f" ({len(codes):,} of {rep['meshes']:,} shown)"
     tag = f"{bs:.5f}-{bw:.5f}-{len(codes)}".replace(".", "_")
-    small_map = html.Div(id=f"preview-map-at-{tag}", children=dl.Map(
-        id="preview-map", bounds=[[bs, bw], [bn, be]], trackViewport=False, children=layers, style={"height": "320px"}, zoomAnimation=False, fadeAnimation=False))
-    return html.Div(className="row", children=[
-        html.Div(className="half", children=[html.Dl(className="preview-facts", children=[x for k, v in facts for x in (html.Dt(k), html.Dd(v))])]),
-        html.Div(className="half", children=[html.P("Where the meshes are" + shown, className="hint"), small_map]),
-    ])
+    small_map = html.Div(
+        id=f"preview-map-at-{tag}",
+        children=dl.Map(
+            id="preview-map",
+            bounds=[[bs, bw], [bn, be]],
+            trackViewport=False,
+            children=layers,
+            style={"height": "320px"},
+            zoomAnimation=False,
+            fadeAnimation=False,
+        ),
+    )
+    return html.Div(
+        className="row",
+        children=[
+            html.Div(
+                className="half",
+                children=[html.Dl(className="preview-facts", children=[x for k, v in facts for x in (html.Dt(k), html.Dd(v))])],
+            ),
+            html.Div(className="half", children=[html.P("Where the meshes are" + shown, className="hint"), small_map]),
+        ],
+    )
 
 
 def gps_options(tz: object, distance: object, minutes: object) -> GpsOptions:
     """The stay rule chosen in the form (defaults where a field is empty)."""
-    return GpsOptions(tz=str(tz or "Asia/Tokyo").strip(), distance_m=float(distance) if distance else 100.0,
-                      min_minutes=float(minutes) if minutes not in (None, "") else 5.0)
+    return GpsOptions(
+        tz=str(tz or "Asia/Tokyo").strip(),
+        distance_m=float(distance) if distance else 100.0,
+        min_minutes=float(minutes) if minutes not in (None, "") else 5.0,
+    )
 
 
 def status_text(st: dict | None) -> tuple[str, str]:
@@ -152,8 +206,11 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
     registry = JobRegistry(data_dir / USER_RELEASE)
 
     @callback(
-        Output(ids.TRAIN_SOURCE, "data"), Output(ids.TRAIN_UPLOAD_MSG, "children"),
-        Input(ids.TRAIN_UPLOAD, "contents"), Input(ids.TRAIN_INBOX, "value"), State(ids.TRAIN_UPLOAD, "filename"),
+        Output(ids.TRAIN_SOURCE, "data"),
+        Output(ids.TRAIN_UPLOAD_MSG, "children"),
+        Input(ids.TRAIN_UPLOAD, "contents"),
+        Input(ids.TRAIN_INBOX, "value"),
+        State(ids.TRAIN_UPLOAD, "filename"),
         prevent_initial_call=True,
     )
     def choose_input(contents, inbox_name, filenames):
@@ -174,11 +231,18 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
             folder = save_upload(data_dir, list(zip(filenames, contents)), cap=upload_cap)
         except InputError as exc:  # UploadTooLarge included: its message points to the inbox
             return None, error_view(exc)
-        return {"kind": "upload", "token": folder.name, "files": filenames}, f"Uploaded {', '.join(filenames[:5])}{' ...' if len(filenames) > 5 else ''}."
+        return {
+            "kind": "upload",
+            "token": folder.name,
+            "files": filenames,
+        }, f"Uploaded {', '.join(filenames[:5])}{' ...' if len(filenames) > 5 else ''}."
 
     @callback(
-        Output(ids.TRAIN_MAPPING_STORE, "data"), Output(ids.TRAIN_MAPPING_MSG, "children"),
-        Input(ids.TRAIN_MAPPING, "contents"), State(ids.TRAIN_MAPPING, "filename"), prevent_initial_call=True,
+        Output(ids.TRAIN_MAPPING_STORE, "data"),
+        Output(ids.TRAIN_MAPPING_MSG, "children"),
+        Input(ids.TRAIN_MAPPING, "contents"),
+        State(ids.TRAIN_MAPPING, "filename"),
+        prevent_initial_call=True,
     )
     def choose_mapping(contents, filename):
         try:
@@ -198,15 +262,24 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
 
     @callback(
         Output(ids.TRAIN_PREVIEW, "children"),
-        Input(ids.TRAIN_SOURCE, "data"), Input(ids.TRAIN_MAPPING_STORE, "data"), Input(ids.TRAIN_MIN_USERS, "value"),
-        Input(ids.TRAIN_GPS_TZ, "value"), Input(ids.TRAIN_GPS_DISTANCE, "value"), Input(ids.TRAIN_GPS_MINUTES, "value"),
+        Input(ids.TRAIN_SOURCE, "data"),
+        Input(ids.TRAIN_MAPPING_STORE, "data"),
+        Input(ids.TRAIN_MIN_USERS, "value"),
+        Input(ids.TRAIN_GPS_TZ, "value"),
+        Input(ids.TRAIN_GPS_DISTANCE, "value"),
+        Input(ids.TRAIN_GPS_MINUTES, "value"),
         prevent_initial_call=True,
     )
     def show_preview(source, mapping, min_users, tz, distance, minutes):
         if not source:
             return "Upload a file or pick one from the inbox."
         try:
-            rep = preview(input_paths(data_dir, source), mapping_path(mapping), gps_options(tz, distance, minutes), min_users=int(min_users or 10))
+            rep = preview(
+                input_paths(data_dir, source),
+                mapping_path(mapping),
+                gps_options(tz, distance, minutes),
+                min_users=int(min_users or 10),
+            )
         except InputError as exc:
             return error_view(exc)
         return preview_view(rep, basemap)
@@ -226,11 +299,23 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
     @callback(
         Output(ids.TRAIN_RESULT, "data"),
         Input(ids.TRAIN_START, "n_clicks"),
-        State(ids.TRAIN_SOURCE, "data"), State(ids.TRAIN_MAPPING_STORE, "data"), State(ids.TRAIN_MODE, "value"), State(ids.TRAIN_ANCHORS, "value"),
-        State(ids.TRAIN_NAME, "value"), State(ids.TRAIN_PERIOD, "value"), State(ids.TRAIN_DIM, "value"), State(ids.TRAIN_TOL, "value"),
-        State(ids.TRAIN_SCHEDULE, "value"), State(ids.TRAIN_EPOCHS, "value"), State(ids.TRAIN_MIN_USERS, "value"),
-        State(ids.TRAIN_GPS_TZ, "value"), State(ids.TRAIN_GPS_DISTANCE, "value"), State(ids.TRAIN_GPS_MINUTES, "value"),
-        background=True, manager=manager, prevent_initial_call=True,
+        State(ids.TRAIN_SOURCE, "data"),
+        State(ids.TRAIN_MAPPING_STORE, "data"),
+        State(ids.TRAIN_MODE, "value"),
+        State(ids.TRAIN_ANCHORS, "value"),
+        State(ids.TRAIN_NAME, "value"),
+        State(ids.TRAIN_PERIOD, "value"),
+        State(ids.TRAIN_DIM, "value"),
+        State(ids.TRAIN_TOL, "value"),
+        State(ids.TRAIN_SCHEDULE, "value"),
+        State(ids.TRAIN_EPOCHS, "value"),
+        State(ids.TRAIN_MIN_USERS, "value"),
+        State(ids.TRAIN_GPS_TZ, "value"),
+        State(ids.TRAIN_GPS_DISTANCE, "value"),
+        State(ids.TRAIN_GPS_MINUTES, "value"),
+        background=True,
+        manager=manager,
+        prevent_initial_call=True,
         running=[(Output(ids.TRAIN_START, "disabled"), True, False)],
         cancel=[Input(ids.TRAIN_CANCEL, "n_clicks")],
     )
@@ -238,16 +323,34 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
         """Runs in the background job process: take the one-job lock, run the worker, report how it ended."""
         running = registry.current()
         if running is not None:
-            return {"state": "busy", "message": f"Busy: another training job is running ({(running.get('info') or {}).get('name', running['job'])}). "
-                                                "One job runs at a time: wait for it or cancel it."}
+            return {
+                "state": "busy",
+                "message": f"Busy: another training job is running ({(running.get('info') or {}).get('name', running['job'])}). "
+                "One job runs at a time: wait for it or cancel it.",
+            }
         try:
             full = dataset_name(name, period)
             if dataset_exists(data_dir, full):
                 raise InputError("dataset name", f"'{USER_RELEASE}/{full}' already exists", expected="a new name or period label")
             paths = input_paths(data_dir, source)
-            cmd = [sys.executable, "-m", "core", "add-dataset", *map(str, paths), "--data", str(data_dir), "--name", str(name).strip(),
-                   "--period", str(period).strip(), "--quiet", "--schedule", schedule if schedule in SCHEDULES else "exponential",
-                   "--min-users", str(int(min_users or 10))]
+            cmd = [
+                sys.executable,
+                "-m",
+                "core",
+                "add-dataset",
+                *map(str, paths),
+                "--data",
+                str(data_dir),
+                "--name",
+                str(name).strip(),
+                "--period",
+                str(period).strip(),
+                "--quiet",
+                "--schedule",
+                schedule if schedule in SCHEDULES else "exponential",
+                "--min-users",
+                str(int(min_users or 10)),
+            ]
             gps = gps_options(tz, distance, minutes)
             cmd += [f"--tz={gps.tz}", f"--distance={gps.distance_m}", f"--min-duration={gps.min_minutes}"]
             if mode == "anchored":
@@ -267,7 +370,9 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
             return {"state": "invalid", "message": str(exc)}
         job = registry.new_id()
         try:
-            registry.start(job, {"name": full, "files": [p.name for p in paths], "anchors": anchors if mode == "anchored" else None})
+            registry.start(
+                job, {"name": full, "files": [p.name for p in paths], "anchors": anchors if mode == "anchored" else None}
+            )
         except JobBusy as exc:
             return {"state": "busy", "message": f"Busy: {exc}"}
         try:
@@ -287,8 +392,11 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
                     # while the cancel button's own callback marks the job; give that a moment to land.
                     time.sleep(0.5)
                     cancelled = registry.cancel_requested(job)
-                    st = {**st, "state": "cancelled" if cancelled else "stopped",
-                          "message": "cancelled" if cancelled else f"the worker was killed (signal {-rc})"}
+                    st = {
+                        **st,
+                        "state": "cancelled" if cancelled else "stopped",
+                        "message": "cancelled" if cancelled else f"the worker was killed (signal {-rc})",
+                    }
                 else:
                     tail = (jd / "worker.log").read_text(errors="replace")[-800:]
                     st = {**st, "state": "failed", "message": f"the worker exited with code {rc}: {tail}"}
@@ -308,12 +416,25 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
         if state == "done":
             m = result.get("metrics") or {}
             cfg = m.get("config") or {}
-            rows = [("dataset", result.get("dataset")), ("meshes", f"{m.get('n_meshes', 0):,}"), ("stays", f"{m.get('n_stays', 0):,}"),
-                    ("ApproximationLoss", f"{m.get('approximation_loss', float('nan')):.4f}"),
-                    ("space", f"anchored to '{m.get('anchor_release')}' ({cfg.get('schedule')} schedule, alpha {cfg.get('alpha')})" if m.get("anchored") else "free (not comparable with other datasets)"),
-                    ("training time", f"{m.get('seconds', 0):.1f} s (whole job {m.get('seconds_total', 0):.1f} s)")]
-            return html.Div([html.Dl(className="preview-facts", children=[x for k, v in rows for x in (html.Dt(k), html.Dd(v))]),
-                             html.A("Open it on the map", href="?" + f"ds={result.get('dataset')}&k=10", id="open-trained")])
+            rows = [
+                ("dataset", result.get("dataset")),
+                ("meshes", f"{m.get('n_meshes', 0):,}"),
+                ("stays", f"{m.get('n_stays', 0):,}"),
+                ("ApproximationLoss", f"{m.get('approximation_loss', float('nan')):.4f}"),
+                (
+                    "space",
+                    f"anchored to '{m.get('anchor_release')}' ({cfg.get('schedule')} schedule, alpha {cfg.get('alpha')})"
+                    if m.get("anchored")
+                    else "free (not comparable with other datasets)",
+                ),
+                ("training time", f"{m.get('seconds', 0):.1f} s (whole job {m.get('seconds_total', 0):.1f} s)"),
+            ]
+            return html.Div(
+                [
+                    html.Dl(className="preview-facts", children=[x for k, v in rows for x in (html.Dt(k), html.Dd(v))]),
+                    html.A("Open it on the map", href="?" + f"ds={result.get('dataset')}&k=10", id="open-trained"),
+                ]
+            )
         return ""
 
     @callback(Output(ids.TRAIN_CANCEL_MSG, "children"), Input(ids.TRAIN_CANCEL, "n_clicks"), prevent_initial_call=True)
@@ -326,10 +447,17 @@ def register_training(catalog: Catalog, basemap: str | None, manager, upload_cap
         return 700 if tab == "train" else 3000
 
     @callback(
-        Output(ids.TRAIN_BAR, "value"), Output(ids.TRAIN_STATUS, "children"),
-        Output(ids.DATASET, "options"), Output(ids.DIFF_A, "options"), Output(ids.DIFF_B, "options"),
-        Output(ids.TRAIN_INBOX, "options"), Output(ids.TRAIN_ANCHORS, "options"), Output(ids.CATALOG_VERSION, "data"),
-        Input(ids.JOB_POLL, "n_intervals"), Input(ids.TABS, "value"), State(ids.CATALOG_VERSION, "data"),
+        Output(ids.TRAIN_BAR, "value"),
+        Output(ids.TRAIN_STATUS, "children"),
+        Output(ids.DATASET, "options"),
+        Output(ids.DIFF_A, "options"),
+        Output(ids.DIFF_B, "options"),
+        Output(ids.TRAIN_INBOX, "options"),
+        Output(ids.TRAIN_ANCHORS, "options"),
+        Output(ids.CATALOG_VERSION, "data"),
+        Input(ids.JOB_POLL, "n_intervals"),
+        Input(ids.TABS, "value"),
+        State(ids.CATALOG_VERSION, "data"),
     )
     def poll(_n, tab, version):
         """The running (or last) job's progress, and new datasets in the selectors without a restart."""

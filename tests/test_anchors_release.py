@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 from core.area2vec.anchors import AnchorSet, build_anchor_set, quantise, read_anchor_set
-from core.errors import CoreError, InputError, ReleaseError
-from core.release.layout import discover, read_dataset, write_dataset
-from core.mobility.stays import stays_from_frame
-from core.simulation.synthetic import synthetic_city
 from core.area2vec.tokens import make_tokens
+from core.errors import CoreError, InputError, ReleaseError
+from core.mobility.stays import stays_from_frame
+from core.release.layout import discover, read_dataset, write_dataset
+from core.simulation.synthetic import synthetic_city
 
 
 def test_quantise_keeps_tokens():

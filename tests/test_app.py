@@ -64,7 +64,11 @@ def test_tile_layers_and_validation(tmp_path):
         assert (colours[5:, 3] < colours[:5, 3]).all()  # complemented meshes paler
         values, _ = layer_values(cat, MultiDict({"ds": "rel/nagoya_2019_04", "mode": "similar", "sel": "0", "thr": "0"}))
         assert values[0] == 0 and (values[1:] == -1).all()  # only the mesh itself within distance 0
-        for bad in ({"ds": "../etc/passwd"}, {"ds": "rel/nagoya_2019_04", "mode": "similar", "sel": "99999"}, {"ds": "rel/nagoya_2019_04", "k": "0"}):
+        for bad in (
+            {"ds": "../etc/passwd"},
+            {"ds": "rel/nagoya_2019_04", "mode": "similar", "sel": "99999"},
+            {"ds": "rel/nagoya_2019_04", "k": "0"},
+        ):
             with pytest.raises(HTTPException):
                 layer_values(cat, MultiDict(bad))
 

@@ -69,8 +69,8 @@ def _open(page, url, query=""):
 def _known_mesh(demo_data, key):
     """A 50 m mesh of the dataset whose 8 neighbours share its k = 10 cluster (clear pixels)."""
     from core.geo.meshcode import code_centers
-    from core.release.layout import discover, read_dataset
     from core.geo.tiles import MeshIndex
+    from core.release.layout import discover, read_dataset
 
     ref = next(r for r in discover(demo_data) if f"{r.release}/{r.name}" == key)
     ds = read_dataset(ref)
@@ -124,7 +124,9 @@ def test_map_shows_clusters_with_the_right_colours(page, server, demo_data):
     assert f"mesh={int(ds.codes[row])}" in page.url
     # similarity colouring: one chart per distance class appears
     page.get_by_text("similarity to the clicked mesh").click()
-    page.wait_for_function("[...document.querySelectorAll('#mesh-map img.leaflet-tile')].some(i => i.src.includes('mode=similar'))", timeout=30_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#mesh-map img.leaflet-tile')].some(i => i.src.includes('mode=similar'))", timeout=30_000
+    )
     page.wait_for_selector("#cluster-chart .gtitle:has-text('by distance to the clicked mesh')", timeout=30_000)
 
 
@@ -142,7 +144,9 @@ def test_changing_k_updates_legend_and_map(page, server, demo_data):
     assert page.locator(".periods li").count() == 2
     page.get_by_label("5", exact=True).check()
     page.wait_for_function("document.querySelectorAll('.legend-item').length === 5", timeout=30_000)
-    page.wait_for_function("[...document.querySelectorAll('#mesh-map img.leaflet-tile')].some(i => i.src.includes('k=5'))", timeout=30_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#mesh-map img.leaflet-tile')].some(i => i.src.includes('k=5'))", timeout=30_000
+    )
     counts = [int(t.split(":")[1].split("meshes")[0].replace(",", "")) for t in page.locator(".legend-count").all_inner_texts()]
     summary = page.inner_text("#dataset-summary")
     own = int(summary.split(": ")[1].split(" meshes")[0].replace(",", ""))
@@ -165,7 +169,9 @@ def test_diff_view_transition_totals(page, server, demo_data):
     assert page.inner_text("#diff-summary").startswith(f"{expected:,} meshes in both")
     total = page.evaluate("document.querySelector('#diff-matrix .js-plotly-plot').data[0].z.flat().reduce((a, b) => a + b, 0)")
     assert total == expected
-    page.wait_for_function("[...document.querySelectorAll('#diff-map img.leaflet-tile')].some(i => i.src.includes('mode=diff'))", timeout=30_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#diff-map img.leaflet-tile')].some(i => i.src.includes('mode=diff'))", timeout=30_000
+    )
 
 
 def test_export_geojson_downloads_the_dataset(page, server, demo_data):
@@ -189,11 +195,18 @@ def test_diff_maps_follow_each_other(page, server):
     _open(page, server)
     page.locator("#tabs").get_by_text("Compare periods").click()
     page.wait_for_selector("#diff-summary:has-text('meshes in both')", timeout=60_000)
-    page.wait_for_function("[...document.querySelectorAll('#diff-map-a img.leaflet-tile')].some(i => i.src.includes('mode=cluster'))", timeout=30_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#diff-map-a img.leaflet-tile')].some(i => i.src.includes('mode=cluster'))", timeout=30_000
+    )
     src = page.locator("#diff-map img.leaflet-tile").first.get_attribute("src")
     z = int(src.split("/tiles/")[1].split("/")[0])
     page.locator("#diff-map-a .leaflet-control-zoom-in").click()
-    page.wait_for_function(f"[...document.querySelectorAll('#diff-map img.leaflet-tile')].some(i => i.src.includes('/tiles/{z + 1}/'))", timeout=30_000)
+    page.wait_for_function(
+        f"[...document.querySelectorAll('#diff-map img.leaflet-tile')].some(i => i.src.includes('/tiles/{z + 1}/'))",
+        timeout=30_000,
+    )
     # colour period B by embedding distance instead
     page.get_by_text("embedding distance to A").click()
-    page.wait_for_function("[...document.querySelectorAll('#diff-map img.leaflet-tile')].some(i => i.src.includes('by=distance'))", timeout=30_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#diff-map img.leaflet-tile')].some(i => i.src.includes('by=distance'))", timeout=30_000
+    )

@@ -127,7 +127,10 @@ def test_upload_preview_train_anchored_then_open_it(pages, server, files, data):
     # The new dataset opens with its map, legend and chart, and is in the selector, without a restart.
     page.click("#open-trained")
     page.wait_for_selector(".legend-item", timeout=60_000)
-    page.wait_for_function("[...document.querySelectorAll('#mesh-map img.leaflet-tile-loaded')].some(i => i.src.includes('ds=user%2Fmyarea_2021-05'))", timeout=60_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#mesh-map img.leaflet-tile-loaded')].some(i => i.src.includes('ds=user%2Fmyarea_2021-05'))",
+        timeout=60_000,
+    )
     assert page.locator(".legend-item").count() == 10
     assert "Trained here: ApproximationLoss" in page.inner_text("#dataset-summary")
     assert page.evaluate("document.querySelector('#cluster-chart .js-plotly-plot').data.length") > 0

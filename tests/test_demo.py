@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.simulation.demo import build_demo
 from core.area2vec.embeddings import train_embeddings
 from core.area2vec.metrics import misalignment
-from core.release.layout import discover, read_dataset
-from core.mobility.stays import read_stays
 from core.area2vec.trainer import TrainConfig
+from core.mobility.stays import read_stays
+from core.release.layout import discover, read_dataset
+from core.simulation.demo import build_demo
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,15 @@ def test_layout_and_datasets(demo):
     assert names == ["nagoya_2019_04", "nagoya_2020_04", "nagoya_2023_04", "osaka_2021_04"]
     assert {r.release for r in refs} == {"demo"}
     root = data / "demo"
-    for p in ("anchor_data/anchor_df.csv", "anchor_data/anchor_embeddings.pth", "util_file/stay_weight_matrix.npy",
-              "truth/meshes.parquet", "truth/people_osaka.parquet", "truth/summary.json", "stays/osaka_2021_04.parquet"):
+    for p in (
+        "anchor_data/anchor_df.csv",
+        "anchor_data/anchor_embeddings.pth",
+        "util_file/stay_weight_matrix.npy",
+        "truth/meshes.parquet",
+        "truth/people_osaka.parquet",
+        "truth/summary.json",
+        "stays/osaka_2021_04.parquet",
+    ):
         assert (root / p).is_file(), p
     people = pd.read_parquet(root / "truth" / "people_osaka.parquet")
     assert {"user_id", "role", "home_code", "work_code", "commuter"} <= set(people.columns)
@@ -134,8 +141,9 @@ def test_independent_anchored_trainings_agree(demo):
 
 
 def test_same_seed_same_stays():
-    from core.simulation.world import CITIES, Period, build_grid, make_population, simulate_month
     from dataclasses import replace
+
+    from core.simulation.world import CITIES, Period, build_grid, make_population, simulate_month
 
     spec = replace(CITIES["kyoto"], radius_km=0.6)
     runs = []

@@ -26,8 +26,10 @@ def offset(point, north_m, east_m):
 def track(user, start, points, step_s=60):
     """Rows for fixes at ``points`` every ``step_s`` seconds from local ``start``."""
     t0 = pd.Timestamp(start)
-    return [{"user_id": user, "timestamp": (t0 + pd.Timedelta(seconds=i * step_s)).isoformat(sep=" "), "lat": p[0], "lon": p[1]}
-            for i, p in enumerate(points)]
+    return [
+        {"user_id": user, "timestamp": (t0 + pd.Timedelta(seconds=i * step_s)).isoformat(sep=" "), "lat": p[0], "lon": p[1]}
+        for i, p in enumerate(points)
+    ]
 
 
 def stays_of(rows, **kw):
@@ -51,7 +53,9 @@ def day_rows(user="u1"):
 def test_two_known_stays_exact():
     out = stays_of(day_rows())
     assert out[["stay_time", "day_of_week", "arrival_time", "is_holiday"]].values.tolist() == [
-        [30, "Wednesday", "08:00", False], [180, "Wednesday", "08:41", False]]
+        [30, "Wednesday", "08:00", False],
+        [180, "Wednesday", "08:41", False],
+    ]
     assert np.allclose(out[["lat", "lon"]].to_numpy(), [P, Q])
     assert out["n_fixes"].tolist() == [31, 19]
     assert out["code_50m"].astype(str).str.len().tolist() == [12, 12]
@@ -109,7 +113,9 @@ def test_midnight_crossing_counts_on_the_arrival_day():
     rows += track("u", "2021-04-29 08:00:00", [Q] * 7, step_s=600)
     out = stays_of(rows)
     assert out[["day_of_week", "arrival_time", "stay_time", "is_holiday"]].values.tolist() == [
-        ["Wednesday", "23:30", 450, False], ["Thursday", "08:00", 60, True]]
+        ["Wednesday", "23:30", 450, False],
+        ["Thursday", "08:00", 60, True],
+    ]
 
 
 def test_sparse_logger_two_far_apart_fixes_are_a_stay_unless_a_gap_limit_is_set():
@@ -188,9 +194,14 @@ def test_unparseable_time_names_rows(write):
     assert "fixes.csv" in str(err) and "ISO 8601" in str(err)
 
 
-@pytest.mark.parametrize("row,column,value", [("u,2021-04-21 08:20:00,91.5,139.0", "lat", 91.5),
-                                              ("u,2021-04-21 08:20:00,35.0,-181", "lon", -181),
-                                              ("u,2021-04-21 08:20:00,35.0,east", "lon", "east")])
+@pytest.mark.parametrize(
+    "row,column,value",
+    [
+        ("u,2021-04-21 08:20:00,91.5,139.0", "lat", 91.5),
+        ("u,2021-04-21 08:20:00,35.0,-181", "lon", -181),
+        ("u,2021-04-21 08:20:00,35.0,east", "lon", "east"),
+    ],
+)
 def test_coordinates_out_of_range_or_not_numbers(write, row, column, value):
     with pytest.raises(InputError) as e:
         read_fixes(write(GOOD + row + "\n"))
@@ -319,7 +330,9 @@ def test_cli_stays_then_meshes(tmp_path):
     stays = tmp_path / "stays.parquet"
     assert main(["stays", *map(str, sorted(KOBE.glob("user*.csv"))), "--out", str(stays)]) == 0
     frame = pd.read_parquet(stays)
-    assert {"stay_time", "day_of_week", "arrival_time", "is_holiday", "user_id", "lat", "lon", "code_50m", "code_250m"} <= set(frame.columns)
+    assert {"stay_time", "day_of_week", "arrival_time", "is_holiday", "user_id", "lat", "lon", "code_50m", "code_250m"} <= set(
+        frame.columns
+    )
     assert len(frame) == len(gps_to_stays(sorted(KOBE.glob("user*.csv")))[0])
     train = tmp_path / "train.csv"
     assert main(["meshes", str(stays), "--out", str(train)]) == 0

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from core.area2vec.metrics import approximation_loss, misalignment
 from core.analysis.similarity import distance_classes, distances, similar_across, top_k, within
+from core.area2vec.metrics import approximation_loss, misalignment
 
 
 def test_approximation_loss_by_hand():

@@ -5,6 +5,8 @@ from core.mobility.privacy import assign_meshes, complemented_children
 
 # A 250 m mesh is 5 x 5 cells of 50 m; pick a 250 m mesh's south-west 50 m cell.
 I0, J0 = 84410, 58880  # i % 5 == 0 and j % 5 == 0
+
+
 def centre(di, dj):
     return (I0 + di + 0.5) / 2400, 100 + (J0 + dj + 0.5) / 1600
 

@@ -123,7 +123,15 @@ def test_header_only(tmp_path):
 
 def test_bad_value_late_in_a_large_csv_is_found(tmp_path):
     n = 300_000
-    df = pd.DataFrame({"stay_time": np.full(n, 10), "day_of_week": "Monday", "arrival_time": "08:00", "is_holiday": False, "mesh_id": np.arange(n) % 50})
+    df = pd.DataFrame(
+        {
+            "stay_time": np.full(n, 10),
+            "day_of_week": "Monday",
+            "arrival_time": "08:00",
+            "is_holiday": False,
+            "mesh_id": np.arange(n) % 50,
+        }
+    )
     df["mesh_id"] = df["mesh_id"].astype(object)
     df.loc[n - 2, "mesh_id"] = "x7"
     p = tmp_path / "big.csv"
@@ -136,13 +144,15 @@ def test_bad_value_late_in_a_large_csv_is_found(tmp_path):
 def test_parquet_with_time_and_bool_types(tmp_path):
     import datetime as dt
 
-    df = pd.DataFrame({
-        "stay_time": [5, 700],
-        "day_of_week": ["Saturday", "Tuesday"],
-        "arrival_time": [dt.time(13, 43), dt.time(23, 59)],
-        "is_holiday": [False, True],
-        "mesh_id": [7, 9],
-    })
+    df = pd.DataFrame(
+        {
+            "stay_time": [5, 700],
+            "day_of_week": ["Saturday", "Tuesday"],
+            "arrival_time": [dt.time(13, 43), dt.time(23, 59)],
+            "is_holiday": [False, True],
+            "mesh_id": [7, 9],
+        }
+    )
     p = tmp_path / "s.parquet"
     df.to_parquet(p)
     assert read_stays(p).tokens().tolist() == [84 + 42, 84 + 77 + 5]

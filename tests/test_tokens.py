@@ -1,17 +1,53 @@
 import numpy as np
 import pytest
 
-from core.mobility.stays import read_stays
 from core.area2vec.tokens import duration_class, make_tokens, time_bin, token_parts
+from core.mobility.stays import read_stays
 
 # Hand-computed: token = 84 * day_type + 7 * (hour // 2) + duration class, row by row of the
 # official sample (e.g. row 14: Friday 16:02 holiday, 9 min -> 84 + 7*8 + 0 = 140;
 # row 15: Sunday 07:16, 64 min -> 84 + 7*3 + 2 = 107; row 37: Thursday 07:48, 621 min -> 21 + 5 = 26).
 OFFICIAL_TOKENS = [
-    42, 56, 133, 21, 35, 28, 56, 35, 49, 21,
-    35, 49, 35, 133, 140, 107, 29, 133, 140, 119,
-    49, 147, 63, 21, 49, 64, 51, 21, 42, 105,
-    133, 63, 23, 56, 31, 56, 42, 26, 56, 70,
+    42,
+    56,
+    133,
+    21,
+    35,
+    28,
+    56,
+    35,
+    49,
+    21,
+    35,
+    49,
+    35,
+    133,
+    140,
+    107,
+    29,
+    133,
+    140,
+    119,
+    49,
+    147,
+    63,
+    21,
+    49,
+    64,
+    51,
+    21,
+    42,
+    105,
+    133,
+    63,
+    23,
+    56,
+    31,
+    56,
+    42,
+    26,
+    56,
+    70,
 ]
 
 
@@ -32,8 +68,23 @@ def test_official_sample_counts(official_stays):
 
 @pytest.mark.parametrize(
     "minutes, cls",
-    [(0, 0), (30, 0), (30.5, 1), (31, 1), (60, 1), (61, 2), (120, 2), (121, 3), (240, 3), (241, 4),
-     (360, 4), (361, 5), (720, 5), (721, 6), (10_000, 6)],
+    [
+        (0, 0),
+        (30, 0),
+        (30.5, 1),
+        (31, 1),
+        (60, 1),
+        (61, 2),
+        (120, 2),
+        (121, 3),
+        (240, 3),
+        (241, 4),
+        (360, 4),
+        (361, 5),
+        (720, 5),
+        (721, 6),
+        (10_000, 6),
+    ],
 )
 def test_duration_class_bounds(minutes, cls):
     assert duration_class(np.array([minutes]))[0] == cls

@@ -5,11 +5,11 @@ import pytest
 
 from core.area2vec.baseline import train_per_record
 from core.area2vec.embeddings import train_embeddings
-from core.errors import CoreError, TrainingCancelled
 from core.area2vec.metrics import approximation_loss, misalignment
+from core.area2vec.trainer import Area2VecTrainer, TrainConfig, anchor_power
+from core.errors import CoreError, TrainingCancelled
 from core.mobility.stays import stays_from_frame
 from core.simulation.synthetic import synthetic_city
-from core.area2vec.trainer import Area2VecTrainer, TrainConfig, anchor_power
 
 
 def test_anchor_power_schedules_by_hand():

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from core.errors import InputError
-from core.workflow.jobs import JobBusy, JobRegistry
 from core.release.layout import discover, read_dataset
+from core.workflow.jobs import JobBusy, JobRegistry
 from core.workflow.userdata import (
     USER_RELEASE,
     UploadTooLarge,
@@ -119,7 +119,9 @@ def test_mesh_id_stays_with_a_mapping_equal_code_stays(my_stays, tmp_path):
     keyed = frame.assign(mesh_id=frame["code"].map(ids)).drop(columns=["code", "mesh_size"])
     keyed.to_csv(tmp_path / "ids.csv", index=False)
     sizes = frame.drop_duplicates("code").set_index("code")["mesh_size"]
-    pd.DataFrame({"mesh_id": list(ids.values()), "code": list(ids.keys()), "mesh_size": sizes.loc[list(ids.keys())].to_numpy()}).to_csv(tmp_path / "map.csv", index=False)
+    pd.DataFrame(
+        {"mesh_id": list(ids.values()), "code": list(ids.keys()), "mesh_size": sizes.loc[list(ids.keys())].to_numpy()}
+    ).to_csv(tmp_path / "map.csv", index=False)
     a = prepare([my_stays]).counts
     b = prepare([tmp_path / "ids.csv"], mapping=tmp_path / "map.csv").counts
     assert np.array_equal(a.keys, b.keys) and np.array_equal(a.mesh_sizes, b.mesh_sizes)
@@ -170,7 +172,11 @@ def test_anchored_dataset_is_written_loadable_and_comparable_with_the_demo(data_
     out = add_dataset(data_copy, [my_stays], "mine", "2021-05", anchors="demo", progress=seen.append)
     assert out["dataset"] == "user/mine_2021-05"
     fractions = [p["fraction"] for p in seen]
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and {"prepare", "decoder", "embed", "write"} <= {p["stage"] for p in seen}
+    assert (
+        fractions == sorted(fractions)
+        and fractions[-1] == 1.0
+        and {"prepare", "decoder", "embed", "write"} <= {p["stage"] for p in seen}
+    )
     refs = {f"{r.release}/{r.name}": r for r in discover(data_copy)}
     mine, demo = read_dataset(refs["user/mine_2021-05"]), read_dataset(refs["demo/osaka_2021_04"])
     assert set(mine.labels) == {5, 10, 20} and mine.decoder is not None
@@ -228,7 +234,9 @@ def test_a_job_killed_mid_write_leaves_no_dataset(data_copy):
     assert names == {"lives_2021-05"}  # ...but no dataset exists without its GeoJSON
     removed = cleanup_incomplete(data_copy / USER_RELEASE)
     assert {"japan_city/model/dies_2021-05.pth", "japan_city/metrics/dies_2021-05.json"} <= set(removed)
-    assert all(r.endswith(".tmp") for r in set(removed) - {"japan_city/model/dies_2021-05.pth", "japan_city/metrics/dies_2021-05.json"})
+    assert all(
+        r.endswith(".tmp") for r in set(removed) - {"japan_city/model/dies_2021-05.pth", "japan_city/metrics/dies_2021-05.json"}
+    )
     assert any(r.endswith(".tmp") for r in removed)  # the half-renamed GeoJSON's temporary file
     assert not list(city.rglob("*dies*")) and not list(city.rglob(".*.tmp"))
     from dashboard.data import Catalog
@@ -238,9 +246,31 @@ def test_a_job_killed_mid_write_leaves_no_dataset(data_copy):
 
 def _worker_in_decoder_phase(data_dir: Path, stays: Path, name: str, status: Path) -> subprocess.Popen:
     """Start ``add-dataset`` with no stopping point and return once it reports the decoder phase."""
-    proc = subprocess.Popen([sys.executable, "-m", "core", "add-dataset", str(stays), "--data", str(data_dir), "--name", name,
-                             "--period", "2021-05", "--epochs", "1000000", "--tol", "0", "--status-file", str(status), "--quiet"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "add-dataset",
+            str(stays),
+            "--data",
+            str(data_dir),
+            "--name",
+            name,
+            "--period",
+            "2021-05",
+            "--epochs",
+            "1000000",
+            "--tol",
+            "0",
+            "--status-file",
+            str(status),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (status.exists() and '"decoder"' in status.read_text()):
         time.sleep(0.1)
@@ -314,13 +344,17 @@ def test_a_dead_jobs_lock_is_closed_as_stopped_or_cancelled(tmp_path):
     reg.root.mkdir(parents=True)
     import json
 
-    (reg.root / "active.json").write_text(json.dumps({"job": "old-1", "owner": dead.pid, "owner_started": 1.0, "info": {"name": "old"}}))
+    (reg.root / "active.json").write_text(
+        json.dumps({"job": "old-1", "owner": dead.pid, "owner_started": 1.0, "info": {"name": "old"}})
+    )
     reg.write_status("old-1", {"state": "running", "stage": "decoder"})
     assert reg.current() is None  # the processes are gone: not running
     assert reg.read_status("old-1")["state"] == "stopped"
     reg.start("new-1", {"name": "new"})  # and the lock is free again
     reg.finish("new-1")
-    (reg.root / "active.json").write_text(json.dumps({"job": "old-2", "owner": dead.pid, "owner_started": 1.0, "info": {"name": "old"}}))
+    (reg.root / "active.json").write_text(
+        json.dumps({"job": "old-2", "owner": dead.pid, "owner_started": 1.0, "info": {"name": "old"}})
+    )
     reg.write_status("old-2", {"state": "running"})
     assert reg.cancel() is True
     assert reg.read_status("old-2")["state"] == "cancelled"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.constants import DAY_TYPE_WEIGHTS, N_DAY_TYPES, N_DURATIONS, N_TIME_BINS, N_TOKENS, STAY_SPANS
 from core.area2vec.model import predict_distributions
+from core.constants import DAY_TYPE_WEIGHTS, N_DAY_TYPES, N_DURATIONS, N_TIME_BINS, N_TOKENS, STAY_SPANS
 
 
 def stay_weight_matrix(spans: tuple[int, ...] = STAY_SPANS, day_weights: tuple[float, float] = DAY_TYPE_WEIGHTS) -> np.ndarray:
@@ -22,7 +22,11 @@ def stay_weight_matrix(spans: tuple[int, ...] = STAY_SPANS, day_weights: tuple[f
     valid = offsets[None, :] < span[:, None]
     rows = np.broadcast_to(src[:, None], valid.shape)[valid]
     dst_bin = ((b[:, None] + offsets[None, :]) % N_TIME_BINS)[valid]
-    cols = np.broadcast_to(d[:, None] * 84, valid.shape)[valid] + dst_bin * N_DURATIONS + np.broadcast_to(c[:, None], valid.shape)[valid]
+    cols = (
+        np.broadcast_to(d[:, None] * 84, valid.shape)[valid]
+        + dst_bin * N_DURATIONS
+        + np.broadcast_to(c[:, None], valid.shape)[valid]
+    )
     weights = np.asarray(day_weights)[np.broadcast_to(d[:, None], valid.shape)[valid]]
     out = np.zeros((N_TOKENS, N_TOKENS), dtype=np.float64)
     np.add.at(out, (rows, cols), weights)
@@ -84,8 +88,20 @@ def cluster_patterns(patterns: np.ndarray, labels: np.ndarray, k: int, reduce: s
 
 
 _DURATION_WORDS = ("very short", "short", "1-2 h", "2-4 h", "4-6 h", "6-12 h", "over 12 h")
-_TIME_WORDS = ("late night", "late night", "early morning", "early morning", "morning", "midday",
-               "afternoon", "afternoon", "evening", "evening", "night", "night")
+_TIME_WORDS = (
+    "late night",
+    "late night",
+    "early morning",
+    "early morning",
+    "morning",
+    "midday",
+    "afternoon",
+    "afternoon",
+    "evening",
+    "evening",
+    "night",
+    "night",
+)
 
 
 def describe_pattern(chart: np.ndarray) -> str:

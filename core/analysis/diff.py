@@ -80,6 +80,13 @@ def diff_datasets(a: ReleaseDataset, b: ReleaseDataset, k: int = 10, threshold: 
     la = a.labels.get(k)
     lb = b.labels.get(k)
     return PeriodDiff(
-        a.codes[ia], ia, ib, distance, change, change > threshold,
-        None if la is None else la[ia], None if lb is None else lb[ib], k,
+        a.codes[ia],
+        ia,
+        ib,
+        distance,
+        change,
+        change > threshold,
+        None if la is None else la[ia],
+        None if lb is None else lb[ib],
+        k,
     )

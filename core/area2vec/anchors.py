@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.area2vec.tokens import make_tokens
+from core.area2vec.trainer import Area2VecTrainer, Progress, TrainConfig
 from core.atomic import atomic_dir
 from core.constants import ANCHOR_ID, ARRIVAL_TIME, DAY_OF_WEEK, IS_HOLIDAY, MESH_ID, N_TOKENS, STAY_TIME, WEEKDAYS
 from core.errors import CoreError, InputError
 from core.mobility.stays import StayRecords, count_matrix, factorize_keys, stack_counts
-from core.area2vec.tokens import make_tokens
-from core.area2vec.trainer import Area2VecTrainer, Progress, TrainConfig
 
 ANCHOR_CSV = "anchor_df.csv"
 ANCHOR_PTH = "anchor_embeddings.pth"
@@ -44,7 +44,9 @@ class AnchorSet:
         if self.embeddings.ndim != 2 or self.counts.shape != (self.embeddings.shape[0], N_TOKENS):
             raise CoreError(f"anchor counts {self.counts.shape} and embeddings {self.embeddings.shape} do not match")
         if self.embeddings.shape[0] < 2:
-            raise CoreError(f"an anchor set needs at least 2 anchors to fix a common space; this one has {self.embeddings.shape[0]}")
+            raise CoreError(
+                f"an anchor set needs at least 2 anchors to fix a common space; this one has {self.embeddings.shape[0]}"
+            )
 
     @property
     def n_anchors(self) -> int:
@@ -104,7 +106,11 @@ def read_anchor_set(folder: str | Path) -> AnchorSet:
     emb = _load_anchor_tensor(pth_path)
     frame = pd.read_csv(csv_path)
     if ANCHOR_ID not in frame.columns:
-        raise InputError(ANCHOR_CSV, f"missing column '{ANCHOR_ID}'", expected=f"{ANCHOR_ID}, {STAY_TIME}, {ARRIVAL_TIME}, {DAY_OF_WEEK}, {IS_HOLIDAY}")
+        raise InputError(
+            ANCHOR_CSV,
+            f"missing column '{ANCHOR_ID}'",
+            expected=f"{ANCHOR_ID}, {STAY_TIME}, {ARRIVAL_TIME}, {DAY_OF_WEEK}, {IS_HOLIDAY}",
+        )
     from core.mobility.stays import stays_from_frame
 
     recs = stays_from_frame(frame.rename(columns={ANCHOR_ID: MESH_ID}), source=ANCHOR_CSV)

@@ -60,5 +60,9 @@ def train_per_record(
             loss.backward()
             opt.step()
         if on_epoch is not None:
-            on_epoch(BaselineEpoch(epoch + 1, time.perf_counter() - t0, emb.weight.detach().numpy().copy(), dec.weight.detach().numpy().copy()))
+            on_epoch(
+                BaselineEpoch(
+                    epoch + 1, time.perf_counter() - t0, emb.weight.detach().numpy().copy(), dec.weight.detach().numpy().copy()
+                )
+            )
     return emb.weight.detach().numpy().copy(), dec.weight.detach().numpy().copy()

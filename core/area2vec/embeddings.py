@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.area2vec.metrics import approximation_loss
+from core.area2vec.model import load_state_dict, save_state_dict
+from core.area2vec.trainer import Area2VecTrainer, Progress, TrainConfig
 from core.atomic import atomic_path, ensure_writable_dir, write_text_atomic
 from core.constants import MESH_CODE, MESH_ID, MESH_SIZE
 from core.errors import InputError
-from core.area2vec.metrics import approximation_loss
-from core.area2vec.model import load_state_dict, save_state_dict
 from core.mobility.stays import AreaCounts
-from core.area2vec.trainer import Area2VecTrainer, Progress, TrainConfig
 
 EMBEDDINGS_CSV = "embeddings.csv"
 MODEL_PTH = "model.pth"
@@ -95,7 +95,9 @@ def read_embeddings_csv(path: str | Path) -> AreaEmbeddings:
     vectors = df[vec_cols].to_numpy(np.float32)
     if not np.isfinite(vectors).all():
         rows = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
-        raise InputError(path.name, "non-numeric embedding values", rows=(rows[:5] + 1).tolist(), n_bad=len(rows), expected="finite numbers")
+        raise InputError(
+            path.name, "non-numeric embedding values", rows=(rows[:5] + 1).tolist(), n_bad=len(rows), expected="finite numbers"
+        )
     return AreaEmbeddings(key, df[key].to_numpy(np.int64), vectors, np.zeros((168, vectors.shape[1]), np.float32), sizes)
 
 

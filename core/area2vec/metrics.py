@@ -7,7 +7,9 @@ import numpy as np
 from core.area2vec.model import predict_distributions
 
 
-def approximation_loss(counts: np.ndarray, embeddings: np.ndarray, decoder: np.ndarray, per_area: bool = False) -> float | np.ndarray:
+def approximation_loss(
+    counts: np.ndarray, embeddings: np.ndarray, decoder: np.ndarray, per_area: bool = False
+) -> float | np.ndarray:
     """Mean over areas of ``1 - cos(f_hat_m, f_m)``.
 
     Args:

@@ -64,7 +64,9 @@ def load_state_dict(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(path.name, f"cannot be read as a PyTorch state dict: {exc}") from exc
     if not isinstance(state, dict) or EMBEDDING_KEY not in state or DECODER_KEY not in state:
         keys = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise InputError(path.name, f"is not an Area2Vec state dict (found {keys})", expected=f"keys {EMBEDDING_KEY}, {DECODER_KEY}")
+        raise InputError(
+            path.name, f"is not an Area2Vec state dict (found {keys})", expected=f"keys {EMBEDDING_KEY}, {DECODER_KEY}"
+        )
     emb = state[EMBEDDING_KEY].detach().cpu().numpy()
     dec = state[DECODER_KEY].detach().cpu().numpy()
     if emb.ndim != 2 or dec.ndim != 2 or dec.shape[0] != N_TOKENS or dec.shape[1] != emb.shape[1]:

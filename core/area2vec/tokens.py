@@ -32,9 +32,7 @@ def day_type(weekday: np.ndarray, is_holiday: np.ndarray) -> np.ndarray:
     return ((np.asarray(weekday) >= 5) | np.asarray(is_holiday, dtype=bool)).astype(np.uint8)
 
 
-def make_tokens(
-    stay_time: np.ndarray, arrival_minute: np.ndarray, weekday: np.ndarray, is_holiday: np.ndarray
-) -> np.ndarray:
+def make_tokens(stay_time: np.ndarray, arrival_minute: np.ndarray, weekday: np.ndarray, is_holiday: np.ndarray) -> np.ndarray:
     """Token ``84 * day_type + 7 * time_bin + duration_class`` of each stay (uint8, 0..167)."""
     tok = day_type(weekday, is_holiday) * np.uint8(N_TIME_BINS * N_DURATIONS)
     tok += time_bin(arrival_minute) * np.uint8(N_DURATIONS)
@@ -59,6 +57,4 @@ def count_matrix(area_index: np.ndarray, tokens: np.ndarray, n_areas: int) -> sp
     row_counts = np.bincount(nz // N_TOKENS, minlength=n_areas)
     indptr = np.zeros(n_areas + 1, dtype=np.int64)
     np.cumsum(row_counts, out=indptr[1:])
-    return sp.csr_array(
-        (dense[nz].astype(np.float32), (nz % N_TOKENS).astype(np.int32), indptr), shape=(n_areas, N_TOKENS)
-    )
+    return sp.csr_array((dense[nz].astype(np.float32), (nz % N_TOKENS).astype(np.int32), indptr), shape=(n_areas, N_TOKENS))

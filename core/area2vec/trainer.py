@@ -86,7 +86,9 @@ class Progress:
     elapsed: float
 
 
-def anchor_power(schedule: str, epoch: int, epochs: int, alpha: float = 0.3, beta: float = 1.0, anchor_share: float = 0.5) -> float:
+def anchor_power(
+    schedule: str, epoch: int, epochs: int, alpha: float = 0.3, beta: float = 1.0, anchor_share: float = 0.5
+) -> float:
     """Anchor power ``p`` at ``epoch`` of a schedule of ``epochs`` epochs (SPEC §4).
 
     ``exponential``: ``exp((t/T)(log alpha - log beta) + log beta)``; ``linear``: from beta to alpha;
@@ -274,7 +276,13 @@ class Area2VecTrainer:
             raise InputError("counts", "no areas to train")
         empty = np.flatnonzero(counts.sum(axis=1) <= 0)
         if empty.size:
-            raise InputError("counts", "areas without stays", rows=(empty[:5] + 1).tolist(), n_bad=empty.size, expected="at least one stay per area")
+            raise InputError(
+                "counts",
+                "areas without stays",
+                rows=(empty[:5] + 1).tolist(),
+                n_bad=empty.size,
+                expected="at least one stay per area",
+            )
         anchored = anchors is not None
         if anchored:
             a_counts, a_emb = (np.asarray(a) for a in anchors)
@@ -291,7 +299,9 @@ class Area2VecTrainer:
         gen = torch.Generator().manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         n_areas = counts.shape[0]
-        sample = np.arange(n_areas) if n_areas <= cfg.sample_areas else np.sort(rng.choice(n_areas, cfg.sample_areas, replace=False))
+        sample = (
+            np.arange(n_areas) if n_areas <= cfg.sample_areas else np.sort(rng.choice(n_areas, cfg.sample_areas, replace=False))
+        )
         data = _Counts(counts[sample], cfg.chunk)
         n_full = float(counts.sum())
         W = torch.zeros(N_TOKENS, cfg.dim)
@@ -351,12 +361,17 @@ class Area2VecTrainer:
             # warm start): the mean of the sample is a fine start for a convex problem.
             E_all = E.detach().mean(dim=0, keepdim=True).repeat(n_areas, 1)
         with torch.no_grad():
+
             def rep(step: int, total: float) -> None:
                 emit("embed", step, cfg.newton_iters, total / full.N, None)
 
             result.newton_iters = full.newton(E_all, W.detach(), cfg.l2, cfg.newton_iters, cancel, rep)
         W = W.detach().clone()
-        anc_pair = (anc, EA, anchor_power(cfg.schedule, cfg.schedule_epochs, cfg.schedule_epochs, cfg.alpha, cfg.beta, share)) if anchored else None
+        anc_pair = (
+            (anc, EA, anchor_power(cfg.schedule, cfg.schedule_epochs, cfg.schedule_epochs, cfg.alpha, cfg.beta, share))
+            if anchored
+            else None
+        )
         for r in range(cfg.refine_rounds):
             W = _refine_decoder(full, E_all, W, anc_pair, cfg.refine_lbfgs_iters)
             with torch.no_grad():

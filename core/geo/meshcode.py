@@ -205,7 +205,9 @@ def parent_code(codes: np.ndarray, sizes: np.ndarray | int, parent_size: int) ->
     return cells_to_code(cells.i, cells.j, parent_size)
 
 
-def parse_code_column(values: np.ndarray, source: str, column: str, sizes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def parse_code_column(
+    values: np.ndarray, source: str, column: str, sizes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate a column of mesh codes (integers or digit strings) and return codes and sizes.
 
     Raises:

@@ -25,10 +25,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.mobility import calendar
 from core.constants import ARRIVAL_TIME, DAY_OF_WEEK, IS_HOLIDAY, STAY_TIME
 from core.errors import InputError
 from core.geo.meshcode import latlon_to_code
+from core.mobility import calendar
 from core.mobility.stays import _bad, read_csv_header
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -123,18 +123,28 @@ class StayPoints:
 # ---------------------------------------------------------------- reading
 
 
-def _find(names: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: str, required: bool = True) -> str | None:
+def _find(
+    names: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: str, required: bool = True
+) -> str | None:
     lower = {n.strip().lower(): n for n in names}
     if wanted is not None:
         hit = lower.get(wanted.strip().lower())
         if hit is None:
-            raise InputError(source, f"missing column '{wanted}' ({what})", expected=f"one of the columns {', '.join(n.strip() for n in names) or 'none'}")
+            raise InputError(
+                source,
+                f"missing column '{wanted}' ({what})",
+                expected=f"one of the columns {', '.join(n.strip() for n in names) or 'none'}",
+            )
         return hit
     for c in candidates:
         if c in lower:
             return lower[c]
     if required:
-        raise InputError(source, f"no {what} column", expected=f"a column named {' / '.join(candidates)} (or name it with an option); found {', '.join(n.strip() for n in names) or 'none'}")
+        raise InputError(
+            source,
+            f"no {what} column",
+            expected=f"a column named {' / '.join(candidates)} (or name it with an option); found {', '.join(n.strip() for n in names) or 'none'}",
+        )
     return None
 
 
@@ -155,8 +165,11 @@ def _read_table(path: Path, source: str) -> pa.Table:
     stripped = [n.strip() for n in names]
     text = {n: pa.string() for n in stripped if n.lower() in (*_USER_NAMES, *_TIME_NAMES, "date")}
     try:
-        return pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=stripped, skip_rows=1, block_size=1 << 24),
-                              convert_options=pacsv.ConvertOptions(column_types=text, strings_can_be_null=True))
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=stripped, skip_rows=1, block_size=1 << 24),
+            convert_options=pacsv.ConvertOptions(column_types=text, strings_can_be_null=True),
+        )
     except pa.ArrowInvalid as exc:
         raise InputError(source, f"cannot be read as CSV: {exc}") from exc
 
@@ -197,7 +210,14 @@ def _times(table: pa.Table, time_col: str, date_col: str | None, source: str, tz
     if date_col is not None:
         date = pc.utf8_trim_whitespace(table[date_col].cast(pa.string()))
         if date.null_count:
-            _bad(source, date_col, date.is_null().to_numpy(zero_copy_only=False), date, "empty date", "a date YYYY-MM-DD or YYYY/MM/DD")
+            _bad(
+                source,
+                date_col,
+                date.is_null().to_numpy(zero_copy_only=False),
+                date,
+                "empty date",
+                "a date YYYY-MM-DD or YYYY/MM/DD",
+            )
         text = pc.binary_join_element_wise(date, text, " ")
     has_offset = pc.match_substring_regex(text, _OFFSET_RE).to_numpy(zero_copy_only=False)
     out = np.empty(len(text), dtype=np.float64)
@@ -208,12 +228,24 @@ def _times(table: pa.Table, time_col: str, date_col: str | None, source: str, tz
         part = text.take(pa.array(rows)) if rows.size != len(text) else text
         values = _cast_times(part, aware, tz)
         if values is None:
-            parsed = pd.to_datetime(pd.Series(_normalise_dates(part).to_numpy(zero_copy_only=False)), format="ISO8601", errors="coerce", utc=aware)
+            parsed = pd.to_datetime(
+                pd.Series(_normalise_dates(part).to_numpy(zero_copy_only=False)), format="ISO8601", errors="coerce", utc=aware
+            )
             bad = np.zeros(len(text), dtype=bool)
             bad[rows[parsed.isna().to_numpy()]] = True
-            _bad(source, label, bad, col if date_col is None else text, "not a date and time",
-                 "ISO 8601 such as 2021-04-01 08:15:00 or 2021-04-01T08:15:00+09:00, or epoch seconds")
-            values = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9 if aware else _localise(pd.DatetimeIndex(parsed), tz)
+            _bad(
+                source,
+                label,
+                bad,
+                col if date_col is None else text,
+                "not a date and time",
+                "ISO 8601 such as 2021-04-01 08:15:00 or 2021-04-01T08:15:00+09:00, or epoch seconds",
+            )
+            values = (
+                parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9
+                if aware
+                else _localise(pd.DatetimeIndex(parsed), tz)
+            )
         out[rows] = values
     return out, "text" + (f" (local {tz} where no offset)" if not has_offset.all() else "")
 
@@ -297,9 +329,21 @@ def fixes_from_table(table: pa.Table, source: str, options: GpsOptions = GpsOpti
     if off_col is not None:
         vals = pd.to_numeric(table[off_col].to_pandas(), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         off = np.isin(vals, np.asarray(o.off_values, dtype=np.float64))
-    return {"user": users, "t": t, "lat": lat, "lon": lon, "off": off,
-            "columns": {"user": user_col or f"(file name: {default_user})", "time": (f"{date_col} + " if date_col else "") + time_col,
-                        "lat": lat_col, "lon": lon_col, "marker": off_col}, "time_format": how}
+    return {
+        "user": users,
+        "t": t,
+        "lat": lat,
+        "lon": lon,
+        "off": off,
+        "columns": {
+            "user": user_col or f"(file name: {default_user})",
+            "time": (f"{date_col} + " if date_col else "") + time_col,
+            "lat": lat_col,
+            "lon": lon_col,
+            "marker": off_col,
+        },
+        "time_format": how,
+    }
 
 
 def gps_files(paths: list[str | Path]) -> list[Path]:
@@ -307,7 +351,9 @@ def gps_files(paths: list[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in GPS_SUFFIXES and not f.name.startswith("."))
+            out += sorted(
+                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in GPS_SUFFIXES and not f.name.startswith(".")
+            )
         elif p.is_file():
             out.append(p)
         else:
@@ -333,10 +379,16 @@ def read_fixes(paths: list[str | Path] | str | Path, options: GpsOptions = GpsOp
     return _combine(parts, options, files=[f.name for f in files])
 
 
-def fixes_from_frame(frame: pd.DataFrame, options: GpsOptions = GpsOptions(), source: str = "<DataFrame>", default_user: str | None = None) -> Fixes:
+def fixes_from_frame(
+    frame: pd.DataFrame, options: GpsOptions = GpsOptions(), source: str = "<DataFrame>", default_user: str | None = None
+) -> Fixes:
     """Validate and clean fixes held in a DataFrame."""
     _check_tz(options.tz)
-    return _combine([fixes_from_table(pa.Table.from_pandas(frame, preserve_index=False), source, options, default_user)], options, files=[source])
+    return _combine(
+        [fixes_from_table(pa.Table.from_pandas(frame, preserve_index=False), source, options, default_user)],
+        options,
+        files=[source],
+    )
 
 
 def _combine(parts: list[dict], options: GpsOptions, files: list[str]) -> Fixes:
@@ -345,7 +397,12 @@ def _combine(parts: list[dict], options: GpsOptions, files: list[str]) -> Fixes:
     user = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
     names = np.asarray(enc.dictionary.to_pylist(), dtype=object)
     cat = {k: np.concatenate([p[k] for p in parts]) for k in ("t", "lat", "lon", "off")}
-    report = {"files": files, "fixes_read": int(len(user)), "columns": parts[0]["columns"], "time_format": parts[0]["time_format"]}
+    report = {
+        "files": files,
+        "fixes_read": int(len(user)),
+        "columns": parts[0]["columns"],
+        "time_format": parts[0]["time_format"],
+    }
     return clean_fixes(names, user, cat["t"], cat["lat"], cat["lon"], cat["off"], options.max_speed, report)
 
 
@@ -356,8 +413,16 @@ def _metres(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarr
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
 
 
-def clean_fixes(users: np.ndarray, user: np.ndarray, t: np.ndarray, lat: np.ndarray, lon: np.ndarray, off: np.ndarray,
-                max_speed: float = 100.0, report: dict | None = None) -> Fixes:
+def clean_fixes(
+    users: np.ndarray,
+    user: np.ndarray,
+    t: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    off: np.ndarray,
+    max_speed: float = 100.0,
+    report: dict | None = None,
+) -> Fixes:
     """Sort by person and time, drop duplicates, (0, 0) fixes and single-fix speed spikes."""
     report = dict(report or {})
     n0 = len(t)
@@ -452,15 +517,20 @@ def segment_starts(fixes: Fixes, max_gap_minutes: float | None = None) -> np.nda
     return brk
 
 
-def detect_stays(fixes: Fixes, distance_m: float = 100.0, min_minutes: float = 5.0, max_gap_minutes: float | None = None,
-                 compiled: bool = True) -> StayPoints:
+def detect_stays(
+    fixes: Fixes, distance_m: float = 100.0, min_minutes: float = 5.0, max_gap_minutes: float | None = None, compiled: bool = True
+) -> StayPoints:
     """Find the stays in cleaned fixes (see the module docstring for the rule).
 
     Args:
         compiled: run the numba-compiled scan (``False``: the same loop in plain Python, for baselines).
     """
     if not distance_m > 0 or not min_minutes >= 0:
-        raise InputError("stay rule", f"distance {distance_m} m, minimum duration {min_minutes} min", expected="a distance > 0 and a duration >= 0")
+        raise InputError(
+            "stay rule",
+            f"distance {distance_m} m, minimum duration {min_minutes} min",
+            expected="a distance > 0 and a duration >= 0",
+        )
     brk = segment_starts(fixes, max_gap_minutes)
     phi = np.radians(fixes.lat)
     lam = np.radians(fixes.lon)
@@ -489,21 +559,25 @@ def stay_table(fixes: Fixes, stays: StayPoints, tz: str = "Asia/Tokyo", country:
     local_ns = local.asi8
     day = local_ns // 86_400_000_000_000
     minute = (local_ns - day * 86_400_000_000_000) // 60_000_000_000
-    dep_local = pd.DatetimeIndex(pd.to_datetime((stays.departure * 1e9).astype(np.int64), utc=True)).tz_convert(tz).tz_localize(None)
-    return pd.DataFrame({
-        STAY_TIME: np.floor((stays.departure - stays.arrival) / 60.0).astype(np.int64),
-        DAY_OF_WEEK: calendar.weekday_names(day),
-        ARRIVAL_TIME: _HHMM[minute],
-        IS_HOLIDAY: calendar.is_holiday(day, country),
-        USER_ID: fixes.users[stays.user],
-        "lat": stays.lat,
-        "lon": stays.lon,
-        "code_50m": latlon_to_code(stays.lat, stays.lon, 50),
-        "code_250m": latlon_to_code(stays.lat, stays.lon, 250),
-        "arrival": local,
-        "departure": dep_local,
-        "n_fixes": stays.n_fixes,
-    })
+    dep_local = (
+        pd.DatetimeIndex(pd.to_datetime((stays.departure * 1e9).astype(np.int64), utc=True)).tz_convert(tz).tz_localize(None)
+    )
+    return pd.DataFrame(
+        {
+            STAY_TIME: np.floor((stays.departure - stays.arrival) / 60.0).astype(np.int64),
+            DAY_OF_WEEK: calendar.weekday_names(day),
+            ARRIVAL_TIME: _HHMM[minute],
+            IS_HOLIDAY: calendar.is_holiday(day, country),
+            USER_ID: fixes.users[stays.user],
+            "lat": stays.lat,
+            "lon": stays.lon,
+            "code_50m": latlon_to_code(stays.lat, stays.lon, 50),
+            "code_250m": latlon_to_code(stays.lat, stays.lon, 250),
+            "arrival": local,
+            "departure": dep_local,
+            "n_fixes": stays.n_fixes,
+        }
+    )
 
 
 def gps_to_stays(paths: list[str | Path] | str | Path, options: GpsOptions = GpsOptions()) -> tuple[pd.DataFrame, dict]:
@@ -512,10 +586,18 @@ def gps_to_stays(paths: list[str | Path] | str | Path, options: GpsOptions = Gps
     stays = detect_stays(fixes, options.distance_m, options.min_minutes, options.max_gap_minutes)
     table = stay_table(fixes, stays, options.tz, options.country)
     report = dict(fixes.report)
-    report.update({"stays": int(len(table)), "users_with_stays": int(table[USER_ID].nunique()),
-                   "first_arrival": str(table["arrival"].min()) if len(table) else None,
-                   "last_departure": str(table["departure"].max()) if len(table) else None,
-                   "distance_m": options.distance_m, "min_minutes": options.min_minutes, "tz": options.tz, "country": options.country})
+    report.update(
+        {
+            "stays": int(len(table)),
+            "users_with_stays": int(table[USER_ID].nunique()),
+            "first_arrival": str(table["arrival"].min()) if len(table) else None,
+            "last_departure": str(table["departure"].max()) if len(table) else None,
+            "distance_m": options.distance_m,
+            "min_minutes": options.min_minutes,
+            "tz": options.tz,
+            "country": options.country,
+        }
+    )
     return table, report
 
 
@@ -538,4 +620,3 @@ def read_columns(path: str | Path) -> list[str]:
     if path.stat().st_size == 0:
         raise InputError(path.name, "the file is empty", expected="a header line and at least one row")
     return [h.strip() for h in read_csv_header(path, path.name, "row")]
-

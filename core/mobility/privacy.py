@@ -123,10 +123,16 @@ def apply_privacy(stays: pd.DataFrame, min_users: int = MIN_USERS, source: str =
     cols = list(stays.columns)
     user_col = next((c for c in ("user_id", "user", "uid") if c in cols), None)
     if user_col is None:
-        raise InputError(source, "missing column 'user_id'", expected="a person id per stay: the privacy rule counts distinct people per mesh")
+        raise InputError(
+            source, "missing column 'user_id'", expected="a person id per stay: the privacy rule counts distinct people per mesh"
+        )
     missing = [c for c in STAY_COLUMNS if c not in cols]
     if missing:
-        raise InputError(source, f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}", expected=f"columns {', '.join(STAY_COLUMNS)}")
+        raise InputError(
+            source,
+            f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}",
+            expected=f"columns {', '.join(STAY_COLUMNS)}",
+        )
     if "lat" in cols and "lon" in cols:
         lat, lon = stays["lat"].to_numpy(np.float64), stays["lon"].to_numpy(np.float64)
     elif "code_50m" in cols:
@@ -140,8 +146,11 @@ def apply_privacy(stays: pd.DataFrame, min_users: int = MIN_USERS, source: str =
     out["code"] = a.code[keep]
     out["mesh_size"] = a.mesh_size[keep]
     report = {
-        "stays_in": int(len(stays)), "stays_out": int(keep.sum()), "min_users": int(min_users),
-        "meshes_50m": int(np.unique(a.code[a.mesh_size == 50]).size), "meshes_250m": int(np.unique(a.code[a.mesh_size == 250]).size),
+        "stays_in": int(len(stays)),
+        "stays_out": int(keep.sum()),
+        "min_users": int(min_users),
+        "meshes_50m": int(np.unique(a.code[a.mesh_size == 50]).size),
+        "meshes_250m": int(np.unique(a.code[a.mesh_size == 250]).size),
         "stays_dropped": int((~keep).sum()),
     }
     return out, report

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-from core.geo import meshcode
+from core.area2vec.tokens import count_matrix, make_tokens
 from core.constants import (
     ARRIVAL_TIME,
     DAY_OF_WEEK,
@@ -32,7 +32,7 @@ from core.constants import (
     WEEKDAYS,
 )
 from core.errors import InputError
-from core.area2vec.tokens import count_matrix, make_tokens
+from core.geo import meshcode
 
 _TIME_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*$")
 _WEEKDAY_LOOKUP = {name.lower(): i for i, name in enumerate(WEEKDAYS)}
@@ -223,7 +223,9 @@ def read_csv_header(path: Path, source: str, what: str = "stay") -> list[str]:
         with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # type: ignore[operator]
             header = next(csv.reader(fh), None)
     except UnicodeDecodeError as exc:
-        raise InputError(source, f"is not UTF-8 text ({exc.reason} at byte {exc.start} of the header)", expected="a UTF-8 CSV file") from exc
+        raise InputError(
+            source, f"is not UTF-8 text ({exc.reason} at byte {exc.start} of the header)", expected="a UTF-8 CSV file"
+        ) from exc
     except (OSError, EOFError, csv.Error) as exc:
         raise InputError(source, f"cannot be read as CSV: {exc}") from exc
     if not header or not any(h.strip() for h in header):
@@ -265,7 +267,11 @@ def _read_parquet(path: Path, name: str) -> pa.Table:
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(name, f"cannot be read as Parquet: {exc}") from exc
     wanted = _check_columns(list(schema.names), name)
-    as_dict = [c for c in (DAY_OF_WEEK, ARRIVAL_TIME, IS_HOLIDAY) if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
+    as_dict = [
+        c
+        for c in (DAY_OF_WEEK, ARRIVAL_TIME, IS_HOLIDAY)
+        if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)
+    ]
     return pq.read_table(path, columns=wanted, read_dictionary=as_dict)
 
 
@@ -300,9 +306,7 @@ def _as_dictionary(col: pa.ChunkedArray) -> tuple[np.ndarray, list]:
     if col.num_chunks == 0:
         return np.zeros(0, np.int32), []
     dictionary = col.chunk(0).dictionary.to_pylist()
-    idx_chunks = [
-        (c.indices.fill_null(-1) if c.null_count else c.indices).to_numpy(zero_copy_only=False) for c in col.chunks
-    ]
+    idx_chunks = [(c.indices.fill_null(-1) if c.null_count else c.indices).to_numpy(zero_copy_only=False) for c in col.chunks]
     idx = idx_chunks[0] if len(idx_chunks) == 1 else np.concatenate(idx_chunks)
     return idx.astype(np.int32, copy=False), dictionary
 
@@ -421,7 +425,9 @@ def validate_table(table: pa.Table, source: str) -> StayRecords:
         ids = raw.astype(np.int64, copy=False)
         lowest = int(ids.min())
         if lowest < NO_MESH:
-            _bad(source, MESH_ID, ids < NO_MESH, table[MESH_ID], "negative area id", "an integer area id >= 0 (-1 = no valid mesh)")
+            _bad(
+                source, MESH_ID, ids < NO_MESH, table[MESH_ID], "negative area id", "an integer area id >= 0 (-1 = no valid mesh)"
+            )
         keep = (ids != NO_MESH) if lowest == NO_MESH else None
         keys = ids
     else:
@@ -432,7 +438,14 @@ def validate_table(table: pa.Table, source: str) -> StayRecords:
         given_sizes = None
         if MESH_SIZE in table.column_names:
             given_sizes = _numbers(table[MESH_SIZE], source, MESH_SIZE, "50 or 250").astype(np.int64)
-            _bad(source, MESH_SIZE, ~np.isin(given_sizes, list(meshcode.EXTENT)), table[MESH_SIZE], "unknown mesh size", "a mesh size in metres: 50, 100, 250, 500 or 1000")
+            _bad(
+                source,
+                MESH_SIZE,
+                ~np.isin(given_sizes, list(meshcode.EXTENT)),
+                table[MESH_SIZE],
+                "unknown mesh size",
+                "a mesh size in metres: 50, 100, 250, 500 or 1000",
+            )
         values = col.to_numpy(zero_copy_only=False)
         keys, sizes = meshcode.parse_code_column(values, source, MESH_CODE, given_sizes)
         keep = None

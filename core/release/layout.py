@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import atomic_path
 from core.analysis.charts import stay_weight_matrix
+from core.area2vec.model import load_state_dict, save_state_dict
+from core.atomic import atomic_path
 from core.constants import MESH_CODE, MESH_SIZE, RELEASED_KS
 from core.errors import ReleaseError
 from core.geo.meshcode import code_bounds
-from core.area2vec.model import load_state_dict, save_state_dict
 
 CITY_DIR = "japan_city"
 GEOJSON_DIR = "geojson"
@@ -152,9 +152,8 @@ def read_dataset(ref: DatasetRef, cache_dir: str | Path | None = None) -> Releas
         if ds.decoder is not None:
             arrays["decoder"] = ds.decoder
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(cache_file) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+        with atomic_path(cache_file) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
     return ds
 
 
@@ -186,7 +185,9 @@ def _parse_features(ref: DatasetRef, doc: object) -> ReleaseDataset:
         vectors = np.array([json.loads(v) if isinstance(v, str) else v for v in vecs], dtype=np.float32)
         sizes = np.array([int(p.get(MESH_SIZE) or (50 if len(str(p[MESH_CODE])) == 12 else 250)) for p in props], dtype=np.int64)
         comp = np.array([bool(p.get("is_complemented", False)) for p in props], dtype=bool)
-        labels = {k: np.array([int(p[f"{k}cluster"]) for p in props], dtype=np.int64) for k in RELEASED_KS if f"{k}cluster" in first}
+        labels = {
+            k: np.array([int(p[f"{k}cluster"]) for p in props], dtype=np.int64) for k in RELEASED_KS if f"{k}cluster" in first
+        }
     except (KeyError, TypeError, ValueError) as exc:
         raise ReleaseError(f"{ref.geojson}: malformed feature properties ({exc!r})") from exc
     if vectors.ndim != 2:
@@ -201,7 +202,9 @@ def _text(values: np.ndarray):
     return pa.array(np.asarray(values)).cast(pa.string())
 
 
-def geojson_text(codes: np.ndarray, sizes: np.ndarray, vectors: np.ndarray, labels: dict[int, np.ndarray], complemented: np.ndarray) -> str:
+def geojson_text(
+    codes: np.ndarray, sizes: np.ndarray, vectors: np.ndarray, labels: dict[int, np.ndarray], complemented: np.ndarray
+) -> str:
     """A FeatureCollection of mesh polygons (SW, NW, NE, SE, SW) with the OpenUAS properties.
 
     One feature per line, built with Arrow's vectorised string kernels, not a Python loop over meshes.
@@ -257,7 +260,6 @@ def write_dataset(
 def write_util_files(release_root: str | Path) -> Path:
     """Write ``util_file/stay_weight_matrix.npy``."""
     target = Path(release_root) / UTIL_DIR / "stay_weight_matrix.npy"
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, stay_weight_matrix())
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, stay_weight_matrix())
     return target

@@ -22,27 +22,51 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.area2vec.anchors import build_anchor_set
-from core.atomic import atomic_dir
 from core.analysis.clustering import cluster_areas
-from core.area2vec.model import predict_distributions
-from core.constants import RELEASED_KS
+from core.area2vec.anchors import build_anchor_set
 from core.area2vec.embeddings import train_embeddings
+from core.area2vec.model import predict_distributions
+from core.area2vec.trainer import TrainConfig
+from core.atomic import atomic_dir
+from core.constants import RELEASED_KS
 from core.geo.meshcode import parent_code
 from core.mobility.privacy import assign_meshes, with_complemented
-from core.release.layout import ANCHOR_DIR, write_dataset, write_util_files
 from core.mobility.stays import StayRecords
-from core.area2vec.trainer import TrainConfig
-from core.simulation.world import CITIES, DISTRICTS, FESTIVAL, MALL, NIGHT, SHOP, Period, build_grid, make_population, simulate_month
+from core.release.layout import ANCHOR_DIR, write_dataset, write_util_files
+from core.simulation.world import (
+    CITIES,
+    DISTRICTS,
+    FESTIVAL,
+    MALL,
+    NIGHT,
+    SHOP,
+    Period,
+    build_grid,
+    make_population,
+    simulate_month,
+)
 
 DEMO_NAME = "demo"
 
 # Pandemic severity per month (Aichi's states of emergency: Apr-May 2020; Jan-Feb, May-Jun and
 # Aug-Sep 2021); 2019 is the baseline and 2023 near normal.
 SEVERITY = {
-    (2019, 4): 0.0, (2020, 4): 1.0, (2022, 4): 0.2, (2023, 4): 0.05,
-    (2021, 1): 0.7, (2021, 2): 0.65, (2021, 3): 0.45, (2021, 4): 0.4, (2021, 5): 0.65, (2021, 6): 0.6,
-    (2021, 7): 0.4, (2021, 8): 0.7, (2021, 9): 0.7, (2021, 10): 0.3, (2021, 11): 0.2, (2021, 12): 0.2,
+    (2019, 4): 0.0,
+    (2020, 4): 1.0,
+    (2022, 4): 0.2,
+    (2023, 4): 0.05,
+    (2021, 1): 0.7,
+    (2021, 2): 0.65,
+    (2021, 3): 0.45,
+    (2021, 4): 0.4,
+    (2021, 5): 0.65,
+    (2021, 6): 0.6,
+    (2021, 7): 0.4,
+    (2021, 8): 0.7,
+    (2021, 9): 0.7,
+    (2021, 10): 0.3,
+    (2021, 11): 0.2,
+    (2021, 12): 0.2,
 }
 
 
@@ -97,7 +121,9 @@ def _city_spec(city: str, scale: DemoScale):
     from dataclasses import replace
 
     spec = CITIES[city]
-    return replace(spec, radius_km=spec.radius_km * scale.radius_of(city), residents_per_cell=spec.residents_per_cell * scale.residents)
+    return replace(
+        spec, radius_km=spec.radius_km * scale.radius_of(city), residents_per_cell=spec.residents_per_cell * scale.residents
+    )
 
 
 # Stays kept per dataset for sampling anchor records (the full counts are kept separately), so
@@ -110,8 +136,16 @@ def _sample(rec: StayRecords, cap: int, seed: int) -> StayRecords:
     if len(rec) <= cap:
         return rec
     keep = np.sort(np.random.default_rng(seed).choice(len(rec), cap, replace=False))
-    return StayRecords(rec.source, rec.key_column, rec.area_keys[keep], rec.stay_time[keep], rec.arrival_minute[keep],
-                       rec.weekday[keep], rec.is_holiday[keep], None if rec.mesh_sizes is None else rec.mesh_sizes[keep])
+    return StayRecords(
+        rec.source,
+        rec.key_column,
+        rec.area_keys[keep],
+        rec.stay_time[keep],
+        rec.arrival_minute[keep],
+        rec.weekday[keep],
+        rec.is_holiday[keep],
+        None if rec.mesh_sizes is None else rec.mesh_sizes[keep],
+    )
 
 
 def mesh_truth(codes: np.ndarray, sizes: np.ndarray, cell_codes: np.ndarray, cell_district: np.ndarray) -> np.ndarray:
@@ -184,7 +218,9 @@ def build_demo(
                     fest = grid.cells_near(FESTIVAL["lat"], FESTIVAL["lon"], FESTIVAL["radius_km"])
                 if (period.year, period.month) >= (2021, 10):
                     mall = grid.cells_near(MALL["lat"], MALL["lon"], MALL["radius_km"])
-            stays = simulate_month(grid, pop, period, seed=city_seed[city] + 7 * n + 3, observe=sc.observe, festival_cells=fest, mall_cells=mall)
+            stays = simulate_month(
+                grid, pop, period, seed=city_seed[city] + 7 * n + 3, observe=sc.observe, festival_cells=fest, mall_cells=mall
+            )
             assigned = assign_meshes(stays["user_id"].to_numpy(), stays["lat"].to_numpy(), stays["lon"].to_numpy())
             keep = assigned.kept
             stays = stays.loc[keep].reset_index(drop=True)
@@ -203,11 +239,27 @@ def build_demo(
             )
             all_counts.append(rec.to_counts())
             records.append(_sample(rec, ANCHOR_POOL, seed + n))
-            meta.append({"name": ds_name, "city": city, "year": period.year, "month": period.month, "severity": period.severity,
-                         "stays": len(rec), "users": int(stays["user_id"].nunique())})
+            meta.append(
+                {
+                    "name": ds_name,
+                    "city": city,
+                    "year": period.year,
+                    "month": period.month,
+                    "severity": period.severity,
+                    "stays": len(rec),
+                    "users": int(stays["user_id"].nunique()),
+                }
+            )
 
         report("anchors", 0, 1, f"{sc.n_anchors} anchors from {total} datasets")
-        anchors = build_anchor_set(records, n_anchors=sc.n_anchors, records_per_anchor=sc.anchor_records, config=TrainConfig(seed=seed), seed=seed, counts=all_counts)
+        anchors = build_anchor_set(
+            records,
+            n_anchors=sc.n_anchors,
+            records_per_anchor=sc.anchor_records,
+            config=TrainConfig(seed=seed),
+            seed=seed,
+            counts=all_counts,
+        )
         del records
         anchors.save(root / ANCHOR_DIR)
         write_util_files(root)
@@ -216,18 +268,33 @@ def build_demo(
             report("train", n, total, m["name"])
             emb = train_embeddings(counts, anchors, TrainConfig(seed=seed + n))
             dist = predict_distributions(emb.vectors, emb.decoder, dtype=np.float32)
-            labels = {k: cluster_areas(emb.vectors, emb.decoder, k, distributions=dist) for k in RELEASED_KS if k <= counts.n_areas}
+            labels = {
+                k: cluster_areas(emb.vectors, emb.decoder, k, distributions=dist) for k in RELEASED_KS if k <= counts.n_areas
+            }
             codes, sizes, vectors, lab, comp = with_complemented(counts.keys, counts.mesh_sizes, emb.vectors, labels)
             write_dataset(root, m["name"], codes, sizes, vectors, emb.decoder, lab, comp)
             grid = grids[m["city"]]
             truth = mesh_truth(counts.keys, counts.mesh_sizes, grid.code, grid.district)
-            frame = pd.DataFrame({"dataset": m["name"], "code": counts.keys, "mesh_size": counts.mesh_sizes,
-                                  "district": np.asarray(DISTRICTS + ("unknown",))[truth], "stays": counts.dense().sum(axis=1).astype(np.int64)})
+            frame = pd.DataFrame(
+                {
+                    "dataset": m["name"],
+                    "code": counts.keys,
+                    "mesh_size": counts.mesh_sizes,
+                    "district": np.asarray(DISTRICTS + ("unknown",))[truth],
+                    "stays": counts.dense().sum(axis=1).astype(np.int64),
+                }
+            )
             frame["change"] = _designed_change(m, frame, grid)
             frame["changed"] = frame["change"] != ""
             mesh_frames.append(frame)
-            m.update({"meshes_50m": int((counts.mesh_sizes == 50).sum()), "meshes_250m": int((counts.mesh_sizes == 250).sum()),
-                      "complemented": int(comp.sum()), "approximation_loss": emb.metrics["approximation_loss"]})
+            m.update(
+                {
+                    "meshes_50m": int((counts.mesh_sizes == 50).sum()),
+                    "meshes_250m": int((counts.mesh_sizes == 250).sum()),
+                    "complemented": int(comp.sum()),
+                    "approximation_loss": emb.metrics["approximation_loss"],
+                }
+            )
         pd.concat(mesh_frames, ignore_index=True).to_parquet(root / "truth" / "meshes.parquet", index=False)
         summary = {
             "scale": scale,

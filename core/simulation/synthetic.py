@@ -74,7 +74,9 @@ class SyntheticCity:
     distributions: np.ndarray
 
 
-def sample_distributions(n_meshes: int, seed: int, n_types: int | None = None, concentration: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+def sample_distributions(
+    n_meshes: int, seed: int, n_types: int | None = None, concentration: float = 60.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw each mesh's type and token distribution."""
     rng = np.random.default_rng(seed)
     patterns = type_patterns(n_types)

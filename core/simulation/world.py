@@ -59,75 +59,200 @@ def _h(kind: int, lat: float, lon: float, r: float, w: float = 1.0) -> Hub:
 
 
 CITIES: dict[str, CitySpec] = {
-    "tokyo": CitySpec("tokyo", 35.684, 139.738, 7.2, (
-        _h(BUS, 35.6840, 139.7640, 0.8), _h(BUS, 35.6910, 139.6930, 0.6), _h(BUS, 35.6285, 139.7387, 0.5),
-        _h(BUS, 35.6650, 139.7600, 0.45), _h(BUS, 35.6960, 139.7560, 0.35),
-        _h(STA, 35.6812, 139.7671, 0.16, 1.6), _h(STA, 35.6896, 139.7006, 0.18, 1.6), _h(STA, 35.6580, 139.7016, 0.15, 1.6),
-        _h(STA, 35.7295, 139.7109, 0.15, 1.6), _h(STA, 35.6285, 139.7387, 0.13, 1.6), _h(STA, 35.7138, 139.7773, 0.12, 1.6),
-        _h(STA, 35.6984, 139.7731, 0.10, 1.6),
-        _h(NIGHT, 35.6950, 139.7030, 0.35, 1.2), _h(NIGHT, 35.6628, 139.7314, 0.35, 1.2), _h(NIGHT, 35.6660, 139.7580, 0.25, 1.2),
-        _h(NIGHT, 35.6600, 139.6990, 0.22, 1.2), _h(NIGHT, 35.7300, 139.7150, 0.22, 1.2),
-        _h(SHOP, 35.6717, 139.7650, 0.45, 1.1), _h(SHOP, 35.6920, 139.7040, 0.3, 1.1), _h(SHOP, 35.6590, 139.7030, 0.3, 1.1),
-        _h(SHOP, 35.6654, 139.7121, 0.3, 1.1), _h(SHOP, 35.6984, 139.7731, 0.3, 1.1), _h(SHOP, 35.7295, 139.7109, 0.3, 1.1),
-        _h(SHOP, 35.7100, 139.7745, 0.2, 1.1),
-        _h(PARK, 35.6852, 139.7528, 0.75, 1.5), _h(PARK, 35.6717, 139.6949, 0.45, 1.5), _h(PARK, 35.6852, 139.7100, 0.35, 1.5),
-        _h(PARK, 35.7156, 139.7745, 0.35, 1.5), _h(PARK, 35.6737, 139.7560, 0.15, 1.5),
-        _h(UNI, 35.7126, 139.7620, 0.35, 1.3), _h(UNI, 35.7090, 139.7193, 0.3, 1.3), _h(UNI, 35.6495, 139.7424, 0.2, 1.3),
-        _h(IND, 35.6350, 139.7500, 0.6), _h(IND, 35.6480, 139.7900, 0.6),
-    ), water=((35.0, 35.645, 139.765, 140.0), (35.0, 35.625, 139.748, 140.0))),
-    "osaka": CitySpec("osaka", 34.690, 135.505, 4.0, (
-        _h(BUS, 34.7025, 135.4959, 0.6), _h(BUS, 34.6880, 135.5020, 0.5),
-        _h(STA, 34.7025, 135.4959, 0.16, 1.6), _h(STA, 34.6660, 135.5010, 0.14, 1.6), _h(STA, 34.6465, 135.5133, 0.13, 1.6),
-        _h(STA, 34.6967, 135.5340, 0.12, 1.6),
-        _h(NIGHT, 34.6970, 135.4980, 0.25, 1.2), _h(NIGHT, 34.6687, 135.5013, 0.35, 1.2),
-        _h(SHOP, 34.6750, 135.5010, 0.35, 1.1), _h(SHOP, 34.7040, 135.4980, 0.3, 1.1), _h(SHOP, 34.7000, 135.5115, 0.2, 1.1),
-        _h(PARK, 34.6873, 135.5262, 0.5, 1.5), _h(PARK, 34.6850, 135.4920, 0.15, 1.5), _h(PARK, 34.6500, 135.5100, 0.25, 1.5),
-        _h(UNI, 34.6920, 135.4900, 0.15, 1.3),
-        _h(IND, 34.6700, 135.4650, 0.6),
-    ), water=((34.0, 35.0, 135.0, 135.455),), residents_per_cell=15.0),
-    "nagoya": CitySpec("nagoya", 35.165, 136.900, 2.9, (
-        _h(BUS, 35.1709, 136.8815, 0.5), _h(BUS, 35.1690, 136.8970, 0.4), _h(BUS, 35.1780, 136.9000, 0.3),
-        _h(STA, 35.1709, 136.8815, 0.15, 1.6), _h(STA, 35.1700, 136.9085, 0.12, 1.6), _h(STA, 35.1430, 136.9010, 0.12, 1.6),
-        _h(STA, 35.1700, 136.9310, 0.10, 1.6),
-        _h(NIGHT, 35.1710, 136.9050, 0.25, 1.2), _h(NIGHT, 35.1655, 136.9100, 0.18, 1.2),
-        _h(SHOP, 35.1685, 136.9085, 0.28, 1.1), _h(SHOP, 35.1590, 136.9020, 0.25, 1.1), _h(SHOP, 35.1720, 136.8840, 0.2, 1.1),
-        _h(PARK, 35.1856, 136.8992, 0.35, 1.5), _h(PARK, 35.1580, 136.9190, 0.25, 1.5), _h(PARK, 35.1400, 136.9000, 0.15, 1.5),
-        _h(PARK, 35.1735, 136.9088, 0.07, 2.2),
-        _h(UNI, 35.1570, 136.9260, 0.2, 1.3), _h(UNI, 35.1880, 136.9180, 0.18, 1.3),
-        _h(IND, 35.1450, 136.8700, 0.45),
-    ), residents_per_cell=16.0),
-    "sapporo": CitySpec("sapporo", 43.062, 141.352, 2.4, (
-        _h(BUS, 43.0650, 141.3530, 0.5), _h(STA, 43.0687, 141.3508, 0.16, 1.6), _h(STA, 43.0556, 141.3530, 0.1, 1.6),
-        _h(NIGHT, 43.0545, 141.3530, 0.3, 1.2), _h(SHOP, 43.0590, 141.3540, 0.3, 1.1), _h(SHOP, 43.0680, 141.3490, 0.2, 1.1),
-        _h(PARK, 43.0598, 141.3486, 0.15, 1.5), _h(PARK, 43.0520, 141.3300, 0.3, 1.5), _h(UNI, 43.0770, 141.3410, 0.4, 1.3),
-        _h(IND, 43.0750, 141.3800, 0.35),
-    )),
-    "fukuoka": CitySpec("fukuoka", 33.590, 130.410, 2.5, (
-        _h(BUS, 33.5897, 130.4207, 0.45), _h(BUS, 33.5900, 130.4000, 0.35), _h(STA, 33.5897, 130.4207, 0.15, 1.6),
-        _h(STA, 33.5914, 130.3989, 0.12, 1.6), _h(NIGHT, 33.5936, 130.4065, 0.25, 1.2), _h(SHOP, 33.5914, 130.3989, 0.3, 1.1),
-        _h(SHOP, 33.5890, 130.4180, 0.2, 1.1), _h(PARK, 33.5860, 130.3830, 0.35, 1.5), _h(UNI, 33.5790, 130.4030, 0.15, 1.3),
-        _h(IND, 33.6050, 130.4050, 0.4),
-    ), water=((33.607, 34.0, 130.0, 131.0),)),
-    "sendai": CitySpec("sendai", 38.262, 140.875, 2.4, (
-        _h(BUS, 38.2620, 140.8800, 0.45), _h(STA, 38.2601, 140.8824, 0.15, 1.6), _h(NIGHT, 38.2650, 140.8700, 0.3, 1.2),
-        _h(SHOP, 38.2610, 140.8730, 0.3, 1.1), _h(PARK, 38.2680, 140.8600, 0.3, 1.5), _h(UNI, 38.2540, 140.8500, 0.4, 1.3),
-        _h(IND, 38.2500, 140.9000, 0.35),
-    )),
-    "hiroshima": CitySpec("hiroshima", 34.393, 132.466, 2.4, (
-        _h(BUS, 34.3930, 132.4620, 0.4), _h(STA, 34.3979, 132.4753, 0.15, 1.6), _h(NIGHT, 34.3914, 132.4650, 0.25, 1.2),
-        _h(SHOP, 34.3934, 132.4586, 0.3, 1.1), _h(PARK, 34.3925, 132.4528, 0.3, 1.5), _h(PARK, 34.4000, 132.4590, 0.25, 1.5),
-        _h(UNI, 34.3780, 132.4700, 0.2, 1.3), _h(IND, 34.3750, 132.4850, 0.35),
-    ), water=((34.0, 34.374, 132.0, 133.0),)),
-    "kyoto": CitySpec("kyoto", 35.003, 135.763, 2.6, (
-        _h(BUS, 35.0050, 135.7600, 0.35), _h(STA, 34.9858, 135.7588, 0.15, 1.6), _h(STA, 35.0037, 135.7686, 0.1, 1.6),
-        _h(NIGHT, 35.0037, 135.7750, 0.25, 1.2), _h(SHOP, 35.0037, 135.7660, 0.3, 1.1), _h(PARK, 35.0254, 135.7621, 0.4, 1.5),
-        _h(UNI, 35.0262, 135.7808, 0.3, 1.3), _h(IND, 34.9800, 135.7400, 0.3),
-    )),
+    "tokyo": CitySpec(
+        "tokyo",
+        35.684,
+        139.738,
+        7.2,
+        (
+            _h(BUS, 35.6840, 139.7640, 0.8),
+            _h(BUS, 35.6910, 139.6930, 0.6),
+            _h(BUS, 35.6285, 139.7387, 0.5),
+            _h(BUS, 35.6650, 139.7600, 0.45),
+            _h(BUS, 35.6960, 139.7560, 0.35),
+            _h(STA, 35.6812, 139.7671, 0.16, 1.6),
+            _h(STA, 35.6896, 139.7006, 0.18, 1.6),
+            _h(STA, 35.6580, 139.7016, 0.15, 1.6),
+            _h(STA, 35.7295, 139.7109, 0.15, 1.6),
+            _h(STA, 35.6285, 139.7387, 0.13, 1.6),
+            _h(STA, 35.7138, 139.7773, 0.12, 1.6),
+            _h(STA, 35.6984, 139.7731, 0.10, 1.6),
+            _h(NIGHT, 35.6950, 139.7030, 0.35, 1.2),
+            _h(NIGHT, 35.6628, 139.7314, 0.35, 1.2),
+            _h(NIGHT, 35.6660, 139.7580, 0.25, 1.2),
+            _h(NIGHT, 35.6600, 139.6990, 0.22, 1.2),
+            _h(NIGHT, 35.7300, 139.7150, 0.22, 1.2),
+            _h(SHOP, 35.6717, 139.7650, 0.45, 1.1),
+            _h(SHOP, 35.6920, 139.7040, 0.3, 1.1),
+            _h(SHOP, 35.6590, 139.7030, 0.3, 1.1),
+            _h(SHOP, 35.6654, 139.7121, 0.3, 1.1),
+            _h(SHOP, 35.6984, 139.7731, 0.3, 1.1),
+            _h(SHOP, 35.7295, 139.7109, 0.3, 1.1),
+            _h(SHOP, 35.7100, 139.7745, 0.2, 1.1),
+            _h(PARK, 35.6852, 139.7528, 0.75, 1.5),
+            _h(PARK, 35.6717, 139.6949, 0.45, 1.5),
+            _h(PARK, 35.6852, 139.7100, 0.35, 1.5),
+            _h(PARK, 35.7156, 139.7745, 0.35, 1.5),
+            _h(PARK, 35.6737, 139.7560, 0.15, 1.5),
+            _h(UNI, 35.7126, 139.7620, 0.35, 1.3),
+            _h(UNI, 35.7090, 139.7193, 0.3, 1.3),
+            _h(UNI, 35.6495, 139.7424, 0.2, 1.3),
+            _h(IND, 35.6350, 139.7500, 0.6),
+            _h(IND, 35.6480, 139.7900, 0.6),
+        ),
+        water=((35.0, 35.645, 139.765, 140.0), (35.0, 35.625, 139.748, 140.0)),
+    ),
+    "osaka": CitySpec(
+        "osaka",
+        34.690,
+        135.505,
+        4.0,
+        (
+            _h(BUS, 34.7025, 135.4959, 0.6),
+            _h(BUS, 34.6880, 135.5020, 0.5),
+            _h(STA, 34.7025, 135.4959, 0.16, 1.6),
+            _h(STA, 34.6660, 135.5010, 0.14, 1.6),
+            _h(STA, 34.6465, 135.5133, 0.13, 1.6),
+            _h(STA, 34.6967, 135.5340, 0.12, 1.6),
+            _h(NIGHT, 34.6970, 135.4980, 0.25, 1.2),
+            _h(NIGHT, 34.6687, 135.5013, 0.35, 1.2),
+            _h(SHOP, 34.6750, 135.5010, 0.35, 1.1),
+            _h(SHOP, 34.7040, 135.4980, 0.3, 1.1),
+            _h(SHOP, 34.7000, 135.5115, 0.2, 1.1),
+            _h(PARK, 34.6873, 135.5262, 0.5, 1.5),
+            _h(PARK, 34.6850, 135.4920, 0.15, 1.5),
+            _h(PARK, 34.6500, 135.5100, 0.25, 1.5),
+            _h(UNI, 34.6920, 135.4900, 0.15, 1.3),
+            _h(IND, 34.6700, 135.4650, 0.6),
+        ),
+        water=((34.0, 35.0, 135.0, 135.455),),
+        residents_per_cell=15.0,
+    ),
+    "nagoya": CitySpec(
+        "nagoya",
+        35.165,
+        136.900,
+        2.9,
+        (
+            _h(BUS, 35.1709, 136.8815, 0.5),
+            _h(BUS, 35.1690, 136.8970, 0.4),
+            _h(BUS, 35.1780, 136.9000, 0.3),
+            _h(STA, 35.1709, 136.8815, 0.15, 1.6),
+            _h(STA, 35.1700, 136.9085, 0.12, 1.6),
+            _h(STA, 35.1430, 136.9010, 0.12, 1.6),
+            _h(STA, 35.1700, 136.9310, 0.10, 1.6),
+            _h(NIGHT, 35.1710, 136.9050, 0.25, 1.2),
+            _h(NIGHT, 35.1655, 136.9100, 0.18, 1.2),
+            _h(SHOP, 35.1685, 136.9085, 0.28, 1.1),
+            _h(SHOP, 35.1590, 136.9020, 0.25, 1.1),
+            _h(SHOP, 35.1720, 136.8840, 0.2, 1.1),
+            _h(PARK, 35.1856, 136.8992, 0.35, 1.5),
+            _h(PARK, 35.1580, 136.9190, 0.25, 1.5),
+            _h(PARK, 35.1400, 136.9000, 0.15, 1.5),
+            _h(PARK, 35.1735, 136.9088, 0.07, 2.2),
+            _h(UNI, 35.1570, 136.9260, 0.2, 1.3),
+            _h(UNI, 35.1880, 136.9180, 0.18, 1.3),
+            _h(IND, 35.1450, 136.8700, 0.45),
+        ),
+        residents_per_cell=16.0,
+    ),
+    "sapporo": CitySpec(
+        "sapporo",
+        43.062,
+        141.352,
+        2.4,
+        (
+            _h(BUS, 43.0650, 141.3530, 0.5),
+            _h(STA, 43.0687, 141.3508, 0.16, 1.6),
+            _h(STA, 43.0556, 141.3530, 0.1, 1.6),
+            _h(NIGHT, 43.0545, 141.3530, 0.3, 1.2),
+            _h(SHOP, 43.0590, 141.3540, 0.3, 1.1),
+            _h(SHOP, 43.0680, 141.3490, 0.2, 1.1),
+            _h(PARK, 43.0598, 141.3486, 0.15, 1.5),
+            _h(PARK, 43.0520, 141.3300, 0.3, 1.5),
+            _h(UNI, 43.0770, 141.3410, 0.4, 1.3),
+            _h(IND, 43.0750, 141.3800, 0.35),
+        ),
+    ),
+    "fukuoka": CitySpec(
+        "fukuoka",
+        33.590,
+        130.410,
+        2.5,
+        (
+            _h(BUS, 33.5897, 130.4207, 0.45),
+            _h(BUS, 33.5900, 130.4000, 0.35),
+            _h(STA, 33.5897, 130.4207, 0.15, 1.6),
+            _h(STA, 33.5914, 130.3989, 0.12, 1.6),
+            _h(NIGHT, 33.5936, 130.4065, 0.25, 1.2),
+            _h(SHOP, 33.5914, 130.3989, 0.3, 1.1),
+            _h(SHOP, 33.5890, 130.4180, 0.2, 1.1),
+            _h(PARK, 33.5860, 130.3830, 0.35, 1.5),
+            _h(UNI, 33.5790, 130.4030, 0.15, 1.3),
+            _h(IND, 33.6050, 130.4050, 0.4),
+        ),
+        water=((33.607, 34.0, 130.0, 131.0),),
+    ),
+    "sendai": CitySpec(
+        "sendai",
+        38.262,
+        140.875,
+        2.4,
+        (
+            _h(BUS, 38.2620, 140.8800, 0.45),
+            _h(STA, 38.2601, 140.8824, 0.15, 1.6),
+            _h(NIGHT, 38.2650, 140.8700, 0.3, 1.2),
+            _h(SHOP, 38.2610, 140.8730, 0.3, 1.1),
+            _h(PARK, 38.2680, 140.8600, 0.3, 1.5),
+            _h(UNI, 38.2540, 140.8500, 0.4, 1.3),
+            _h(IND, 38.2500, 140.9000, 0.35),
+        ),
+    ),
+    "hiroshima": CitySpec(
+        "hiroshima",
+        34.393,
+        132.466,
+        2.4,
+        (
+            _h(BUS, 34.3930, 132.4620, 0.4),
+            _h(STA, 34.3979, 132.4753, 0.15, 1.6),
+            _h(NIGHT, 34.3914, 132.4650, 0.25, 1.2),
+            _h(SHOP, 34.3934, 132.4586, 0.3, 1.1),
+            _h(PARK, 34.3925, 132.4528, 0.3, 1.5),
+            _h(PARK, 34.4000, 132.4590, 0.25, 1.5),
+            _h(UNI, 34.3780, 132.4700, 0.2, 1.3),
+            _h(IND, 34.3750, 132.4850, 0.35),
+        ),
+        water=((34.0, 34.374, 132.0, 133.0),),
+    ),
+    "kyoto": CitySpec(
+        "kyoto",
+        35.003,
+        135.763,
+        2.6,
+        (
+            _h(BUS, 35.0050, 135.7600, 0.35),
+            _h(STA, 34.9858, 135.7588, 0.15, 1.6),
+            _h(STA, 35.0037, 135.7686, 0.1, 1.6),
+            _h(NIGHT, 35.0037, 135.7750, 0.25, 1.2),
+            _h(SHOP, 35.0037, 135.7660, 0.3, 1.1),
+            _h(PARK, 35.0254, 135.7621, 0.4, 1.5),
+            _h(UNI, 35.0262, 135.7808, 0.3, 1.3),
+            _h(IND, 34.9800, 135.7400, 0.3),
+        ),
+    ),
 }
 
 # The demo's designed events in Nagoya (SPEC-free: they are ours, recorded as ground truth).
 # Hisaya Odori Park (Sakae) hosts the festival; the mall replaces offices and homes south-west of Sakae.
-FESTIVAL = {"city": "nagoya", "lat": 35.1735, "lon": 136.9088, "radius_km": 0.15, "start": dt.date(2021, 9, 18), "end": dt.date(2021, 10, 31)}
+FESTIVAL = {
+    "city": "nagoya",
+    "lat": 35.1735,
+    "lon": 136.9088,
+    "radius_km": 0.15,
+    "start": dt.date(2021, 9, 18),
+    "end": dt.date(2021, 10, 31),
+}
 MALL = {"city": "nagoya", "lat": 35.1560, "lon": 136.8880, "radius_km": 0.2, "opens": dt.date(2021, 10, 25)}
 
 
@@ -228,13 +353,15 @@ class Population:
         return int(self.home.shape[0])
 
     def frame(self, grid: CityGrid) -> pd.DataFrame:
-        return pd.DataFrame({
-            "user_id": np.arange(len(self)),
-            "role": np.asarray(ROLES)[self.role],
-            "home_code": grid.code[self.home],
-            "work_code": np.where(self.work >= 0, grid.code[np.maximum(self.work, 0)], -1),
-            "commuter": self.commuter,
-        })
+        return pd.DataFrame(
+            {
+                "user_id": np.arange(len(self)),
+                "role": np.asarray(ROLES)[self.role],
+                "home_code": grid.code[self.home],
+                "work_code": np.where(self.work >= 0, grid.code[np.maximum(self.work, 0)], -1),
+                "commuter": self.commuter,
+            }
+        )
 
 
 def make_population(grid: CityGrid, residents_per_cell: float, seed: int) -> Population:
@@ -283,7 +410,16 @@ class Period:
 # Multipliers at severity 1 (April 2020, Aichi's first state of emergency).
 # Offices lose volume (fewer workers) but keep their pattern; nightlife and restaurant / shopping
 # districts lose their evening and weekend visits, not their weekday daytime ones.
-_PANDEMIC = {"work": 0.6, "lunch": 0.8, "night": 0.12, "shop_evening": 0.1, "shop_weekend": 0.15, "shop_day": 0.9, "station": 0.6, "park": 0.9}
+_PANDEMIC = {
+    "work": 0.6,
+    "lunch": 0.8,
+    "night": 0.12,
+    "shop_evening": 0.1,
+    "shop_weekend": 0.15,
+    "shop_day": 0.9,
+    "station": 0.6,
+    "park": 0.9,
+}
 # Share of the workers not at work who stay at home through the day (homes fill during the day).
 _REMOTE_AT_HOME = 0.35
 
@@ -409,7 +545,9 @@ def simulate_month(
     # Work and school. Factories run shifts (early, late, night) and work on days off too;
     # campuses see students come and go through the day.
     factory = (role == WORKER) & (work >= 0) & (grid.district[np.maximum(work, 0)] == IND)
-    p_work = np.where(role == WORKER, 0.93 * factor("work", sev), np.where(role == STUDENT, 0.85 * factor("work", sev * 0.7), 0.0))
+    p_work = np.where(
+        role == WORKER, 0.93 * factor("work", sev), np.where(role == STUDENT, 0.85 * factor("work", sev * 0.7), 0.0)
+    )
     p_work = np.where(off, np.where(factory, 0.45, np.where(role == WORKER, 0.07, 0.0)), p_work)
     p_work = np.where(factory & ~off, 0.93, p_work)
     at_work = (u() < p_work) & (work >= 0) & ~(mall_open & closed[np.maximum(work, 0)])
@@ -419,7 +557,11 @@ def simulate_month(
     start = np.where(role[m] == STUDENT, normal(10.5, 1.6, 8.0, 16.0, k), normal(8.8, 0.6, 6.5, 11.5, k))
     hours = np.where(role[m] == STUDENT, lognormal(210, 0.45, k) / 60, normal(9.3, 1.0, 5.0, 13.0, k))
     fac = factory[m]
-    start = np.where(fac, np.choose(shift, [normal(6.2, 0.3, 5.0, 7.5, k), normal(14.1, 0.3, 13.0, 15.5, k), normal(22.0, 0.3, 21.0, 23.5, k)]), start)
+    start = np.where(
+        fac,
+        np.choose(shift, [normal(6.2, 0.3, 5.0, 7.5, k), normal(14.1, 0.3, 13.0, 15.5, k), normal(22.0, 0.3, 21.0, 23.5, k)]),
+        start,
+    )
     hours = np.where(fac, normal(8.5, 0.4, 7.0, 10.0, k), hours)
     acc.add(pid[m], work[m], day[m], start, hours * 60)
     end = np.zeros(n)
@@ -437,11 +579,19 @@ def simulate_month(
     m = at_work & (u() < 0.55 * factor("station", sev))
     acc.add(pid[m], local(stations, home[m], 3), day[m], np.maximum(begin[m] - 0.45, 5.0), lognormal(8, 0.5, m.sum()))
     m = at_work & (u() < 0.45 * factor("station", sev))
-    acc.add(pid[m], local(stations, np.maximum(work[m], 0), 3), day[m], np.minimum(end[m] + 0.1, 23.9), lognormal(9, 0.5, m.sum()))
+    acc.add(
+        pid[m], local(stations, np.maximum(work[m], 0), 3), day[m], np.minimum(end[m] + 0.1, 23.9), lognormal(9, 0.5, m.sum())
+    )
 
     # Lunch near work.
     m = at_work & (role == WORKER) & (u() < 0.45 * factor("lunch", sev))
-    acc.add(pid[m], local(food, np.maximum(work[m], 0), 12), day[m], normal(12.1, 0.35, 11.0, 14.0, m.sum()), lognormal(40, 0.35, m.sum()))
+    acc.add(
+        pid[m],
+        local(food, np.maximum(work[m], 0), 12),
+        day[m],
+        normal(12.1, 0.35, 11.0, 14.0, m.sum()),
+        lognormal(40, 0.35, m.sum()),
+    )
 
     # After work: drinks (more on Fridays), evening shopping.
     p_night = np.where(fri, 0.32, 0.10) * factor("night", sev)
@@ -472,11 +622,19 @@ def simulate_month(
     if festival_cells is not None and len(festival_cells):
         fest = np.array([FESTIVAL["start"] <= d <= FESTIVAL["end"] for d in dates])[day]
         m = fest & (u() < np.where(off, 0.10, 0.025))
-        acc.add(pid[m], _pick(rng, festival_cells, m.sum()), day[m], np.where(off[m], normal(14.5, 2.5, 10.0, 20.5, m.sum()), normal(18.5, 1.0, 16.5, 21.0, m.sum())), lognormal(110, 0.35, m.sum()))
+        acc.add(
+            pid[m],
+            _pick(rng, festival_cells, m.sum()),
+            day[m],
+            np.where(off[m], normal(14.5, 2.5, 10.0, 20.5, m.sum()), normal(18.5, 1.0, 16.5, 21.0, m.sum())),
+            lognormal(110, 0.35, m.sum()),
+        )
     # The mall, from its opening day.
     if mall_cells is not None and len(mall_cells):
         m = mall_open & (u() < np.where(off, 0.18, 0.05))
-        acc.add(pid[m], _pick(rng, mall_cells, m.sum()), day[m], normal(14.0, 2.5, 10.0, 20.5, m.sum()), lognormal(110, 0.4, m.sum()))
+        acc.add(
+            pid[m], _pick(rng, mall_cells, m.sum()), day[m], normal(14.0, 2.5, 10.0, 20.5, m.sum()), lognormal(110, 0.4, m.sum())
+        )
 
     user = np.concatenate(acc.user)
     cell = np.concatenate(acc.cell).astype(np.int64)
@@ -488,15 +646,17 @@ def simulate_month(
     jlat = grid.lat[cell] + (rng.random(len(cell)) - 0.5) * 0.9 / LAT_UNITS
     jlon = grid.lon[cell] + (rng.random(len(cell)) - 0.5) * 0.9 / LON_UNITS
     order = np.lexsort((minute_of_day, dayi, user))
-    frame = pd.DataFrame({
-        "user_id": user[order],
-        "lat": jlat[order],
-        "lon": jlon[order],
-        "cell": cell[order],
-        "date": pd.to_datetime(np.asarray(dates, dtype="datetime64[D]")[dayi[order]]),
-        "day_of_week": pd.Categorical.from_codes(weekday[dayi[order]].astype(np.int8), categories=list(WEEKDAYS)),
-        "is_holiday": holiday[dayi[order]],
-        "arrival_time": pd.Categorical.from_codes(minute_of_day[order].astype(np.int16), categories=list(TIMES_OF_DAY)),
-        "stay_time": minutes[order],
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": user[order],
+            "lat": jlat[order],
+            "lon": jlon[order],
+            "cell": cell[order],
+            "date": pd.to_datetime(np.asarray(dates, dtype="datetime64[D]")[dayi[order]]),
+            "day_of_week": pd.Categorical.from_codes(weekday[dayi[order]].astype(np.int8), categories=list(WEEKDAYS)),
+            "is_holiday": holiday[dayi[order]],
+            "arrival_time": pd.Categorical.from_codes(minute_of_day[order].astype(np.int16), categories=list(TIMES_OF_DAY)),
+            "stay_time": minutes[order],
+        }
+    )
     return frame

@@ -93,7 +93,9 @@ class JobRegistry:
     # -------------------------------------------------- lock
 
     def _alive(self, lock: dict) -> bool:
-        return process_alive(lock.get("owner"), lock.get("owner_started")) or process_alive(lock.get("worker"), lock.get("worker_started"))
+        return process_alive(lock.get("owner"), lock.get("owner_started")) or process_alive(
+            lock.get("worker"), lock.get("worker_started")
+        )
 
     def start(self, job_id: str, info: dict) -> None:
         """Take the lock for ``job_id`` (owned by this process).
@@ -103,8 +105,15 @@ class JobRegistry:
         """
         ensure_writable_dir(self.job_dir(job_id))
         me = os.getpid()
-        record = {"job": job_id, "owner": me, "owner_started": _start_time(me), "worker": None, "worker_started": None,
-                  "since": time.time(), "info": info}
+        record = {
+            "job": job_id,
+            "owner": me,
+            "owner_started": _start_time(me),
+            "worker": None,
+            "worker_started": None,
+            "since": time.time(),
+            "info": info,
+        }
         for _ in range(3):
             try:
                 fd = os.open(self._lock_path(), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -112,8 +121,10 @@ class JobRegistry:
                 held = self._read_lock()
                 if held is not None and self._alive(held):
                     name = (held.get("info") or {}).get("name", held.get("job"))
-                    raise JobBusy(f"another training job is running ({name}, started {time.strftime('%H:%M:%S', time.localtime(held.get('since', 0)))}); "
-                                  "one job runs at a time: wait for it or cancel it") from None
+                    raise JobBusy(
+                        f"another training job is running ({name}, started {time.strftime('%H:%M:%S', time.localtime(held.get('since', 0)))}); "
+                        "one job runs at a time: wait for it or cancel it"
+                    ) from None
                 self._close_stale(held)
                 continue
             with os.fdopen(fd, "w") as fh:
@@ -145,8 +156,14 @@ class JobRegistry:
             st = self.read_status(job)
             if st.get("state") not in FINAL_STATES:
                 cancelled = (self.job_dir(job) / CANCEL).exists()
-                self.write_status(job, {**st, "state": "cancelled" if cancelled else "stopped",
-                                        "message": "cancelled" if cancelled else "the job stopped without finishing (killed or crashed)"})
+                self.write_status(
+                    job,
+                    {
+                        **st,
+                        "state": "cancelled" if cancelled else "stopped",
+                        "message": "cancelled" if cancelled else "the job stopped without finishing (killed or crashed)",
+                    },
+                )
         # Only one process wins this rename; the others see the lock gone and simply retry.
         stale = self.root / f".stale-{uuid.uuid4().hex}"
         try:

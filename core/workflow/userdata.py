@@ -55,7 +55,11 @@ def check_label(value: object, what: str, pattern: re.Pattern = _NAME_RE) -> str
         raise InputError(what, "is empty", expected=allowed)
     if not pattern.fullmatch(text):
         first = "a letter" if pattern is _NAME_RE else "a letter or digit"
-        raise InputError(what, f"{text!r} is not allowed", expected=f"{first} then {allowed}, at most {40 if pattern is _NAME_RE else 20} characters")
+        raise InputError(
+            what,
+            f"{text!r} is not allowed",
+            expected=f"{first} then {allowed}, at most {40 if pattern is _NAME_RE else 20} characters",
+        )
     return text
 
 
@@ -69,7 +73,11 @@ def safe_file_name(name: object) -> str:
     text = str(name or "")
     base = text.replace("\\", "/").rsplit("/", 1)[-1]
     if base != text or not _FILE_RE.fullmatch(base) or ".." in base:
-        raise InputError(repr(text)[:80], "is not an allowed file name", expected="a plain file name (letters, digits, '_', '-', '.', spaces), no folders")
+        raise InputError(
+            repr(text)[:80],
+            "is not an allowed file name",
+            expected="a plain file name (letters, digits, '_', '-', '.', spaces), no folders",
+        )
     if not base.lower().endswith(SUFFIXES):
         raise InputError(base, "has an unknown file type", expected=f"one of {', '.join(SUFFIXES)}")
     return base
@@ -105,8 +113,11 @@ def save_upload(data_dir: str | Path, files: list[tuple[str, str]], cap: int = D
     names = [safe_file_name(n) for n, _ in files]
     total = sum(upload_size(c or "") for _, c in files)
     if total > cap:
-        raise UploadTooLarge(", ".join(names)[:120], f"{total / 2**20:.1f} MB is above the upload cap of {cap / 2**20:.1f} MB",
-                             expected=f"a smaller file, or copy it into {Path(data_dir) / INBOX} on the server and pick it from the inbox list")
+        raise UploadTooLarge(
+            ", ".join(names)[:120],
+            f"{total / 2**20:.1f} MB is above the upload cap of {cap / 2**20:.1f} MB",
+            expected=f"a smaller file, or copy it into {Path(data_dir) / INBOX} on the server and pick it from the inbox list",
+        )
     root = ensure_writable_dir(Path(data_dir) / USER_RELEASE / UPLOADS)
     tmp = Path(tempfile.mkdtemp(prefix=".part-", dir=root))
     try:
@@ -212,11 +223,23 @@ def read_mapping(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path, dtype={MESH_CODE: str})
     for col in (MESH_ID, MESH_CODE):
         if col not in frame.columns:
-            raise InputError(path.name, f"missing column '{col}'", expected=f"a mapping with columns {MESH_ID}, {MESH_CODE} (and optionally {MESH_SIZE})")
+            raise InputError(
+                path.name,
+                f"missing column '{col}'",
+                expected=f"a mapping with columns {MESH_ID}, {MESH_CODE} (and optionally {MESH_SIZE})",
+            )
     ids = pd.to_numeric(frame[MESH_ID], errors="coerce").to_numpy(np.float64)
     bad = np.flatnonzero(~np.isfinite(ids) | (np.floor(ids) != ids))
     if bad.size:
-        raise InputError(path.name, "not an integer", column=MESH_ID, rows=(bad[:5] + 1).tolist(), values=frame[MESH_ID].iloc[bad[:5]].tolist(), n_bad=bad.size, expected="integer mesh ids")
+        raise InputError(
+            path.name,
+            "not an integer",
+            column=MESH_ID,
+            rows=(bad[:5] + 1).tolist(),
+            values=frame[MESH_ID].iloc[bad[:5]].tolist(),
+            n_bad=bad.size,
+            expected="integer mesh ids",
+        )
     sizes = frame[MESH_SIZE].to_numpy(np.int64) if MESH_SIZE in frame.columns else None
     codes, sizes = parse_code_column(frame[MESH_CODE].to_numpy(), path.name, MESH_CODE, sizes)
     ids = ids.astype(np.int64)
@@ -224,7 +247,14 @@ def read_mapping(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ids, codes, sizes = ids[order], codes[order], sizes[order]
     dup = np.flatnonzero(ids[1:] == ids[:-1])
     if dup.size:
-        raise InputError(path.name, "a mesh id appears twice", column=MESH_ID, values=ids[dup[:5]].tolist(), n_bad=dup.size, expected="one code per mesh id")
+        raise InputError(
+            path.name,
+            "a mesh id appears twice",
+            column=MESH_ID,
+            values=ids[dup[:5]].tolist(),
+            n_bad=dup.size,
+            expected="one code per mesh id",
+        )
     return ids, codes, sizes
 
 
@@ -238,11 +268,25 @@ def apply_mapping(records, mapping: str | Path):
     missing = ids[pos] != records.area_keys
     if missing.any():
         rows = np.flatnonzero(missing)
-        raise InputError(records.source, f"mesh ids missing from the mapping {Path(mapping).name}", column=MESH_ID,
-                         values=np.unique(records.area_keys[rows])[:5].tolist(), n_bad=int(np.unique(records.area_keys[rows]).size),
-                         expected="every mesh_id of the stays in the mapping")
-    return StayRecords(records.source, MESH_CODE, codes[pos], records.stay_time, records.arrival_minute, records.weekday,
-                       records.is_holiday, sizes[pos], records.n_skipped)
+        raise InputError(
+            records.source,
+            f"mesh ids missing from the mapping {Path(mapping).name}",
+            column=MESH_ID,
+            values=np.unique(records.area_keys[rows])[:5].tolist(),
+            n_bad=int(np.unique(records.area_keys[rows]).size),
+            expected="every mesh_id of the stays in the mapping",
+        )
+    return StayRecords(
+        records.source,
+        MESH_CODE,
+        codes[pos],
+        records.stay_time,
+        records.arrival_minute,
+        records.weekday,
+        records.is_holiday,
+        sizes[pos],
+        records.n_skipped,
+    )
 
 
 def _date_range(path: Path) -> list[str] | None:
@@ -262,7 +306,9 @@ def _date_range(path: Path) -> list[str] | None:
         else:
             import pyarrow.csv as pacsv
 
-            col = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=["date"], column_types={"date": pa.string()}))["date"]
+            col = pacsv.read_csv(
+                path, convert_options=pacsv.ConvertOptions(include_columns=["date"], column_types={"date": pa.string()})
+            )["date"]
         days = col.cast(pa.string()).cast(pa.timestamp("s")) if not pa.types.is_temporal(col.type) else col
         lo, hi = pc.min_max(days).values()
         return [str(lo.as_py())[:10], str(hi.as_py())[:10]] if lo.is_valid else None
@@ -289,34 +335,60 @@ def prepare(paths: list[str | Path], mapping: str | Path | None = None, gps_opti
 
         table, gps_report = gps_to_stays(paths, gps_options or GpsOptions())
         if table.empty:
-            raise InputError(", ".join(report["files"])[:120], "no stays found in the fixes", expected="fixes that stay within 100 m for 5 minutes or more")
-        report.update({"fixes": gps_report["fixes"], "people": gps_report["users"], "stays_detected": len(table),
-                       "date_range": [str(table["arrival"].min().date()), str(table["departure"].max().date())]})
+            raise InputError(
+                ", ".join(report["files"])[:120],
+                "no stays found in the fixes",
+                expected="fixes that stay within 100 m for 5 minutes or more",
+            )
+        report.update(
+            {
+                "fixes": gps_report["fixes"],
+                "people": gps_report["users"],
+                "stays_detected": len(table),
+                "date_range": [str(table["arrival"].min().date()), str(table["departure"].max().date())],
+            }
+        )
         training, priv = apply_privacy(table, min_users, source=paths[0].name)
         report["privacy"] = priv
         if training.empty:
-            raise InputError(", ".join(report["files"])[:120], f"no mesh has more than {min_users} people, so nothing can be shared",
-                             expected=f"stays of more than {min_users} people in the same 50 m or 250 m mesh")
+            raise InputError(
+                ", ".join(report["files"])[:120],
+                f"no mesh has more than {min_users} people, so nothing can be shared",
+                expected=f"stays of more than {min_users} people in the same 50 m or 250 m mesh",
+            )
         records = stays_from_frame(training, source=paths[0].name)
     else:
         if len(paths) > 1:
-            raise InputError(", ".join(p.name for p in paths)[:120], "several stay tables at once", expected="one stay table (or several raw GPS files)")
+            raise InputError(
+                ", ".join(p.name for p in paths)[:120],
+                "several stay tables at once",
+                expected="one stay table (or several raw GPS files)",
+            )
         records = read_stays(paths[0])
         report["date_range"] = _date_range(paths[0])
         if records.key_column == MESH_ID:
             if mapping is None:
-                raise InputError(paths[0].name, "stays are keyed by mesh_id", column=MESH_ID,
-                                 expected="a 'code' column with JIS mesh codes, or a mesh_id -> code mapping file")
+                raise InputError(
+                    paths[0].name,
+                    "stays are keyed by mesh_id",
+                    column=MESH_ID,
+                    expected="a 'code' column with JIS mesh codes, or a mesh_id -> code mapping file",
+                )
             records = apply_mapping(records, mapping)
             report["mapping"] = Path(mapping).name
     counts = records.to_counts()
     day_type = (records.weekday >= 5) | records.is_holiday
-    report.update({
-        "stays": len(records), "meshes": counts.n_areas, "skipped": int(records.n_skipped),
-        "meshes_by_size": {int(s): int(n) for s, n in zip(*np.unique(counts.mesh_sizes, return_counts=True))},
-        "weekday_share": [float(x) for x in np.bincount(records.weekday, minlength=7) / len(records)],
-        "weekend_holiday_share": float(day_type.mean()), "holiday_stays": int(records.is_holiday.sum()),
-    })
+    report.update(
+        {
+            "stays": len(records),
+            "meshes": counts.n_areas,
+            "skipped": int(records.n_skipped),
+            "meshes_by_size": {int(s): int(n) for s, n in zip(*np.unique(counts.mesh_sizes, return_counts=True))},
+            "weekday_share": [float(x) for x in np.bincount(records.weekday, minlength=7) / len(records)],
+            "weekend_holiday_share": float(day_type.mean()),
+            "holiday_stays": int(records.is_holiday.sum()),
+        }
+    )
     return Prepared(counts, report)
 
 
@@ -389,8 +461,18 @@ def add_dataset(
         frac = _fraction(stage, step, total)
         elapsed = time.perf_counter() - t0
         eta = elapsed / frac * (1 - frac) if frac > 0.08 else None
-        progress({"stage": stage, "step": int(step), "total": int(total), "loss": loss, "fraction": frac,
-                  "elapsed": elapsed, "eta": eta, "message": message})
+        progress(
+            {
+                "stage": stage,
+                "step": int(step),
+                "total": int(total),
+                "loss": loss,
+                "fraction": frac,
+                "elapsed": elapsed,
+                "eta": eta,
+                "message": message,
+            }
+        )
 
     report("prepare", 0, 1, message="reading and validating the input")
     prep = prepare(paths, mapping, gps_options, min_users)
@@ -400,7 +482,11 @@ def add_dataset(
     if anchors:
         sets = anchor_sets(data_dir)
         if anchors not in sets:
-            raise InputError("anchor set", f"no anchor set named {anchors!r}", expected=f"one of {', '.join(sorted(sets)) or '(none installed)'}")
+            raise InputError(
+                "anchor set",
+                f"no anchor set named {anchors!r}",
+                expected=f"one of {', '.join(sorted(sets)) or '(none installed)'}",
+            )
         anchor_path = sets[anchors]
         anchor_set = read_anchor_set(anchor_path)
     report("prepare", 1, 1, message=f"{prep.report['stays']:,} stays in {counts.n_areas:,} meshes")
@@ -412,11 +498,16 @@ def add_dataset(
     emb = train_embeddings(counts, anchor_set, config, on_progress, cancel)
     report("write", 0, 1, message="clustering and writing")
     metrics = dict(emb.metrics)
-    metrics.update({
-        "dataset": f"{USER_RELEASE}/{full}", "anchor_release": anchors, "anchor_folder": str(anchor_path) if anchor_path else None,
-        "schedule": metrics["config"]["schedule"] if anchors else None, "input": dict(prep.report),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
+    metrics.update(
+        {
+            "dataset": f"{USER_RELEASE}/{full}",
+            "anchor_release": anchors,
+            "anchor_folder": str(anchor_path) if anchor_path else None,
+            "schedule": metrics["config"]["schedule"] if anchors else None,
+            "input": dict(prep.report),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+    )
     if cancel is not None and cancel():
         from core.errors import TrainingCancelled
 
@@ -443,7 +534,9 @@ def release_labels(vectors: np.ndarray, decoder: np.ndarray) -> dict[int, np.nda
     return {k: cluster_areas(vectors, decoder, min(k, distinct), distributions=dist) for k in RELEASED_KS}
 
 
-def write_user_dataset(root: Path, name: str, codes: np.ndarray, sizes: np.ndarray, vectors: np.ndarray, decoder: np.ndarray, metrics: dict) -> None:
+def write_user_dataset(
+    root: Path, name: str, codes: np.ndarray, sizes: np.ndarray, vectors: np.ndarray, decoder: np.ndarray, metrics: dict
+) -> None:
     """Cluster, add complemented meshes and write metrics, model, then the GeoJSON (the commit point)."""
     from core.mobility.privacy import with_complemented
     from core.release.layout import CITY_DIR, UTIL_DIR, write_dataset, write_util_files
@@ -451,7 +544,9 @@ def write_user_dataset(root: Path, name: str, codes: np.ndarray, sizes: np.ndarr
     all_codes, all_sizes, all_vectors, labels, comp = with_complemented(codes, sizes, vectors, release_labels(vectors, decoder))
     if not (root / UTIL_DIR / "stay_weight_matrix.npy").exists():
         write_util_files(root)
-    write_text_atomic(ensure_writable_dir(root / CITY_DIR / METRICS_DIR) / f"{name}.json", json.dumps(metrics, indent=2, default=_plain) + "\n")
+    write_text_atomic(
+        ensure_writable_dir(root / CITY_DIR / METRICS_DIR) / f"{name}.json", json.dumps(metrics, indent=2, default=_plain) + "\n"
+    )
     write_dataset(root, name, all_codes, all_sizes, all_vectors, decoder, labels, comp)  # model, then the GeoJSON
 
 
