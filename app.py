@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 from pathlib import Path
 
+import dash._callback as _dash_callbacks
 from dash import Dash
 
+from core import knobs
 from core.workflow.userdata import DEFAULT_UPLOAD_CAP
-from dashboard.callbacks import register
-from dashboard.data import Catalog
-from dashboard.layout import make_layout, train_tab
-from dashboard.tileserver import register_tiles
-from dashboard.training import register_training
+from dashboard.catalog import AppContext, Catalog, install
+from dashboard.components import viewport
+from dashboard.layout import make_layout
+from dashboard.tiles import register_tiles
+from dashboard.views import training as training_view
+
+# Importing the views registers their callbacks (module-level ``dash.callback``). Dash moves that
+# global registry into the first app it sets up; keep a copy so that every app of this process gets them.
+_VIEW_CALLBACKS = copy.deepcopy((_dash_callbacks.GLOBAL_CALLBACK_MAP, _dash_callbacks.GLOBAL_CALLBACK_LIST))
 
 OSM = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
@@ -35,7 +42,7 @@ def _initial_state(catalog: Catalog) -> dict:
     """Default view (the URL's ds / k / mesh / view are applied in the browser, see callbacks.sync_state)."""
     keys = catalog.keys()
     ds = "demo/tokyo_2021_04" if "demo/tokyo_2021_04" in catalog.refs else (keys[0] if keys else None)
-    return {"ds": ds, "k": 10, "view": "map", "selected": None}
+    return {"ds": ds, "k": knobs.K.default, "view": "map", "selected": None}
 
 
 def _diff_pair(catalog: Catalog) -> tuple[str | None, str | None]:
@@ -68,6 +75,7 @@ def create_app(
     cleanup_uploads(data_dir)
     catalog = Catalog(data_dir)
     cap = int(upload_cap_mb * 2**20)
+    install(AppContext(catalog=catalog, basemap=basemap, upload_cap=cap))
     manager = DiskcacheManager(diskcache.Cache(str(data_dir / ".cache" / "background-jobs")))
     app = Dash(
         __name__,
@@ -80,21 +88,21 @@ def create_app(
     app.server.config["MAX_CONTENT_LENGTH"] = int(cap * 1.4) + 4 * 2**20
 
     def serve_layout():
-        from dashboard.callbacks import viewport
-        from dashboard.training import anchor_options, inbox_options
-
         catalog.refresh_if_changed()
         state = _initial_state(catalog)
         pair = _diff_pair(catalog)
         map_view = viewport(catalog, state["ds"]) if state["ds"] else None
         diff_view = viewport(catalog, pair[1]) if pair[1] else None
-        train = train_tab(anchor_options(data_dir), inbox_options(data_dir), cap)
+        train = training_view.layout(training_view.anchor_options(data_dir), training_view.inbox_options(data_dir), cap)
         return make_layout(catalog.options(), state, pair, basemap, map_view, diff_view, train, catalog.version)
 
     app.layout = serve_layout
-    register(catalog, basemap)
-    register_training(catalog, basemap, manager, cap)
-    register_tiles(app.server, catalog)
+    # Dash's setup consumes (and edits) the global registry: hand each app a fresh copy of the views' callbacks.
+    callbacks, listed = copy.deepcopy(_VIEW_CALLBACKS)
+    _dash_callbacks.GLOBAL_CALLBACK_MAP.clear()
+    _dash_callbacks.GLOBAL_CALLBACK_MAP.update(callbacks)
+    _dash_callbacks.GLOBAL_CALLBACK_LIST[:] = listed
+    register_tiles(app.server)
     return app
 
 

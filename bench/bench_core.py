@@ -1,7 +1,7 @@
 """Core benchmark: Tokyo-scale ingest and anchored training, and our trainer vs the per-record baseline.
 
-    python bench/bench_core.py                      # Tokyo scale: 200 k meshes, 40 M stays
-    python bench/bench_core.py --meshes 20000 --stays 4000000   # a quick run
+    python -m bench.bench_core                      # Tokyo scale: 200 k meshes, 40 M stays
+    python -m bench.bench_core --meshes 20000 --stays 4000000   # a quick run
 
 Generated inputs (the Parquet stay table, the anchor set) are cached in bench/out/ (git-ignored);
 their build times are printed but not counted. Prints a Markdown table and writes bench/out/core.json.
@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.area2vec.anchors import build_anchor_set, read_anchor_set
 from core.area2vec.baseline import train_per_record

@@ -1,6 +1,6 @@
 """Dashboard server benchmark: first map, tiles, click -> similar areas, re-clustering.
 
-    python bench/bench_dashboard.py [--data data] [--dataset demo/tokyo_2021_04]
+    python -m bench.bench_dashboard [--data data] [--dataset demo/tokyo_2021_04]
 
 Measures the server side in process (no browser): everything the first map paint needs (dataset
 read from the cache, mesh index, legend with cluster descriptions, the tiles of the first view),
@@ -20,13 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from core.analysis.similarity import similar_across
 from core.geo.tiles import png_bytes, render_tile
-from dashboard.callbacks import viewport
-from dashboard.data import Catalog
-from dashboard.tileserver import layer_values
+from dashboard.catalog import Catalog
+from dashboard.components import viewport
+from dashboard.tiles import layer_values
 
 
 def tiles_of_view(view: dict, width: int = 1000, height: int = 560) -> list[tuple[int, int, int]]:
@@ -113,7 +111,7 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     release = cat.refs[key].release
-    others = [k for k in cat.keys() if cat.refs[k].release == release]
+    others = [k for k in cat.refs if cat.refs[k].release == release]
     for k in others:
         cat.get(k)
     n_all = sum(cat.get(k).n_meshes for k in others)

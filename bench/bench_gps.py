@@ -1,7 +1,7 @@
 """GPS -> stays benchmark: 10 M synthetic fixes from files to a stay table, and the same scan in plain Python.
 
-    python bench/bench_gps.py                 # 10 M fixes (2,000 people x 5,000 fixes)
-    python bench/bench_gps.py --fixes 1000000 # a quick run
+    python -m bench.bench_gps                 # 10 M fixes (2,000 people x 5,000 fixes)
+    python -m bench.bench_gps --fixes 1000000 # a quick run
 
 Each person alternates stays (fixes every 60 s, 25 m of jitter) and trips (fixes 400 m apart). The
 inputs (Parquet with epoch seconds, CSV with ISO text) are generated once into bench/out/
@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.mobility.gps import Fixes, GpsOptions, detect_stays, read_fixes, stay_table
 
@@ -94,9 +92,9 @@ def main() -> None:
     rows = []
     result = {}
     for label, path in (("Parquet, epoch seconds", pq_path), ("CSV, ISO 8601 text", csv_path)):
-        fixes, t_read = timed(lambda: read_fixes(path, opts))
-        stays, t_scan = timed(lambda: detect_stays(fixes, opts.distance_m, opts.min_minutes))
-        table, t_table = timed(lambda: stay_table(fixes, stays, opts.tz, opts.country))
+        fixes, t_read = timed(lambda path=path: read_fixes(path, opts))
+        stays, t_scan = timed(lambda fixes=fixes: detect_stays(fixes, opts.distance_m, opts.min_minutes))
+        table, t_table = timed(lambda fixes=fixes, stays=stays: stay_table(fixes, stays, opts.tz, opts.country))
         total = t_read + t_scan + t_table
         n = len(fixes)
         rows.append((label, n, t_read, t_scan, t_table, total, n / total, len(table)))

@@ -4,53 +4,47 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
+from core import knobs
+from core.constants import KMEANS_SEED
 from core.errors import CoreError
+from core.progress import TerminalProgress
 
-
-class _Bar:
-    """A tqdm progress bar fed by trainer :class:`~core.area2vec.trainer.Progress` reports (stderr)."""
-
-    def __init__(self, desc: str, enabled: bool = True) -> None:
-        self.desc, self.enabled, self.bar, self.phase = desc, enabled, None, None
-
-    def __call__(self, p) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        if p.phase != self.phase:
-            if self.bar is not None:
-                self.bar.close()
-            self.phase = p.phase
-            self.bar = tqdm(total=p.total, desc=f"{self.desc}: {p.phase}", unit="step", file=sys.stderr, leave=False)
-        self.bar.n = p.step
-        post = {"loss": f"{p.loss:.5f}"}
-        if p.anchor_power is not None:
-            post["p"] = f"{p.anchor_power:.3f}"
-        self.bar.set_postfix(post, refresh=False)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _config(args: argparse.Namespace):
+if TYPE_CHECKING:
     from core.area2vec.trainer import TrainConfig
 
-    kw = {"seed": args.seed, "dim": args.dim, "schedule": args.schedule, "alpha": args.alpha}
-    if args.epochs is not None:
-        kw["max_epochs"] = args.epochs
-    if args.tol is not None:
-        kw["tol"] = args.tol
-    return TrainConfig(**kw)
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line (``error: ...``) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _nonnegative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative (expected a distance of at least 0)")
+    return value
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    from core.area2vec.trainer import TrainConfig
+
+    return TrainConfig(
+        seed=args.seed, dim=args.dim, schedule=args.schedule, alpha=args.alpha, max_epochs=args.epochs, tol=args.tol
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -65,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("note: no --anchors given: training freely (embeddings are not comparable across datasets)", file=sys.stderr)
     records = read_stays(args.stays)
     counts = records.to_counts()
-    bar = _Bar("train", not args.quiet)
+    bar = TerminalProgress("train", not args.quiet)
     try:
         emb = train_embeddings(counts, anchors, _config(args), progress=bar)
     finally:
@@ -129,7 +123,7 @@ def cmd_make_anchors(args: argparse.Namespace) -> int:
     from core.mobility.stays import read_stays
 
     datasets = [read_stays(p) for p in args.stays]
-    bar = _Bar("anchors", not args.quiet)
+    bar = TerminalProgress("anchors", not args.quiet)
     try:
         aset = build_anchor_set(
             datasets, args.n_anchors, args.records, TrainConfig(seed=args.seed, dim=args.dim), args.seed, progress=bar
@@ -209,26 +203,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from core.simulation.demo import build_demo
 
-    bars: dict = {}
-
-    def show(step) -> None:
-        if args.quiet:
-            return
-        from tqdm import tqdm
-
-        if step.stage not in bars:
-            for b in bars.values():
-                b.close()
-            bars[step.stage] = tqdm(total=step.total, desc=f"demo: {step.stage}", file=sys.stderr, leave=False)
-        bar = bars[step.stage]
-        bar.n = step.done
-        bar.set_postfix_str(step.detail, refresh=True)
-
-    try:
-        summary = build_demo(args.data, scale=args.scale, seed=args.seed, progress=show)
-    finally:
-        for b in bars.values():
-            b.close()
+    with TerminalProgress("demo", not args.quiet) as bar:
+        summary = build_demo(args.data, scale=args.scale, seed=args.seed, progress=bar)
     n50 = sum(d["meshes_50m"] for d in summary["datasets"])
     n250 = sum(d["meshes_250m"] for d in summary["datasets"])
     print(
@@ -286,15 +262,11 @@ def cmd_stays(args: argparse.Namespace) -> int:
 
 
 def cmd_meshes(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from core.errors import InputError
     from core.mobility.privacy import apply_privacy
+    from core.mobility.stays import read_frame
 
     path = Path(args.stays)
-    if not path.is_file():
-        raise InputError(str(path), "no such file")
-    frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
+    frame = read_frame(path)
     table, report = apply_privacy(frame, args.min_users, source=path.name)
     write_table(table, args.out)
     print(json.dumps(report, indent=2), file=sys.stderr)
@@ -303,92 +275,16 @@ def cmd_meshes(args: argparse.Namespace) -> int:
 
 
 def cmd_add_dataset(args: argparse.Namespace) -> int:
-    import signal
-    import time
-    from types import SimpleNamespace
+    from core.workflow.request import TrainRequest, run_worker
 
-    from core.atomic import write_text_atomic
-    from core.errors import TrainingCancelled
-    from core.workflow.jobs import JobRegistry
-    from core.workflow.userdata import USER_RELEASE, add_dataset, dataset_name
-
-    stop = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
-    registry, job = None, None
-    if not args.under_job:
-        # Run standalone: take the one-job lock of the data folder like the dashboard does (and show up there).
-        registry = JobRegistry(Path(args.data) / USER_RELEASE)
-        job = registry.new_id()
-        registry.start(
-            job,
-            {
-                "name": dataset_name(args.name, args.period),
-                "files": [Path(i).name for i in args.inputs],
-                "source": "command line",
-            },
-        )
-        registry.set_worker(job, os.getpid())
-        args.status_file = args.status_file or str(registry.job_dir(job) / "status.json")
-        args.cancel_file = args.cancel_file or str(registry.job_dir(job) / "cancel")
+    request = TrainRequest.from_args(args).validated()
     status_file = Path(args.status_file) if args.status_file else None
     cancel_file = Path(args.cancel_file) if args.cancel_file else None
-    last = {"t": 0.0}
-    bar = _Bar(args.name, enabled=not args.quiet and not args.under_job)
-
-    def status(state: str, **extra) -> None:
-        if status_file is not None:
-            write_text_atomic(status_file, json.dumps({"state": state, **extra, "updated": time.time()}, default=str))
-
-    def progress(p: dict) -> None:
-        bar(SimpleNamespace(phase=p["stage"], step=p["step"], total=p["total"], loss=p["loss"] or 0.0, anchor_power=None))
-        now = time.monotonic()
-        if status_file is not None and (now - last["t"] > 0.25 or p["stage"] == "write"):
-            last["t"] = now
-            status("running", **p)
-
-    def cancel() -> bool:
-        return stop["flag"] or (cancel_file is not None and cancel_file.exists())
-
-    kw = {"seed": args.seed, "dim": args.dim, "schedule": args.schedule}
-    if args.epochs is not None:
-        kw["max_epochs"] = args.epochs
-    if args.tol is not None:
-        kw["tol"] = args.tol
-    from core.area2vec.trainer import TrainConfig
-
-    try:
-        config = TrainConfig(**kw)
-        from core.mobility.gps import GpsOptions
-
-        gps = GpsOptions(tz=args.tz, distance_m=args.distance, min_minutes=args.min_duration, max_gap_minutes=args.max_gap)
-        result = add_dataset(
-            args.data,
-            args.inputs,
-            args.name,
-            args.period,
-            None if args.free else args.anchors,
-            config,
-            mapping=args.mapping,
-            gps_options=gps,
-            min_users=args.min_users,
-            progress=progress,
-            cancel=cancel,
-        )
-        status("done", fraction=1.0, dataset=result["dataset"], metrics=result["metrics"])
-    except TrainingCancelled:
-        status("cancelled", message="cancelled")
+    with TerminalProgress(request.name, enabled=not args.quiet and not args.under_job) as bar:
+        code, result = run_worker(request, status_file, cancel_file, args.under_job, bar)
+    if code:
         print("cancelled", file=sys.stderr)
-        return 3
-    except CoreError as exc:
-        status("failed", message=str(exc))
-        raise
-    except Exception as exc:  # a crash still leaves a readable status
-        status("failed", message=f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        bar.close()
-        if registry is not None:
-            registry.finish(job)
+        return code
     m = result["metrics"]
     print(
         f"{result['dataset']}: {m['n_meshes']:,} meshes, ApproximationLoss {m['approximation_loss']:.4f}, {m['seconds_total']:.1f} s"
@@ -397,10 +293,10 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m core", description="Area embeddings from human stays (OpenUAS / Area2Vec with anchoring)."
-    )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from core.workflow.request import TrainRequest
+
+    p = _Parser(prog="python -m core", description="Area embeddings from human stays (OpenUAS / Area2Vec with anchoring).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser(
         "train",
@@ -415,21 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_mutually_exclusive_group()
     g.add_argument("--anchors", metavar="ANCHOR_DIR", help="anchor folder with anchor_df.csv and anchor_embeddings.pth")
     g.add_argument("--free", action="store_true", help="train without anchors")
-    t.add_argument(
-        "--epochs", type=int, default=None, help="most epochs of the decoder phase (default 800; stops earlier once converged)"
-    )
-    t.add_argument(
-        "--tol",
-        type=float,
-        default=None,
-        help="relative loss improvement over 20 epochs below which training stops (default 2e-5)",
-    )
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--dim", type=int, default=8, help="embedding size (an anchor set's own size wins)")
-    t.add_argument(
-        "--schedule", default="exponential", choices=["exponential", "linear", "constant", "mixed"], help="anchor-power schedule"
-    )
-    t.add_argument("--alpha", type=float, default=0.3, help="final anchor power")
+    knobs.EPOCHS.add_to(t, "--epochs")
+    knobs.TOL.add_to(t, "--tol")
+    knobs.SEED.add_to(t, "--seed")
+    knobs.DIM.add_to(t, "--dim")
+    knobs.SCHEDULE.add_to(t, "--schedule", choices=knobs.SCHEDULES)
+    knobs.ALPHA.add_to(t, "--alpha")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -456,11 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("stays", nargs="+", help="stay tables")
     a.add_argument("--out", required=True, metavar="DIR")
-    a.add_argument("--n-anchors", type=int, default=512)
-    a.add_argument("--records", type=int, default=20000, help="records per anchor")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--dim", type=int, default=8)
-    a.add_argument("--quiet", action="store_true")
+    knobs.N_ANCHORS.add_to(a, "--n-anchors")
+    knobs.ANCHOR_RECORDS.add_to(a, "--records")
+    knobs.SEED.add_to(a, "--seed")
+    knobs.DIM.add_to(a, "--dim")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_make_anchors)
 
     c = sub.add_parser(
@@ -471,8 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     c.add_argument("embeddings", help="a folder written by 'train'")
-    c.add_argument("--k", type=int, default=10)
-    c.add_argument("--seed", type=int, default=20210401)
+    knobs.K.add_to(c, "--k")
+    c.add_argument(
+        "--seed", type=knobs.SEED.check, default=KMEANS_SEED, help=f"k-means seed (default {KMEANS_SEED}, as released)"
+    )
     c.add_argument("--out", metavar="CSV", help="write key,cluster here")
     c.set_defaults(func=cmd_cluster)
 
@@ -485,8 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("embeddings", help="a folder written by 'train' or an embeddings CSV")
     s.add_argument("key", type=int, help="the area's mesh_id or code")
-    s.add_argument("--top", type=int, default=10)
-    s.add_argument("--threshold", type=float, default=None, help="keep matches within this distance")
+    knobs.TOP.add_to(s, "--top")
+    s.add_argument("--threshold", type=_nonnegative, default=None, help="keep matches within this distance")
     s.add_argument("--across", nargs="*", metavar="OTHER", help="other embedding sets of the same anchored space")
     s.set_defaults(func=cmd_similar)
 
@@ -506,8 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["tiny", "small", "default", "full"],
         help="default: ~114 k meshes (Tokyo ~49 k), ~80 s; full: about the real release (~1.4 M)",
     )
-    dm.add_argument("--seed", type=int, default=0)
-    dm.add_argument("--quiet", action="store_true")
+    knobs.SEED.add_to(dm, "--seed")
+    dm.add_argument("--quiet", action="store_true", help="no progress bars")
     dm.set_defaults(func=cmd_demo)
 
     x = sub.add_parser(
@@ -541,23 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--date-col", help="a separate date column joined before the time (default: 'date' when present)")
     st.add_argument("--lat-col", help="latitude column (default: lat / latitude)")
     st.add_argument("--lon-col", help="longitude column (default: lon / lng / longitude)")
-    st.add_argument(
-        "--tz", default="Asia/Tokyo", help="time zone of times without an offset and of the output (default Asia/Tokyo)"
-    )
-    st.add_argument(
-        "--distance", type=float, default=100.0, metavar="METRES", help="stay radius around its first fix (default 100)"
-    )
-    st.add_argument("--min-duration", type=float, default=5.0, metavar="MINUTES", help="shortest stay (default 5)")
-    st.add_argument(
-        "--max-gap",
-        type=float,
-        default=None,
-        metavar="MINUTES",
-        help="no stay spans a longer gap between fixes (default: any gap)",
-    )
-    st.add_argument(
-        "--max-speed", type=float, default=100.0, metavar="M_PER_S", help="a fix reached and left faster is a spike (default 100)"
-    )
+    knobs.TIME_ZONE.add_to(st, "--tz")
+    knobs.STAY_RADIUS.add_to(st, "--distance")
+    knobs.MIN_STAY.add_to(st, "--min-duration")
+    knobs.MAX_GAP.add_to(st, "--max-gap")
+    knobs.MAX_SPEED.add_to(st, "--max-speed")
     st.add_argument(
         "--marker-col",
         default="auto",
@@ -566,12 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument(
         "--off-values", type=int, nargs="+", default=[-4], help="marker values meaning 'logger switched off' (default -4)"
     )
-    st.add_argument(
-        "--country", default="JP", help="holiday calendar, ISO code (default JP: jpholiday; others: the holidays package)"
-    )
+    knobs.COUNTRY.add_to(st, "--country")
     st.add_argument(
         "--privacy",
-        type=int,
+        type=knobs.MIN_USERS.check,
         default=None,
         metavar="N",
         help="apply the mesh privacy rule (more than N people) and write the training table",
@@ -589,9 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ms.add_argument("stays", help="stay table from 'stays' (.csv or .parquet)")
     ms.add_argument("--out", required=True, metavar="FILE", help="output .csv or .parquet")
-    ms.add_argument(
-        "--min-users", type=int, default=10, metavar="N", help="a mesh is kept with more than N distinct people (default 10)"
-    )
+    knobs.MIN_USERS.add_to(ms, "--min-users", metavar="N")
     ms.set_defaults(func=cmd_meshes)
 
     ad = sub.add_parser(
@@ -604,40 +477,26 @@ def build_parser() -> argparse.ArgumentParser:
             "so a killed run leaves no dataset."
         ),
     )
-    ad.add_argument("inputs", nargs="+", help="stay table, or GPS fix files")
-    ad.add_argument("--data", default="data", metavar="DIR", help="data folder (default: data)")
-    ad.add_argument("--name", required=True, help="dataset name: a letter, then letters, digits, '_' or '-'")
-    ad.add_argument("--period", required=True, help="period label, e.g. 2016-10")
-    g = ad.add_mutually_exclusive_group()
-    g.add_argument("--anchors", default="demo", metavar="RELEASE", help="release whose anchor set to use (default: demo)")
-    g.add_argument("--free", action="store_true", help="train without anchors (not comparable with other datasets)")
-    ad.add_argument("--mapping", metavar="CSV", help="mesh_id -> code table for stays keyed by mesh_id")
-    ad.add_argument(
-        "--min-users", type=int, default=10, help="privacy rule for raw GPS: meshes with more than N people (default 10)"
-    )
-    ad.add_argument("--tz", default="Asia/Tokyo", help="raw GPS: time zone of times without an offset (default Asia/Tokyo)")
-    ad.add_argument("--distance", type=float, default=100.0, metavar="METRES", help="raw GPS: stay radius (default 100)")
-    ad.add_argument("--min-duration", type=float, default=5.0, metavar="MINUTES", help="raw GPS: shortest stay (default 5)")
-    ad.add_argument(
-        "--max-gap", type=float, default=None, metavar="MINUTES", help="raw GPS: no stay spans a longer gap (default: any)"
-    )
-    ad.add_argument("--dim", type=int, default=8, help="embedding size when free (anchored: the anchor set's)")
-    ad.add_argument("--tol", type=float, default=None, help="stopping tolerance (default 2e-5)")
-    ad.add_argument("--epochs", type=int, default=None, help="most decoder epochs (default 800)")
-    ad.add_argument("--schedule", default="exponential", choices=["exponential", "linear", "constant", "mixed"])
-    ad.add_argument("--seed", type=int, default=0)
-    ad.add_argument("--status-file", help="write progress as JSON here (for the dashboard)")
-    ad.add_argument("--cancel-file", help="stop when this file appears")
-    ad.add_argument("--under-job", action="store_true", help="run under a job lock that the caller (the dashboard) already holds")
-    ad.add_argument("--quiet", action="store_true")
+    TrainRequest.add_arguments(ad)
     ad.set_defaults(func=cmd_add_dataset)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; bad input of any kind ends in one line on stderr and exit status 2."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return int(exc.code or 0)
     try:
         return int(args.func(args) or 0)
     except CoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # a file that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -41,5 +41,3 @@ ORDER_DURATION_MINUTES = (15, 30, 60, 120, 240, 360, 720)
 
 # Similar-area distance bins (SPEC §7): 0 itself, 1 (<=2), 2 (2,4], 3 (4,8], 4 (8,16), 5 (>=16).
 SIMILARITY_EDGES = (2.0, 4.0, 8.0, 16.0)
-
-DEFAULT_DIM = 8

@@ -53,6 +53,10 @@ class InputError(CoreError, ValueError):
         return "; ".join(parts)
 
 
+class ParameterError(CoreError, ValueError):
+    """A parameter out of its range or of the wrong kind (the message names the parameter)."""
+
+
 class TrainingCancelled(CoreError):
     """Training was stopped by the caller's cancel check."""
 

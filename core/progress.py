@@ -54,15 +54,16 @@ ProgressFn = Callable[[Progress], None]
 
 
 class TerminalProgress:
-    """Render :class:`Progress` reports as one tqdm bar per stage on stderr.
+    """Render :class:`Progress` reports as one tqdm bar per stage on stderr (when it is a terminal).
 
     Use as a callback and close it when done (or use it as a context manager).
     """
 
     def __init__(self, desc: str, enabled: bool = True, file: TextIO | None = None) -> None:
         self.desc = desc
-        self.enabled = enabled
         self.file = file or sys.stderr
+        # Bars only on a terminal: in logs, pipes and tests they would be noise around the real output.
+        self.enabled = enabled and bool(getattr(self.file, "isatty", lambda: False)())
         self._bar: Any = None
         self._stage: str | None = None
 

@@ -7,6 +7,7 @@ library calls :func:`torch_threads` first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 ENV = "AREA_THREADS"  # an explicit thread count for torch (e.g. 1 on a shared box)
@@ -37,8 +38,6 @@ def torch_threads(threads: int | None = None) -> int:
     threads = max(1, min(int(threads), available_cores()))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    try:
+    with contextlib.suppress(RuntimeError):  # already set in this process (torch allows it once, before parallel work)
         torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set once in this process (torch allows it only before parallel work)
-        pass
     return threads

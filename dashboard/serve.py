@@ -36,10 +36,12 @@ def running_app(data_dir: str | Path, timeout: float = 30.0, extra_args: tuple[s
     """Start ``app.py`` over ``data_dir`` (no basemap, no demo build, plus ``extra_args``); yield its URL; stop it."""
     port = free_port()
     # The server's log goes to a file: a pipe nobody reads fills up after a few hundred requests and blocks the server.
-    log = tempfile.NamedTemporaryFile(prefix="app-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile(prefix="app-", suffix=".log", delete=False)  # noqa: SIM115 - closed in finally
+    # Started from another working folder, as a user may: nothing may depend on the current folder.
     proc = subprocess.Popen(
-        [sys.executable, "app.py", "--data", str(data_dir), "--no-demo", "--basemap", "none", "--port", str(port), *extra_args],
-        cwd=ROOT,
+        [sys.executable, str(ROOT / "app.py"), "--data", str(Path(data_dir).resolve()), "--no-demo", "--basemap", "none"]
+        + ["--port", str(port), *extra_args],
+        cwd=tempfile.gettempdir(),
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -1,6 +1,6 @@
 """Take the README's screenshots of each view in headless Chromium.
 
-    python docs/screenshots.py --data data     # writes docs/img/*.png
+    python -m docs.screenshots --data data     # writes docs/img/*.png
 
 Starts ``app.py`` on a free port (no basemap), then shows the cluster map, a clicked mesh with its
 similar areas, the similarity colouring, the period comparison and the training view (the Kobe GPS
@@ -10,16 +10,14 @@ sample uploaded and previewed). ``--views train`` takes only that one.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from dashboard.serve import CHROMIUM_ARGS as ARGS
+from dashboard.serve import running_app
 
-from dashboard.serve import CHROMIUM_ARGS as ARGS  # noqa: E402
-from dashboard.serve import running_app  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ def test_anchor_power_schedules_by_hand():
     assert anchor_power("linear", 50, 100) == pytest.approx(0.65)
     assert anchor_power("constant", 3, 100) == 0.3
     assert anchor_power("mixed", 3, 100, anchor_share=0.25) == 0.25
-    with pytest.raises(CoreError, match="unknown anchor schedule"):
+    with pytest.raises(CoreError, match="anchor schedule: unknown value"):
         TrainConfig(schedule="cosine")
 
 
@@ -49,9 +49,9 @@ def test_same_seed_same_result_and_progress(city):
     a = Area2VecTrainer(TrainConfig(seed=3)).fit(counts.dense(), progress=seen.append)
     b = Area2VecTrainer(TrainConfig(seed=3)).fit(counts.dense())
     assert np.array_equal(a.embeddings, b.embeddings) and np.array_equal(a.decoder, b.decoder)
-    phases = [p.phase for p in seen]
+    phases = [p.stage for p in seen]
     assert phases[0] == "decoder" and "embed" in phases and phases[-1] == "refine"
-    steps = [p.step for p in seen if p.phase == "decoder"]
+    steps = [p.step for p in seen if p.stage == "decoder"]
     assert steps == list(range(1, len(steps) + 1)) and a.converged
     assert a.loss_history[-1] < a.loss_history[0]
 

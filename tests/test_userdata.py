@@ -166,7 +166,7 @@ def test_raw_gps_goes_through_stays_and_the_privacy_rule():
 
 
 def test_anchored_dataset_is_written_loadable_and_comparable_with_the_demo(data_copy, my_stays):
-    from dashboard.data import Catalog
+    from dashboard.catalog import Catalog
 
     seen = []
     out = add_dataset(data_copy, [my_stays], "mine", "2021-05", anchors="demo", progress=seen.append)
@@ -239,7 +239,7 @@ def test_a_job_killed_mid_write_leaves_no_dataset(data_copy):
     )
     assert any(r.endswith(".tmp") for r in removed)  # the half-renamed GeoJSON's temporary file
     assert not list(city.rglob("*dies*")) and not list(city.rglob(".*.tmp"))
-    from dashboard.data import Catalog
+    from dashboard.catalog import Catalog
 
     assert Catalog(data_copy).keys() == ["demo/osaka_2021_04", "user/lives_2021-05"]  # a restart lists exactly the completed ones
 

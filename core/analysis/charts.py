@@ -6,6 +6,7 @@ import numpy as np
 
 from core.area2vec.model import predict_distributions
 from core.constants import DAY_TYPE_WEIGHTS, N_DAY_TYPES, N_DURATIONS, N_TIME_BINS, N_TOKENS, STAY_SPANS
+from core.errors import ParameterError
 
 
 def stay_weight_matrix(spans: tuple[int, ...] = STAY_SPANS, day_weights: tuple[float, float] = DAY_TYPE_WEIGHTS) -> np.ndarray:
@@ -71,7 +72,7 @@ def cluster_charts(distributions: np.ndarray, labels: np.ndarray, k: int, reduce
     if reduce == "mean":
         sums /= np.maximum(np.bincount(np.asarray(labels), minlength=k), 1)[:, None]
     elif reduce != "sum":
-        raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+        raise ParameterError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
     return stay_patterns(sums)
 
 
@@ -83,7 +84,7 @@ def cluster_patterns(patterns: np.ndarray, labels: np.ndarray, k: int, reduce: s
         sizes = np.bincount(labels, minlength=k).astype(np.float64)
         out /= np.maximum(sizes, 1)[:, None]
     elif reduce != "sum":
-        raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+        raise ParameterError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
     return out.reshape(k, *patterns.shape[1:])
 
 

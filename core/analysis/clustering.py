@@ -7,6 +7,7 @@ import numpy as np
 from core.analysis.charts import cluster_charts
 from core.area2vec.model import predict_distributions
 from core.constants import KMEANS_SEED, N_TIME_BINS, ORDER_DAY_WEIGHTS, ORDER_DURATION_MINUTES
+from core.errors import ParameterError
 
 
 def order_weights() -> np.ndarray:
@@ -47,7 +48,9 @@ def kmeans_labels(embeddings: np.ndarray, k: int, seed: int = KMEANS_SEED, n_ini
 
     emb = np.asarray(embeddings, dtype=np.float64)
     if not 1 <= k <= len(emb):
-        raise ValueError(f"k must be between 1 and the number of areas ({len(emb)}), got {k}")
+        raise ParameterError(
+            f"number of clusters: {k} is out of range; expected an integer from 1 to the number of areas ({len(emb)})"
+        )
     km = KMeans(n_clusters=k, random_state=seed, n_init=n_init).fit(emb)
     return km.labels_.astype(np.int64), km.cluster_centers_
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.area2vec.model import predict_distributions
+from core.errors import ParameterError
 from core.release.layout import ReleaseDataset
 
 DEFAULT_THRESHOLD = 0.04  # JS divergence; measured on the demo (see README)
@@ -38,7 +39,7 @@ class PeriodDiff:
     def transitions(self) -> np.ndarray:
         """``k x k`` counts of meshes in cluster i in A and cluster j in B."""
         if self.labels_a is None or self.labels_b is None:
-            raise ValueError("no cluster labels at this k in one of the datasets")
+            raise ParameterError("no cluster labels at this k in one of the datasets")
         out = np.zeros((self.k, self.k), dtype=np.int64)
         np.add.at(out, (self.labels_a, self.labels_b), 1)
         return out
@@ -65,7 +66,7 @@ def diff_datasets(a: ReleaseDataset, b: ReleaseDataset, k: int = 10, threshold: 
         ValueError: when a dataset has no decoder (no model file) or the two share no mesh.
     """
     if a.decoder is None or b.decoder is None:
-        raise ValueError("both datasets need their model (decoder) for the pattern change")
+        raise ParameterError("both datasets need their model (decoder) for the pattern change")
     own_a = np.flatnonzero(~a.complemented) if a.complemented is not None else np.arange(a.n_meshes)
     own_b = np.flatnonzero(~b.complemented) if b.complemented is not None else np.arange(b.n_meshes)
     # A mesh is identified by code and size (10-digit codes are 250 m here).
@@ -73,7 +74,7 @@ def diff_datasets(a: ReleaseDataset, b: ReleaseDataset, k: int = 10, threshold: 
     key_b = b.codes[own_b] * 1000 + b.mesh_sizes[own_b]
     _, ia, ib = np.intersect1d(key_a, key_b, return_indices=True)
     if len(ia) == 0:
-        raise ValueError(f"{a.name} and {b.name} share no mesh")
+        raise ParameterError(f"{a.name} and {b.name} share no mesh")
     ia, ib = own_a[ia], own_b[ib]
     distance = np.linalg.norm(a.vectors[ia].astype(np.float64) - b.vectors[ib], axis=1)
     change = js_divergence(predict_distributions(a.vectors[ia], a.decoder), predict_distributions(b.vectors[ib], b.decoder))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.area2vec.model import predict_distributions
+from core.errors import ParameterError
 
 
 def approximation_loss(
@@ -40,10 +41,10 @@ def misalignment(a: np.ndarray, b: np.ndarray, metric: str = "euclidean") -> flo
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"embeddings of shapes {a.shape} and {b.shape} cannot be compared row by row")
+        raise ParameterError(f"embeddings of shapes {a.shape} and {b.shape} cannot be compared row by row")
     if metric == "euclidean":
         return float(np.linalg.norm(a - b, axis=1).mean())
     if metric == "cosine":
         cos = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
         return float((1.0 - cos).mean())
-    raise ValueError(f"unknown metric {metric!r}: expected 'euclidean' or 'cosine'")
+    raise ParameterError(f"unknown metric {metric!r}: expected 'euclidean' or 'cosine'")

@@ -24,24 +24,24 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from core.constants import DEFAULT_DIM, N_TOKENS
+from core import knobs
+from core.constants import N_TOKENS
 from core.errors import CoreError, InputError, TrainingCancelled
-
-SCHEDULES = ("exponential", "linear", "constant", "mixed")
+from core.progress import Progress
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of :class:`Area2VecTrainer` (stored beside every trained model)."""
 
-    dim: int = DEFAULT_DIM
-    seed: int = 0
+    dim: int = knobs.DIM.default
+    seed: int = knobs.SEED.default
     lr: float = 0.1  # full-batch Adam: large steps are safe, the gradient is exact
-    max_epochs: int = 800  # decoder phase, upper bound
-    tol: float = 2e-5  # stop when the loss improves by less than this (relative) over `patience` epochs
+    max_epochs: int = knobs.EPOCHS.default  # decoder phase, upper bound
+    tol: float = knobs.TOL.default  # stop when the loss improves by less than this (relative) over `patience` epochs
     patience: int = 20
-    schedule: str = "exponential"
-    alpha: float = 0.3  # anchor power at the end of the schedule
+    schedule: str = knobs.SCHEDULE.default
+    alpha: float = knobs.ALPHA.default  # anchor power at the end of the schedule
     beta: float = 1.0  # anchor power at the start
     schedule_epochs: int = 150  # T of the anchor-power schedule; p stays at alpha afterwards
     sample_areas: int = 8192  # areas that learn the decoder in phase 1 (all when fewer)
@@ -53,37 +53,22 @@ class TrainConfig:
     chunk: int = 8192  # rows per block (keeps work in cache)
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise CoreError(f"unknown anchor schedule {self.schedule!r}: expected one of {', '.join(SCHEDULES)}")
+        knobs.SCHEDULE.check(self.schedule)
+        knobs.ALPHA.check(self.alpha)
+        knobs.TOL.check(self.tol)
         if self.dim < 1:
-            raise CoreError(f"dim must be >= 1, got {self.dim}")
-        if not (0 < self.alpha <= 1 and 0 < self.beta <= 1):
-            raise CoreError(f"alpha and beta must be in (0, 1], got {self.alpha}, {self.beta}")
+            raise InputError("embedding size", f"{self.dim} is out of range", expected="an integer of at least 1")
+        if not 0 < self.beta <= 1:
+            raise InputError("initial anchor power", f"{self.beta} is out of range", expected="a number in (0, 1]")
         if self.max_epochs < 1 or self.schedule_epochs < 1:
-            raise CoreError("max_epochs and schedule_epochs must be >= 1")
+            raise InputError(
+                "most epochs",
+                f"{min(self.max_epochs, self.schedule_epochs)} is out of range",
+                expected="an integer of at least 1",
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress report, plain data (safe to pickle into a background job's cache).
-
-    Attributes:
-        phase: ``"decoder"`` (learning W with a sample of areas) or ``"embed"`` (every area).
-        step: steps done in this phase; ``total``: the most this phase may take.
-        loss: current training loss (cross-entropy per stay, anchored mix in anchored mode).
-        anchor_power: ``p`` of this step (``None`` in free mode).
-        elapsed: seconds since training started.
-    """
-
-    phase: str
-    step: int
-    total: int
-    loss: float
-    anchor_power: float | None
-    elapsed: float
 
 
 def anchor_power(
@@ -236,6 +221,42 @@ def _refine_decoder(data: _Counts, E, W, anchors, iters: int):
     return W.detach()
 
 
+def _check_counts(counts: np.ndarray) -> None:
+    """An ``areas x 168`` matrix of finite, non-negative counts with at least one stay per area."""
+    if counts.ndim != 2 or counts.shape[1] != N_TOKENS:
+        raise InputError("counts", f"shape {counts.shape}", expected=f"areas x {N_TOKENS}")
+    if counts.shape[0] == 0:
+        raise InputError("counts", "no areas to train")
+    if not np.isfinite(counts).all() or (counts < 0).any():
+        raise InputError("counts", "negative, NaN or infinite counts", expected="finite counts of at least 0")
+    empty = np.flatnonzero(counts.sum(axis=1) <= 0)
+    if empty.size:
+        raise InputError(
+            "counts",
+            "areas without stays",
+            rows=(empty[:5] + 1).tolist(),
+            n_bad=empty.size,
+            expected="at least one stay per area",
+        )
+
+
+def _check_anchors(a_counts: np.ndarray, a_emb: np.ndarray, dim: int) -> None:
+    """Anchor counts and frozen embeddings that can fix a space."""
+    if a_emb.ndim != 2 or a_emb.shape[1] != dim:
+        raise CoreError(f"anchor embeddings have dimension {a_emb.shape[-1]}, but training uses dim={dim}")
+    if a_counts.shape != (a_emb.shape[0], N_TOKENS):
+        raise CoreError(f"anchor counts {a_counts.shape} do not match {a_emb.shape[0]} anchors x {N_TOKENS} tokens")
+    if a_emb.shape[0] < 2:
+        raise CoreError(f"an anchor set needs at least 2 anchors to fix a space; this one has {a_emb.shape[0]}")
+    if not np.isfinite(a_emb).all():
+        bad = np.flatnonzero(~np.isfinite(a_emb).all(axis=1))
+        raise InputError(
+            "anchor embeddings", "NaN or infinite values", rows=(bad[:5] + 1).tolist(), n_bad=bad.size, expected="finite numbers"
+        )
+    if (a_counts.sum(axis=1) <= 0).any():
+        raise CoreError("every anchor needs at least one stay record")
+
+
 class Area2VecTrainer:
     """Train Area2Vec embeddings for one stay dataset, free or anchored.
 
@@ -268,32 +289,16 @@ class Area2VecTrainer:
         """
         import torch
 
+        from core.threads import torch_threads
+
+        torch_threads()
         cfg = self.config
         counts = np.asarray(counts)
-        if counts.ndim != 2 or counts.shape[1] != N_TOKENS:
-            raise InputError("counts", f"shape {counts.shape}", expected=f"areas x {N_TOKENS}")
-        if counts.shape[0] == 0:
-            raise InputError("counts", "no areas to train")
-        empty = np.flatnonzero(counts.sum(axis=1) <= 0)
-        if empty.size:
-            raise InputError(
-                "counts",
-                "areas without stays",
-                rows=(empty[:5] + 1).tolist(),
-                n_bad=empty.size,
-                expected="at least one stay per area",
-            )
+        _check_counts(counts)
         anchored = anchors is not None
-        if anchored:
+        if anchors is not None:
             a_counts, a_emb = (np.asarray(a) for a in anchors)
-            if a_emb.ndim != 2 or a_emb.shape[1] != cfg.dim:
-                raise CoreError(f"anchor embeddings have dimension {a_emb.shape[-1]}, but training uses dim={cfg.dim}")
-            if a_counts.shape != (a_emb.shape[0], N_TOKENS):
-                raise CoreError(f"anchor counts {a_counts.shape} do not match {a_emb.shape[0]} anchors x {N_TOKENS} tokens")
-            if a_emb.shape[0] < 2:
-                raise CoreError(f"an anchor set needs at least 2 anchors to fix a space; this one has {a_emb.shape[0]}")
-            if (a_counts.sum(axis=1) <= 0).any():
-                raise CoreError("every anchor needs at least one stay record")
+            _check_anchors(a_counts, a_emb, cfg.dim)
 
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -317,7 +322,7 @@ class Area2VecTrainer:
 
         def emit(phase: str, step: int, total: int, loss: float, p: float | None) -> None:
             if progress is not None:
-                progress(Progress(phase, step, total, loss, p, time.perf_counter() - t0))
+                progress(Progress(phase, step, total, loss, time.perf_counter() - t0, anchor_power=p))
 
         # ---- phase 1: decoder (with a sample of areas)
         hist = result.loss_history

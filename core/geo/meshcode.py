@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import InputError
+from core.errors import InputError, ParameterError
 
 LAT_UNITS = 2400  # 50 m cells per degree of latitude
 LON_UNITS = 1600  # 50 m cells per degree of longitude
@@ -45,7 +45,7 @@ class MeshCells:
 
 def _check_size(size: int) -> int:
     if size not in EXTENT:
-        raise ValueError(f"mesh size {size!r} is not one of {sorted(EXTENT)} (metres)")
+        raise ParameterError(f"mesh size {size!r} is not one of {sorted(EXTENT)} (metres)")
     return int(size)
 
 
@@ -89,7 +89,7 @@ def cells_to_code(i: np.ndarray, j: np.ndarray, size: int | np.ndarray) -> np.nd
             out[sel] = np.broadcast_to(code, out.shape)[sel]
     if (out < 0).any():
         bad = np.unique(size_arr[out < 0])
-        raise ValueError(f"mesh size(s) {bad.tolist()} not one of {sorted(EXTENT)}")
+        raise ParameterError(f"mesh size(s) {bad.tolist()} not one of {sorted(EXTENT)}")
     return out
 
 
@@ -158,7 +158,7 @@ def code_to_cells(codes: np.ndarray, sizes: np.ndarray | int | None = None) -> M
     bad = invalid_codes(codes, sizes)
     if bad.any():
         first = np.flatnonzero(bad)[:5]
-        raise ValueError(
+        raise ParameterError(
             f"{int(bad.sum())} malformed mesh codes, e.g. {codes.ravel()[first].tolist()} "
             f"(sizes {np.asarray(sizes).ravel()[first].tolist()})"
         )
@@ -201,7 +201,7 @@ def parent_code(codes: np.ndarray, sizes: np.ndarray | int, parent_size: int) ->
     """Code of the ``parent_size`` mesh containing each mesh (e.g. the 250 m mesh of a 50 m one)."""
     cells = code_to_cells(codes, sizes)
     if (EXTENT[parent_size] < cells.extent).any():
-        raise ValueError(f"a {parent_size} m mesh cannot contain larger meshes")
+        raise ParameterError(f"a {parent_size} m mesh cannot contain larger meshes")
     return cells_to_code(cells.i, cells.j, parent_size)
 
 

@@ -36,7 +36,7 @@ def holiday_days(country: str, first_day: int, last_day: int) -> np.ndarray:
             cal = holidays.country_holidays(code, years=range(start.year, end.year + 1))
         except NotImplementedError as exc:
             raise InputError(
-                "--country", f"unknown country code {country!r}", expected="an ISO 3166 code such as JP, DE, US"
+                "holiday calendar", f"unknown country code {country!r}", expected="an ISO 3166 code such as JP, DE, US"
             ) from exc
         dates = [d for d in cal if start <= d <= end]
     return np.array(sorted((d - _EPOCH).days for d in dates), dtype=np.int64)

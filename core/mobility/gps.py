@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core import knobs
 from core.constants import ARRIVAL_TIME, DAY_OF_WEEK, IS_HOLIDAY, STAY_TIME
 from core.errors import InputError
 from core.geo.meshcode import latlon_to_code
@@ -68,14 +69,14 @@ class GpsOptions:
     date_col: str | None = None
     lat_col: str | None = None
     lon_col: str | None = None
-    tz: str = "Asia/Tokyo"
-    distance_m: float = 100.0
-    min_minutes: float = 5.0
-    max_gap_minutes: float | None = None
-    max_speed: float = 100.0
+    tz: str = knobs.TIME_ZONE.default
+    distance_m: float = knobs.STAY_RADIUS.default
+    min_minutes: float = knobs.MIN_STAY.default
+    max_gap_minutes: float | None = knobs.MAX_GAP.default
+    max_speed: float = knobs.MAX_SPEED.default
     off_col: str | None = "auto"
     off_values: tuple[int, ...] = (-4,)
-    country: str = "JP"
+    country: str = knobs.COUNTRY.default
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,7 @@ def _localise(local: pd.DatetimeIndex, tz: str) -> np.ndarray:
     try:
         aware = local.tz_localize(tz, ambiguous=np.zeros(len(local), dtype=bool), nonexistent="shift_forward")
     except Exception as exc:  # zoneinfo raises several kinds for an unknown zone
-        raise InputError("--tz", f"unknown time zone {tz!r}", expected="an IANA zone such as Asia/Tokyo or UTC") from exc
+        raise InputError("time zone", f"unknown time zone {tz!r}", expected="an IANA zone such as Asia/Tokyo or UTC") from exc
     return aware.asi8 / 1e9
 
 
@@ -286,7 +287,7 @@ def _check_tz(tz: str) -> None:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InputError("--tz", f"unknown time zone {tz!r}", expected="an IANA zone such as Asia/Tokyo or UTC") from exc
+        raise InputError("time zone", f"unknown time zone {tz!r}", expected="an IANA zone such as Asia/Tokyo or UTC") from exc
 
 
 def fixes_from_table(table: pa.Table, source: str, options: GpsOptions = GpsOptions(), default_user: str | None = None) -> dict:
@@ -547,7 +548,9 @@ def detect_stays(
     return StayPoints(first, last, fixes.user[first], fixes.t[first], fixes.t[last], lat, lon, n.astype(np.int64))
 
 
-def stay_table(fixes: Fixes, stays: StayPoints, tz: str = "Asia/Tokyo", country: str = "JP") -> pd.DataFrame:
+def stay_table(
+    fixes: Fixes, stays: StayPoints, tz: str = knobs.TIME_ZONE.default, country: str = knobs.COUNTRY.default
+) -> pd.DataFrame:
     """The SPEC §1 stay schema plus ``user_id``, ``lat``, ``lon``, ``code_50m``, ``code_250m`` and local ``arrival`` / ``departure``.
 
     ``stay_time`` is whole minutes (last - first fix, rounded down); weekday, arrival time and

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core import knobs
 from core.geo.meshcode import cells_to_code, code_to_cells, latlon_to_cells
 
-MIN_USERS = 10  # a mesh is kept with MORE than this many distinct users
+MIN_USERS = knobs.MIN_USERS.default  # a mesh is kept with MORE than this many distinct users
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,31 @@ def read_csv_header(path: Path, source: str, what: str = "stay") -> list[str]:
     return header
 
 
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """A CSV (``.gz`` too) or Parquet table as a DataFrame, with a clear error for anything else.
+
+    Raises:
+        InputError: a missing, empty, binary or malformed file, named with what was expected.
+    """
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise InputError(str(path), "no such file")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise InputError(name, f"cannot be read as Parquet: {exc}", expected="a Parquet table") from None
+    read_csv_header(path, name)
+    try:
+        return pd.read_csv(path, compression="infer", encoding="utf-8")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(
+            name, f"cannot be read as CSV: {reason}", expected="a comma-separated table with a header line"
+        ) from None
+
+
 def _read_csv(path: Path, name: str) -> pa.Table:
     import pyarrow.csv as pacsv
 

@@ -29,9 +29,11 @@ from core.area2vec.model import predict_distributions
 from core.area2vec.trainer import TrainConfig
 from core.atomic import atomic_dir
 from core.constants import RELEASED_KS
+from core.errors import ParameterError
 from core.geo.meshcode import parent_code
 from core.mobility.privacy import assign_meshes, with_complemented
 from core.mobility.stays import StayRecords
+from core.progress import Progress
 from core.release.layout import ANCHOR_DIR, write_dataset, write_util_files
 from core.simulation.world import (
     CITIES,
@@ -107,16 +109,6 @@ SCALES = {
 }
 
 
-@dataclass(frozen=True)
-class DemoStep:
-    """A progress report of the demo build (plain data)."""
-
-    stage: str
-    done: int
-    total: int
-    detail: str = ""
-
-
 def _city_spec(city: str, scale: DemoScale):
     from dataclasses import replace
 
@@ -167,7 +159,7 @@ def build_demo(
     scale: str = "default",
     seed: int = 0,
     cities: tuple[str, ...] | None = None,
-    progress: Callable[[DemoStep], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
     name: str = DEMO_NAME,
     only: tuple[str, ...] | None = None,
 ) -> dict:
@@ -180,19 +172,19 @@ def build_demo(
         only: build just these datasets (e.g. ``("nagoya_2019_04", "nagoya_2020_04")``), for tests.
     """
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+        raise ParameterError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
     sc = SCALES[scale]
     t0 = time.perf_counter()
     datasets = demo_datasets(cities)
     if only is not None:
         datasets = [(c, p) for c, p in datasets if f"{c}_{p.label}" in only]
         if not datasets:
-            raise ValueError(f"none of {only} is a demo dataset")
+            raise ParameterError(f"none of {only} is a demo dataset")
     total = len(datasets)
 
     def report(stage: str, done: int, tot: int, detail: str = "") -> None:
         if progress is not None:
-            progress(DemoStep(stage, done, tot, detail))
+            progress(Progress(stage, done, tot, elapsed=time.perf_counter() - t0, message=detail))
 
     with atomic_dir(Path(data_dir) / name) as root:
         (root / "stays").mkdir()

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from core.constants import WEEKDAYS
+from core.errors import ParameterError
 from core.geo.meshcode import LAT_UNITS, LON_UNITS, cells_to_code
 from core.simulation.synthetic import TIMES_OF_DAY
 
@@ -462,7 +463,7 @@ class _Acc:
 
 def _pick(rng, choices: np.ndarray, n: int) -> np.ndarray:
     if len(choices) == 0:
-        raise ValueError("no cells to choose from")
+        raise ParameterError("no cells to choose from")
     return choices[rng.integers(0, len(choices), n)]
 
 

@@ -9,6 +9,7 @@ stale: the next look at the registry closes that job as stopped and cleans what 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -68,6 +69,14 @@ class JobRegistry:
             raise CoreError(f"bad job id {job_id!r}")
         return self.root / job_id
 
+    def status_path(self, job_id: str) -> Path:
+        """The job's status file (JSON, written atomically by the worker)."""
+        return self.job_dir(job_id) / STATUS
+
+    def cancel_path(self, job_id: str) -> Path:
+        """The job's cancel flag: the worker stops when this file appears."""
+        return self.job_dir(job_id) / CANCEL
+
     def new_id(self) -> str:
         return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
 
@@ -82,7 +91,7 @@ class JobRegistry:
 
     def read_status(self, job_id: str) -> dict:
         try:
-            return json.loads((self.job_dir(job_id) / STATUS).read_text())
+            return json.loads(self.status_path(job_id).read_text())
         except (OSError, ValueError):
             return {"state": "starting", "job": job_id}
 
@@ -212,17 +221,13 @@ class JobRegistry:
         if process_alive(held.get("worker"), held.get("worker_started")):
             procs.append(psutil.Process(held["worker"]))
         for p in procs:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.send_signal(signal.SIGTERM)
-            except psutil.NoSuchProcess:
-                pass
         _, alive = psutil.wait_procs(procs, timeout=grace)
         for p in alive:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
-            except psutil.NoSuchProcess:
-                pass
         return True
 
     def cancel_requested(self, job_id: str) -> bool:
-        return (self.job_dir(job_id) / CANCEL).exists()
+        return self.cancel_path(job_id).exists()

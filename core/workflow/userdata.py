@@ -20,12 +20,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from core.area2vec.trainer import TrainConfig
+    from core.mobility.gps import GpsOptions
+
+from core import knobs
 from core.atomic import ensure_writable_dir, write_text_atomic
 from core.constants import MESH_CODE, MESH_ID, MESH_SIZE, RELEASED_KS
 from core.errors import InputError
+from core.progress import Progress
 
 USER_RELEASE = "user"
 INBOX = "inbox"
@@ -316,7 +323,12 @@ def _date_range(path: Path) -> list[str] | None:
         return None  # a date column we cannot read is only a missing detail of the preview
 
 
-def prepare(paths: list[str | Path], mapping: str | Path | None = None, gps_options=None, min_users: int = 10) -> Prepared:
+def prepare(
+    paths: list[str | Path],
+    mapping: str | Path | None = None,
+    gps_options: GpsOptions | None = None,
+    min_users: int = knobs.MIN_USERS.default,
+) -> Prepared:
     """Read a stay table (or raw GPS, detected by its columns) into per-mesh counts keyed by code.
 
     Raises:
@@ -392,7 +404,12 @@ def prepare(paths: list[str | Path], mapping: str | Path | None = None, gps_opti
     return Prepared(counts, report)
 
 
-def preview(paths: list[str | Path], mapping: str | Path | None = None, gps_options=None, min_users: int = 10) -> dict:
+def preview(
+    paths: list[str | Path],
+    mapping: str | Path | None = None,
+    gps_options: GpsOptions | None = None,
+    min_users: int = knobs.MIN_USERS.default,
+) -> dict:
     """What the training view shows before training: counts, shares, where the meshes are (plain data)."""
     from core.geo.meshcode import code_bounds
 
@@ -425,18 +442,18 @@ def add_dataset(
     name: str,
     period: str,
     anchors: str | None = None,
-    config=None,
+    config: TrainConfig | None = None,
     mapping: str | Path | None = None,
-    gps_options=None,
-    min_users: int = 10,
-    progress: Callable[[dict], None] | None = None,
+    gps_options: GpsOptions | None = None,
+    min_users: int = knobs.MIN_USERS.default,
+    progress: Callable[[Progress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> dict:
     """Train one dataset (anchored to release ``anchors``'s anchor set, or free) and add it to ``data/user``.
 
     Args:
-        progress: called with plain dicts: ``stage``, ``step``, ``total``, ``loss``, ``fraction``
-            (0..1 over the whole job), ``elapsed``, ``eta`` (seconds, or ``None``).
+        progress: called with :class:`~core.progress.Progress` reports whose ``fraction`` (0..1)
+            and ``eta`` (seconds, or ``None``) cover the whole job.
         cancel: polled during training; ``True`` stops it (:class:`core.errors.TrainingCancelled`).
 
     Returns:
@@ -461,18 +478,7 @@ def add_dataset(
         frac = _fraction(stage, step, total)
         elapsed = time.perf_counter() - t0
         eta = elapsed / frac * (1 - frac) if frac > 0.08 else None
-        progress(
-            {
-                "stage": stage,
-                "step": int(step),
-                "total": int(total),
-                "loss": loss,
-                "fraction": frac,
-                "elapsed": elapsed,
-                "eta": eta,
-                "message": message,
-            }
-        )
+        progress(Progress(stage, int(step), max(int(total), 1), loss, elapsed, message, frac, eta))
 
     report("prepare", 0, 1, message="reading and validating the input")
     prep = prepare(paths, mapping, gps_options, min_users)
@@ -492,8 +498,8 @@ def add_dataset(
     report("prepare", 1, 1, message=f"{prep.report['stays']:,} stays in {counts.n_areas:,} meshes")
     config = config or TrainConfig()
 
-    def on_progress(p) -> None:
-        report(p.phase if p.phase in _STAGES else "refine", p.step, p.total, p.loss, f"{p.phase} {p.step}/{p.total}")
+    def on_progress(p: Progress) -> None:
+        report(p.stage if p.stage in _STAGES else "refine", p.step, p.total, p.loss, f"{p.stage} {p.step}/{p.total}")
 
     emb = train_embeddings(counts, anchor_set, config, on_progress, cancel)
     report("write", 0, 1, message="clustering and writing")

@@ -8,10 +8,11 @@ from collections import OrderedDict
 import numpy as np
 from flask import Response, abort, request
 
+from core import knobs
 from core.analysis.similarity import distance_classes
 from core.geo.tiles import hex_to_rgba, png_bytes, render_tile
 
-from .data import Catalog
+from .catalog import Catalog, get_catalog
 from .figures import CHANGE_COLOURS, DISTANCE_COLOURS, PALETTE
 
 MAX_ZOOM = 20
@@ -20,6 +21,25 @@ _CACHE_SIZE = 4096
 
 def _table(colours, alpha: int) -> np.ndarray:
     return np.array([hex_to_rgba(c, alpha) for c in colours], dtype=np.uint8)
+
+
+def _int(text: str) -> int:
+    """An integer query value, or HTTP 400."""
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        abort(400)
+
+
+def _float(text: str) -> float:
+    """A finite number query value, or HTTP 400."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        abort(400)
+    if not np.isfinite(value):
+        abort(400)
+    return value
 
 
 def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
@@ -34,18 +54,18 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
     ds = catalog.get(key)
     mode = args.get("mode", "cluster")
     if mode == "cluster":
-        k = int(args.get("k", 10))
-        if not 1 <= k <= 50:
+        k = _int(args.get("k", knobs.K.default))
+        if not knobs.K.low <= k <= knobs.K.high or k > ds.n_meshes:
             abort(400)
         labels = catalog.labels(key, k)
         comp = ds.complemented if ds.complemented is not None else np.zeros(ds.n_meshes, bool)
         colours = [PALETTE[c % len(PALETTE)] for c in range(k)]
         return labels + k * comp, np.vstack([_table(colours, 215), _table(colours, 110)])
     if mode == "similar":
-        row = int(args.get("sel", -1))
+        row = _int(args.get("sel", -1))
         if not 0 <= row < ds.n_meshes:
             abort(400)
-        thr = float(args.get("thr", 1e9))
+        thr = _float(args.get("thr", 1e9))
         d = catalog.distances_from(key, row)
         cls = distance_classes(d, row).astype(np.int64)
         return np.where(d <= thr, cls, -1), _table(DISTANCE_COLOURS, 215)
@@ -53,7 +73,10 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
         other = args.get("other", "")
         if other not in catalog.refs:
             abort(404)
-        diff = catalog.diff(other, key, int(args.get("k", 10)))
+        k = _int(args.get("k", knobs.K.default))
+        if not knobs.K.low <= k <= knobs.K.high:
+            abort(400)
+        diff = catalog.diff(other, key, k)
         values = np.full(ds.n_meshes, -1, dtype=np.int64)
         if args.get("by", "change") == "distance":
             # OpenUAS distance classes of each mesh's move between the periods (class 0 unused).
@@ -64,7 +87,8 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
     abort(400)
 
 
-def register_tiles(server, catalog: Catalog) -> None:
+def register_tiles(server) -> None:
+    """Add the tile route to the Flask server (the catalog is the running app's)."""
     cache: OrderedDict = OrderedDict()
     lock = threading.Lock()
 
@@ -76,6 +100,7 @@ def register_tiles(server, catalog: Catalog) -> None:
         with lock:
             png = cache.get(key)
         if png is None:
+            catalog = get_catalog()
             values, colours = layer_values(catalog, request.args)
             png = png_bytes(render_tile(catalog.index(request.args["ds"]), values, colours, z, x, y))
             with lock:

@@ -1,9 +1,14 @@
-"""Server-side data for the app: discovered datasets, read once, with cached indexes and labels."""
+"""Server-side data for the app: discovered datasets, read once, with cached indexes and labels.
+
+The app installs one :class:`AppContext` at start (:func:`install`); callbacks reach the catalog
+and the app's settings through :func:`app_context` / :func:`get_catalog`, never through closures.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +242,45 @@ class Catalog:
 
     def diff(self, a: str, b: str, k: int) -> PeriodDiff:
         return self._memo(("diff", a, b, k), lambda: diff_datasets(self.get(a), self.get(b), k=k))
+
+
+@dataclass
+class AppContext:
+    """What the running app serves: its catalog and settings (one per server process)."""
+
+    catalog: Catalog
+    basemap: str | None
+    upload_cap: int
+
+    @property
+    def data_dir(self) -> Path:
+        return self.catalog.data_dir
+
+    @property
+    def registry(self):  # -> core.workflow.jobs.JobRegistry
+        from core.workflow.jobs import JobRegistry
+        from core.workflow.userdata import USER_RELEASE
+
+        return JobRegistry(self.data_dir / USER_RELEASE)
+
+
+_CONTEXT: AppContext | None = None
+
+
+def install(context: AppContext) -> AppContext:
+    """Make ``context`` the one the callbacks of this process use."""
+    global _CONTEXT
+    _CONTEXT = context
+    return context
+
+
+def app_context() -> AppContext:
+    """The installed context (raises when no app was created in this process)."""
+    if _CONTEXT is None:
+        raise RuntimeError("no app context: create the app with app.create_app() first")
+    return _CONTEXT
+
+
+def get_catalog() -> Catalog:
+    """The catalog of the running app."""
+    return app_context().catalog

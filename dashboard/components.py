@@ -1,0 +1,124 @@
+"""Components and helpers shared by the views: the mesh map, legends, tile URLs, viewports."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import dash_leaflet as dl
+import numpy as np
+from dash import html
+
+from core import knobs
+from core.geo.meshcode import code_bounds
+
+from . import ids
+from .catalog import Catalog
+from .figures import DISTANCE_COLOURS, DISTANCE_LABELS, cluster_color
+
+JAPAN = (36.2, 138.2)
+
+
+def make_map(
+    map_id: str,
+    layer_id: str,
+    basemap: str | None,
+    view: dict | None = None,
+    url: str = "",
+    selection: bool = False,
+    height: str = "560px",
+) -> html.Div:
+    """A Leaflet map: optional basemap, our mesh tile layer and (main map) the selected-mesh outline.
+
+    Re-created whenever the dataset changes, so that it opens on that dataset's extent.
+    """
+    children = []
+    if basemap:
+        children.append(dl.TileLayer(url=basemap, attribution="&copy; OpenStreetMap contributors", maxZoom=19))
+    children.append(dl.TileLayer(id=layer_id, url=url, opacity=0.85, maxZoom=20, maxNativeZoom=20))
+    extra = (
+        [dl.GeoJSON(id=ids.SELECTED_LAYER, data=None, style={"color": "#000", "weight": 3, "fillOpacity": 0})]
+        if selection
+        else []
+    )
+    children += extra
+    view = view or {"center": JAPAN, "zoom": 5}
+    # No zoom / fade animations: tiles are server-rendered anyway, and an animation still running
+    # when the map is replaced (new dataset, other tab) makes Leaflet throw '_leaflet_pos' errors.
+    leaflet = dl.Map(
+        id=map_id,
+        center=view["center"],
+        zoom=view["zoom"],
+        maxZoom=20,
+        children=children,
+        style={"height": height},
+        className="mesh-map",
+        zoomAnimation=False,
+        fadeAnimation=False,
+        markerZoomAnimation=False,
+    )
+    # react-leaflet ignores a new centre after mount: a wrapper with a new id makes React mount a fresh map.
+    tag = f"{view['center'][0]:.5f}-{view['center'][1]:.5f}-{view['zoom']}".replace(".", "_")
+    return html.Div(leaflet, id=f"{map_id}-at-{tag}")
+
+
+def tile_url(params: dict) -> str:
+    return "/tiles/{z}/{x}/{y}.png?" + urlencode(params)
+
+
+def viewport(catalog: Catalog, key: str) -> dict:
+    s, w, n, e = catalog.index(key).bounds
+    span = max(n - s, (e - w) * 0.8, 1e-3)
+    zoom = int(np.clip(np.floor(np.log2(360 / span)) + 1, 5, 17))
+    return {"center": [(s + n) / 2, (w + e) / 2], "zoom": zoom}
+
+
+def effective_k(k: object, k_any: object) -> int:
+    """The k in force: the any-k box when filled, else the released-k radio; clamped to the allowed range."""
+    if k_any not in (None, ""):
+        return int(knobs.K.clamp(k_any))
+    return int(knobs.K.clamp(k if k is not None else knobs.K.default))
+
+
+def legend(catalog: Catalog, key: str, k: int) -> list:
+    items = []
+    for c in catalog.cluster_summary(key, k):
+        items.append(
+            html.Li(
+                className="legend-item",
+                children=[
+                    html.Span(className="swatch", style={"background": cluster_color(c["cluster"])}),
+                    html.Span(f"{c['cluster']}: {c['meshes']:,} meshes", className="legend-count"),
+                    html.Span(f" - {c['description']}", className="legend-desc"),
+                ],
+            )
+        )
+    return [html.Ul(items, className="legend-list", **{"aria-label": f"{k} clusters"})]
+
+
+def distance_legend() -> list:
+    return [
+        html.Ul(
+            className="legend-list",
+            children=[
+                html.Li(
+                    className="legend-item",
+                    children=[html.Span(className="swatch", style={"background": col}), html.Span(f"distance {lab}")],
+                )
+                for col, lab in zip(DISTANCE_COLOURS, DISTANCE_LABELS)
+            ],
+        )
+    ]
+
+
+def mesh_polygon(code: int, size: int) -> dict:
+    s, w, n, e = (float(v[0]) for v in code_bounds(np.array([code]), np.array([size])))
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"code": int(code)},
+                "geometry": {"type": "Polygon", "coordinates": [[[w, s], [w, n], [e, n], [e, s], [w, s]]]},
+            }
+        ],
+    }

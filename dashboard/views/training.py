@@ -1,0 +1,708 @@
+"""The training view's callbacks: uploads and inbox picks, preview, a background training job, its status.
+
+Training runs as a Dash background callback (diskcache manager). The form becomes a
+:class:`~core.workflow.request.TrainRequest` (:func:`build_request`, plain and tested), and the job
+process runs it with :func:`~core.workflow.request.supervise` (a fresh ``python -m core add-dataset``
+process: torch hangs in a forked one, see NOTES). Progress goes through the job registry: the worker
+writes a status file, and every open page polls it, so a reloaded page (or another browser) finds
+the running job, its progress and its cancel button.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dash
+import dash_leaflet as dl
+import numpy as np
+from dash import Input, Output, State, callback, ctx, dcc, html
+
+from core import knobs
+from core.errors import InputError
+from core.geo.meshcode import code_bounds
+from core.workflow.request import TrainRequest, supervise
+from core.workflow.userdata import (
+    USER_RELEASE,
+    anchor_sets,
+    dataset_exists,
+    dataset_name,
+    inbox_files,
+    preview,
+    resolve_inbox,
+    safe_file_name,
+    save_upload,
+    upload_folder,
+)
+
+from .. import ids
+from ..catalog import app_context
+
+
+def anchor_options(data_dir: Path) -> list[dict]:
+    def where(folder: Path) -> str:
+        try:
+            return str(folder.relative_to(data_dir))
+        except ValueError:
+            return str(folder)
+
+    return [{"label": f"{name} ({where(folder)})", "value": name} for name, folder in sorted(anchor_sets(data_dir).items())]
+
+
+def inbox_options(data_dir: Path) -> list[dict]:
+    return [{"label": f"{f['name']} ({f['size'] / 2**20:.1f} MB)", "value": f["name"]} for f in inbox_files(data_dir)]
+
+
+def input_paths(data_dir: Path, source: dict | None) -> list[Path]:
+    """The files of the chosen input (an upload token or an inbox name), validated."""
+    if not source:
+        raise InputError("input", "no file chosen", expected="an upload or a file from the inbox")
+    if source.get("kind") == "inbox":
+        return [resolve_inbox(app_context().data_dir, source.get("name"))]
+    folder = upload_folder(app_context().data_dir, source.get("token"))
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    if not files:
+        raise InputError("upload", "the upload holds no file")
+    return files
+
+
+def error_view(exc: InputError) -> html.Div:
+    """A readable error: the message, then the first offending rows with their values."""
+    children = [html.Strong("Problem: "), html.Span(str(exc), className="error-text")]
+    rows = getattr(exc, "rows", [])
+    if rows:
+        values = list(getattr(exc, "values", [])) + [""] * len(rows)
+        children.append(
+            html.Table(
+                className="error-rows",
+                children=[
+                    html.Thead(html.Tr([html.Th("row"), html.Th(exc.column or "value")])),
+                    html.Tbody(
+                        [
+                            html.Tr([html.Td(str(r)), html.Td(repr(v) if isinstance(v, str) else str(v))])
+                            for r, v in zip(rows, values)
+                        ]
+                    ),
+                ],
+            )
+        )
+        more = exc.n_bad - len(rows)
+        if more > 0:
+            children.append(html.P(f"... and {more:,} more rows with this problem."))
+    return html.Div(children, className="error", role="alert")
+
+
+def preview_view(rep: dict, basemap: str | None) -> html.Div:
+    sizes = ", ".join(f"{n:,} of {s} m" for s, n in sorted(rep["meshes_by_size"].items()))
+    facts = [
+        (
+            "input",
+            f"{'raw GPS' if rep['kind'] == 'gps' else 'stay table'}: {', '.join(rep['files'][:4])}{' ...' if len(rep['files']) > 4 else ''}",
+        )
+    ]
+    if rep["kind"] == "gps":
+        priv = rep["privacy"]
+        facts += [
+            ("fixes", f"{rep['fixes']:,} from {rep['people']:,} people"),
+            ("stays detected", f"{rep['stays_detected']:,}"),
+            (
+                "privacy rule",
+                f"meshes with more than {priv['min_users']} people: {priv['stays_out']:,} stays kept, {priv['stays_dropped']:,} dropped",
+            ),
+        ]
+    facts += [
+        ("stays", f"{rep['stays']:,}" + (f" ({rep['skipped']:,} without a mesh skipped)" if rep.get("skipped") else "")),
+        ("meshes", f"{rep['meshes']:,} ({sizes})"),
+        ("date range", " to ".join(rep["date_range"]) if rep.get("date_range") else "not in a stay table (weekday names only)"),
+        ("weekend / holiday stays", f"{rep['weekend_holiday_share']:.0%} ({rep['holiday_stays']:,} on national holidays)"),
+        (
+            "by weekday",
+            "  ".join(f"{d} {x:.0%}" for d, x in zip(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), rep["weekday_share"])),
+        ),
+    ]
+    if rep.get("mapping"):
+        facts.append(("mesh ids", f"mapped to codes by {rep['mapping']}"))
+    codes, msizes = np.asarray(rep["sample"]["codes"], np.int64), np.asarray(rep["sample"]["sizes"], np.int64)
+    s, w, n, e = code_bounds(codes, msizes)
+    features = [
+        {
+            "type": "Feature",
+            "properties": {},
+            "geometry": {"type": "Polygon", "coordinates": [[[a, b], [a, c], [d, c], [d, b], [a, b]]]},
+        }
+        for a, b, c, d in zip(w.tolist(), s.tolist(), n.tolist(), e.tolist())
+    ]
+    bs, bw, bn, be = rep["bounds"]
+    layers = ([dl.TileLayer(url=basemap, maxZoom=19)] if basemap else []) + [
+        dl.GeoJSON(
+            data={"type": "FeatureCollection", "features": features}, style={"color": "#c0392b", "weight": 1, "fillOpacity": 0.5}
+        )
+    ]
+    shown = "" if len(codes) == rep["meshes"] else f" ({len(codes):,} of {rep['meshes']:,} shown)"
+    tag = f"{bs:.5f}-{bw:.5f}-{len(codes)}".replace(".", "_")
+    small_map = html.Div(
+        id=f"preview-map-at-{tag}",
+        children=dl.Map(
+            id="preview-map",
+            bounds=[[bs, bw], [bn, be]],
+            trackViewport=False,
+            children=layers,
+            style={"height": "320px"},
+            zoomAnimation=False,
+            fadeAnimation=False,
+        ),
+    )
+    return html.Div(
+        className="row",
+        children=[
+            html.Div(
+                className="half",
+                children=[html.Dl(className="preview-facts", children=[x for k, v in facts for x in (html.Dt(k), html.Dd(v))])],
+            ),
+            html.Div(className="half", children=[html.P("Where the meshes are" + shown, className="hint"), small_map]),
+        ],
+    )
+
+
+def gps_options(tz: object, distance: object, minutes: object):  # -> core.mobility.gps.GpsOptions
+    """The stay rule chosen in the form (defaults where a field is empty; values clamped)."""
+    from core.mobility.gps import GpsOptions
+
+    tz = str(tz).strip() if tz not in (None, "") else knobs.TIME_ZONE.default
+    return GpsOptions(
+        tz=tz,
+        distance_m=knobs.STAY_RADIUS.clamp(distance if distance not in (None, "") else knobs.STAY_RADIUS.default),
+        min_minutes=knobs.MIN_STAY.clamp(minutes if minutes not in (None, "") else knobs.MIN_STAY.default),
+    )
+
+
+def build_request(
+    data_dir: Path,
+    paths: list[Path],
+    mapping: Path | None,
+    mode: object,
+    anchors: object,
+    name: object,
+    period: object,
+    dim: object = None,
+    tol: object = None,
+    schedule: object = None,
+    epochs: object = None,
+    min_users: object = None,
+    tz: object = None,
+    distance: object = None,
+    minutes: object = None,
+) -> TrainRequest:
+    """The training request the form describes (every value from the browser clamped or checked).
+
+    Raises:
+        InputError: no anchor set chosen in anchored mode.
+    """
+
+    def pick(knob: knobs.Knob, value: object) -> object:
+        return knob.default if value in (None, "") else knob.clamp(value)
+
+    free = mode != "anchored"
+    if not free and not anchors:
+        raise InputError("anchor set", "none chosen", expected="an installed release's anchor set, or 'free'")
+    gps = gps_options(tz, distance, minutes)
+    return TrainRequest(
+        inputs=tuple(str(p) for p in paths),
+        data_dir=str(data_dir),
+        name=str(name or "").strip(),
+        period=str(period or "").strip(),
+        anchors=None if free else str(anchors),
+        mapping=str(mapping) if mapping is not None else None,
+        dim=pick(knobs.DIM, dim),
+        tol=pick(knobs.TOL, tol),
+        schedule=pick(knobs.SCHEDULE, schedule),
+        epochs=pick(knobs.EPOCHS, epochs),
+        min_users=pick(knobs.MIN_USERS, min_users),
+        tz=gps.tz,
+        distance=gps.distance_m,
+        min_duration=gps.min_minutes,
+    )
+
+
+def status_text(st: dict | None) -> tuple[str, str]:
+    """Progress bar value (0..100) and a line of text for a job status."""
+    if not st:
+        return "0", "No training job yet."
+    name = (st.get("info") or {}).get("name", "")
+    state = st.get("state")
+    if state == "done":
+        return "100", f"Done: {st.get('dataset')} is ready (open it in the Cluster map tab)."
+    if state == "cancelled":
+        return "0", f"Cancelled: {name or 'the job'} was stopped; no dataset was written."
+    if state == "stopped":
+        return "0", f"Stopped: {name or 'the job'} ended without finishing (killed or crashed); no dataset was written."
+    if state == "failed":
+        return "0", f"Failed: {st.get('message', '')}"
+    frac = float(st.get("fraction") or 0.0)
+    parts = [f"Training {name}:" if name else "Training:", st.get("message") or st.get("stage", "starting")]
+    if st.get("loss") is not None:
+        parts.append(f"loss {float(st['loss']):.4f}")
+    parts.append(f"{frac:.0%}")
+    if st.get("eta") is not None:
+        parts.append(f"about {float(st['eta']):.0f} s left")
+    return f"{frac * 100:.0f}", " · ".join(parts)
+
+
+def layout(anchor_options: list[dict], inbox: list[dict], upload_cap: int) -> html.Div:
+    """Upload or pick a stay table (or raw GPS), preview it, train it into the 'user' release."""
+    default_anchor = anchor_options[0]["value"] if anchor_options else None
+    return html.Div(
+        className="train-tab",
+        children=[
+            html.Div(
+                className="row",
+                children=[
+                    html.Div(
+                        className="half",
+                        children=[
+                            html.H3("1. Your data"),
+                            html.P(
+                                [
+                                    "A stay table (stay_time, day_of_week, arrival_time, is_holiday and a JIS mesh ",
+                                    html.Code("code"),
+                                    ", or ",
+                                    html.Code("mesh_id"),
+                                    " plus a mapping file), or raw GPS fixes (person, time, lat, lon; "
+                                    "one file per person is fine). CSV or Parquet.",
+                                ],
+                                className="hint",
+                            ),
+                            dcc.Upload(
+                                id=ids.TRAIN_UPLOAD,
+                                multiple=True,
+                                accept=".csv,.parquet,.pq,.gz,.txt",
+                                className="upload",
+                                children=html.Div(["Drop files here or ", html.A("choose files")]),
+                            ),
+                            html.P(
+                                f"Uploads up to {upload_cap / 2**20:.0f} MB. Bigger files: copy them into the data folder's inbox/ "
+                                "on the server and pick them here.",
+                                className="hint",
+                            ),
+                            html.Label(
+                                [
+                                    "Or pick from the inbox",
+                                    dcc.Dropdown(id=ids.TRAIN_INBOX, options=inbox, placeholder="files in data/inbox"),
+                                ],
+                                className="wide",
+                            ),
+                            html.Div(id=ids.TRAIN_UPLOAD_MSG, role="status"),
+                            html.Details(
+                                [
+                                    html.Summary("mesh_id -> code mapping (only for stays keyed by mesh_id)"),
+                                    dcc.Upload(
+                                        id=ids.TRAIN_MAPPING,
+                                        multiple=False,
+                                        accept=".csv,.parquet",
+                                        className="upload small",
+                                        children=html.Div(
+                                            ["Drop a mapping (mesh_id, code[, mesh_size]) or ", html.A("choose it")]
+                                        ),
+                                    ),
+                                    html.Div(id=ids.TRAIN_MAPPING_MSG),
+                                ]
+                            ),
+                        ],
+                    ),
+                    html.Div(
+                        className="half",
+                        children=[
+                            html.H3("2. Options"),
+                            html.Label(
+                                [
+                                    "Space",
+                                    dcc.RadioItems(
+                                        id=ids.TRAIN_MODE,
+                                        inline=True,
+                                        value="anchored" if anchor_options else "free",
+                                        options=[
+                                            {
+                                                "label": "anchored (comparable with other cities and periods)",
+                                                "value": "anchored",
+                                                "disabled": not anchor_options,
+                                            },
+                                            {"label": "free", "value": "free"},
+                                        ],
+                                    ),
+                                ]
+                            ),
+                            html.Label(
+                                [
+                                    "Anchor set",
+                                    dcc.Dropdown(
+                                        id=ids.TRAIN_ANCHORS, options=anchor_options, value=default_anchor, clearable=False
+                                    ),
+                                ],
+                                className="wide",
+                            ),
+                            html.Div(
+                                className="inline",
+                                children=[
+                                    html.Label(
+                                        [
+                                            "Dataset name",
+                                            dcc.Input(id=ids.TRAIN_NAME, type="text", placeholder="e.g. kobe", debounce=False),
+                                        ]
+                                    ),
+                                    html.Label(
+                                        [
+                                            "Period",
+                                            dcc.Input(
+                                                id=ids.TRAIN_PERIOD, type="text", placeholder="e.g. 2016-10", debounce=False
+                                            ),
+                                        ]
+                                    ),
+                                ],
+                            ),
+                            html.Div(id=ids.TRAIN_NAME_MSG, className="hint", role="status"),
+                            html.Details(
+                                [
+                                    html.Summary("Advanced"),
+                                    html.Div(
+                                        className="inline",
+                                        children=[
+                                            html.Label(
+                                                [
+                                                    "dim (free only)",
+                                                    dcc.Input(
+                                                        id=ids.TRAIN_DIM,
+                                                        type="number",
+                                                        min=knobs.DIM.low,
+                                                        max=knobs.DIM.high,
+                                                        step=1,
+                                                        value=knobs.DIM.default,
+                                                    ),
+                                                ]
+                                            ),
+                                            html.Label(
+                                                [
+                                                    "stopping tolerance",
+                                                    dcc.Input(
+                                                        id=ids.TRAIN_TOL,
+                                                        type="number",
+                                                        min=knobs.TOL.low,
+                                                        max=knobs.TOL.high,
+                                                        value=knobs.TOL.default,
+                                                    ),
+                                                ]
+                                            ),
+                                            html.Label(
+                                                [
+                                                    "most epochs",
+                                                    dcc.Input(
+                                                        id=ids.TRAIN_EPOCHS,
+                                                        type="number",
+                                                        min=knobs.EPOCHS.low,
+                                                        max=knobs.EPOCHS.high,
+                                                        step=1,
+                                                        value=knobs.EPOCHS.default,
+                                                    ),
+                                                ]
+                                            ),
+                                            html.Label(
+                                                [
+                                                    "anchor schedule",
+                                                    dcc.Dropdown(
+                                                        id=ids.TRAIN_SCHEDULE,
+                                                        value=knobs.SCHEDULE.default,
+                                                        clearable=False,
+                                                        options=list(knobs.SCHEDULES),
+                                                    ),
+                                                ]
+                                            ),
+                                            html.Label(
+                                                [
+                                                    "privacy: more than N people per mesh (raw GPS)",
+                                                    dcc.Input(
+                                                        id=ids.TRAIN_MIN_USERS,
+                                                        type="number",
+                                                        min=knobs.MIN_USERS.low,
+                                                        step=1,
+                                                        value=knobs.MIN_USERS.default,
+                                                    ),
+                                                ]
+                                            ),
+                                            html.Label(
+                                                [
+                                                    "stay radius, m (raw GPS)",
+                                                    dcc.Input(
+                                                        id=ids.TRAIN_GPS_DISTANCE,
+                                                        type="number",
+                                                        min=knobs.STAY_RADIUS.low,
+                                                        max=knobs.STAY_RADIUS.high,
+                                                        value=knobs.STAY_RADIUS.default,
+                                                        debounce=True,
+                                                    ),
+                                                ]
+                                            ),
+                                            html.Label(
+                                                [
+                                                    "shortest stay, min (raw GPS)",
+                                                    dcc.Input(
+                                                        id=ids.TRAIN_GPS_MINUTES,
+                                                        type="number",
+                                                        min=knobs.MIN_STAY.low,
+                                                        max=knobs.MIN_STAY.high,
+                                                        value=knobs.MIN_STAY.default,
+                                                        debounce=True,
+                                                    ),
+                                                ]
+                                            ),
+                                            html.Label(
+                                                [
+                                                    "time zone of times without offset (raw GPS)",
+                                                    dcc.Input(
+                                                        id=ids.TRAIN_GPS_TZ,
+                                                        type="text",
+                                                        value=knobs.TIME_ZONE.default,
+                                                        debounce=True,
+                                                    ),
+                                                ]
+                                            ),
+                                        ],
+                                    ),
+                                ]
+                            ),
+                            html.Div(
+                                className="buttons",
+                                children=[
+                                    html.Button("Train", id=ids.TRAIN_START),
+                                    html.Button("Cancel", id=ids.TRAIN_CANCEL),
+                                    html.Span(id=ids.TRAIN_CANCEL_MSG, className="hint"),
+                                ],
+                            ),
+                            html.Progress(id=ids.TRAIN_BAR, value="0", max="100", className="train-bar"),
+                            html.Div(id=ids.TRAIN_STATUS, className="train-status", role="status"),
+                            html.Div(id=ids.TRAIN_OUTCOME, className="train-outcome"),
+                        ],
+                    ),
+                ],
+            ),
+            html.H3("Preview"),
+            dcc.Loading(
+                html.Div(id=ids.TRAIN_PREVIEW, className="preview", children="Upload a file or pick one from the inbox."),
+                type="dot",
+            ),
+        ],
+    )
+
+
+def mapping_path(data_dir: Path, mapping: dict | None) -> Path | None:
+    """The uploaded mapping file (the store comes from the browser: token and name are checked again)."""
+    if not mapping:
+        return None
+    if not isinstance(mapping, dict):
+        raise InputError("mapping", "not an uploaded mapping")
+    path = upload_folder(app_context().data_dir, mapping.get("token")) / safe_file_name(mapping.get("file"))
+    if not path.is_file():
+        raise InputError("mapping", "the uploaded mapping is gone; upload it again")
+    return path
+
+
+@callback(
+    Output(ids.TRAIN_SOURCE, "data"),
+    Output(ids.TRAIN_UPLOAD_MSG, "children"),
+    Input(ids.TRAIN_UPLOAD, "contents"),
+    Input(ids.TRAIN_INBOX, "value"),
+    State(ids.TRAIN_UPLOAD, "filename"),
+    prevent_initial_call=True,
+)
+def choose_input(contents, inbox_name, filenames):
+    """Store an upload on the server (size cap, safe names) or remember an inbox pick."""
+    if ctx.triggered_id == ids.TRAIN_INBOX:
+        if not inbox_name:
+            return dash.no_update, ""
+        try:
+            resolve_inbox(app_context().data_dir, inbox_name)
+        except InputError as exc:
+            return None, error_view(exc)
+        return {"kind": "inbox", "name": inbox_name}, f"Picked {inbox_name} from the inbox."
+    if not contents:
+        return dash.no_update, ""
+    contents = contents if isinstance(contents, list) else [contents]
+    filenames = filenames if isinstance(filenames, list) else [filenames]
+    try:
+        folder = save_upload(app_context().data_dir, list(zip(filenames, contents)), cap=app_context().upload_cap)
+    except InputError as exc:  # UploadTooLarge included: its message points to the inbox
+        return None, error_view(exc)
+    return {
+        "kind": "upload",
+        "token": folder.name,
+        "files": filenames,
+    }, f"Uploaded {', '.join(filenames[:5])}{' ...' if len(filenames) > 5 else ''}."
+
+
+@callback(
+    Output(ids.TRAIN_MAPPING_STORE, "data"),
+    Output(ids.TRAIN_MAPPING_MSG, "children"),
+    Input(ids.TRAIN_MAPPING, "contents"),
+    State(ids.TRAIN_MAPPING, "filename"),
+    prevent_initial_call=True,
+)
+def choose_mapping(contents, filename):
+    try:
+        folder = save_upload(app_context().data_dir, [(filename, contents)], cap=app_context().upload_cap)
+    except InputError as exc:
+        return None, error_view(exc)
+    return {"token": folder.name, "file": filename}, f"Mapping {filename} uploaded."
+
+
+@callback(
+    Output(ids.TRAIN_PREVIEW, "children"),
+    Input(ids.TRAIN_SOURCE, "data"),
+    Input(ids.TRAIN_MAPPING_STORE, "data"),
+    Input(ids.TRAIN_MIN_USERS, "value"),
+    Input(ids.TRAIN_GPS_TZ, "value"),
+    Input(ids.TRAIN_GPS_DISTANCE, "value"),
+    Input(ids.TRAIN_GPS_MINUTES, "value"),
+    prevent_initial_call=True,
+)
+def show_preview(source, mapping, min_users, tz, distance, minutes):
+    if not source:
+        return "Upload a file or pick one from the inbox."
+    try:
+        rep = preview(
+            input_paths(app_context().data_dir, source),
+            mapping_path(app_context().data_dir, mapping),
+            gps_options(tz, distance, minutes),
+            min_users=knobs.MIN_USERS.clamp(min_users if min_users not in (None, "") else knobs.MIN_USERS.default),
+        )
+    except InputError as exc:
+        return error_view(exc)
+    return preview_view(rep, app_context().basemap)
+
+
+@callback(Output(ids.TRAIN_NAME_MSG, "children"), Input(ids.TRAIN_NAME, "value"), Input(ids.TRAIN_PERIOD, "value"))
+def check_name(name, period):
+    if not name and not period:
+        return "Name and period make the dataset's name, e.g. kobe + 2016-10 -> user/kobe_2016-10."
+    try:
+        full = dataset_name(name, period)
+    except InputError as exc:
+        return html.Span(str(exc), className="error-text")
+    if dataset_exists(app_context().data_dir, full):
+        return html.Span(f"user/{full} already exists: choose another name or period.", className="error-text")
+    return f"Will be saved as {USER_RELEASE}/{full}."
+
+
+@callback(Output(ids.TRAIN_OUTCOME, "children"), Input(ids.TRAIN_RESULT, "data"), prevent_initial_call=True)
+def show_outcome(result):
+    if not result:
+        return ""
+    state = result.get("state")
+    if state in ("busy", "invalid"):
+        return html.Div(result.get("message", ""), className="error", role="alert")
+    if state == "done":
+        m = result.get("metrics") or {}
+        cfg = m.get("config") or {}
+        rows = [
+            ("dataset", result.get("dataset")),
+            ("meshes", f"{m.get('n_meshes', 0):,}"),
+            ("stays", f"{m.get('n_stays', 0):,}"),
+            ("ApproximationLoss", f"{m.get('approximation_loss', float('nan')):.4f}"),
+            (
+                "space",
+                f"anchored to '{m.get('anchor_release')}' ({cfg.get('schedule')} schedule, alpha {cfg.get('alpha')})"
+                if m.get("anchored")
+                else "free (not comparable with other datasets)",
+            ),
+            ("training time", f"{m.get('seconds', 0):.1f} s (whole job {m.get('seconds_total', 0):.1f} s)"),
+        ]
+        return html.Div(
+            [
+                html.Dl(className="preview-facts", children=[x for k, v in rows for x in (html.Dt(k), html.Dd(v))]),
+                html.A("Open it on the map", href="?" + f"ds={result.get('dataset')}&k=10", id="open-trained"),
+            ]
+        )
+    return ""
+
+
+@callback(Output(ids.TRAIN_CANCEL_MSG, "children"), Input(ids.TRAIN_CANCEL, "n_clicks"), prevent_initial_call=True)
+def cancel_job(_n):
+    """Cancel through the registry too: this also reaches a job started before the page was reloaded."""
+    return "Cancelling..." if app_context().registry.cancel() else "No job is running."
+
+
+@callback(Output(ids.JOB_POLL, "interval"), Input(ids.TABS, "value"))
+def poll_rate(tab):
+    return 700 if tab == "train" else 3000
+
+
+@callback(
+    Output(ids.TRAIN_BAR, "value"),
+    Output(ids.TRAIN_STATUS, "children"),
+    Output(ids.DATASET, "options"),
+    Output(ids.DIFF_A, "options"),
+    Output(ids.DIFF_B, "options"),
+    Output(ids.TRAIN_INBOX, "options"),
+    Output(ids.TRAIN_ANCHORS, "options"),
+    Output(ids.CATALOG_VERSION, "data"),
+    Input(ids.JOB_POLL, "n_intervals"),
+    Input(ids.TABS, "value"),
+    State(ids.CATALOG_VERSION, "data"),
+)
+def poll(_n, tab, version):
+    """The running (or last) job's progress, and new datasets in the selectors without a restart."""
+    app = app_context()
+    catalog, data_dir = app.catalog, app.data_dir
+    value, text = status_text(app.registry.last())
+    catalog.refresh_if_changed()
+    keep = dash.no_update
+    if catalog.version != version:
+        opts = catalog.options()
+        return value, text, opts, opts, opts, inbox_options(data_dir), anchor_options(data_dir), catalog.version
+    if tab == "train":
+        return value, text, keep, keep, keep, inbox_options(data_dir), keep, keep
+    return value, text, keep, keep, keep, keep, keep, keep
+
+
+@callback(
+    Output(ids.TRAIN_RESULT, "data"),
+    Input(ids.TRAIN_START, "n_clicks"),
+    State(ids.TRAIN_SOURCE, "data"),
+    State(ids.TRAIN_MAPPING_STORE, "data"),
+    State(ids.TRAIN_MODE, "value"),
+    State(ids.TRAIN_ANCHORS, "value"),
+    State(ids.TRAIN_NAME, "value"),
+    State(ids.TRAIN_PERIOD, "value"),
+    State(ids.TRAIN_DIM, "value"),
+    State(ids.TRAIN_TOL, "value"),
+    State(ids.TRAIN_SCHEDULE, "value"),
+    State(ids.TRAIN_EPOCHS, "value"),
+    State(ids.TRAIN_MIN_USERS, "value"),
+    State(ids.TRAIN_GPS_TZ, "value"),
+    State(ids.TRAIN_GPS_DISTANCE, "value"),
+    State(ids.TRAIN_GPS_MINUTES, "value"),
+    background=True,
+    prevent_initial_call=True,
+    running=[(Output(ids.TRAIN_START, "disabled"), True, False)],
+    cancel=[Input(ids.TRAIN_CANCEL, "n_clicks")],
+)
+def train(_n, source, mapping, mode, anchors, name, period, dim, tol, schedule, epochs, min_users, tz, distance, minutes):
+    """Runs in the background job process: build the request, run the worker under the one-job lock."""
+    app = app_context()
+    try:
+        request = build_request(
+            app.app_context().data_dir,
+            input_paths(app.app_context().data_dir, source),
+            mapping_path(app.app_context().data_dir, mapping),
+            mode,
+            anchors,
+            name,
+            period,
+            dim,
+            tol,
+            schedule,
+            epochs,
+            min_users,
+            tz,
+            distance,
+            minutes,
+        )
+    except InputError as exc:
+        return {"state": "invalid", "message": str(exc)}
+    return supervise(app.registry, request)  # plain data (pickled into the job cache)
