@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, NoReturn
 import numpy as np
 
 from core import knobs
-from core.constants import KMEANS_SEED
 from core.errors import CoreError
 from core.progress import TerminalProgress
 
@@ -132,23 +131,6 @@ def cmd_make_anchors(args: argparse.Namespace) -> int:
         bar.close()
     aset.save(args.out)
     print(f"{aset.n_anchors} anchors x {args.records} records, dim {aset.dim} -> {args.out}")
-    return 0
-
-
-def cmd_cluster(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from core.analysis.clustering import cluster_areas
-    from core.atomic import atomic_path
-
-    emb = _load_embeddings(args.embeddings)
-    labels = cluster_areas(emb.vectors, emb.decoder, args.k, seed=args.seed)
-    df = pd.DataFrame({emb.key_column: emb.keys, "cluster": labels})
-    if args.out:
-        with atomic_path(Path(args.out)) as tmp:
-            df.to_csv(tmp, index=False)
-    sizes = np.bincount(labels, minlength=args.k)
-    print(json.dumps({"k": args.k, "sizes": sizes.tolist(), "out": args.out}, indent=2))
     return 0
 
 
@@ -350,20 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=cmd_make_anchors)
 
-    c = sub.add_parser(
-        "cluster",
-        help="k-means labels in the OpenUAS cluster order",
-        description=(
-            "k-means (seed 20210401) of an embedding set, clusters renumbered so that low numbers are weekday / short / early stays."
-        ),
-    )
-    c.add_argument("embeddings", help="a folder written by 'train'")
-    knobs.K.add_to(c, "--k")
-    c.add_argument(
-        "--seed", type=knobs.SEED.check, default=KMEANS_SEED, help=f"k-means seed (default {KMEANS_SEED}, as released)"
-    )
-    c.add_argument("--out", metavar="CSV", help="write key,cluster here")
-    c.set_defaults(func=cmd_cluster)
+    from core.analysis.cli import add_parser as add_analysis_commands
+
+    add_analysis_commands(sub)
 
     s = sub.add_parser(
         "similar",

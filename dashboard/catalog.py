@@ -13,14 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from core.analysis.charts import cluster_charts, describe_pattern, stay_patterns
-from core.analysis.clustering import cluster_areas
+from core.analysis.charts import cluster_charts, stay_patterns
 from core.analysis.diff import PeriodDiff, diff_datasets
+from core.analysis.joint import JointClusters
 from core.analysis.similarity import distances
 from core.area2vec.model import predict_distributions
 from core.geo.meshcode import code_centers
 from core.geo.tiles import MeshIndex
+from core.release.clusters import rename_cluster
 from core.release.layout import DatasetRef, ReleaseDataset, discover, read_dataset
+from core.release.spaces import Space, joint_clusters, spaces_of, stored_path
 
 
 class _LRU(OrderedDict):
@@ -95,17 +97,39 @@ class Catalog:
                 self._metrics[key] = read_metrics(self.refs[key].geojson) if key in self.refs else None
             return self._metrics[key]
 
+    def spaces(self) -> dict[str, Space]:
+        """The shared space of every dataset (recomputed when datasets come or go)."""
+        return self._memo(("spaces", self.version), lambda: spaces_of(self.refs, self.metrics))
+
     def space(self, key: str) -> str:
-        """The embedding space a dataset lives in: its anchor set's release (``free:<key>`` when trained free)."""
-        m = self.metrics(key)
-        if m is None:
-            return self.refs[key].release
-        return m.get("anchor_release") or f"free:{key}"
+        """The embedding space a dataset lives in: its anchor release, or ``free:<key>`` when trained free."""
+        return self.spaces()[key].name
 
     def comparable(self, key: str) -> list[str]:
-        """Other datasets in the same anchored space as ``key`` (similar-area search runs over these)."""
-        here = self.space(key)
-        return [k for k in self.keys() if k != key and self.space(k) == here]
+        """Other datasets in the same space as ``key`` (similar-area search and diffs run over these)."""
+        spaces = self.spaces()
+        here = spaces[key].name
+        return [k for k in self.keys() if k != key and spaces[k].name == here]
+
+    def joint(self, key: str, k: int) -> JointClusters:
+        """The joint clusters at ``k`` of ``key``'s space (stored with its release; computed once)."""
+        space = self.spaces()[key]
+        return self._memo(("joint", space.name, k), lambda: joint_clusters(space, k, self.get, self.cache_dir / "clusters"))
+
+    def cluster_names(self, key: str, k: int) -> list[str]:
+        """The shown name of every cluster of ``key``'s space at ``k``."""
+        return self.joint(key, k).display_names()
+
+    def rename_cluster(self, key: str, k: int, cluster: int, name: object) -> list[str]:
+        """Give a cluster of ``key``'s space a user's name (kept with the release); the new names."""
+        space = self.spaces()[key]
+        self.joint(key, k)  # make sure the clusters are stored
+        rename_cluster(stored_path(space, k, self.cache_dir / "clusters"), cluster, name)
+        with self._lock:
+            for cache_key in list(self._derived):
+                if cache_key[0] in ("joint", "summary") and (cache_key[1] == space.name or cache_key[0] == "summary"):
+                    self._derived.pop(cache_key, None)
+        return self.cluster_names(key, k)
 
     def keys(self) -> list[str]:
         return sorted(self.refs)
@@ -146,15 +170,14 @@ class Catalog:
         return self._memo(("centres", key), lambda: code_centers(ds.codes, ds.mesh_sizes))
 
     def labels(self, key: str, k: int) -> np.ndarray:
-        """Released labels for k = 5, 10, 20; any other k computed (OpenUAS order) and cached."""
+        """Joint cluster labels of the dataset's space at ``k``: the same number means the same cluster
+        in every dataset of the space (released labels are kept; other datasets assigned to the centres)."""
         ds = self.get(key)
-        if k in ds.labels:
+        space = self.spaces()[key]
+        jc = self.joint(key, k)
+        if jc.source == "released" and key in space.members and k in ds.labels:
             return ds.labels[k]
-        if ds.decoder is None:
-            raise ValueError(f"{key} has no model file: clusters at k = {k} cannot be ordered")
-        return self._memo(
-            ("labels", key, k), lambda: cluster_areas(ds.vectors, ds.decoder, k, distributions=self.distributions(key))
-        )
+        return self._memo(("labels", key, k, space.name), lambda: jc.assign(ds.vectors))
 
     def distributions(self, key: str) -> np.ndarray:
         """Each mesh's ``softmax(e W^T)`` (float32, cached)."""
@@ -173,20 +196,12 @@ class Catalog:
         return self.get(key).decoder is not None
 
     def cluster_summary(self, key: str, k: int) -> list[dict]:
-        """Per cluster: size, description (plain data for the legend)."""
+        """Per cluster: its meshes in this dataset and the space's name for it (plain data for the legend)."""
 
         def make():
-            labels = self.labels(key, k)
-            sizes = np.bincount(labels, minlength=k)
-            if not self.has_model(key):
-                return [
-                    {"cluster": c, "meshes": int(sizes[c]), "description": "no model file: pattern unknown"} for c in range(k)
-                ]
-            charts = self.cluster_charts(key, k, "sum")
-            return [
-                {"cluster": c, "meshes": int(sizes[c]), "description": describe_pattern(charts[c]) if sizes[c] else "empty"}
-                for c in range(k)
-            ]
+            sizes = np.bincount(self.labels(key, k), minlength=k)
+            names = self.cluster_names(key, k)
+            return [{"cluster": c, "meshes": int(sizes[c]), "description": names[c]} for c in range(k)]
 
         return self._memo(("summary", key, k), make)
 
@@ -240,8 +255,14 @@ class Catalog:
         ds = self.get(key)
         return self._memo(("from", key, row), lambda: distances(ds.vectors, ds.vectors[row]))
 
-    def diff(self, a: str, b: str, k: int) -> PeriodDiff:
-        return self._memo(("diff", a, b, k), lambda: diff_datasets(self.get(a), self.get(b), k=k))
+    def diff(self, a: str, b: str, k: int, threshold: float | None = None) -> PeriodDiff:
+        """The diff of periods ``a`` and ``b`` on the joint labels at ``k`` (threshold: from the data when ``None``)."""
+        return self._memo(
+            ("diff", a, b, k, threshold),
+            lambda: diff_datasets(
+                self.get(a), self.get(b), k=k, threshold=threshold, labels_a=self.labels(a, k), labels_b=self.labels(b, k)
+            ),
+        )
 
 
 @dataclass

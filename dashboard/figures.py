@@ -71,27 +71,36 @@ def pattern_chart(chart: np.ndarray, title: str, height: int = 300) -> go.Figure
     return fig
 
 
-def transition_heatmap(matrix: np.ndarray, label_a: str, label_b: str) -> go.Figure:
-    """Cluster -> cluster transition counts (rows: period A, columns: period B)."""
+def transition_heatmap(matrix: np.ndarray, label_a: str, label_b: str, names: list[str] | None = None) -> go.Figure:
+    """Cluster -> cluster transition counts (rows: period A, columns: period B), cluster names on the axes."""
     m = np.asarray(matrix)
     k = m.shape[0]
     z = m.astype(int).tolist()  # plain lists: small, and readable by anyone inspecting the figure
+    names = list(names) if names is not None and len(names) == k else [f"cluster {c}" for c in range(k)]
+    ticks = [f"{c}: {n}" for c, n in enumerate(names)]
+    total = int(m.sum())
+    stayed = float(np.trace(m)) / total if total else float("nan")
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=[f"B{c}" for c in range(k)],
-            y=[f"A{c}" for c in range(k)],
+            x=ticks,
+            y=ticks,
             colorscale="Blues",
             text=z,
             texttemplate="%{text}",
-            hovertemplate="A cluster %{y} -> B cluster %{x}: %{z} meshes<extra></extra>",
+            hovertemplate="A: %{y}<br>B: %{x}<br>%{z:,} meshes<extra></extra>",
+            colorbar={"title": {"text": "meshes"}},
         )
     )
     fig.update_layout(
-        title={"text": f"clusters (k = {k}): {label_a} -> {label_b}<br>{int(m.sum()):,} meshes in both", "font": {"size": 13}},
-        height=420,
-        margin={"l": 50, "r": 10, "t": 50, "b": 40},
-        yaxis={"autorange": "reversed"},
+        title={
+            "text": f"clusters (k = {k}): {label_a} -> {label_b}<br>{total:,} meshes in both; {stayed:.0%} stayed in their cluster",
+            "font": {"size": 13},
+        },
+        height=max(420, 140 + 26 * k),
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        xaxis={"title": {"text": f"cluster in B ({label_b})"}, "tickangle": -40, "automargin": True},
+        yaxis={"title": {"text": f"cluster in A ({label_a})"}, "autorange": "reversed", "automargin": True},
     )
     return fig
 

@@ -76,7 +76,10 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
         k = _int(args.get("k", knobs.K.default))
         if not knobs.K.low <= k <= knobs.K.high:
             abort(400)
-        diff = catalog.diff(other, key, k)
+        thr = _float(args["thr"]) if "thr" in args else None
+        if thr is not None and not 0 < thr <= 1:
+            abort(400)
+        diff = catalog.diff(other, key, k, thr)
         values = np.full(ds.n_meshes, -1, dtype=np.int64)
         if args.get("by", "change") == "distance":
             # OpenUAS distance classes of each mesh's move between the periods (class 0 unused).

@@ -15,8 +15,8 @@ def stay_weight_matrix(spans: tuple[int, ...] = STAY_SPANS, day_weights: tuple[f
     A token of duration class ``c`` arriving in bin ``b`` counts in bins ``b .. b + spans[c] - 1``
     (wrapping around midnight within its day type) with weight ``day_weights[day_type]``.
     """
-    d, b, c = np.meshgrid(np.arange(N_DAY_TYPES), np.arange(N_TIME_BINS), np.arange(N_DURATIONS), indexing="ij")
-    d, b, c = d.ravel(), b.ravel(), c.ravel()
+    gd, gb, gc = np.meshgrid(np.arange(N_DAY_TYPES), np.arange(N_TIME_BINS), np.arange(N_DURATIONS), indexing="ij")
+    d, b, c = gd.ravel(), gb.ravel(), gc.ravel()
     src = d * 84 + b * N_DURATIONS + c
     span = np.asarray(spans)[c]
     offsets = np.arange(max(spans))

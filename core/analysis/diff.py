@@ -5,8 +5,16 @@ space, but it also carries the small shift that anchoring leaves between indepen
 datasets), and the **pattern change**: the Jensen-Shannon divergence (natural log, 0..ln 2) between
 the stay distributions each period's own model assigns to the mesh, ``softmax(e W^T)``. The
 pattern change compares what the meshes are used for, so it is immune to that shift; a mesh is
-flagged as changed when it exceeds ``threshold``. The cluster transition matrix counts meshes
-going from cluster i in period A to cluster j in period B.
+flagged as changed when it exceeds ``threshold``.
+
+The threshold is decided from the data, not fixed (:func:`change_threshold`): most meshes of a
+city do not change between two periods, so the bulk of the pattern changes is the noise of two
+independent trainings on finite stays. On a log scale that bulk is close to normal; its centre and
+spread are read robustly (median and MAD, which the changed minority barely moves) and a mesh is
+flagged when it lies more than ``NOISE_Z`` robust standard deviations above the centre.
+
+The cluster transition matrix counts meshes going from cluster i in period A to cluster j in
+period B; with joint clusters (one shared space) the diagonal is the meshes that kept their use.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from core.area2vec.model import predict_distributions
 from core.errors import ParameterError
 from core.release.layout import ReleaseDataset
 
-DEFAULT_THRESHOLD = 0.04  # JS divergence; measured on the demo (see README)
+NOISE_Z = 4.0  # robust standard deviations above the noise centre (log scale); see change_threshold
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,14 @@ class PeriodDiff:
     labels_a: np.ndarray | None
     labels_b: np.ndarray | None
     k: int
+    threshold: float = float("nan")
+
+    @property
+    def stayed(self) -> float:
+        """Share of meshes in the same cluster in both periods (the transition matrix's diagonal)."""
+        if self.labels_a is None or self.labels_b is None or len(self.labels_a) == 0:
+            return float("nan")
+        return float(np.mean(self.labels_a == self.labels_b))
 
     def transitions(self) -> np.ndarray:
         """``k x k`` counts of meshes in cluster i in A and cluster j in B."""
@@ -59,11 +75,42 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.maximum(0.5 * kl(p, m) + 0.5 * kl(q, m), 0.0)
 
 
-def diff_datasets(a: ReleaseDataset, b: ReleaseDataset, k: int = 10, threshold: float = DEFAULT_THRESHOLD) -> PeriodDiff:
+def change_threshold(pattern_change: np.ndarray, z: float = NOISE_Z) -> float:
+    """The pattern change above which a mesh counts as changed, from the data itself.
+
+    ``exp(median(log x) + z * 1.4826 * MAD(log x))``: the noise bulk's centre plus ``z`` robust
+    standard deviations on a log scale (1.4826 * MAD estimates a normal's standard deviation).
+    """
+    x = np.asarray(pattern_change, dtype=np.float64)
+    x = x[np.isfinite(x) & (x > 0)]
+    if x.size < 3:
+        return float("inf")
+    lx = np.log(x)
+    centre = float(np.median(lx))
+    spread = 1.4826 * float(np.median(np.abs(lx - centre)))
+    return float(np.exp(centre + z * max(spread, 1e-6)))
+
+
+def diff_datasets(
+    a: ReleaseDataset,
+    b: ReleaseDataset,
+    k: int = 10,
+    threshold: float | None = None,
+    labels_a: np.ndarray | None = None,
+    labels_b: np.ndarray | None = None,
+) -> PeriodDiff:
     """Compare two datasets over the meshes both hold with their own embedding.
 
+    Args:
+        a, b: the two datasets (periods).
+        k: the clustering whose transitions are counted.
+        threshold: the pattern change above which a mesh counts as changed; ``None``: decided from
+            the data (:func:`change_threshold`).
+        labels_a, labels_b: each dataset's cluster labels at ``k`` (all meshes); default: the
+            datasets' released labels at ``k``, where present.
+
     Raises:
-        ValueError: when a dataset has no decoder (no model file) or the two share no mesh.
+        ParameterError: when a dataset has no decoder (no model file) or the two share no mesh.
     """
     if a.decoder is None or b.decoder is None:
         raise ParameterError("both datasets need their model (decoder) for the pattern change")
@@ -78,16 +125,18 @@ def diff_datasets(a: ReleaseDataset, b: ReleaseDataset, k: int = 10, threshold: 
     ia, ib = own_a[ia], own_b[ib]
     distance = np.linalg.norm(a.vectors[ia].astype(np.float64) - b.vectors[ib], axis=1)
     change = js_divergence(predict_distributions(a.vectors[ia], a.decoder), predict_distributions(b.vectors[ib], b.decoder))
-    la = a.labels.get(k)
-    lb = b.labels.get(k)
+    la = a.labels.get(k) if labels_a is None else labels_a
+    lb = b.labels.get(k) if labels_b is None else labels_b
+    thr = change_threshold(change) if threshold is None else float(threshold)
     return PeriodDiff(
         a.codes[ia],
         ia,
         ib,
         distance,
         change,
-        change > threshold,
-        None if la is None else la[ia],
-        None if lb is None else lb[ib],
+        change > thr,
+        None if la is None else np.asarray(la)[ia],
+        None if lb is None else np.asarray(lb)[ib],
         k,
+        thr,
     )

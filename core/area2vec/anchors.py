@@ -180,17 +180,17 @@ def build_anchor_set(
     km = km_cls(n_clusters=n_anchors, random_state=seed, n_init=3).fit(first.embeddings.astype(np.float64))
     area_cluster = km.labels_
     # Each record's cluster = its area's cluster (areas of dataset i are offset by earlier datasets).
-    rec_cluster, stays, arrivals, weekdays, holidays = [], [], [], [], []
+    cluster_parts, stays, arrivals, weekdays, holidays = [], [], [], [], []
     offset = 0
     for d, part in zip(datasets, parts):
         index = np.searchsorted(part.keys, d.area_keys)  # each record's row in its dataset's counts
-        rec_cluster.append(area_cluster[offset + index])
+        cluster_parts.append(area_cluster[offset + index])
         stays.append(d.stay_time)
         arrivals.append(d.arrival_minute)
         weekdays.append(d.weekday)
         holidays.append(d.is_holiday)
         offset += part.n_areas
-    rec_cluster = np.concatenate(rec_cluster)
+    rec_cluster = np.concatenate(cluster_parts)
     rng = np.random.default_rng(seed)
     # Sample per cluster without a Python loop over records: shuffle, stable-sort by cluster,
     # then take `records_per_anchor` positions per cluster (cycling when a cluster is small).

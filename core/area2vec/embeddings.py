@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ from core.atomic import atomic_path, ensure_writable_dir, write_text_atomic
 from core.constants import MESH_CODE, MESH_ID, MESH_SIZE
 from core.errors import InputError
 from core.mobility.stays import AreaCounts
+
+if TYPE_CHECKING:
+    from core.area2vec.anchors import AnchorSet
 
 EMBEDDINGS_CSV = "embeddings.csv"
 MODEL_PTH = "model.pth"
@@ -103,7 +107,7 @@ def read_embeddings_csv(path: str | Path) -> AreaEmbeddings:
 
 def train_embeddings(
     counts: AreaCounts,
-    anchors: object | None = None,
+    anchors: AnchorSet | None = None,
     config: TrainConfig | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: Callable[[], bool] | None = None,

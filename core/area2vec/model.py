@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from core.atomic import atomic_path
 from core.constants import N_TOKENS
@@ -27,7 +28,9 @@ def softmax_rows(logits: np.ndarray) -> np.ndarray:
     return z
 
 
-def predict_distributions(embeddings: np.ndarray, decoder: np.ndarray, chunk: int = 65536, dtype=np.float64) -> np.ndarray:
+def predict_distributions(
+    embeddings: np.ndarray, decoder: np.ndarray, chunk: int = 65536, dtype: DTypeLike = np.float64
+) -> np.ndarray:
     """``f_hat = softmax(E W^T)`` for each area (areas x 168; float64, or float32 for display)."""
     embeddings = np.asarray(embeddings, dtype=dtype)
     decoder = np.asarray(decoder, dtype=dtype)

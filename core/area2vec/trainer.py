@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from core import knobs
 from core.constants import N_TOKENS
 from core.errors import CoreError, InputError, TrainingCancelled
 from core.progress import Progress
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,13 @@ class _Counts:
     def __len__(self) -> int:
         return int(self.C.shape[0])
 
-    def loss_grad(self, E, W, need_e: bool = True):
+    @overload
+    def loss_grad(self, E: Tensor, W: Tensor, need_e: Literal[True] = True) -> tuple[float, Tensor, Tensor]: ...
+
+    @overload
+    def loss_grad(self, E: Tensor, W: Tensor, need_e: Literal[False]) -> tuple[float, None, Tensor]: ...
+
+    def loss_grad(self, E: Tensor, W: Tensor, need_e: bool = True) -> tuple[float, Tensor | None, Tensor]:
         """Sum over stays of the cross-entropy, its gradient wrt E (rows) and W."""
         import torch
 
@@ -140,12 +150,20 @@ class _Counts:
             cw = c @ W
             total += float((n * (torch.log(z) + mx)).sum() - (e * cw).sum())
             logits.mul_((n / z)[:, None])  # n * softmax
-            if need_e:
+            if gE is not None:  # exactly when need_e
                 gE[s : s + self.chunk] = logits @ W - cw
             gW += logits.T @ e - c.T @ e
         return total, gE, gW
 
-    def newton(self, E, W, l2: float, iters: int, cancel, report) -> int:
+    def newton(
+        self,
+        E: Tensor,
+        W: Tensor,
+        l2: float,
+        iters: int,
+        cancel: Callable[[], bool] | None,
+        report: Callable[[int, float], None],
+    ) -> int:
         """Minimise each row's loss over its embedding with W fixed (in place). Returns iterations."""
         import torch
 
@@ -198,14 +216,14 @@ class _Counts:
         return done
 
 
-def _refine_decoder(data: _Counts, E, W, anchors, iters: int):
+def _refine_decoder(data: _Counts, E: Tensor, W: Tensor, anchors: tuple[_Counts, Tensor, float] | None, iters: int) -> Tensor:
     """Minimise the (anchored) loss over W with every embedding fixed: convex, by L-BFGS."""
     import torch
 
     W = W.clone().requires_grad_(True)
     opt = torch.optim.LBFGS([W], lr=1.0, max_iter=iters, history_size=10, line_search_fn="strong_wolfe")
 
-    def closure():
+    def closure() -> Tensor:
         with torch.no_grad():
             loss, _, gW = data.loss_grad(E, W.detach(), need_e=False)
             loss, gW = loss / data.N, gW / data.N

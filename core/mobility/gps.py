@@ -17,8 +17,10 @@ The scan is one compiled loop (numba); everything else is vectorised array work.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -122,6 +124,18 @@ class StayPoints:
 
 
 # ---------------------------------------------------------------- reading
+
+
+@overload
+def _find(
+    names: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: str, required: Literal[True] = True
+) -> str: ...
+
+
+@overload
+def _find(
+    names: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: str, required: bool
+) -> str | None: ...
 
 
 def _find(
@@ -364,7 +378,7 @@ def gps_files(paths: list[str | Path]) -> list[Path]:
     return out
 
 
-def read_fixes(paths: list[str | Path] | str | Path, options: GpsOptions = GpsOptions()) -> Fixes:
+def read_fixes(paths: Sequence[str | Path] | str | Path, options: GpsOptions = GpsOptions()) -> Fixes:
     """Read, validate and clean fixes from CSV / Parquet files (a file without a user column is one person, named by the file).
 
     Raises:
@@ -472,7 +486,9 @@ def _is_sorted(user: np.ndarray, t: np.ndarray) -> bool:
 # ---------------------------------------------------------------- stay detection
 
 
-def _scan_python(brk, t, phi, lam, coslat, d2max, tmin):  # pragma: no cover - compiled by numba; kept plain for the baseline
+def _scan_python(  # pragma: no cover - compiled by numba; kept plain for the baseline
+    brk: np.ndarray, t: np.ndarray, phi: np.ndarray, lam: np.ndarray, coslat: np.ndarray, d2max: float, tmin: float
+) -> tuple[np.ndarray, np.ndarray]:
     n = t.shape[0]
     first = np.empty(n, np.int64)
     last = np.empty(n, np.int64)
@@ -496,10 +512,10 @@ def _scan_python(brk, t, phi, lam, coslat, d2max, tmin):  # pragma: no cover - c
     return first[:m], last[:m]
 
 
-_SCAN = []
+_SCAN: list[Callable[..., tuple[np.ndarray, np.ndarray]]] = []
 
 
-def _scan():
+def _scan() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
     if not _SCAN:
         from numba import njit
 
@@ -583,7 +599,7 @@ def stay_table(
     )
 
 
-def gps_to_stays(paths: list[str | Path] | str | Path, options: GpsOptions = GpsOptions()) -> tuple[pd.DataFrame, dict]:
+def gps_to_stays(paths: Sequence[str | Path] | str | Path, options: GpsOptions = GpsOptions()) -> tuple[pd.DataFrame, dict]:
     """Read fixes, detect stays and return the stay table with a report (plain data)."""
     fixes = read_fixes(paths, options)
     stays = detect_stays(fixes, options.distance_m, options.min_minutes, options.max_gap_minutes)

@@ -220,7 +220,7 @@ def read_csv_header(path: Path, source: str, what: str = "stay") -> list[str]:
 
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # type: ignore[operator]
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh), None)
     except UnicodeDecodeError as exc:
         raise InputError(

@@ -22,18 +22,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.analysis.clustering import cluster_areas
+from core.analysis.joint import SpacePart, fit_joint
 from core.area2vec.anchors import build_anchor_set
 from core.area2vec.embeddings import train_embeddings
-from core.area2vec.model import predict_distributions
 from core.area2vec.trainer import TrainConfig
 from core.atomic import atomic_dir
-from core.constants import RELEASED_KS
+from core.constants import KMEANS_SEED, RELEASED_KS
 from core.errors import ParameterError
 from core.geo.meshcode import parent_code
 from core.mobility.privacy import assign_meshes, with_complemented
 from core.mobility.stays import StayRecords
 from core.progress import Progress
+from core.release.clusters import clusters_file, save_joint
 from core.release.layout import ANCHOR_DIR, write_dataset, write_util_files
 from core.simulation.world import (
     CITIES,
@@ -256,13 +256,20 @@ def build_demo(
         anchors.save(root / ANCHOR_DIR)
         write_util_files(root)
 
-        for n, (counts, m) in enumerate(zip(all_counts, meta)):
+        trained = []
+        for n, (counts, m) in enumerate(zip(all_counts, meta, strict=True)):
             report("train", n, total, m["name"])
-            emb = train_embeddings(counts, anchors, TrainConfig(seed=seed + n))
-            dist = predict_distributions(emb.vectors, emb.decoder, dtype=np.float32)
-            labels = {
-                k: cluster_areas(emb.vectors, emb.decoder, k, distributions=dist) for k in RELEASED_KS if k <= counts.n_areas
-            }
+            trained.append(train_embeddings(counts, anchors, TrainConfig(seed=seed + n)))
+        # One shared space: the released labels are joint clusters over every dataset (as OpenUAS's).
+        report("cluster", 0, len(RELEASED_KS), "joint clusters")
+        parts = {m["name"]: SpacePart(emb.vectors, emb.decoder) for emb, m in zip(trained, meta, strict=True)}
+        joint = {}
+        for i, k in enumerate(RELEASED_KS):
+            joint[k] = fit_joint(parts, k, space=name, seed=KMEANS_SEED)
+            save_joint(clusters_file(root, k), joint[k])
+            report("cluster", i + 1, len(RELEASED_KS), f"k = {k}")
+        for counts, m, emb in zip(all_counts, meta, trained, strict=True):
+            labels = {k: jc.assign(emb.vectors) for k, jc in joint.items()}
             codes, sizes, vectors, lab, comp = with_complemented(counts.keys, counts.mesh_sizes, emb.vectors, labels)
             write_dataset(root, m["name"], codes, sizes, vectors, emb.decoder, lab, comp)
             grid = grids[m["city"]]

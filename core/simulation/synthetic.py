@@ -105,8 +105,8 @@ def stays_from_tokens(mesh: np.ndarray, tokens: np.ndarray, seed: int) -> pd.Dat
     return pd.DataFrame(
         {
             STAY_TIME: stay.astype(np.int64),
-            DAY_OF_WEEK: pd.Categorical.from_codes(weekday.astype(np.int8), categories=list(WEEKDAYS)),
-            ARRIVAL_TIME: pd.Categorical.from_codes(minute.astype(np.int16), categories=list(TIMES_OF_DAY)),
+            DAY_OF_WEEK: pd.Categorical.from_codes(weekday.astype(np.int8), categories=pd.Index(list(WEEKDAYS))),
+            ARRIVAL_TIME: pd.Categorical.from_codes(minute.astype(np.int16), categories=pd.Index(list(TIMES_OF_DAY))),
             IS_HOLIDAY: on_holiday,
             MESH_ID: mesh.astype(np.int64),
         }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -244,9 +245,31 @@ CITIES: dict[str, CitySpec] = {
     ),
 }
 
+
+class FestivalSpec(TypedDict):
+    """Where and when the demo's festival takes place (a disc of cells in one city)."""
+
+    city: str
+    lat: float
+    lon: float
+    radius_km: float
+    start: dt.date
+    end: dt.date
+
+
+class MallSpec(TypedDict):
+    """Where the demo's mall stands and the day it opens."""
+
+    city: str
+    lat: float
+    lon: float
+    radius_km: float
+    opens: dt.date
+
+
 # The demo's designed events in Nagoya (SPEC-free: they are ours, recorded as ground truth).
 # Hisaya Odori Park (Sakae) hosts the festival; the mall replaces offices and homes south-west of Sakae.
-FESTIVAL = {
+FESTIVAL: FestivalSpec = {
     "city": "nagoya",
     "lat": 35.1735,
     "lon": 136.9088,
@@ -254,7 +277,7 @@ FESTIVAL = {
     "start": dt.date(2021, 9, 18),
     "end": dt.date(2021, 10, 31),
 }
-MALL = {"city": "nagoya", "lat": 35.1560, "lon": 136.8880, "radius_km": 0.2, "opens": dt.date(2021, 10, 25)}
+MALL: MallSpec = {"city": "nagoya", "lat": 35.1560, "lon": 136.8880, "radius_km": 0.2, "opens": dt.date(2021, 10, 25)}
 
 
 @dataclass
@@ -291,8 +314,8 @@ def build_grid(spec: CitySpec, seed: int) -> CityGrid:
     di = int(np.ceil(spec.radius_km / KM_PER_DEG_LAT * LAT_UNITS))
     dj = int(np.ceil(spec.radius_km / (KM_PER_DEG_LAT * coslat) * LON_UNITS))
     i0, j0 = int(spec.lat * LAT_UNITS), int((spec.lon - 100) * LON_UNITS)
-    ii, jj = np.meshgrid(np.arange(i0 - di, i0 + di + 1), np.arange(j0 - dj, j0 + dj + 1), indexing="ij")
-    ii, jj = ii.ravel(), jj.ravel()
+    gi, gj = np.meshgrid(np.arange(i0 - di, i0 + di + 1), np.arange(j0 - dj, j0 + dj + 1), indexing="ij")
+    ii, jj = gi.ravel(), gj.ravel()
     lat = (ii + 0.5) / LAT_UNITS
     lon = 100 + (jj + 0.5) / LON_UNITS
     y = (lat - spec.lat) * KM_PER_DEG_LAT
@@ -453,7 +476,7 @@ class _Acc:
     arrival: list = field(default_factory=list)
     stay: list = field(default_factory=list)
 
-    def add(self, user, cell, day, arrival_h, minutes) -> None:
+    def add(self, user: np.ndarray, cell: np.ndarray, day: np.ndarray, arrival_h: np.ndarray, minutes: np.ndarray) -> None:
         self.user.append(user)
         self.cell.append(cell)
         self.day.append(day)
@@ -461,13 +484,13 @@ class _Acc:
         self.stay.append(minutes)
 
 
-def _pick(rng, choices: np.ndarray, n: int) -> np.ndarray:
+def _pick(rng: np.random.Generator, choices: np.ndarray, n: int) -> np.ndarray:
     if len(choices) == 0:
         raise ParameterError("no cells to choose from")
     return choices[rng.integers(0, len(choices), n)]
 
 
-def _near(grid: CityGrid, targets: np.ndarray, k: int):
+def _near(grid: CityGrid, targets: np.ndarray, k: int) -> np.ndarray:
     """For each cell, its k nearest cells among ``targets`` (cached)."""
     key = (id(targets), k)
     if key not in grid._neighbours:
@@ -523,10 +546,10 @@ def simulate_month(
         nb = _near(grid, targets if len(targets) else everywhere, k)
         return nb[at, rng.integers(0, nb.shape[1], len(at))]
 
-    def normal(mean, sd, lo, hi, size):
+    def normal(mean: float, sd: float, lo: float, hi: float, size: int) -> np.ndarray:
         return np.clip(rng.normal(mean, sd, size), lo, hi)
 
-    def lognormal(median_min, sigma, size):
+    def lognormal(median_min: float, sigma: float, size: int) -> np.ndarray:
         return np.maximum(1.0, rng.lognormal(np.log(median_min), sigma, size))
 
     # Mall: from its opening its cells are a mall; homes and offices there are gone.
@@ -654,9 +677,11 @@ def simulate_month(
             "lon": jlon[order],
             "cell": cell[order],
             "date": pd.to_datetime(np.asarray(dates, dtype="datetime64[D]")[dayi[order]]),
-            "day_of_week": pd.Categorical.from_codes(weekday[dayi[order]].astype(np.int8), categories=list(WEEKDAYS)),
+            "day_of_week": pd.Categorical.from_codes(weekday[dayi[order]].astype(np.int8), categories=pd.Index(list(WEEKDAYS))),
             "is_holiday": holiday[dayi[order]],
-            "arrival_time": pd.Categorical.from_codes(minute_of_day[order].astype(np.int16), categories=list(TIMES_OF_DAY)),
+            "arrival_time": pd.Categorical.from_codes(
+                minute_of_day[order].astype(np.int16), categories=pd.Index(list(TIMES_OF_DAY))
+            ),
             "stay_time": minutes[order],
         }
     )

@@ -27,11 +27,12 @@ import numpy as np
 if TYPE_CHECKING:
     from core.area2vec.trainer import TrainConfig
     from core.mobility.gps import GpsOptions
+    from core.mobility.stays import AreaCounts, StayRecords
 
 from core import knobs
 from core.atomic import ensure_writable_dir, write_text_atomic
 from core.constants import MESH_CODE, MESH_ID, MESH_SIZE, RELEASED_KS
-from core.errors import InputError
+from core.errors import CoreError, InputError
 from core.progress import Progress
 
 USER_RELEASE = "user"
@@ -210,8 +211,19 @@ def anchor_sets(data_dir: str | Path) -> dict[str, Path]:
 class Prepared:
     """Input turned into per-mesh counts, with what a preview shows (plain data in ``report``)."""
 
-    counts: object  # core.mobility.stays.AreaCounts keyed by mesh code
+    counts: AreaCounts  # keyed by mesh code
     report: dict = field(default_factory=dict)
+
+
+def _mesh_sizes(counts: AreaCounts) -> np.ndarray:
+    """The mesh size of each area of counts keyed by mesh code.
+
+    Raises:
+        CoreError: the counts carry no mesh sizes (only counts keyed by ``mesh_id`` lack them, a bug here).
+    """
+    if counts.mesh_sizes is None:
+        raise CoreError(f"per-mesh counts keyed by '{counts.key_column}' carry no mesh sizes")
+    return counts.mesh_sizes
 
 
 def _input_kind(paths: list[Path]) -> str:
@@ -265,7 +277,7 @@ def read_mapping(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ids, codes, sizes
 
 
-def apply_mapping(records, mapping: str | Path):
+def apply_mapping(records: StayRecords, mapping: str | Path) -> StayRecords:
     """Stays keyed by ``mesh_id`` -> the same stays keyed by mesh ``code`` (every id must be mapped)."""
     from core.mobility.stays import StayRecords
 
@@ -336,16 +348,16 @@ def prepare(
     """
     from core.mobility.stays import read_stays, stays_from_frame
 
-    paths = [Path(p) for p in paths]
-    if not paths:
+    files = [Path(p) for p in paths]
+    if not files:
         raise InputError("input", "no file")
-    kind = _input_kind(paths)
-    report: dict = {"kind": kind, "files": [p.name for p in paths]}
+    kind = _input_kind(files)
+    report: dict = {"kind": kind, "files": [p.name for p in files]}
     if kind == "gps":
         from core.mobility.gps import GpsOptions, gps_to_stays
         from core.mobility.privacy import apply_privacy
 
-        table, gps_report = gps_to_stays(paths, gps_options or GpsOptions())
+        table, gps_report = gps_to_stays(files, gps_options or GpsOptions())
         if table.empty:
             raise InputError(
                 ", ".join(report["files"])[:120],
@@ -360,7 +372,7 @@ def prepare(
                 "date_range": [str(table["arrival"].min().date()), str(table["departure"].max().date())],
             }
         )
-        training, priv = apply_privacy(table, min_users, source=paths[0].name)
+        training, priv = apply_privacy(table, min_users, source=files[0].name)
         report["privacy"] = priv
         if training.empty:
             raise InputError(
@@ -368,20 +380,20 @@ def prepare(
                 f"no mesh has more than {min_users} people, so nothing can be shared",
                 expected=f"stays of more than {min_users} people in the same 50 m or 250 m mesh",
             )
-        records = stays_from_frame(training, source=paths[0].name)
+        records = stays_from_frame(training, source=files[0].name)
     else:
-        if len(paths) > 1:
+        if len(files) > 1:
             raise InputError(
-                ", ".join(p.name for p in paths)[:120],
+                ", ".join(p.name for p in files)[:120],
                 "several stay tables at once",
                 expected="one stay table (or several raw GPS files)",
             )
-        records = read_stays(paths[0])
-        report["date_range"] = _date_range(paths[0])
+        records = read_stays(files[0])
+        report["date_range"] = _date_range(files[0])
         if records.key_column == MESH_ID:
             if mapping is None:
                 raise InputError(
-                    paths[0].name,
+                    files[0].name,
                     "stays are keyed by mesh_id",
                     column=MESH_ID,
                     expected="a 'code' column with JIS mesh codes, or a mesh_id -> code mapping file",
@@ -395,7 +407,7 @@ def prepare(
             "stays": len(records),
             "meshes": counts.n_areas,
             "skipped": int(records.n_skipped),
-            "meshes_by_size": {int(s): int(n) for s, n in zip(*np.unique(counts.mesh_sizes, return_counts=True))},
+            "meshes_by_size": {int(s): int(n) for s, n in zip(*np.unique(_mesh_sizes(counts), return_counts=True))},
             "weekday_share": [float(x) for x in np.bincount(records.weekday, minlength=7) / len(records)],
             "weekend_holiday_share": float(day_type.mean()),
             "holiday_stays": int(records.is_holiday.sum()),
@@ -415,13 +427,14 @@ def preview(
 
     prep = prepare(paths, mapping, gps_options, min_users)
     counts = prep.counts
+    sizes = _mesh_sizes(counts)
     rep = dict(prep.report)
-    s, w, n, e = code_bounds(counts.keys, counts.mesh_sizes)
+    s, w, n, e = code_bounds(counts.keys, sizes)
     rep["bounds"] = [float(s.min()), float(w.min()), float(n.max()), float(e.max())]
     pick = np.arange(counts.n_areas)
     if counts.n_areas > PREVIEW_MESHES:
         pick = np.sort(np.random.default_rng(0).choice(counts.n_areas, PREVIEW_MESHES, replace=False))
-    rep["sample"] = {"codes": counts.keys[pick].tolist(), "sizes": counts.mesh_sizes[pick].tolist()}
+    rep["sample"] = {"codes": counts.keys[pick].tolist(), "sizes": sizes[pick].tolist()}
     return rep
 
 
@@ -519,7 +532,7 @@ def add_dataset(
 
         raise TrainingCancelled("training cancelled")
     metrics["seconds_total"] = time.perf_counter() - t0
-    write_user_dataset(root, full, counts.keys, counts.mesh_sizes, emb.vectors, emb.decoder, metrics)
+    write_user_dataset(root, full, counts.keys, _mesh_sizes(counts), emb.vectors, emb.decoder, metrics)
     report("write", 1, 1, message="done")
     return {"dataset": f"{USER_RELEASE}/{full}", "metrics": metrics}
 
@@ -556,7 +569,7 @@ def write_user_dataset(
     write_dataset(root, name, all_codes, all_sizes, all_vectors, decoder, labels, comp)  # model, then the GeoJSON
 
 
-def _plain(obj):
+def _plain(obj: object) -> object:
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

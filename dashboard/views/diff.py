@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dash
 import numpy as np
 from dash import ClientsideFunction, Input, Output, callback, clientside_callback, dcc, html
 
@@ -12,6 +11,8 @@ from .. import ids
 from ..catalog import app_context
 from ..components import make_map, tile_url, viewport
 from ..figures import transition_heatmap
+
+DIFF_K = 10  # the clustering whose transitions are shown
 
 
 def layout(options: list[dict], a: str | None, b: str | None, basemap: str | None, view: dict | None = None) -> html.Div:
@@ -41,6 +42,21 @@ def layout(options: list[dict], a: str | None, b: str | None, basemap: str | Non
                             ),
                         ]
                     ),
+                    html.Label(
+                        [
+                            "Changed above (JS divergence; empty = decided from the data)",
+                            dcc.Input(
+                                id=ids.DIFF_THRESHOLD,
+                                type="number",
+                                min=0.0001,
+                                max=1,
+                                step="any",
+                                debounce=True,
+                                placeholder="from the data",
+                                style={"width": "9em"},
+                            ),
+                        ]
+                    ),
                 ],
             ),
             html.Div(id=ids.DIFF_SUMMARY, className="summary", role="status"),
@@ -51,7 +67,7 @@ def layout(options: list[dict], a: str | None, b: str | None, basemap: str | Non
                     html.Div(
                         className="half",
                         children=[
-                            html.H3("Period A: clusters (k = 10)"),
+                            html.H3("Period A: joint clusters (k = 10, the same colours as in every dataset of the space)"),
                             html.Div(
                                 id=ids.DIFF_MAP_BOX_A,
                                 children=[make_map(ids.DIFF_MAP_A, ids.DIFF_LAYER_A, basemap, view, height="460px")],
@@ -61,7 +77,7 @@ def layout(options: list[dict], a: str | None, b: str | None, basemap: str | Non
                     html.Div(
                         className="half",
                         children=[
-                            html.H3("Period B: red = stay pattern changed since A (or: distance classes)"),
+                            html.H3("Period B: red = stay pattern changed since A, blue = unchanged (or: distance classes)"),
                             html.Div(
                                 id=ids.DIFF_MAP_BOX,
                                 children=[make_map(ids.DIFF_MAP, ids.DIFF_LAYER, basemap, view, height="460px")],
@@ -75,6 +91,19 @@ def layout(options: list[dict], a: str | None, b: str | None, basemap: str | Non
     )
 
 
+def diff_threshold(value: object) -> float | None:
+    """The user's threshold for "changed" (a positive number), or ``None``: decided from the data."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return float(min(v, 1.0)) if np.isfinite(v) and v > 0 else None
+
+
+def _empty(message: str):
+    return transition_heatmap(np.zeros((1, 1)), "A", "B"), message, [], []
+
+
 @callback(
     Output(ids.DIFF_MATRIX, "figure"),
     Output(ids.DIFF_SUMMARY, "children"),
@@ -83,37 +112,42 @@ def layout(options: list[dict], a: str | None, b: str | None, basemap: str | Non
     Input(ids.DIFF_A, "value"),
     Input(ids.DIFF_B, "value"),
     Input(ids.DIFF_COLOUR, "value"),
+    Input(ids.DIFF_THRESHOLD, "value"),
 )
-def show_diff(a, b, colour_by):
-    """Transition matrix, summary and the two synchronised maps of periods A and B."""
+def show_diff(a, b, colour_by, threshold):
+    """Transition matrix (joint clusters, named), summary and the two synchronised maps of periods A and B."""
     app = app_context()
     catalog, basemap = app.catalog, app.basemap
     colour_by = colour_by if colour_by in ("change", "distance") else "change"
+    thr = diff_threshold(threshold)
     if not a or not b or a not in catalog.refs or b not in catalog.refs:
-        return transition_heatmap(np.zeros((1, 1)), "A", "B"), "Pick two datasets.", dash.no_update, dash.no_update
+        return _empty("Pick two datasets.")
     if a == b:
-        return transition_heatmap(np.zeros((1, 1)), "A", "B"), "Pick two different datasets.", dash.no_update, dash.no_update
+        return _empty("Pick two different datasets.")
+    if catalog.space(a) != catalog.space(b):
+        return _empty(
+            f"{a} and {b} are not in one shared space (trained with different anchors or free): their clusters and distances cannot be compared."
+        )
+    k = DIFF_K
     try:
-        diff = catalog.diff(a, b, 10)
+        diff = catalog.diff(a, b, k, thr)
     except (ValueError, CoreError) as exc:
-        return transition_heatmap(np.zeros((1, 1)), "A", "B"), str(exc), dash.no_update, dash.no_update
+        return _empty(str(exc))
     n = len(diff.codes)
     summary = (
-        f"{n:,} meshes in both; {int(diff.changed.sum()):,} changed their stay pattern ({diff.changed.mean():.0%}, red on the map); "
-        f"median embedding distance {np.median(diff.distance):.2f}"
+        f"{n:,} meshes in both; {int(diff.changed.sum()):,} changed their stay pattern ({diff.changed.mean():.0%}, red on map B; "
+        f"threshold {diff.threshold:.4f}{' decided from the data' if thr is None else ' set by you'}); "
+        f"{diff.stayed:.0%} stayed in their cluster; median embedding distance {np.median(diff.distance):.2f}"
     )
-    fig = transition_heatmap(diff.transitions(), a.split("/", 1)[1], b.split("/", 1)[1])
+    names = catalog.cluster_names(a, k)
+    fig = transition_heatmap(diff.transitions(), a.split("/", 1)[1], b.split("/", 1)[1], names)
     view = viewport(catalog, b)
-    map_b = make_map(
-        ids.DIFF_MAP,
-        ids.DIFF_LAYER,
-        basemap,
-        view,
-        tile_url({"ds": b, "mode": "diff", "other": a, "k": 10, "by": colour_by}),
-        height="460px",
-    )
+    params = {"ds": b, "mode": "diff", "other": a, "k": k, "by": colour_by}
+    if thr is not None:
+        params["thr"] = thr
+    map_b = make_map(ids.DIFF_MAP, ids.DIFF_LAYER, basemap, view, tile_url(params), height="460px")
     map_a = make_map(
-        ids.DIFF_MAP_A, ids.DIFF_LAYER_A, basemap, view, tile_url({"ds": a, "mode": "cluster", "k": 10}), height="460px"
+        ids.DIFF_MAP_A, ids.DIFF_LAYER_A, basemap, view, tile_url({"ds": a, "mode": "cluster", "k": k}), height="460px"
     )
     return fig, summary, [map_b], [map_a]
 

@@ -16,6 +16,7 @@ from dash import ClientsideFunction, Input, Output, State, callback, clientside_
 from core import knobs
 from core.analysis.similarity import similar_across, top_k
 from core.constants import RELEASED_KS
+from core.errors import CoreError
 
 from .. import ids
 from ..catalog import Catalog, app_context, get_catalog
@@ -99,6 +100,22 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                         children=[
                             html.H3("Clusters", id=ids.LEGEND_TITLE),
                             dcc.Loading(html.Div(id=ids.LEGEND, className="legend"), type="dot"),
+                            html.Details(
+                                className="rename",
+                                children=[
+                                    html.Summary("Rename a cluster (kept with the release, for every dataset of the space)"),
+                                    dcc.Dropdown(id=ids.RENAME_CLUSTER, options=[], placeholder="cluster", clearable=False),
+                                    dcc.Input(
+                                        id=ids.RENAME_TEXT,
+                                        type="text",
+                                        maxLength=60,
+                                        placeholder="new name (empty: back to the derived one)",
+                                    ),
+                                    html.Button("Rename", id=ids.RENAME_BUTTON),
+                                    html.Span(id=ids.RENAME_MSG, className="hint", role="status"),
+                                    dcc.Store(id=ids.NAMES_VERSION, data=0),
+                                ],
+                            ),
                             html.Div(
                                 className="export",
                                 children=[
@@ -245,6 +262,7 @@ def on_map_click(click, key):
     Output(ids.CHART, "figure"),
     Output(ids.MAP_BOX, "children"),
     Output(ids.LEGEND_TITLE, "children"),
+    Output(ids.RENAME_CLUSTER, "options"),
     Input(ids.DATASET, "value"),
     Input(ids.K, "value"),
     Input(ids.K_ANY, "value"),
@@ -252,8 +270,9 @@ def on_map_click(click, key):
     Input(ids.THRESHOLD, "value"),
     Input(ids.SELECTED, "data"),
     Input(ids.CHART_REDUCE, "value"),
+    Input(ids.NAMES_VERSION, "data"),
 )
-def show_map(key, k, k_any, view, threshold, selected, reduce):
+def show_map(key, k, k_any, view, threshold, selected, reduce, _names_version=None):
     """The map layer, legend, summary and cluster chart of the chosen dataset and colouring."""
     app = app_context()
     catalog, basemap = app.catalog, app.basemap
@@ -265,8 +284,10 @@ def show_map(key, k, k_any, view, threshold, selected, reduce):
             pattern_chart(np.zeros((2, 12, 7)), "no data"),
             dash.no_update,
             "Clusters",
+            [],
         )
     k = effective_k(k, k_any)
+    k = min(k, max(2, catalog.get(key).n_meshes))  # a small dataset cannot have more clusters than meshes
     reduce = reduce if reduce in ("sum", "mean") else "sum"
     ds = catalog.get(key)
     sel = selected if isinstance(selected, dict) and selected.get("ds") == key and _valid_row(selected, ds.n_meshes) else None
@@ -289,6 +310,8 @@ def show_map(key, k, k_any, view, threshold, selected, reduce):
             else "trained free"
         )
         summary += f". Trained here: ApproximationLoss {m.get('approximation_loss', float('nan')):.4f}, {space}, {m.get('seconds', 0):.1f} s"
+    names = catalog.cluster_names(key, k)
+    rename_options = [{"label": f"{c}: {n}", "value": c} for c, n in enumerate(names)]
     charts = catalog.cluster_charts(key, k, reduce)
     fig = pattern_chart(charts.sum(axis=0) if reduce == "sum" else charts.mean(axis=0), f"all clusters ({reduce})")
     if sel is not None and view == "similar":
@@ -297,7 +320,7 @@ def show_map(key, k, k_any, view, threshold, selected, reduce):
         fig = class_charts(cls, DISTANCE_LABELS, reduce)
     elif sel is not None:
         c = int(catalog.labels(key, k)[sel["row"]])
-        fig = pattern_chart(charts[c], f"cluster {c} ({reduce} over its meshes)")
+        fig = pattern_chart(charts[c], f"cluster {c}: {names[c]} ({reduce} over its meshes here)")
     fired = ctx.triggered_prop_ids  # several inputs may change at once (the URL sets them all)
     if not fired or f"{ids.DATASET}.value" in fired:
         # A new dataset: a new map on its extent (the layer url goes with it).
@@ -308,8 +331,9 @@ def show_map(key, k, k_any, view, threshold, selected, reduce):
             fig,
             [make_map(ids.MAP, ids.MESH_LAYER, basemap, viewport(catalog, key), url, selection=True)],
             title,
+            rename_options,
         )
-    return url, legend_children, summary, fig, dash.no_update, title
+    return url, legend_children, summary, fig, dash.no_update, title, rename_options
 
 
 @callback(
@@ -470,3 +494,28 @@ def _threshold(value: object) -> float:
     except (TypeError, ValueError):
         return 16.0
     return float(np.clip(v, 0.0, 1e6)) if np.isfinite(v) else 16.0
+
+
+@callback(
+    Output(ids.NAMES_VERSION, "data"),
+    Output(ids.RENAME_MSG, "children"),
+    Input(ids.RENAME_BUTTON, "n_clicks"),
+    State(ids.RENAME_CLUSTER, "value"),
+    State(ids.RENAME_TEXT, "value"),
+    State(ids.DATASET, "value"),
+    State(ids.K, "value"),
+    State(ids.K_ANY, "value"),
+    State(ids.NAMES_VERSION, "data"),
+    prevent_initial_call=True,
+)
+def rename(_n, cluster, name, key, k, k_any, version):
+    """Rename a cluster of the dataset's space (validated on the server; kept with the release)."""
+    catalog = get_catalog()
+    if key not in catalog.refs or not isinstance(cluster, int):
+        return dash.no_update, "Pick a cluster first."
+    k = effective_k(k, k_any)
+    try:
+        names = catalog.rename_cluster(key, k, cluster, name)
+    except CoreError as exc:
+        return dash.no_update, str(exc)
+    return int(version or 0) + 1, f"Cluster {cluster} is now '{names[cluster]}' in every dataset of this space."

@@ -26,7 +26,9 @@ def catalog(tmp_path_factory):
     codes = np.unique(latlon_to_code(35.17 + rng.random(200) * 0.01, 136.9 + rng.random(200) * 0.01, 50))
     n = len(codes)
     labels = {k: np.arange(n) % k for k in (5, 10, 20)}
-    write_dataset(root / "rel", "nagoya_2019_04", codes, np.full(n, 50), rng.normal(size=(n, 8)), rng.normal(size=(168, 8)), labels)
+    write_dataset(
+        root / "rel", "nagoya_2019_04", codes, np.full(n, 50), rng.normal(size=(n, 8)), rng.normal(size=(168, 8)), labels
+    )
     cat = Catalog(root)
     install(AppContext(catalog=cat, basemap=None, upload_cap=2**20))
     return cat
@@ -85,8 +87,21 @@ def test_the_training_form_becomes_a_checked_request(tmp_path):
     f = tmp_path / "stays.csv"
     f.write_text("x")
     req = training_view.build_request(
-        data, [f], None, "free", None, " kobe ", "2016-10", dim="999", tol=None, schedule="bogus", epochs="-3",
-        min_users="0", tz="", distance="1e9", minutes=None,
+        data,
+        [f],
+        None,
+        "free",
+        None,
+        " kobe ",
+        "2016-10",
+        dim="999",
+        tol=None,
+        schedule="bogus",
+        epochs="-3",
+        min_users="0",
+        tz="",
+        distance="1e9",
+        minutes=None,
     )
     assert isinstance(req, TrainRequest)
     assert (req.name, req.period, req.anchors) == ("kobe", "2016-10", None)

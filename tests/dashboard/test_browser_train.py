@@ -183,7 +183,7 @@ def test_broken_file_shows_the_bad_rows(pages, server, files):
 
 def test_raw_gps_upload_then_training(pages, server, files):
     """Eleven GPS files at once: stays are detected and the privacy rule applied before training."""
-    kobe = sorted((Path(__file__).parent / "data" / "kobe").glob("user*.csv"))
+    kobe = sorted((Path(__file__).resolve().parents[1] / "data" / "kobe").glob("user*.csv"))
     page = pages()
     facts = _prepare_job(page, server, kobe, "kobe", "2016-10")
     assert "raw GPS" in facts and "5,074 from 11 people" in facts and "more than 10 people" in facts

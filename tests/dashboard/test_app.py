@@ -40,7 +40,9 @@ def test_transition_matrix_by_hand():
 
     # Mesh 1 stays in cluster 0, mesh 2 moves 0 -> 2, mesh 3 moves 1 -> 0; k = 3.
     z = np.zeros(3)
-    d = PeriodDiff(np.array([1, 2, 3]), np.arange(3), np.arange(3), z, z, np.zeros(3, bool), np.array([0, 0, 1]), np.array([0, 2, 0]), 3)
+    d = PeriodDiff(
+        np.array([1, 2, 3]), np.arange(3), np.arange(3), z, z, np.zeros(3, bool), np.array([0, 0, 1]), np.array([0, 2, 0]), 3
+    )
     assert d.transitions().tolist() == [[1, 0, 1], [1, 0, 0], [0, 0, 0]]
 
 

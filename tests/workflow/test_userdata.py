@@ -33,8 +33,8 @@ from core.workflow.userdata import (
     write_user_dataset,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-KOBE = Path(__file__).parent / "data" / "kobe"
+ROOT = Path(__file__).resolve().parents[2]
+KOBE = Path(__file__).resolve().parents[1] / "data" / "kobe"
 COLS = ["stay_time", "day_of_week", "arrival_time", "is_holiday", "code", "mesh_size"]
 
 
@@ -171,11 +171,11 @@ def test_anchored_dataset_is_written_loadable_and_comparable_with_the_demo(data_
     seen = []
     out = add_dataset(data_copy, [my_stays], "mine", "2021-05", anchors="demo", progress=seen.append)
     assert out["dataset"] == "user/mine_2021-05"
-    fractions = [p["fraction"] for p in seen]
+    fractions = [p.fraction for p in seen]
     assert (
         fractions == sorted(fractions)
         and fractions[-1] == 1.0
-        and {"prepare", "decoder", "embed", "write"} <= {p["stage"] for p in seen}
+        and {"prepare", "decoder", "embed", "write"} <= {p.stage for p in seen}
     )
     refs = {f"{r.release}/{r.name}": r for r in discover(data_copy)}
     mine, demo = read_dataset(refs["user/mine_2021-05"]), read_dataset(refs["demo/osaka_2021_04"])
@@ -200,6 +200,23 @@ def test_anchored_dataset_is_written_loadable_and_comparable_with_the_demo(data_
     assert cat.comparable("user/mine_2021-05") == ["demo/osaka_2021_04"]
     assert "user/mine_2021-05" in cat.comparable("demo/osaka_2021_04")
     assert cat.comparable("user/minefree_2021-05") == []
+    # One shared space: the user's month is assigned to the demo's joint clusters, and the demo's
+    # cluster -> district map holds on it (>= 0.85 of the month's own best map).
+    truth = pd.read_parquet(data_copy / "demo" / "truth" / "meshes.parquet")
+    types = truth[truth["dataset"] == "osaka_2021_04"].set_index("code")["district"]
+    lab_demo, lab_mine = cat.labels("demo/osaka_2021_04", 10), cat.labels("user/mine_2021-05", 10)
+    own_d = ~demo.complemented
+    y_demo, y_mine = types.reindex(demo.codes[own_d]).to_numpy(), types.reindex(mine.codes[own]).to_numpy()
+
+    def majority(labels, y):
+        return {c: pd.Series(y[labels == c]).mode().iloc[0] for c in np.unique(labels)}
+
+    def acc(mapping, labels, y):
+        return np.mean(np.array([mapping.get(c, "?") for c in labels], dtype=object) == y)
+
+    from_demo = acc(majority(lab_demo[own_d], y_demo), lab_mine[own], y_mine)
+    assert from_demo >= 0.85 * acc(majority(lab_mine[own], y_mine), lab_mine[own], y_mine)
+    assert cat.cluster_names("user/mine_2021-05", 10) == cat.cluster_names("demo/osaka_2021_04", 10)
     with pytest.raises(InputError, match="already exists"):
         add_dataset(data_copy, [my_stays], "mine", "2021-05", anchors="demo")
     with pytest.raises(InputError, match="anchor set"):

@@ -155,3 +155,49 @@ def test_same_seed_same_stays():
     # Golden Week 2021: May 3-5 are national holidays (jpholiday), May 6 is not.
     hol = s.groupby(s["date"].dt.day)["is_holiday"].first()
     assert hol[3] and hol[4] and hol[5] and not hol[6]
+
+
+def _majority_map(labels: np.ndarray, types: np.ndarray) -> dict:
+    return {c: pd.Series(types[labels == c]).mode().iloc[0] for c in np.unique(labels)}
+
+
+def _map_accuracy(mapping: dict, labels: np.ndarray, types: np.ndarray) -> float:
+    pred = np.array([mapping.get(c, "?") for c in labels], dtype=object)
+    return float(np.mean(pred == types))
+
+
+def test_joint_clusters_mean_the_same_in_another_city(demo):
+    """The cluster -> district map learned in Osaka holds in Nagoya at >= 0.9 of Nagoya's own best map."""
+    from core.analysis.joint import SpacePart, fit_joint
+
+    data, _ = demo
+    sets = {n: _load(data, n) for n in ("osaka_2021_04", "nagoya_2019_04")}
+    k = len(pd.unique(pd.concat([t["district"] for _, _, t in sets.values()])))
+    parts = {n: SpacePart(ds.vectors, ds.decoder, ds.complemented) for n, (ds, _, _) in sets.items()}
+    jc = fit_joint(parts, k, space="demo")
+    (osaka, own_o, t_o), (nagoya, own_n, t_n) = sets["osaka_2021_04"], sets["nagoya_2019_04"]
+    lo, ln = jc.assign(osaka.vectors)[own_o], jc.assign(nagoya.vectors)[own_n]
+    yo, yn = t_o["district"].to_numpy(), t_n["district"].to_numpy()
+    transferred = _map_accuracy(_majority_map(lo, yo), ln, yn)
+    own = _map_accuracy(_majority_map(ln, yn), ln, yn)
+    assert transferred >= 0.9 * own, (transferred, own)
+    # The released labels of the demo are these joint clusters (k = 10): the same numbering everywhere.
+    released = {n: ds.labels[10][own] for n, (ds, own, _) in sets.items()}
+    m10 = _majority_map(released["osaka_2021_04"], yo)
+    assert _map_accuracy(m10, released["nagoya_2019_04"], yn) >= 0.9 * _map_accuracy(
+        _majority_map(released["nagoya_2019_04"], yn), released["nagoya_2019_04"], yn
+    )
+
+
+def test_two_periods_without_designed_change_stay_on_the_diagonal(demo):
+    from core.analysis.diff import diff_datasets
+
+    data, _ = demo
+    refs = {r.name: r for r in discover(data)}
+    a, b = read_dataset(refs["nagoya_2019_04"]), read_dataset(refs["nagoya_2023_04"])
+    d = diff_datasets(a, b, k=10)  # the demo's released labels are joint
+    assert d.stayed >= 0.9
+    truth = pd.read_parquet(data / "demo" / "truth" / "meshes.parquet")
+    designed = truth[truth["dataset"] == "nagoya_2023_04"].set_index("code").reindex(d.codes)["changed"].to_numpy()
+    unchanged = ~designed.astype(bool)
+    assert d.changed[unchanged].mean() < 0.05  # the threshold from the data flags little noise

@@ -13,7 +13,7 @@ from core.errors import InputError
 from core.mobility.gps import GpsOptions, detect_stays, fixes_from_frame, gps_to_stays, read_fixes, stay_table
 from core.mobility.privacy import apply_privacy
 
-KOBE = Path(__file__).parent / "data" / "kobe"
+KOBE = Path(__file__).resolve().parents[1] / "data" / "kobe"
 P = (35.681236, 139.767125)  # Tokyo station
 Q = (35.658581, 139.745433)  # Tokyo tower
 

@@ -5,7 +5,7 @@ import numpy as np
 from core.analysis.charts import cluster_patterns, stay_patterns, stay_weight_matrix
 from core.analysis.clustering import cluster_areas, order_scores, order_weights
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def test_stay_weight_matrix_equals_official():

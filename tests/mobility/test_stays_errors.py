@@ -4,8 +4,7 @@ import pytest
 
 from core.errors import InputError
 from core.mobility.stays import read_stays
-
-from .conftest import good_rows
+from tests.conftest import good_rows
 
 
 def _with(col, values, n=None):

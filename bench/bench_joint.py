@@ -1,0 +1,134 @@
+"""One shared space, measured: per-dataset vs joint clusters on the demo's truth, the change flag, timings.
+
+    python -m bench.bench_joint --data data            # the demo release under data/demo
+    python -m bench.bench_joint --data data --timing   # plus joint clustering of 1.42 M meshes
+
+Prints (1) Tokyo's cluster -> district map applied to other cities at k = 10, with each city's
+own best map beside it, for clusters fitted per dataset (the old way) and jointly (now); (2) the
+pattern-change flag on Nagoya 2019 -> 2020 (designed changes) and 2019 -> 2023 (near normal) with
+the threshold decided from the data against the old fixed 0.04; (3) the name each district type's
+majority cluster gets; (4) timings of a joint clustering at a new k of 1.42 M meshes and of
+assigning a new 200 k-mesh dataset to stored centres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.analysis.clustering import cluster_areas
+from core.analysis.diff import diff_datasets
+from core.analysis.joint import SpacePart, fit_joint
+from core.release.layout import discover, read_dataset
+
+CITIES = ("tokyo_2021_04", "osaka_2021_04", "nagoya_2019_04", "sapporo_2021_04", "fukuoka_2021_04")
+
+
+def majority_map(labels: np.ndarray, types: np.ndarray) -> dict:
+    return {c: pd.Series(types[labels == c]).mode().iloc[0] for c in np.unique(labels)}
+
+
+def accuracy(mapping: dict, labels: np.ndarray, types: np.ndarray) -> float:
+    return float(np.mean(np.array([mapping.get(c, "?") for c in labels], dtype=object) == types))
+
+
+def transfer_table(data: Path, k: int = 10) -> None:
+    refs = {r.name: r for r in discover(data) if r.release == "demo"}
+    truth = pd.read_parquet(data / "demo" / "truth" / "meshes.parquet")
+    sets = {}
+    for name in CITIES:
+        ds = read_dataset(refs[name])
+        own = ~ds.complemented
+        t = truth[truth["dataset"] == name].set_index("code").reindex(ds.codes[own])["district"].to_numpy()
+        sets[name] = (ds, own, t)
+    per = {n: cluster_areas(ds.vectors[own], ds.decoder, k) for n, (ds, own, _) in sets.items()}
+    parts = {n: SpacePart(ds.vectors, ds.decoder, ds.complemented) for n, (ds, _, _) in sets.items()}
+    jc = fit_joint(parts, k, space="demo")
+    joint = {n: jc.assign(ds.vectors[own]) for n, (ds, own, _) in sets.items()}
+    print(f"\n(1) Tokyo's cluster meanings applied to other cities, k = {k} (accuracy of the district map)")
+    print("| dataset | per-dataset: Tokyo's map | per-dataset: own map | joint: Tokyo's map | joint: own map |")
+    print("|---|---|---|---|---|")
+    t_tokyo = sets["tokyo_2021_04"][2]
+    m_per, m_joint = majority_map(per["tokyo_2021_04"], t_tokyo), majority_map(joint["tokyo_2021_04"], t_tokyo)
+    for n in CITIES[1:]:
+        t = sets[n][2]
+        row = (
+            accuracy(m_per, per[n], t),
+            accuracy(majority_map(per[n], t), per[n], t),
+            accuracy(m_joint, joint[n], t),
+            accuracy(majority_map(joint[n], t), joint[n], t),
+        )
+        print(f"| {n} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
+    print(f"\n(3) Names (k = {k}, joint): the majority cluster of each district type in Tokyo")
+    names = jc.display_names()
+    lab = joint["tokyo_2021_04"]
+    for d in sorted(pd.unique(t_tokyo)):
+        c = int(np.bincount(lab[t_tokyo == d], minlength=k).argmax())
+        print(f"| {d} | {c}: {names[c]} |")
+
+
+def change_table(data: Path) -> None:
+    refs = {r.name: r for r in discover(data) if r.release == "demo"}
+    truth = pd.read_parquet(data / "demo" / "truth" / "meshes.parquet")
+    base = read_dataset(refs["nagoya_2019_04"])
+    print("\n(2) Changed meshes: threshold from the data vs the old fixed 0.04")
+    print("| pair | designed changes | rule | threshold | flagged | precision | recall | stayed in cluster |")
+    print("|---|---|---|---|---|---|---|---|")
+    for other in ("nagoya_2020_04", "nagoya_2023_04", "nagoya_2021_04", "nagoya_2021_10"):
+        if other not in refs:
+            continue
+        b = read_dataset(refs[other])
+        t = truth[truth["dataset"] == other].set_index("code")["changed"]
+        for rule, thr in (("from the data", None), ("fixed 0.04", 0.04)):
+            d = diff_datasets(base, b, k=10, threshold=thr)
+            y = t.reindex(d.codes).fillna(False).to_numpy(bool)
+            tp = int((d.changed & y).sum())
+            prec = tp / max(int(d.changed.sum()), 1)
+            rec = tp / max(int(y.sum()), 1)
+            print(
+                f"| 2019-04 -> {other[7:].replace('_', '-')} | {int(y.sum()):,} | {rule} | {d.threshold:.4f} | "
+                f"{int(d.changed.sum()):,} | {prec:.2f} | {rec:.2f} | {d.stayed:.0%} |"
+            )
+
+
+def timing(n_meshes: int = 1_418_827, n_new: int = 200_000, k: int = 13) -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=2.0, size=(40, 8))
+    vec = (centres[rng.integers(0, 40, n_meshes)] + rng.normal(scale=0.4, size=(n_meshes, 8))).astype(np.float32)
+    dec = rng.normal(size=(168, 8)).astype(np.float32)
+    parts = {f"d{i}": SpacePart(v, dec) for i, v in enumerate(np.array_split(vec, 23))}  # 23 datasets, as released
+    t0 = time.perf_counter()
+    jc = fit_joint(parts, k, space="bench")
+    t_fit = time.perf_counter() - t0
+    new = (centres[rng.integers(0, 40, n_new)] + rng.normal(scale=0.4, size=(n_new, 8))).astype(np.float32)
+    t0 = time.perf_counter()
+    jc.assign(new)
+    t_assign = time.perf_counter() - t0
+    print(f"\n(4) joint clustering of {n_meshes:,} meshes in 23 datasets at k = {k}: {t_fit:.1f} s (goal < 10 s)")
+    print(f"    assigning a new {n_new:,}-mesh dataset to the stored centres: {t_assign * 1000:.0f} ms (goal < 500 ms)")
+    print(f"    (baseline: k-means over all {n_meshes:,} meshes at once, n_init=1:", end=" ", flush=True)
+    from sklearn.cluster import KMeans
+
+    t0 = time.perf_counter()
+    KMeans(k, n_init=1, random_state=0).fit(vec)
+    print(f"{time.perf_counter() - t0:.1f} s)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="data", help="data folder holding the demo release")
+    ap.add_argument("--timing", action="store_true", help="also time joint clustering at real-release size")
+    args = ap.parse_args()
+    data = Path(args.data)
+    transfer_table(data)
+    change_table(data)
+    if args.timing:
+        timing()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""Joint clusters of a shared space: one k-means over every mesh of every dataset of the space.
+
+Anchoring puts every city and period in one space, so that "a colour representing an area function
+has the same meaning across different cities" (OpenUAS paper). That holds only when the clusters
+are fitted jointly: k-means over the union of the space's meshes (a sample of them when the space
+is large, then every mesh assigned to its nearest centre), numbered in the OpenUAS order (SPEC §7)
+computed on the pooled patterns, and named by :mod:`core.analysis.naming`. A dataset added to the
+space later is *assigned* to the stored centres (nearest centre), never re-clustered.
+
+Complemented meshes carry their parent's embedding, so they take their parent's label; they are
+left out of the fit (they would count their parent several times).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.analysis.charts import stay_patterns
+from core.analysis.clustering import order_scores
+from core.analysis.naming import name_clusters
+from core.area2vec.model import predict_distributions
+from core.constants import KMEANS_SEED, N_TOKENS
+from core.errors import ParameterError, ReleaseError
+
+FIT_SAMPLE = 200_000  # meshes that fit the centres; every mesh is then assigned (k-means on 1.4 M adds little)
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SpacePart:
+    """One dataset of a space: its embeddings, decoder (for patterns) and complement flags."""
+
+    vectors: np.ndarray
+    decoder: np.ndarray | None = None
+    complemented: np.ndarray | None = None
+    labels: np.ndarray | None = None  # released labels at this k, when the space keeps them
+
+    def fit_rows(self) -> np.ndarray:
+        """Rows that take part in the fit (complemented meshes left out)."""
+        n = len(self.vectors)
+        return np.arange(n) if self.complemented is None else np.flatnonzero(~np.asarray(self.complemented, bool))
+
+
+@dataclass
+class JointClusters:
+    """The clusters of one space at one k.
+
+    Attributes:
+        space: the space's name (an anchor release, or ``free:<dataset>``).
+        k: number of clusters.
+        centroids: ``k x dim`` centres, row ``c`` = cluster ``c`` (OpenUAS order).
+        names: the derived name of each cluster (:mod:`core.analysis.naming`).
+        renamed: names given by users, by cluster; they win over the derived ones.
+        datasets: the datasets the clusters were fitted on (or whose released labels they keep).
+        sizes: meshes per cluster over those datasets (complemented meshes excluded).
+        source: ``"kmeans"`` (fitted here) or ``"released"`` (centres of released labels).
+        seed: the k-means seed.
+    """
+
+    space: str
+    k: int
+    centroids: np.ndarray
+    names: list[str]
+    datasets: list[str]
+    sizes: list[int]
+    source: str = "kmeans"
+    seed: int = KMEANS_SEED
+    renamed: dict[int, str] = field(default_factory=dict)
+
+    def name(self, cluster: int) -> str:
+        """The name shown for ``cluster``: a user's rename, else the derived one."""
+        return self.renamed.get(int(cluster), self.names[int(cluster)])
+
+    def display_names(self) -> list[str]:
+        """Every cluster's shown name, in cluster order."""
+        return [self.name(c) for c in range(self.k)]
+
+    def assign(self, vectors: np.ndarray, chunk: int = 262_144) -> np.ndarray:
+        """Nearest centre of each row of ``vectors`` (Euclidean), as int64 labels."""
+        x = np.asarray(vectors, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.centroids.shape[1]:
+            raise ParameterError(
+                f"embeddings of dimension {x.shape[-1]} cannot be assigned to {self.centroids.shape[1]}-d centres"
+            )
+        c = self.centroids.astype(np.float32)
+        cc = (c * c).sum(axis=1)
+        out = np.empty(len(x), dtype=np.int64)
+        for s in range(0, len(x), chunk):
+            block = x[s : s + chunk]
+            out[s : s + chunk] = np.argmin(cc[None, :] - 2.0 * block @ c.T, axis=1)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {
+            "format": FORMAT,
+            "space": self.space,
+            "k": self.k,
+            "source": self.source,
+            "seed": self.seed,
+            "datasets": list(self.datasets),
+            "sizes": [int(s) for s in self.sizes],
+            "names": list(self.names),
+            "renamed": {str(c): n for c, n in sorted(self.renamed.items())},
+            "centroids": np.round(self.centroids.astype(np.float64), 7).tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "clusters file") -> JointClusters:
+        """Read :meth:`to_dict`'s output back (validated).
+
+        Raises:
+            ReleaseError: naming what is wrong with the stored clusters.
+        """
+        try:
+            k = int(data["k"])
+            cent = np.asarray(data["centroids"], dtype=np.float64)
+            names = [str(n) for n in data["names"]]
+            renamed = {int(c): str(n) for c, n in dict(data.get("renamed") or {}).items()}
+            out = cls(
+                space=str(data["space"]),
+                k=k,
+                centroids=cent,
+                names=names,
+                datasets=[str(d) for d in data.get("datasets", [])],
+                sizes=[int(s) for s in data.get("sizes", [0] * k)],
+                source=str(data.get("source", "kmeans")),
+                seed=int(data.get("seed", KMEANS_SEED)),
+                renamed=renamed,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReleaseError(f"{source}: not a clusters file ({type(exc).__name__}: {exc})") from None
+        if cent.ndim != 2 or cent.shape[0] != k or len(names) != k or not np.isfinite(cent).all():
+            raise ReleaseError(f"{source}: {k} clusters but centres of shape {cent.shape} and {len(names)} names")
+        if any(not 0 <= c < k for c in renamed):
+            raise ReleaseError(f"{source}: a renamed cluster is outside 0..{k - 1}")
+        return out
+
+
+def pooled_distributions(vectors: np.ndarray, decoder: np.ndarray, labels: np.ndarray, k: int, chunk: int = 65_536) -> np.ndarray:
+    """Sum of the predicted token distributions of each cluster's meshes ``(k, 168)``, in chunks."""
+    out = np.zeros((k, N_TOKENS), dtype=np.float64)
+    for s in range(0, len(vectors), chunk):
+        dist = predict_distributions(vectors[s : s + chunk], decoder, dtype=np.float32)
+        np.add.at(out, labels[s : s + chunk], dist.astype(np.float64))
+    return out
+
+
+def _pooled(parts: Mapping[str, SpacePart], labels: Mapping[str, np.ndarray], k: int) -> np.ndarray:
+    pooled = np.zeros((k, N_TOKENS), dtype=np.float64)
+    for name, part in parts.items():
+        if part.decoder is not None:
+            rows = part.fit_rows()
+            pooled += pooled_distributions(part.vectors[rows], part.decoder, labels[name][rows], k)
+    return pooled
+
+
+def _check_k(k: int, n: int) -> None:
+    if not 2 <= k <= n:
+        raise ParameterError(f"number of clusters: {k} is out of range; expected an integer from 2 to the number of meshes ({n})")
+
+
+def fit_joint(
+    parts: Mapping[str, SpacePart], k: int, space: str, seed: int = KMEANS_SEED, sample: int = FIT_SAMPLE
+) -> JointClusters:
+    """k-means over the union of the space's meshes; centres numbered in the OpenUAS order and named.
+
+    Args:
+        parts: the space's datasets by name.
+        k: number of clusters (2 .. meshes).
+        space: the space's name (stored with the result).
+        seed: k-means seed (OpenUAS: 20210401); also draws the fit sample.
+        sample: most meshes that fit the centres (every mesh is assigned afterwards).
+
+    Raises:
+        ParameterError: a bad k, or datasets of different dimensions.
+    """
+    from sklearn.cluster import KMeans
+
+    if not parts:
+        raise ParameterError("a space needs at least one dataset to cluster")
+    dims = {p.vectors.shape[1] for p in parts.values()}
+    if len(dims) != 1:
+        raise ParameterError(f"the datasets of space {space!r} have different embedding sizes {sorted(dims)}")
+    union = np.concatenate([np.asarray(p.vectors[p.fit_rows()], dtype=np.float64) for p in parts.values()])
+    _check_k(k, len(union))
+    rng = np.random.default_rng(seed)
+    fit = union if len(union) <= sample else union[np.sort(rng.choice(len(union), sample, replace=False))]
+    km = KMeans(n_clusters=k, random_state=seed, n_init=4 if len(fit) <= 50_000 else 1).fit(fit)
+    provisional = JointClusters(space, k, km.cluster_centers_, [""] * k, list(parts), [0] * k, seed=seed)
+    labels = {name: provisional.assign(p.vectors) for name, p in parts.items()}
+    return _finish(parts, labels, provisional, reorder=True)
+
+
+def from_released(parts: Mapping[str, SpacePart], k: int, space: str) -> JointClusters:
+    """The clusters a release already defines by its labels at ``k`` (kept as released, in their order).
+
+    Centres are the mean embedding of each label over the space's (non-complemented) meshes.
+
+    Raises:
+        ParameterError: a dataset without labels at this k.
+    """
+    missing = [n for n, p in parts.items() if p.labels is None]
+    if missing or not parts:
+        raise ParameterError(f"datasets without released labels at k = {k}: {', '.join(missing) or '(none given)'}")
+    dim = next(iter(parts.values())).vectors.shape[1]
+    sums = np.zeros((k, dim))
+    counts = np.zeros(k)
+    for p in parts.values():
+        rows = p.fit_rows()
+        lab = np.asarray(p.labels)[rows]
+        if lab.size and (lab.min() < 0 or lab.max() >= k):
+            raise ParameterError(f"released labels outside 0..{k - 1}")
+        np.add.at(sums, lab, p.vectors[rows].astype(np.float64))
+        counts += np.bincount(lab, minlength=k)
+    cent = sums / np.maximum(counts, 1)[:, None]
+    jc = JointClusters(space, k, cent, [""] * k, list(parts), [0] * k, source="released")
+    labels = {name: np.asarray(p.labels, dtype=np.int64) for name, p in parts.items()}
+    return _finish(parts, labels, jc, reorder=False)
+
+
+def _finish(parts: Mapping[str, SpacePart], labels: Mapping[str, np.ndarray], jc: JointClusters, reorder: bool) -> JointClusters:
+    k = jc.k
+    pooled = _pooled(parts, labels, k)
+    sizes = np.zeros(k, dtype=np.int64)
+    for name, p in parts.items():
+        sizes += np.bincount(labels[name][p.fit_rows()], minlength=k)
+    if reorder:
+        has = pooled.sum(axis=1) > 0
+        charts = stay_patterns(np.where(has[:, None], pooled, 1.0))
+        scores = np.where(has & (sizes > 0), order_scores(charts), np.inf)
+        order = np.argsort(scores, kind="stable")
+        jc.centroids = jc.centroids[order]
+        pooled, sizes = pooled[order], sizes[order]
+    jc.sizes = sizes.tolist()
+    jc.names = name_clusters(pooled) if pooled.sum() > 0 else [f"cluster {c}" for c in range(k)]
+    return jc

@@ -1,0 +1,136 @@
+"""Joint clusters of a shared space, their names, their storage, and the data-driven change flag."""
+
+import json
+
+import numpy as np
+import pytest
+
+from core.analysis.diff import change_threshold
+from core.analysis.joint import JointClusters, SpacePart, fit_joint, from_released
+from core.analysis.naming import name_clusters, name_pattern
+from core.errors import InputError, ParameterError, ReleaseError
+from core.release.clusters import clusters_file, load_joint, rename_cluster, save_joint
+
+
+def token_distribution(day: int, hours: tuple[int, ...], duration: int, weight: float = 1.0) -> np.ndarray:
+    """A 168-token distribution: day type ``day``, arrivals in the given hours, one duration class."""
+    f = np.zeros((2, 12, 7))
+    for h in hours:
+        f[day, h // 2, duration] += weight
+    return f.ravel() / f.sum()
+
+
+def test_names_follow_the_documented_rules():
+    office = token_distribution(0, (8, 9), 5)
+    assert name_pattern(office) == "weekday office hours, 6-12 h"
+    # The same stays every day: 5/7 of them on weekdays, 2/7 on weekends -> 50 % per day -> all-week.
+    home = 5 / 7 * token_distribution(0, (19, 20), 6) + 2 / 7 * token_distribution(1, (19, 21), 6)
+    assert name_pattern(home) == "all-week nights, > 12 h"
+    weekend_home = 0.4 * token_distribution(0, (19, 20), 6) + 0.6 * token_distribution(1, (19, 21), 6)
+    assert name_pattern(weekend_home) == "weekend nights, > 12 h"  # per day 0.08 vs 0.30: 79 % weekend
+    outing = token_distribution(1, (14, 15), 2)
+    assert name_pattern(outing) == "weekend afternoons, 1-2 h"
+    assert name_pattern(token_distribution(0, (12,), 0)) == "weekday middays, < 30 min"
+
+
+def test_names_are_unique_within_a_clustering():
+    a = 0.7 * token_distribution(0, (14,), 2) + 0.3 * token_distribution(0, (14,), 3)
+    b = 0.7 * token_distribution(0, (15,), 2) + 0.3 * token_distribution(0, (15,), 1)
+    names = name_clusters(np.vstack([a, b, a]))
+    assert len(set(names)) == 3
+    assert (
+        names[0].startswith("weekday afternoons, 1-2 h (also 2-4 h)") and names[1] == "weekday afternoons, 1-2 h (also 30-60 min)"
+    )
+    assert name_clusters(np.vstack([a, np.zeros(168)]))[1] == "empty cluster 1"
+
+
+def _city(rng, centres, n_per, shift):
+    types = np.repeat(np.arange(len(centres)), n_per)
+    vec = centres[types] + rng.normal(scale=0.15, size=(len(types), centres.shape[1])) + shift
+    return vec, types
+
+
+def test_joint_clusters_mean_the_same_in_every_dataset():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=3.0, size=(6, 8))
+    va, ta = _city(rng, centres, 120, 0.0)
+    vb, tb = _city(rng, centres, 80, 0.1)  # another city: slightly shifted, as anchoring leaves it
+    jc = fit_joint({"a": SpacePart(va), "b": SpacePart(vb)}, 6, space="s", seed=1)
+    la, lb = jc.assign(va), jc.assign(vb)
+    # The type -> cluster map learned in city a applies unchanged to city b.
+    mapping = {t: np.bincount(la[ta == t]).argmax() for t in range(6)}
+    assert np.mean(np.array([mapping[t] for t in tb]) == lb) == 1.0
+    # A dataset added later is assigned, not re-clustered, and lands in the same clusters.
+    vc, tc = _city(rng, centres, 30, -0.1)
+    lc = jc.assign(vc)
+    assert np.mean(np.array([mapping[t] for t in tc]) == lc) == 1.0
+    assert sorted(jc.sizes) == sorted([200] * 6) and jc.datasets == ["a", "b"]
+
+
+def test_complemented_meshes_take_their_parents_label_and_stay_out_of_the_fit():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(scale=3.0, size=(3, 8))
+    v, _ = _city(rng, centres, 50, 0.0)
+    comp = np.zeros(len(v), bool)
+    v = np.vstack([v, np.repeat(v[:1], 40, axis=0)])  # 40 children of mesh 0, complemented
+    comp = np.concatenate([comp, np.ones(40, bool)])
+    jc = fit_joint({"a": SpacePart(v, complemented=comp)}, 3, space="s")
+    assert sum(jc.sizes) == 150
+    labels = jc.assign(v)
+    assert (labels[150:] == labels[0]).all()
+
+
+def test_bad_k_is_a_parameter_error():
+    v = np.random.default_rng(2).normal(size=(5, 8))
+    for k in (0, 1, 6):
+        with pytest.raises(ParameterError, match="number of clusters"):
+            fit_joint({"a": SpacePart(v)}, k, space="s")
+
+
+def test_released_labels_are_kept_and_their_centres_assign_them_back():
+    rng = np.random.default_rng(3)
+    centres = rng.normal(scale=4.0, size=(4, 8))
+    v, t = _city(rng, centres, 40, 0.0)
+    released = (t + 1) % 4  # the release's own numbering
+    jc = from_released({"a": SpacePart(v, labels=released)}, 4, space="r")
+    assert jc.source == "released"
+    assert np.allclose(jc.centroids[1], v[released == 1].mean(axis=0))
+    assert np.array_equal(jc.assign(v), released)
+
+
+def test_clusters_file_round_trip_rename_and_bad_files(tmp_path):
+    rng = np.random.default_rng(4)
+    jc = fit_joint({"a": SpacePart(rng.normal(size=(60, 8)))}, 3, space="demo")
+    path = save_joint(clusters_file(tmp_path, 3), jc)
+    assert path == tmp_path / "clusters" / "k3.json"
+    back = load_joint(path)
+    assert back is not None and np.allclose(back.centroids, jc.centroids, atol=1e-6) and back.names == jc.names
+    renamed = rename_cluster(path, 2, "  station area ")
+    assert load_joint(path).name(2) == "station area" == renamed.display_names()[2]
+    rename_cluster(path, 2, "")
+    assert load_joint(path).name(2) == jc.names[2]
+    with pytest.raises(InputError):
+        rename_cluster(path, 3, "x")
+    with pytest.raises(InputError):
+        rename_cluster(path, 0, "x" * 61)
+    assert load_joint(tmp_path / "nope.json") is None
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"k": 3, "centroids": [[0.0]], "names": ["a"], "space": "s"}))
+    with pytest.raises(ReleaseError):
+        load_joint(bad)
+    assert isinstance(JointClusters.from_dict(jc.to_dict()), JointClusters)
+
+
+def test_change_threshold_separates_changes_from_training_noise():
+    rng = np.random.default_rng(5)
+    noise = np.exp(rng.normal(np.log(0.004), 0.5, size=3000))  # two trainings of unchanged meshes
+    changed = np.exp(rng.normal(np.log(0.15), 0.4, size=150))  # a designed change
+    x = np.concatenate([noise, changed])
+    thr = change_threshold(x)
+    flagged = x > thr
+    truth = np.r_[np.zeros(3000, bool), np.ones(150, bool)]
+    precision = (flagged & truth).sum() / flagged.sum()
+    recall = (flagged & truth).sum() / truth.sum()
+    assert precision >= 0.95 and recall >= 0.95
+    # The same rule on a city whose noise is ten times larger moves its threshold with it.
+    assert change_threshold(x * 10) == pytest.approx(thr * 10, rel=1e-9)
