@@ -224,7 +224,7 @@ class Catalog:
         """The mesh ``(code, size)`` in every period of its city: cluster and distance to ``key``'s embedding."""
         here = self.get(key)
         row_here = int(np.flatnonzero((here.codes == code) & (here.mesh_sizes == size))[0])
-        out = []
+        out: list[dict[str, object]] = []
         for other in self.same_city(key):
             o = self.get(other)
             hit = np.flatnonzero((o.codes == code) & (o.mesh_sizes == size))

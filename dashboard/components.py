@@ -92,7 +92,8 @@ def legend(catalog: Catalog, key: str, k: int) -> list:
                 ],
             )
         )
-    return [html.Ul(items, className="legend-list", **{"aria-label": f"{k} clusters"})]
+    aria: dict = {"aria-label": f"{k} clusters"}
+    return [html.Ul(items, className="legend-list", **aria)]
 
 
 def distance_legend() -> list:

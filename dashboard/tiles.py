@@ -31,6 +31,11 @@ def _int(text: str) -> int:
         abort(400)
 
 
+def _k_ok(k: int) -> bool:
+    """``k`` within the number-of-clusters knob's range."""
+    return int(knobs.K.low or 2) <= k <= int(knobs.K.high or 50)
+
+
 def _float(text: str) -> float:
     """A finite number query value, or HTTP 400."""
     try:
@@ -55,7 +60,7 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
     mode = args.get("mode", "cluster")
     if mode == "cluster":
         k = _int(args.get("k", knobs.K.default))
-        if not knobs.K.low <= k <= knobs.K.high or k > ds.n_meshes:
+        if not _k_ok(k) or k > ds.n_meshes:
             abort(400)
         labels = catalog.labels(key, k)
         comp = ds.complemented if ds.complemented is not None else np.zeros(ds.n_meshes, bool)
@@ -74,12 +79,12 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
         if other not in catalog.refs:
             abort(404)
         k = _int(args.get("k", knobs.K.default))
-        if not knobs.K.low <= k <= knobs.K.high:
+        if not _k_ok(k):
             abort(400)
-        thr = _float(args["thr"]) if "thr" in args else None
-        if thr is not None and not 0 < thr <= 1:
+        change_thr = _float(args["thr"]) if "thr" in args else None
+        if change_thr is not None and not 0 < change_thr <= 1:
             abort(400)
-        diff = catalog.diff(other, key, k, thr)
+        diff = catalog.diff(other, key, k, change_thr)
         values = np.full(ds.n_meshes, -1, dtype=np.int64)
         if args.get("by", "change") == "distance":
             # OpenUAS distance classes of each mesh's move between the periods (class 0 unused).

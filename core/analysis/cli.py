@@ -152,8 +152,47 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vector(args: argparse.Namespace) -> int:
+    """A run or release dataset as a GeoPackage / GeoParquet / GeoJSON file of mesh polygons."""
+    from core.geo.meshcode import infer_sizes, invalid_codes
+    from core.geo.vector import mesh_frame, write_vector
+
+    ds = load_any(args.dataset)
+    sizes = ds.mesh_sizes if (ds.mesh_sizes > 0).all() else infer_sizes(ds.codes)
+    bad = np.flatnonzero((sizes <= 0) | invalid_codes(ds.codes, np.maximum(sizes, 50)))
+    if bad.size:
+        raise InputError(
+            args.dataset,
+            "keys that are not JIS mesh codes",
+            rows=(bad[:5] + 1).tolist(),
+            values=ds.codes[bad[:5]].tolist(),
+            n_bad=bad.size,
+            expected="a run or dataset keyed by mesh code",
+        )
+    columns: dict[str, np.ndarray] = {f"e{i}": ds.vectors[:, i] for i in range(ds.vectors.shape[1])}
+    for k, labels in sorted(ds.labels.items()):
+        columns[f"{k}cluster"] = labels
+    if ds.complemented is not None:
+        columns["is_complemented"] = ds.complemented
+    path = write_vector(mesh_frame(ds.codes, sizes, columns), args.out)
+    print(f"{ds.n_meshes:,} meshes -> {path}")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """The ``cluster`` and ``diff`` commands."""
+    """The ``cluster``, ``diff`` and ``vector`` commands."""
+    v = sub.add_parser(
+        "vector",
+        help="write a run or release dataset as mesh polygons for QGIS (GeoPackage, GeoParquet, GeoJSON)",
+        description=(
+            "Mesh polygons (WGS 84) with code, mesh_size, the embedding e0.., released cluster labels and is_complemented; "
+            "the format follows OUT's suffix: .gpkg, .parquet (GeoParquet) or .geojson."
+        ),
+    )
+    v.add_argument("dataset", metavar="RUN_OR_DATASET", help="a folder written by 'train', its embeddings.csv, or a .geojson")
+    v.add_argument("--out", required=True, help="output file (.gpkg, .parquet or .geojson)")
+    v.set_defaults(func=cmd_vector)
+
     c = sub.add_parser(
         "cluster",
         help="joint clusters of runs / release datasets (one shared space), named by their stay patterns",

@@ -27,8 +27,8 @@ from core.errors import ParameterError
 
 DURATIONS = ("< 30 min", "30-60 min", "1-2 h", "2-4 h", "4-6 h", "6-12 h", "> 12 h")
 # 2-hour arrival bins -> bands (bin b covers hours 2b .. 2b+2).
-_BAND_OF_BIN = ("night", "night", "early morning", "morning", "morning", "midday", "midday", "afternoon", "afternoon")
-_BAND_OF_BIN += ("evening", "evening", "night")
+_BAND_OF_BIN: tuple[str, ...] = ("night", "night", "early morning", "morning", "morning", "midday", "midday")
+_BAND_OF_BIN += ("afternoon", "afternoon", "evening", "evening", "night")
 BANDS = ("night", "early morning", "morning", "midday", "afternoon", "evening")
 _PLURAL = {"night": "nights", "early morning": "early mornings", "morning": "mornings", "midday": "middays"}
 _PLURAL |= {"afternoon": "afternoons", "evening": "evenings"}

@@ -147,13 +147,15 @@ def read_dataset(ref: DatasetRef, cache_dir: str | Path | None = None) -> Releas
     if ref.model is not None:
         _, ds.decoder = load_state_dict(ref.model)
     if cache_file is not None:
-        arrays = {"codes": ds.codes, "mesh_sizes": ds.mesh_sizes, "vectors": ds.vectors, "complemented": ds.complemented}
+        arrays: dict[str, np.ndarray] = {"codes": ds.codes, "mesh_sizes": ds.mesh_sizes, "vectors": ds.vectors}
+        if ds.complemented is not None:
+            arrays["complemented"] = ds.complemented
         arrays.update({f"k{k}": v for k, v in ds.labels.items()})
         if ds.decoder is not None:
             arrays["decoder"] = ds.decoder
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(cache_file) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]  # the stub types **arrays as its allow_pickle flag
     return ds
 
 

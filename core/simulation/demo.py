@@ -270,10 +270,11 @@ def build_demo(
             report("cluster", i + 1, len(RELEASED_KS), f"k = {k}")
         for counts, m, emb in zip(all_counts, meta, trained, strict=True):
             labels = {k: jc.assign(emb.vectors) for k, jc in joint.items()}
-            codes, sizes, vectors, lab, comp = with_complemented(counts.keys, counts.mesh_sizes, emb.vectors, labels)
+            mesh_sizes = np.asarray(counts.mesh_sizes)  # counts keyed by mesh code always carry sizes
+            codes, sizes, vectors, lab, comp = with_complemented(counts.keys, mesh_sizes, emb.vectors, labels)
             write_dataset(root, m["name"], codes, sizes, vectors, emb.decoder, lab, comp)
             grid = grids[m["city"]]
-            truth = mesh_truth(counts.keys, counts.mesh_sizes, grid.code, grid.district)
+            truth = mesh_truth(counts.keys, mesh_sizes, grid.code, grid.district)
             frame = pd.DataFrame(
                 {
                     "dataset": m["name"],
@@ -288,8 +289,8 @@ def build_demo(
             mesh_frames.append(frame)
             m.update(
                 {
-                    "meshes_50m": int((counts.mesh_sizes == 50).sum()),
-                    "meshes_250m": int((counts.mesh_sizes == 250).sum()),
+                    "meshes_50m": int((mesh_sizes == 50).sum()),
+                    "meshes_250m": int((mesh_sizes == 250).sum()),
                     "complemented": int(comp.sum()),
                     "approximation_loss": emb.metrics["approximation_loss"],
                 }

@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -139,11 +139,11 @@ def save_upload(data_dir: str | Path, files: list[tuple[str, str]], cap: int = D
         raise
 
 
-def upload_folder(data_dir: str | Path, token: str) -> Path:
+def upload_folder(data_dir: str | Path, token: object) -> Path:
     """The folder of an earlier upload, from its token (checked: no path characters)."""
     if not re.fullmatch(r"u[0-9a-f]{1,40}", str(token or "")):
         raise InputError("upload", f"unknown upload {token!r}")
-    folder = Path(data_dir) / USER_RELEASE / UPLOADS / token
+    folder = Path(data_dir) / USER_RELEASE / UPLOADS / str(token)
     if not folder.is_dir():
         raise InputError("upload", "the uploaded file is gone (the server was cleaned); upload it again")
     return folder
@@ -336,7 +336,7 @@ def _date_range(path: Path) -> list[str] | None:
 
 
 def prepare(
-    paths: list[str | Path],
+    paths: Sequence[str | Path],
     mapping: str | Path | None = None,
     gps_options: GpsOptions | None = None,
     min_users: int = knobs.MIN_USERS.default,
@@ -417,7 +417,7 @@ def prepare(
 
 
 def preview(
-    paths: list[str | Path],
+    paths: Sequence[str | Path],
     mapping: str | Path | None = None,
     gps_options: GpsOptions | None = None,
     min_users: int = knobs.MIN_USERS.default,

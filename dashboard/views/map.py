@@ -125,6 +125,11 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                                         title="meshes of this dataset with code, vector, cluster labels, mesh_size, is_complemented",
                                     ),
                                     html.Button("Export CSV", id=ids.EXPORT_CSV),
+                                    html.Button(
+                                        "Export GeoPackage",
+                                        id=ids.EXPORT_GPKG,
+                                        title="mesh polygons with labels, names and vectors, for QGIS",
+                                    ),
                                     dcc.Download(id=ids.DOWNLOAD),
                                 ],
                             ),
@@ -189,15 +194,15 @@ def parse_url_state(search: str | None, catalog: Catalog) -> dict | None:
     return {"ds": key, "k": k, "selected": selected, "view": view or "map"}
 
 
-def pick_mesh(catalog: Catalog, key: str, lat: float, lng: float) -> dict | None:
+def pick_mesh(catalog: Catalog, key: str, lat: object, lng: object) -> dict | None:
     """The mesh of dataset ``key`` under a point: ``{"ds", "row", "code"}``, or ``None`` outside every mesh."""
     try:
-        lat, lng = float(lat), float(lng)
+        y, x = float(lat), float(lng)  # type: ignore[arg-type]  # anything the browser sent
     except (TypeError, ValueError):
         return None
-    if not (np.isfinite(lat) and np.isfinite(lng)):
+    if not (np.isfinite(y) and np.isfinite(x)):
         return None
-    row = int(catalog.index(key).lookup(np.array([lat]), np.array([lng]))[0])
+    row = int(catalog.index(key).lookup(np.array([y]), np.array([x]))[0])
     return None if row < 0 else {"ds": key, "row": row, "code": int(catalog.get(key).codes[row])}
 
 
@@ -378,8 +383,9 @@ def show_selection(selected, k, k_any, key):
     )
     chart = pattern_chart(catalog.mesh_pattern(key, row), f"mesh {code}: approximate stay pattern")
     periods = catalog.across_periods(key, code, size, k)
+    facts: list = [info]
     if len(periods) > 1:
-        info = [
+        facts = [
             info,
             html.H3(f"This mesh across {len(periods)} periods"),
             html.Ul(
@@ -404,7 +410,11 @@ def show_selection(selected, k, k_any, key):
                 ],
             ),
         ]
-    d = catalog.distances_from(key, row)
+    # Complemented meshes repeat their 250 m parent's embedding: listing them would show the clicked
+    # mesh's own siblings at distance 0, so candidates are the meshes with an embedding of their own.
+    d = catalog.distances_from(key, row).copy()
+    if ds.complemented is not None:
+        d[ds.complemented] = np.inf
     here = [
         html.Li(
             html.A(
@@ -415,9 +425,9 @@ def show_selection(selected, k, k_any, key):
         for i in top_k(d, 5, exclude=row)
     ]
     space = catalog.space(key)
-    others = {o: (catalog.get(o).codes, catalog.get(o).vectors) for o in catalog.comparable(key)}
-    found = similar_across(ds.vectors[row], others, k=10, per_dataset=3)
-    matches = [(m.distance, m.dataset, m.key, int(catalog.get(m.dataset).mesh_sizes[m.index])) for m in found]
+    own = {o: _own_meshes(catalog, o) for o in catalog.comparable(key)}
+    found = similar_across(ds.vectors[row], {o: (c, v) for o, (c, v, _) in own.items()}, k=10, per_dataset=3)
+    matches = [(m.distance, m.dataset, m.key, int(own[m.dataset][2][m.index])) for m in found]
     across = [
         html.Li(
             html.A(
@@ -441,20 +451,22 @@ def show_selection(selected, k, k_any, key):
             else "No other dataset in this space."
         ),
     ]
-    return info, chart, {"display": "block"}, similar, mesh_polygon(code, size)
+    return facts, chart, {"display": "block"}, similar, mesh_polygon(code, size)
 
 
 @callback(
     Output(ids.DOWNLOAD, "data"),
     Input(ids.EXPORT_GEOJSON, "n_clicks"),
     Input(ids.EXPORT_CSV, "n_clicks"),
+    Input(ids.EXPORT_GPKG, "n_clicks"),
     State(ids.DATASET, "value"),
     State(ids.K, "value"),
     State(ids.K_ANY, "value"),
     prevent_initial_call=True,
 )
-def export(_g, _c, key, k, k_any):
-    """The dataset with the current k's labels, as GeoJSON (OpenUAS properties) or CSV."""
+def export(_g, _c, _p, key, k, k_any):
+    """The dataset with joint labels (released ks and the current k) and cluster names: GeoJSON (OpenUAS
+    properties), CSV, or a GeoPackage that QGIS opens."""
     catalog = get_catalog()
     if not key or key not in catalog.refs:
         return dash.no_update
@@ -462,8 +474,9 @@ def export(_g, _c, key, k, k_any):
 
     k = effective_k(k, k_any)
     ds = catalog.get(key)
-    labels = {kk: v for kk, v in ds.labels.items()}
-    labels[k] = catalog.labels(key, k)
+    ks = sorted({kk for kk in (*RELEASED_KS, k) if kk <= ds.n_meshes})
+    labels = {kk: catalog.labels(key, kk) for kk in ks}
+    names = np.asarray(catalog.cluster_names(key, k), dtype=object)[labels[k]] if k in labels else None
     comp = ds.complemented if ds.complemented is not None else np.zeros(ds.n_meshes, bool)
     stem = f"{key.replace('/', '_')}_k{k}"
     if ctx.triggered_id == ids.EXPORT_GEOJSON:
@@ -472,14 +485,31 @@ def export(_g, _c, key, k, k_any):
             "filename": f"{stem}.geojson",
             "type": "application/geo+json",
         }
+    columns: dict = {"is_complemented": comp}
+    for kk in ks:
+        columns[f"{kk}cluster"] = labels[kk]
+    if names is not None:
+        columns["cluster_name"] = names.astype(str)
+    for d in range(ds.vectors.shape[1]):
+        columns[f"e{d}"] = ds.vectors[:, d]
+    if ctx.triggered_id == ids.EXPORT_GPKG:
+        from core.geo.vector import mesh_frame, vector_bytes
+
+        data = vector_bytes(mesh_frame(ds.codes, ds.mesh_sizes, columns), ".gpkg")
+        return dcc.send_bytes(data, f"{stem}.gpkg")
     import pandas as pd
 
-    frame = pd.DataFrame({"code": ds.codes, "mesh_size": ds.mesh_sizes, "is_complemented": comp})
-    for kk in sorted(labels):
-        frame[f"{kk}cluster"] = labels[kk]
-    for d in range(ds.vectors.shape[1]):
-        frame[f"e{d}"] = ds.vectors[:, d]
+    frame = pd.DataFrame({"code": ds.codes, "mesh_size": ds.mesh_sizes, **columns})
     return {"content": frame.to_csv(index=False), "filename": f"{stem}.csv", "type": "text/csv"}
+
+
+def _own_meshes(catalog: Catalog, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes, embeddings and sizes of a dataset's meshes that have an embedding of their own."""
+    ds = catalog.get(key)
+    if ds.complemented is None or not ds.complemented.any():
+        return ds.codes, ds.vectors, ds.mesh_sizes
+    own = ~ds.complemented
+    return ds.codes[own], ds.vectors[own], ds.mesh_sizes[own]
 
 
 def _valid_row(selected: dict, n: int) -> bool:

@@ -11,6 +11,7 @@ the running job, its progress and its cancel button.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dash
 import dash_leaflet as dl
@@ -57,8 +58,8 @@ def input_paths(data_dir: Path, source: dict | None) -> list[Path]:
     if not source:
         raise InputError("input", "no file chosen", expected="an upload or a file from the inbox")
     if source.get("kind") == "inbox":
-        return [resolve_inbox(app_context().data_dir, source.get("name"))]
-    folder = upload_folder(app_context().data_dir, source.get("token"))
+        return [resolve_inbox(data_dir, source.get("name"))]
+    folder = upload_folder(data_dir, source.get("token"))
     files = sorted(p for p in folder.iterdir() if p.is_file())
     if not files:
         raise InputError("upload", "the upload holds no file")
@@ -198,7 +199,7 @@ def build_request(
         InputError: no anchor set chosen in anchored mode.
     """
 
-    def pick(knob: knobs.Knob, value: object) -> object:
+    def pick(knob: knobs.Knob, value: object) -> Any:
         return knob.default if value in (None, "") else knob.clamp(value)
 
     free = mode != "anchored"
@@ -497,7 +498,7 @@ def mapping_path(data_dir: Path, mapping: dict | None) -> Path | None:
         return None
     if not isinstance(mapping, dict):
         raise InputError("mapping", "not an uploaded mapping")
-    path = upload_folder(app_context().data_dir, mapping.get("token")) / safe_file_name(mapping.get("file"))
+    path = upload_folder(data_dir, mapping.get("token")) / safe_file_name(mapping.get("file"))
     if not path.is_file():
         raise InputError("mapping", "the uploaded mapping is gone; upload it again")
     return path
@@ -687,9 +688,9 @@ def train(_n, source, mapping, mode, anchors, name, period, dim, tol, schedule, 
     app = app_context()
     try:
         request = build_request(
-            app.app_context().data_dir,
-            input_paths(app.app_context().data_dir, source),
-            mapping_path(app.app_context().data_dir, mapping),
+            app.data_dir,
+            input_paths(app.data_dir, source),
+            mapping_path(app.data_dir, mapping),
             mode,
             anchors,
             name,

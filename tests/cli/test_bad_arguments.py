@@ -58,6 +58,7 @@ def bad_invocations(d: Path) -> list[list[str]]:
         ["meshes", str(d / "meshes_bad.csv"), "--out", str(d / "m.csv"), "--min-users", "-5"],
         ["add-dataset", nowhere, "--data", str(d / "data"), "--name", "../x", "--period", "2021-04"],
         ["add-dataset", nowhere, "--data", str(d / "data"), "--name", "ok", "--period", "2021-04", "--free"],
+        ["vector", nowhere, "--out", str(d / "m.gpkg")],
         ["no-such-command"],
     ]
 
