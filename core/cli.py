@@ -166,16 +166,16 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.analysis.clustering import cluster_areas
-    from core.constants import MESH_CODE, RELEASED_KS
+    from core.constants import MESH_CODE
     from core.geo.meshcode import infer_sizes
+    from core.release.clusters import dataset_labels
     from core.release.layout import write_dataset, write_util_files
 
     emb = _load_embeddings(args.embeddings)
     if emb.key_column != MESH_CODE:
         raise CoreError(f"{args.embeddings} is keyed by {emb.key_column}; a release needs JIS mesh codes ('code')")
     sizes = emb.mesh_sizes if emb.mesh_sizes is not None else infer_sizes(emb.keys)
-    labels = {k: cluster_areas(emb.vectors, emb.decoder, k) for k in RELEASED_KS if k <= len(emb.keys)}
+    labels = dataset_labels(emb.vectors, emb.decoder)  # a space of its own (one rule for every writer)
     ref = write_dataset(args.release, args.name, emb.keys, sizes, emb.vectors, emb.decoder, labels)
     write_util_files(args.release)
     print(f"{len(emb.keys)} meshes -> {ref.geojson} and {ref.model}")

@@ -176,29 +176,40 @@ def build_anchor_set(
         raise CoreError(f"{n_anchors} anchors need at least as many areas; the datasets have {n_areas}")
     dense = stacked.toarray()
     first = Area2VecTrainer(config).fit(dense, progress=progress)
-    km_cls = MiniBatchKMeans if n_areas > 50_000 else KMeans
-    km = km_cls(n_clusters=n_anchors, random_state=seed, n_init=3).fit(first.embeddings.astype(np.float64))
-    area_cluster = km.labels_
-    # Each record's cluster = its area's cluster (areas of dataset i are offset by earlier datasets).
-    cluster_parts, stays, arrivals, weekdays, holidays = [], [], [], [], []
+    # Each record's row in the stacked counts (areas of dataset i are offset by earlier datasets).
+    rows_parts, stays, arrivals, weekdays, holidays = [], [], [], [], []
     offset = 0
-    for d, part in zip(datasets, parts):
-        index = np.searchsorted(part.keys, d.area_keys)  # each record's row in its dataset's counts
-        cluster_parts.append(area_cluster[offset + index])
+    for d, part in zip(datasets, parts, strict=True):
+        rows_parts.append(offset + np.searchsorted(part.keys, d.area_keys))
         stays.append(d.stay_time)
         arrivals.append(d.arrival_minute)
         weekdays.append(d.weekday)
         holidays.append(d.is_holiday)
         offset += part.n_areas
-    rec_cluster = np.concatenate(cluster_parts)
+    rec_rows = np.concatenate(rows_parts)
+    # Anchors are clusters of the areas that have records to sample (with sampled records, e.g. the
+    # demo's, some areas have counts only): k-means over those areas alone, so no cluster is empty.
+    with_records = np.unique(rec_rows)
+    if n_anchors > len(with_records):
+        raise CoreError(f"{n_anchors} anchors need at least as many areas with records; the records cover {len(with_records)}")
+    km_cls = MiniBatchKMeans if len(with_records) > 50_000 else KMeans
+    km = km_cls(n_clusters=n_anchors, random_state=seed, n_init=3).fit(first.embeddings[with_records].astype(np.float64))
+    area_cluster = np.full(n_areas, -1, dtype=np.int64)
+    area_cluster[with_records] = km.labels_
+    rec_cluster = area_cluster[rec_rows]
+    sizes = np.bincount(rec_cluster, minlength=n_anchors)
+    if (sizes == 0).any():  # mini-batch k-means may still leave a centre without areas: drop it
+        keep = np.flatnonzero(sizes > 0)
+        renumber = np.full(n_anchors, -1, dtype=np.int64)
+        renumber[keep] = np.arange(len(keep))
+        rec_cluster = renumber[rec_cluster]
+        n_anchors = len(keep)
+        sizes = sizes[keep]
     rng = np.random.default_rng(seed)
     # Sample per cluster without a Python loop over records: shuffle, stable-sort by cluster,
     # then take `records_per_anchor` positions per cluster (cycling when a cluster is small).
     perm = rng.permutation(len(rec_cluster))
     order = perm[np.argsort(rec_cluster[perm], kind="stable")]
-    sizes = np.bincount(rec_cluster, minlength=n_anchors)
-    if (sizes == 0).any():
-        raise CoreError("k-means left an anchor without records; use fewer anchors")
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     pos = np.arange(records_per_anchor)
     take = order[(starts[:, None] + pos[None, :] % sizes[:, None]).ravel()]

@@ -12,8 +12,11 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from core.analysis.joint import JointClusters
 from core.atomic import write_text_atomic
+from core.constants import RELEASED_KS
 from core.errors import InputError, ReleaseError
 
 CLUSTERS_DIR = "clusters"
@@ -97,3 +100,27 @@ def rename_cluster(path: str | Path, cluster: int, name: object) -> JointCluster
         current.renamed[cluster] = check_cluster_name(name)
     save_joint(path, current)
     return current
+
+
+def dataset_labels(
+    vectors: np.ndarray, decoder: np.ndarray | None, space_root: Path | None = None, ks: tuple[int, ...] = RELEASED_KS
+) -> dict[int, np.ndarray]:
+    """The labels a new dataset is written with at the released ks (one rule for every writer).
+
+    Anchored to a release that stores its joint clusters (``space_root/clusters/k<K>.json``), the
+    dataset is assigned to them, so its labels mean what they mean in the release. Otherwise it is a
+    space of its own: joint clusters of itself, k capped by its distinct embeddings.
+    """
+    from core.analysis.joint import SpacePart, fit_joint
+
+    out: dict[int, np.ndarray] = {}
+    distinct = len(np.unique(np.round(np.asarray(vectors, dtype=np.float64), 6), axis=0))
+    for k in ks:
+        stored = load_joint(clusters_file(space_root, k)) if space_root is not None else None
+        if stored is not None and stored.centroids.shape[1] == vectors.shape[1]:
+            out[k] = stored.assign(vectors)
+        elif distinct >= 2:
+            out[k] = fit_joint({"self": SpacePart(vectors, decoder)}, min(k, distinct), space="own").assign(vectors)
+        else:
+            out[k] = np.zeros(len(vectors), dtype=np.int64)
+    return out

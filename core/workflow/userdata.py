@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 from core import knobs
 from core.atomic import ensure_writable_dir, write_text_atomic
-from core.constants import MESH_CODE, MESH_ID, MESH_SIZE, RELEASED_KS
+from core.constants import MESH_CODE, MESH_ID, MESH_SIZE
 from core.errors import CoreError, InputError
 from core.progress import Progress
 
@@ -532,7 +532,8 @@ def add_dataset(
 
         raise TrainingCancelled("training cancelled")
     metrics["seconds_total"] = time.perf_counter() - t0
-    write_user_dataset(root, full, counts.keys, _mesh_sizes(counts), emb.vectors, emb.decoder, metrics)
+    space_root = anchor_path.parent if anchor_path is not None else None  # the anchor release holds its clusters
+    write_user_dataset(root, full, counts.keys, _mesh_sizes(counts), emb.vectors, emb.decoder, metrics, space_root)
     report("write", 1, 1, message="done")
     return {"dataset": f"{USER_RELEASE}/{full}", "metrics": metrics}
 
@@ -543,24 +544,28 @@ def dataset_exists(data_dir: str | Path, full_name: str) -> bool:
     return (Path(data_dir) / USER_RELEASE / CITY_DIR / GEOJSON_DIR / f"{full_name}.geojson").exists()
 
 
-def release_labels(vectors: np.ndarray, decoder: np.ndarray) -> dict[int, np.ndarray]:
-    """Cluster labels for k = 5, 10, 20 (fewer clusters when there are fewer distinct meshes)."""
-    from core.analysis.clustering import cluster_areas
-    from core.area2vec.model import predict_distributions
-
-    dist = predict_distributions(vectors, decoder, dtype=np.float32)
-    distinct = len(np.unique(np.round(vectors, 6), axis=0))
-    return {k: cluster_areas(vectors, decoder, min(k, distinct), distributions=dist) for k in RELEASED_KS}
-
-
 def write_user_dataset(
-    root: Path, name: str, codes: np.ndarray, sizes: np.ndarray, vectors: np.ndarray, decoder: np.ndarray, metrics: dict
+    root: Path,
+    name: str,
+    codes: np.ndarray,
+    sizes: np.ndarray,
+    vectors: np.ndarray,
+    decoder: np.ndarray,
+    metrics: dict,
+    space_root: Path | None = None,
 ) -> None:
-    """Cluster, add complemented meshes and write metrics, model, then the GeoJSON (the commit point)."""
+    """Label (joint clusters of its space), add complemented meshes, write metrics, model, then the GeoJSON (the commit point).
+
+    Args:
+        space_root: the release whose anchor set the dataset was trained with (its stored clusters
+            give the labels); ``None``: trained free, a space of its own.
+    """
     from core.mobility.privacy import with_complemented
+    from core.release.clusters import dataset_labels
     from core.release.layout import CITY_DIR, UTIL_DIR, write_dataset, write_util_files
 
-    all_codes, all_sizes, all_vectors, labels, comp = with_complemented(codes, sizes, vectors, release_labels(vectors, decoder))
+    labels_in = dataset_labels(vectors, decoder, space_root)
+    all_codes, all_sizes, all_vectors, labels, comp = with_complemented(codes, sizes, vectors, labels_in)
     if not (root / UTIL_DIR / "stay_weight_matrix.npy").exists():
         write_util_files(root)
     write_text_atomic(

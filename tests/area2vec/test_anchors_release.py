@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.area2vec.anchors import AnchorSet, build_anchor_set, quantise, read_anchor_set
@@ -93,3 +94,39 @@ def test_anchor_set_from_a_sample_of_stays_with_full_counts():
     assert a.n_anchors == 8 and a.counts.sum() == 8 * 300
     with pytest.raises(CoreError, match="one entry per dataset"):
         build_anchor_set(sampled, n_anchors=8, counts=full[:1])
+
+
+def _group_stays(mesh_ids, n_stays, weekday, hour, minutes, seed):
+    rng = np.random.default_rng(seed)
+    mesh = np.repeat(mesh_ids, n_stays)
+    n = len(mesh)
+    days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"] if weekday else ["Saturday", "Sunday"]
+    return pd.DataFrame(
+        {
+            "stay_time": rng.integers(minutes[0], minutes[1], n),
+            "day_of_week": rng.choice(days, n),
+            "arrival_time": [
+                f"{h:02d}:{m:02d}" for h, m in zip(rng.integers(hour, hour + 2, n), rng.integers(0, 60, n), strict=True)
+            ],
+            "is_holiday": False,
+            "mesh_id": mesh,
+        }
+    )
+
+
+def test_an_area_cluster_without_sampled_records_gets_no_empty_anchor():
+    """With sampled records (as the demo's), an isolated area may have counts but no record: the old
+    builder clustered it alone and stopped with 'k-means left an anchor without records'."""
+    groups = [
+        _group_stays(np.arange(0, 20), 60, True, 8, (480, 600), 1),  # office days
+        _group_stays(np.arange(20, 40), 60, True, 19, (800, 900), 2),  # nights at home
+        _group_stays(np.arange(40, 60), 60, False, 14, (60, 110), 3),  # weekend outings
+    ]
+    outlier = _group_stays(np.array([60]), 60, True, 3, (5, 20), 4)  # 03:00, a few minutes: far from all
+    full = stays_from_frame(pd.concat([*groups, outlier], ignore_index=True))
+    sampled = stays_from_frame(pd.concat(groups, ignore_index=True))  # the outlier's stays were not sampled
+    a = build_anchor_set([sampled], n_anchors=4, records_per_anchor=50, seed=0, counts=[full.to_counts()])
+    assert a.n_anchors == 4 and (a.counts.sum(axis=1) == 50).all()
+    assert np.isfinite(a.embeddings).all()
+    with pytest.raises(CoreError, match="areas with records"):
+        build_anchor_set([sampled], n_anchors=61, records_per_anchor=5, seed=0, counts=[full.to_counts()])

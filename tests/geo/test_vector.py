@@ -35,7 +35,9 @@ def test_vector_command_writes_a_release_dataset_for_qgis(tmp_path, capsys):
     codes = np.unique(latlon_to_code(35.17 + rng.random(40) * 0.01, 136.9 + rng.random(40) * 0.01, 50))
     n = len(codes)
     labels = {5: np.arange(n) % 5, 10: np.arange(n) % 10}
-    ref = write_dataset(tmp_path / "rel", "nagoya_2019_04", codes, np.full(n, 50), rng.normal(size=(n, 8)), rng.normal(size=(168, 8)), labels)
+    ref = write_dataset(
+        tmp_path / "rel", "nagoya_2019_04", codes, np.full(n, 50), rng.normal(size=(n, 8)), rng.normal(size=(168, 8)), labels
+    )
     out = tmp_path / "nagoya.gpkg"
     assert main(["vector", str(ref.geojson), "--out", str(out)]) == 0
     back = gpd.read_file(out, layer="meshes")
