@@ -631,6 +631,10 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--under-job", action="store_true", help="run under a job lock that the caller (the dashboard) already holds")
     ad.add_argument("--quiet", action="store_true")
     ad.set_defaults(func=cmd_add_dataset)
+
+    from core.walkers.cli import add_parser as add_walkers_parser
+
+    add_walkers_parser(sub)
     return p
 
 
