@@ -20,7 +20,7 @@ import pandas as pd
 
 from core.errors import InputError
 from core.walkers.model import WalkerModel
-from core.walkers.trajectories import DAY_MINUTES, SLOT_MINUTES, Trajectories
+from core.walkers.trajectories import DAY_MINUTES, SLOT_MINUTES, Trajectories, covering_record
 
 HORIZONS_MINUTES = (30, 60, 150)
 SLOTS_PER_DAY = DAY_MINUTES // SLOT_MINUTES
@@ -92,11 +92,7 @@ def commuter_task(
 
 def _covering(traj: Trajectories, anchor: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """Index of the record of the anchor's person that covers time ``tau``, or -1."""
-    key = traj.uid * 1e8 + traj.start
-    j = np.searchsorted(key, traj.uid[anchor] * 1e8 + tau, side="right") - 1
-    j = np.maximum(j, 0)
-    ok = (traj.uid[j] == traj.uid[anchor]) & (traj.start[j] + np.maximum(traj.duration[j], 1.0) > tau) & (j >= anchor)
-    return np.where(ok, j, -1)
+    return covering_record(traj.uid * 1e8 + traj.start, traj.uid, traj.start, traj.duration, anchor, tau)
 
 
 def _slot_mode(traj: Trajectories, km: np.ndarray, history: np.ndarray) -> pd.DataFrame:

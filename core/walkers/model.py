@@ -4,11 +4,12 @@ Each record of a person (a stay, or a run of HuMob slots) is one token: an MLP o
 (normalised km), time of day, weekday (when known), the gap since the previous record and the
 previous record's duration, plus a learned position embedding; pre-LN transformer blocks with a
 causal mask. RAW predicts the next point; here the head predicts where the person is at a query
-time ``tau`` given the history up to now: during training ``tau`` falls inside one of the next
-``horizon_tokens`` records (or the current one), so the next point is the special case "the next
-record's start". A token never sees its own duration (that would leak the future). The loss is
-MSE on normalised coordinates (``regress``, as RAW) or cross-entropy over the most visited cells
-(``classify``).
+time ``tau`` given the history up to now: half the training targets are RAW's next point (the
+next record, ``tau`` = its start), the others the record covering ``now + h`` for a random horizon
+h. The head predicts the move from the current position (so "stay" is the zero output). A token
+never sees its own duration (that would leak the future). The loss is MSE on normalised
+coordinates (``regress``, as RAW), the Euclidean distance (``median``: the spatial median, which
+minimises the mean error in km) or cross-entropy over the most visited cells (``classify``).
 
 User embedding = mean of the final hidden states over all the person's tokens (RAW).
 """
@@ -26,7 +27,7 @@ import numpy as np
 
 from core.errors import CoreError, InputError, TrainingCancelled
 from core.progress import Progress
-from core.walkers.trajectories import DAY_MINUTES, Trajectories, split_users
+from core.walkers.trajectories import DAY_MINUTES, Trajectories, covering_record, split_users
 
 OBJECTIVES = ("regress", "median", "classify")
 CHECKPOINT = "walker.pth"
@@ -58,10 +59,11 @@ class WalkerConfig:
     )
     # classify: the most visited cells of the training people get a class each; the rest share one.
     max_cells: int = field(default=2048, metadata={"help": "classify: classes for the most visited cells"})
-    # Training targets lie in the current record or one of the next ``horizon_tokens`` records.
-    horizon_tokens: int = field(default=4, metadata={"help": "targets lie up to this many records ahead"})
-    # Query times inside a long record are drawn from its first ``max_query_minutes`` minutes.
-    max_query_minutes: float = field(default=360.0, metadata={"help": "query times within a record's first minutes"})
+    # Half the training targets are RAW's next point (the next record, at its start); the others
+    # ask "where at now + h" with h log-uniform in [min, max] minutes (the record covering that time).
+    next_share: float = field(default=0.5, metadata={"help": "share of training targets that are the next record"})
+    min_horizon_minutes: float = field(default=10.0, metadata={"help": "shortest 'where at now + h' horizon in training"})
+    max_horizon_minutes: float = field(default=360.0, metadata={"help": "longest 'where at now + h' horizon in training"})
     steps: int = field(default=1500, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=64, metadata={"help": "windows per step"})
     # Higher than RAW's 1e-4: a 100 k-parameter model with few steps.
@@ -85,7 +87,8 @@ class WalkerConfig:
             ("batch_size", self.batch_size >= 1, ">= 1"),
             ("lr", self.lr > 0, "> 0"),
             ("test_share", 0 < self.test_share < 1, "between 0 and 1"),
-            ("horizon_tokens", self.horizon_tokens >= 0, ">= 0"),
+            ("next_share", 0 <= self.next_share <= 1, "in [0, 1]"),
+            ("min_horizon_minutes", 0 < self.min_horizon_minutes <= self.max_horizon_minutes, "0 < min <= max_horizon_minutes"),
             ("max_cells", self.max_cells >= 1, ">= 1"),
             ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
             ("max_train_users", self.max_train_users >= 0, ">= 0 (0: all)"),
@@ -159,6 +162,7 @@ class _Prepared:
     duration: np.ndarray
     weekday: np.ndarray
     region: np.ndarray
+    key: np.ndarray  # person * 1e8 + start: sorted, for "which record covers time t"
 
 
 class WalkerModel:
@@ -201,7 +205,8 @@ class WalkerModel:
             axis=1,
         ).astype(np.float32)
         region = traj.regions(self.level_)[0]
-        return _Prepared(feats, xy.astype(np.float32), km, off, traj.uid, traj.start, traj.duration, traj.weekday, region)
+        key = traj.uid * 1e8 + traj.start
+        return _Prepared(feats, xy.astype(np.float32), km, off, traj.uid, traj.start, traj.duration, traj.weekday, region, key)
 
     def _query(self, p: _Prepared, idx: np.ndarray, tau: np.ndarray) -> np.ndarray:
         """Query features for predicting the position at time ``tau`` from token ``idx``."""
@@ -289,6 +294,7 @@ class WalkerModel:
         train_tokens = np.flatnonzero(tok)
         L = cfg.context
         history: list[float] = []
+        seen = 0
         net.train()
         for step in range(cfg.steps):
             if cancel is not None and cancel():
@@ -302,9 +308,16 @@ class WalkerModel:
             width = int(valid.sum(axis=1).max())
             idx, valid = idx[:, :width], valid[:, :width]
             idx = np.minimum(idx, e_u[:, None] - 1)
-            ahead = rng.integers(0, cfg.horizon_tokens + 1, idx.shape)
-            j = np.minimum(idx + ahead, e_u[:, None] - 1)
-            tau = p.start[j] + rng.random(idx.shape) * np.minimum(p.duration[j], cfg.max_query_minutes)
+            if not valid.any():
+                continue
+            # Targets: the next record at its start (RAW), or the record covering now + h.
+            nxt = np.minimum(idx + 1, e_u[:, None] - 1)
+            h = np.exp(rng.uniform(np.log(cfg.min_horizon_minutes), np.log(cfg.max_horizon_minutes), idx.shape))
+            cov = covering_record(p.key, p.uid, p.start, p.duration, idx, p.start[idx] + h)
+            use_next = (rng.random(idx.shape) < cfg.next_share) | (cov < 0)
+            j = np.where(use_next, nxt, cov)
+            tau = np.where(use_next, p.start[nxt], p.start[idx] + h)
+            valid &= ~(use_next & (nxt == idx))  # a person's last record has no next one
             feats = torch.from_numpy(p.feats[idx])
             query = torch.from_numpy(self._query(p, idx, tau))
             out = net.out(net.hidden(feats), query)
@@ -323,6 +336,7 @@ class WalkerModel:
             opt.step()
             sched.step()
             history.append(float(loss.item()))
+            seen += int(valid.sum())
             if progress is not None and (step % 10 == 0 or step == cfg.steps - 1):
                 el = time.perf_counter() - t0
                 done = (step + 1) / cfg.steps
@@ -343,6 +357,7 @@ class WalkerModel:
         self.seconds_ = time.perf_counter() - t0
         self.n_params_ = int(sum(t.numel() for t in net.parameters()))
         self.n_train_tokens_ = int(tok.sum())
+        self.tokens_seen_ = seen
         return self
 
     # ------------------------------------------------------------ inference

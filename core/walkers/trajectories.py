@@ -372,6 +372,21 @@ def stays_to_trajectories(frame: pd.DataFrame, source: str) -> Trajectories:
     return _build(source, LATLON, labels, start, dur, lat, lon, weekday, code, size)
 
 
+def covering_record(
+    key: np.ndarray, uid: np.ndarray, start: np.ndarray, duration: np.ndarray, anchor: np.ndarray, tau: np.ndarray
+) -> np.ndarray:
+    """Index of the record of the anchor's person that covers time ``tau`` (start <= tau < end), or -1.
+
+    Args:
+        key: ``uid * 1e8 + start`` of every record (ascending, as records are sorted).
+        uid, start, duration: per record.
+        anchor: record indices; ``tau``: times (minutes) at or after the anchors' starts.
+    """
+    j = np.maximum(np.searchsorted(key, uid[anchor] * 1e8 + tau, side="right") - 1, 0)
+    ok = (uid[j] == uid[anchor]) & (start[j] + np.maximum(duration[j], 1.0) > tau) & (j >= anchor)
+    return np.where(ok, j, -1)
+
+
 # ---------------------------------------------------------------- splits and truth
 
 
