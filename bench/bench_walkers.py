@@ -2,7 +2,8 @@
 
 Run: ``python -m bench.bench_walkers [--data data] [--steps 1500] [--objectives median regress classify]``.
 
-Without ``--data`` it builds the tiny demo's Tokyo dataset under ``bench/out/`` first (about 20 s).
+Without ``--data`` it builds the tiny demo's Tokyo dataset under ``bench/out/`` first (measured: 281 s on the busy
+2-core box; the same 595,124 stays as ``python -m core demo --scale tiny``).
 Set ``AREA_THREADS=1`` on a busy shared machine (NOTES: torch thread oversubscription).
 """
 
