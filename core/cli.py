@@ -450,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     TrainRequest.add_arguments(ad)
     ad.set_defaults(func=cmd_add_dataset)
+
+    from core.walkers.cli import add_parser as add_walkers_parser
+
+    add_walkers_parser(sub)
     return p
 
 
