@@ -57,20 +57,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     from core.area2vec.anchors import read_anchor_set
     from core.area2vec.embeddings import train_embeddings
     from core.atomic import ensure_writable_dir
-    from core.mobility.stays import read_stays
+    from core.mobility.stays import is_count_table, read_count_table, read_stays
 
     ensure_writable_dir(Path(args.out))  # fail before the work, not after
     anchors = None if args.free or args.anchors is None else read_anchor_set(args.anchors)
     if anchors is None and not args.free:
         print("note: no --anchors given: training freely (embeddings are not comparable across datasets)", file=sys.stderr)
-    records = read_stays(args.stays)
-    counts = records.to_counts()
+    if is_count_table(args.stays):  # a count table from 'counts': the matrix itself
+        counts, n_skipped = read_count_table(args.stays), 0
+    else:
+        records = read_stays(args.stays)
+        counts, n_skipped = records.to_counts(), records.n_skipped
     bar = _Bar("train", not args.quiet)
     try:
         emb = train_embeddings(counts, anchors, _config(args), progress=bar)
     finally:
         bar.close()
-    emb.metrics["n_skipped_no_mesh"] = records.n_skipped
+    emb.metrics["n_skipped_no_mesh"] = n_skipped
     emb.metrics["stays_file"] = str(args.stays)
     emb.save(args.out)
     m = emb.metrics
@@ -410,7 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
             "(OpenUAS state dict, anchor rows excluded) and DIR/metrics.json."
         ),
     )
-    t.add_argument("stays", help="stay table: stay_time, day_of_week, arrival_time, is_holiday and mesh_id or code")
+    t.add_argument(
+        "stays",
+        help="stay table (stay_time, day_of_week, arrival_time, is_holiday and mesh_id or code), or a count table from 'counts'",
+    )
     t.add_argument("--out", required=True, metavar="DIR", help="output folder")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--anchors", metavar="ANCHOR_DIR", help="anchor folder with anchor_df.csv and anchor_embeddings.pth")
