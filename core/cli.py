@@ -276,6 +276,10 @@ def cmd_stays(args: argparse.Namespace) -> int:
         off_values=tuple(args.off_values),
         country=args.country,
     )
+    if args.engine == "dask":
+        from core.distributed.cli import run_stays
+
+        return run_stays(args, opts)
     table, report = gps_to_stays(args.gps, opts)
     if args.privacy is not None:
         from core.mobility.privacy import apply_privacy
@@ -294,6 +298,10 @@ def cmd_meshes(args: argparse.Namespace) -> int:
     from core.errors import InputError
     from core.mobility.privacy import apply_privacy
 
+    if args.engine == "dask":
+        from core.distributed.cli import run_meshes
+
+        return run_meshes(args)
     path = Path(args.stays)
     if not path.is_file():
         raise InputError(str(path), "no such file")
@@ -400,6 +408,9 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.distributed.cli import add_engine_options
+    from core.distributed.cli import add_parser as add_counts_parser
+
     p = argparse.ArgumentParser(
         prog="python -m core", description="Area embeddings from human stays (OpenUAS / Area2Vec with anchoring)."
     )
@@ -582,6 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="apply the mesh privacy rule (more than N people) and write the training table",
     )
+    add_engine_options(st)
     st.set_defaults(func=cmd_stays)
 
     ms = sub.add_parser(
@@ -598,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument(
         "--min-users", type=int, default=10, metavar="N", help="a mesh is kept with more than N distinct people (default 10)"
     )
+    add_engine_options(ms)
     ms.set_defaults(func=cmd_meshes)
 
     ad = sub.add_parser(
@@ -637,6 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--under-job", action="store_true", help="run under a job lock that the caller (the dashboard) already holds")
     ad.add_argument("--quiet", action="store_true")
     ad.set_defaults(func=cmd_add_dataset)
+    add_counts_parser(sub)
     return p
 
 
