@@ -285,4 +285,13 @@ def stays_chunk(chunk: Chunk) -> pd.DataFrame:
             return pd.read_csv(chunk.path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise InputError(chunk.source, f"cannot be read as CSV: {exc}") from exc
-    return read_chunk_table(chunk).to_pandas()
+    return _to_pandas(read_chunk_table(chunk))
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as ``pandas.read_parquet`` converts it (its dtypes, so both paths give equal frames)."""
+    try:
+        from pandas.io._util import arrow_table_to_pandas
+    except ImportError:  # pragma: no cover - older pandas
+        return table.to_pandas()
+    return arrow_table_to_pandas(table)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
@@ -31,6 +31,7 @@ from core.mobility.privacy import MIN_USERS, KeptMeshes
 from core.progress import Progress
 
 ProgressFn = Callable[[Progress], None]
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -59,6 +60,20 @@ class _Reporter:
         self(stage, 0, total)
         for i, _ in enumerate(as_completed(futures), 1):
             self(stage, i, total)
+
+
+def _same_dtypes(fn: _F) -> _F:
+    """Build Dask graphs without Dask's conversion of text columns to Arrow strings (frames keep pandas' own dtypes)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import dask
+
+        with dask.config.set({"dataframe.convert-string": False}):
+            return fn(*args, **kwargs)
+
+    return cast(_F, wrapper)
 
 
 def _failures() -> tuple[type[BaseException], ...]:
@@ -94,6 +109,7 @@ def _persist(client: Any, frame: Any, stage: str, report: _Reporter) -> Any:
     return frame
 
 
+@_same_dtypes
 def gps_stays(
     client: Any,
     paths: list[str | Path] | str | Path,
@@ -120,6 +136,7 @@ def gps_stays(
     return Run(stays, files[0].name, {"files": [f.name for f in files], "chunks": len(chunks), "partitions": nparts})
 
 
+@_same_dtypes
 def stay_files(
     client: Any,
     paths: list[str | Path] | str | Path,
@@ -139,6 +156,7 @@ def stay_files(
     return Run(stays, files[0].name, {"files": [f.name for f in files], "chunks": len(chunks)})
 
 
+@_same_dtypes
 def kept_meshes_dask(client: Any, run: Run, min_users: int = MIN_USERS, progress: ProgressFn | None = None) -> KeptMeshes:
     """The privacy rule on the cluster: distinct (mesh, person) rows hashed by 250 m mesh, decided per partition."""
     if min_users < 0:
@@ -163,6 +181,7 @@ def kept_meshes_dask(client: Any, run: Run, min_users: int = MIN_USERS, progress
     return result
 
 
+@_same_dtypes
 def training_frame(client: Any, run: Run, kept: KeptMeshes) -> Any:
     """The training rows of every partition (a lazy Dask frame; write it with :func:`write_frame`)."""
     import dask
@@ -172,6 +191,7 @@ def training_frame(client: Any, run: Run, kept: KeptMeshes) -> Any:
     return run.stays.map_partitions(K.training_partition, kept_d, run.source, meta=meta, enforce_metadata=False)
 
 
+@_same_dtypes
 def count_frame(
     client: Any, run: Run, kept: KeptMeshes, progress: ProgressFn | None = None, split_every: int = 8
 ) -> pd.DataFrame:
@@ -191,6 +211,7 @@ def count_frame(
     return total
 
 
+@_same_dtypes
 def write_frame(client: Any, frame: Any, out: str | Path, progress: ProgressFn | None = None, stage: str = "write") -> int:
     """Write a Dask frame's partitions, in order, into one CSV or Parquet file (by suffix), atomically.
 
