@@ -8,6 +8,7 @@ from core.distributed.local import local_counts
 from core.distributed.options import ENGINES, EngineOptions
 from core.distributed.pipeline import (
     count_frame,
+    counts_on,
     gps_stays,
     kept_meshes_dask,
     run_counts,
@@ -22,6 +23,7 @@ __all__ = [
     "ENGINES",
     "EngineOptions",
     "count_frame",
+    "counts_on",
     "dask_client",
     "gps_stays",
     "kept_meshes_dask",

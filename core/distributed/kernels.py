@@ -182,13 +182,20 @@ def stays_from_partition(frame: pd.DataFrame, options: GpsOptions) -> pd.DataFra
     The fixes are ordered by person, time and input position (what the single-machine reader's
     stable sort gives), then cleaned, scanned and tabulated by the single-machine kernels.
     """
-    code, uniques = pd.factorize(frame[USER], sort=False)
-    t = frame[T].to_numpy(np.float64)
     seq = frame[SEQ].to_numpy(np.int64)
-    lat, lon, off = frame[LAT].to_numpy(np.float64), frame[LON].to_numpy(np.float64), frame[OFF].to_numpy(bool)
+    # Back to input order (the shuffle delivers each input chunk's rows as a run: a cheap merge),
+    # then grouped by person (runs again, one per input file the person is in). Input files sorted
+    # by person and time end up fully ordered; anything else gets the full three-key sort.
+    code, uniques = pd.factorize(frame[USER], sort=False)
+    order = np.argsort(seq, kind="stable")
+    order = order[np.argsort(code[order], kind="stable")]
+    code = code[order]
+    t = frame[T].to_numpy(np.float64)[order]
+    seq = seq[order]
     if not _ordered(code, t, seq):
-        order = np.lexsort((seq, t, code))
-        code, t, lat, lon, off = code[order], t[order], lat[order], lon[order], off[order]
+        again = np.lexsort((seq, t, code))
+        order, code, t, seq = order[again], code[again], t[again], seq[again]
+    lat, lon, off = (frame[c].to_numpy()[order] for c in (LAT, LON, OFF))
     names = np.asarray(uniques, dtype=object)
     fixes = clean_fixes(names, code.astype(np.int32), t, lat, lon, off, options.max_speed)
     stays = detect_stays(fixes, options.distance_m, options.min_minutes, options.max_gap_minutes)

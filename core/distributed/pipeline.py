@@ -36,9 +36,10 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 @dataclass
 class Run:
-    """Persisted stays on the cluster and what the run has counted so far (plain data in ``report``)."""
+    """Stays held on the cluster (a frame over the ``futures``) and what the run has counted (plain data in ``report``)."""
 
     stays: Any
+    futures: list
     source: str
     report: dict = field(default_factory=dict)
 
@@ -96,17 +97,23 @@ def _gather(client: Any, futures: Any) -> Any:
         raise
 
 
-def _persist(client: Any, frame: Any, stage: str, report: _Reporter) -> Any:
+def _persist(client: Any, frame: Any, stage: str, report: _Reporter) -> tuple[Any, list]:
+    """Compute a frame's partitions on the cluster and return a frame made of the held results.
+
+    The new frame is built from the futures themselves: a frame merely persisted is re-planned by
+    Dask's optimiser when used again, and its partitions were computed a second time.
+    """
+    import dask.dataframe as dd
     from distributed import futures_of, wait
 
-    frame = client.persist(frame)
-    futures = futures_of(frame)
+    meta = frame._meta
+    futures = futures_of(client.persist(frame))
     report.track(client, futures, stage)
     wait(futures)
     bad = [f for f in futures if f.status == "error"]
     if bad:
         _gather(client, bad[:1])
-    return frame
+    return dd.from_delayed(futures, meta=meta, verify_meta=False), futures
 
 
 @_same_dtypes
@@ -132,8 +139,8 @@ def gps_stays(
     nparts = engine.partitions or len(chunks)
     by_person = fixes.shuffle(on=K.USER, npartitions=nparts)
     stays = by_person.map_partitions(K.stays_from_partition, options, meta=K.stays_meta(options), enforce_metadata=False)
-    stays = _persist(client, stays, "stays", report)
-    return Run(stays, files[0].name, {"files": [f.name for f in files], "chunks": len(chunks), "partitions": nparts})
+    stays, futures = _persist(client, stays, "stays", report)
+    return Run(stays, futures, files[0].name, {"files": [f.name for f in files], "chunks": len(chunks), "partitions": nparts})
 
 
 @_same_dtypes
@@ -152,8 +159,8 @@ def stay_files(
     if meta is None:
         meta = pd.read_csv(files[0], nrows=1000).iloc[:0]
     stays = dd.from_map(K.stays_chunk, chunks, meta=meta, enforce_metadata=False)
-    stays = _persist(client, stays, "read", _Reporter(progress))
-    return Run(stays, files[0].name, {"files": [f.name for f in files], "chunks": len(chunks)})
+    stays, futures = _persist(client, stays, "read", _Reporter(progress))
+    return Run(stays, futures, files[0].name, {"files": [f.name for f in files], "chunks": len(chunks)})
 
 
 @_same_dtypes
@@ -168,10 +175,8 @@ def kept_meshes_dask(client: Any, run: Run, min_users: int = MIN_USERS, progress
     kept = pairs.shuffle(on=K.C250, npartitions=nparts).map_partitions(
         K.kept_from_pairs, min_users, meta=K.kept_meta(), enforce_metadata=False
     )
-    kept = _persist(client, kept, "privacy", _Reporter(progress))
-    from distributed import futures_of
-
-    frame = pd.concat(_gather(client, futures_of(kept)), ignore_index=True)
+    _, futures = _persist(client, kept, "privacy", _Reporter(progress))
+    frame = pd.concat(_gather(client, futures), ignore_index=True)
     result = K.kept_from_frame(frame)
     run.report["privacy"] = {
         "min_users": int(min_users),
@@ -200,7 +205,7 @@ def count_frame(
 
     kept_d = dask.delayed(kept, pure=True)
     parts = run.stays.map_partitions(K.count_partition, kept_d, run.source, meta=K.count_meta(), enforce_metadata=False)
-    parts = _persist(client, parts, "counts", _Reporter(progress))
+    parts, _ = _persist(client, parts, "counts", _Reporter(progress))
     level = list(parts.to_delayed())
     if len(level) == 1:
         level = [dask.delayed(K.sum_counts)(level)]
@@ -222,7 +227,6 @@ def write_frame(client: Any, frame: Any, out: str | Path, progress: ProgressFn |
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from distributed import futures_of
 
     from core.atomic import atomic_path, ensure_writable_dir
 
@@ -231,8 +235,7 @@ def write_frame(client: Any, frame: Any, out: str | Path, progress: ProgressFn |
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise InputError(str(out), f"unknown output type '{suffix}'", expected="a .csv or .parquet file")
-    frame = client.persist(frame)
-    futures = futures_of(frame)
+    futures = client.compute(list(frame.to_delayed()))  # in partition order
     report = _Reporter(progress)
     rows = 0
     with atomic_path(out) as tmp:
@@ -319,14 +322,29 @@ def run_counts(
 ) -> dict:
     """Stay tables (or GPS files) -> the meshes x 168 count table (Parquet) on Dask; returns a report."""
     from core.distributed.cluster import dask_client
-    from core.mobility.stays import counts_from_table, write_counts
 
     with dask_client(engine) as client:
-        run = _open_run(client, list(paths), gps, engine, progress)
-        kept = kept_meshes_dask(client, run, min_users, progress)
-        total = count_frame(client, run, kept, progress)
+        return counts_on(client, paths, out, min_users, engine, gps, progress)
+
+
+def counts_on(
+    client: Any,
+    paths: list[str | Path],
+    out: str | Path,
+    min_users: int = MIN_USERS,
+    engine: EngineOptions = EngineOptions(engine="dask"),
+    gps: GpsOptions | None = None,
+    progress: ProgressFn | None = None,
+) -> dict:
+    """:func:`run_counts` on an open client (the cluster stays up for the next run)."""
     import pyarrow as pa
 
+    from core.mobility.stays import counts_from_table, write_counts
+
+    run = _open_run(client, list(paths), gps, engine, progress)
+    kept = kept_meshes_dask(client, run, min_users, progress)
+    total = count_frame(client, run, kept, progress)
+    client.cancel(run.futures)  # free the stays held on the cluster
     if len(total) == 0:
         raise InputError(
             run.source, f"no mesh has more than {min_users} people", expected="stays of more people (or a lower min_users)"
