@@ -12,7 +12,7 @@ The single-machine path (read all fixes into memory, scan, privacy rule, count) 
 process on the first ``--single-fixes`` fixes; its peak memory is that process's max RSS. The Dask
 path runs on a LocalCluster of 1 and 2 worker processes (one thread each) on all the fixes, and on
 the single-machine subset to check equality; peak memory is sampled (psutil, every 0.2 s) per
-worker process and for the client. Prints a Markdown table; writes bench/out/distributed.json.
+worker process and for the client. Prints a Markdown table; writes bench/out/distributed_FIXES_SHUFFLE.json.
 """
 
 from __future__ import annotations
@@ -131,10 +131,10 @@ class PeakSampler:
         self._thread.join()
 
 
-def run_dask(files: list[Path], out: Path, workers: int) -> dict:
+def run_dask(files: list[Path], out: Path, workers: int, shuffle: str = "p2p") -> dict:
     from core.distributed import EngineOptions, counts_on, dask_client
 
-    engine = EngineOptions(engine="dask", workers=workers)
+    engine = EngineOptions(engine="dask", workers=workers, shuffle=shuffle)
     t0 = time.perf_counter()
     with dask_client(engine) as client:
         started = time.perf_counter() - t0
@@ -159,6 +159,8 @@ def main() -> None:
     ap.add_argument("--single-fixes", type=int, default=20_000_000, help="fixes given to the single-machine path")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Dask LocalCluster sizes to run")
     ap.add_argument("--no-full", action="store_true", help="skip the Dask runs on the whole dataset")
+    ap.add_argument("--no-single", action="store_true", help="skip the single-machine run (and the equality check)")
+    ap.add_argument("--shuffle", default="p2p", choices=["p2p", "tasks"], help="Dask shuffle method (default p2p)")
     ap.add_argument("--child-single", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_single:
@@ -169,26 +171,30 @@ def main() -> None:
     n_all, n_small = n_fixes(files), n_fixes(small)
     res: dict = {"fixes": n_all, "single_fixes": n_small, "files": len(files), "cores": os.cpu_count()}
     out = OUT / "distributed"
-    log(f"single machine on {n_small:,} fixes ({len(small)} files) ...")
-    res["single"] = run_single(small, out / "counts_single.parquet")
-    log(f"  {res['single'].get('seconds', float('nan')):.1f} s")
-    log(f"Dask (2 workers) on the same {n_small:,} fixes ...")
-    res["dask_subset"] = run_dask(small, out / "counts_dask_subset.parquet", max(args.workers))
-    res["subset_equal"] = "failed" not in res["single"] and same_counts(
-        out / "counts_single.parquet", out / "counts_dask_subset.parquet"
-    )
-    log(f"  {res['dask_subset']['seconds']:.1f} s; equal counts: {res['subset_equal']}")
+    res["shuffle"] = args.shuffle
+    if args.no_single:
+        res["single"] = {"skipped": True}
+    else:
+        log(f"single machine on {n_small:,} fixes ({len(small)} files) ...")
+        res["single"] = run_single(small, out / "counts_single.parquet")
+        log(f"  {res['single'].get('seconds', float('nan')):.1f} s")
+        log(f"Dask ({max(args.workers)} workers) on the same {n_small:,} fixes ...")
+        res["dask_subset"] = run_dask(small, out / "counts_dask_subset.parquet", max(args.workers), args.shuffle)
+        res["subset_equal"] = "failed" not in res["single"] and same_counts(
+            out / "counts_single.parquet", out / "counts_dask_subset.parquet"
+        )
+        log(f"  {res['dask_subset']['seconds']:.1f} s; equal counts: {res['subset_equal']}")
     if not args.no_full:
         for w in args.workers:
             log(f"Dask ({w} worker{'s' if w > 1 else ''}) on all {n_all:,} fixes ...")
-            res[f"dask_{w}"] = run_dask(files, out / f"counts_dask_{w}.parquet", w)
+            res[f"dask_{w}"] = run_dask(files, out / f"counts_dask_{w}.parquet", w, args.shuffle)
             log(f"  {res[f'dask_{w}']['seconds']:.1f} s")
         if len(args.workers) > 1:
             res["full_equal"] = all(
                 same_counts(out / f"counts_dask_{args.workers[0]}.parquet", out / f"counts_dask_{w}.parquet")
                 for w in args.workers[1:]
             )
-    (OUT / "distributed.json").write_text(json.dumps(res, indent=2, default=str))
+    (OUT / f"distributed_{args.fixes}_{args.shuffle}.json").write_text(json.dumps(res, indent=2, default=str))
     print(table(res, args))
 
 
@@ -203,7 +209,7 @@ def table(res: dict, args: argparse.Namespace) -> str:
             f"| single machine (1 process) | {res['single_fixes']:,} | {single['seconds']:.1f} | {base / 1e6:.2f} M | "
             f"{base / 1e6:.2f} M (100 %) | {single['peak_rss'] / gb:.2f} GB |"
         )
-    runs = [("dask_subset", res["single_fixes"], max(args.workers))]
+    runs = [] if args.no_single else [("dask_subset", res["single_fixes"], max(args.workers))]
     runs += [] if args.no_full else [(f"dask_{w}", res["fixes"], w) for w in args.workers]
     for key, n, w in runs:
         r = res[key]
@@ -215,7 +221,8 @@ def table(res: dict, args: argparse.Namespace) -> str:
             f"{rate / 1e6:.2f} M | {rate / w / 1e6:.2f} M{share} | {mem} |"
         )
     rows.append("")
-    rows.append(f"Equal counts, single machine vs Dask on the same {res['single_fixes']:,} fixes: {res['subset_equal']}")
+    if "subset_equal" in res:
+        rows.append(f"Equal counts, single machine vs Dask on the same {res['single_fixes']:,} fixes: {res['subset_equal']}")
     if "full_equal" in res:
         rows.append(
             f"Equal counts, Dask {' vs '.join(map(str, args.workers))} workers on {res['fixes']:,} fixes: {res['full_equal']}"

@@ -8,14 +8,14 @@ import sys
 from dataclasses import fields
 from typing import Any
 
-from core.distributed.options import ENGINES, EngineOptions
+from core.distributed.options import ENGINES, SHUFFLES, EngineOptions
 from core.mobility.privacy import MIN_USERS
 
 _DEFAULTS = {f.name: f.default for f in fields(EngineOptions)}
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--engine``, ``--scheduler``, ``--workers``, ``--partitions`` and ``--connect-timeout`` (defaults from :class:`EngineOptions`)."""
+    """Add ``--engine``, ``--scheduler``, ``--workers``, ``--partitions``, ``--shuffle`` and ``--connect-timeout`` (defaults from :class:`EngineOptions`)."""
     g = parser.add_argument_group("engine")
     g.add_argument(
         "--engine",
@@ -44,6 +44,12 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
         help="with --engine dask: partitions the fixes are hashed into by person (default: one per input chunk)",
     )
     g.add_argument(
+        "--shuffle",
+        choices=SHUFFLES,
+        default=_DEFAULTS["shuffle"],
+        help=f"with --engine dask: p2p (buffered on disk, for data larger than memory) or tasks (in memory) (default {_DEFAULTS['shuffle']})",
+    )
+    g.add_argument(
         "--connect-timeout",
         type=float,
         metavar="SECONDS",
@@ -60,6 +66,7 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
         workers=args.workers,
         partitions=args.partitions,
         connect_timeout=args.connect_timeout,
+        shuffle=args.shuffle,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from core.errors import InputError
 
 ENGINES = ("local", "dask")
+SHUFFLES = ("p2p", "tasks")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class EngineOptions:
         partitions: partitions the fixes are hashed into by person; ``None`` = one per input chunk.
         chunk_rows: Parquet row groups are read in chunks of about this many rows (a CSV file is one chunk).
         connect_timeout: seconds to wait for the scheduler before giving up.
+        shuffle: how fixes move to their person's partition: ``"p2p"`` (Dask's peer-to-peer shuffle,
+            buffered on the workers' disks: for data larger than the cluster's memory) or
+            ``"tasks"`` (in memory, task by task: less overhead on small clusters).
     """
 
     engine: str = "local"
@@ -29,6 +33,7 @@ class EngineOptions:
     partitions: int | None = None
     chunk_rows: int = 4_000_000
     connect_timeout: float = 10.0
+    shuffle: str = "p2p"
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -39,5 +44,7 @@ class EngineOptions:
             raise InputError("partitions", f"{self.partitions} partitions", expected="at least 1")
         if self.chunk_rows < 1:
             raise InputError("chunk_rows", f"{self.chunk_rows} rows per chunk", expected="at least 1")
+        if self.shuffle not in SHUFFLES:
+            raise InputError("shuffle", f"unknown shuffle {self.shuffle!r}", expected=" or ".join(SHUFFLES))
         if not self.connect_timeout > 0:
             raise InputError("connect_timeout", f"{self.connect_timeout} s", expected="a number of seconds > 0")

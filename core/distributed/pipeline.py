@@ -137,7 +137,7 @@ def gps_stays(
     report = _Reporter(progress)
     fixes = dd.from_map(K.read_fix_chunk, chunks, options=options, meta=K.fix_meta(), enforce_metadata=False)
     nparts = engine.partitions or len(chunks)
-    by_person = fixes.shuffle(on=K.USER, npartitions=nparts)
+    by_person = fixes.shuffle(on=K.USER, npartitions=nparts, shuffle_method=engine.shuffle)
     stays = by_person.map_partitions(K.stays_from_partition, options, meta=K.stays_meta(options), enforce_metadata=False)
     stays, futures = _persist(client, stays, "stays", report)
     return Run(stays, futures, files[0].name, {"files": [f.name for f in files], "chunks": len(chunks), "partitions": nparts})
@@ -164,7 +164,9 @@ def stay_files(
 
 
 @_same_dtypes
-def kept_meshes_dask(client: Any, run: Run, min_users: int = MIN_USERS, progress: ProgressFn | None = None) -> KeptMeshes:
+def kept_meshes_dask(
+    client: Any, run: Run, min_users: int = MIN_USERS, progress: ProgressFn | None = None, shuffle: str = "p2p"
+) -> KeptMeshes:
     """The privacy rule on the cluster: distinct (mesh, person) rows hashed by 250 m mesh, decided per partition."""
     if min_users < 0:
         raise InputError("min_users", f"{min_users}", expected="a number of people >= 0")
@@ -172,7 +174,7 @@ def kept_meshes_dask(client: Any, run: Run, min_users: int = MIN_USERS, progress
         K.pair_frame, run.source, meta=K.pair_frame(run.stays._meta, run.source), enforce_metadata=False
     )
     nparts = max(1, run.stays.npartitions)
-    kept = pairs.shuffle(on=K.C250, npartitions=nparts).map_partitions(
+    kept = pairs.shuffle(on=K.C250, npartitions=nparts, shuffle_method=shuffle).map_partitions(
         K.kept_from_pairs, min_users, meta=K.kept_meta(), enforce_metadata=False
     )
     _, futures = _persist(client, kept, "privacy", _Reporter(progress))
@@ -289,7 +291,7 @@ def run_stays(
         run = gps_stays(client, paths, gps, engine, progress)
         frame = run.stays
         if privacy is not None:
-            kept = kept_meshes_dask(client, run, privacy, progress)
+            kept = kept_meshes_dask(client, run, privacy, progress, engine.shuffle)
             frame = training_frame(client, run, kept)
         run.report["rows"] = write_frame(client, frame, out, progress)
     return run.report
@@ -307,7 +309,7 @@ def run_meshes(
 
     with dask_client(engine) as client:
         run = stay_files(client, paths, engine, progress)
-        kept = kept_meshes_dask(client, run, min_users, progress)
+        kept = kept_meshes_dask(client, run, min_users, progress, engine.shuffle)
         run.report["rows"] = write_frame(client, training_frame(client, run, kept), out, progress)
     return run.report
 
@@ -342,7 +344,7 @@ def counts_on(
     from core.mobility.stays import counts_from_table, write_counts
 
     run = _open_run(client, list(paths), gps, engine, progress)
-    kept = kept_meshes_dask(client, run, min_users, progress)
+    kept = kept_meshes_dask(client, run, min_users, progress, engine.shuffle)
     total = count_frame(client, run, kept, progress)
     client.cancel(run.futures)  # free the stays held on the cluster
     if len(total) == 0:

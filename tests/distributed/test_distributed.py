@@ -168,6 +168,24 @@ def test_cli_counts_local_and_dask_agree(engine, split_fixes, tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(a), pd.read_parquet(b))
 
 
+def test_cli_stays_and_meshes_on_dask_equal_local(engine, tmp_path, capsys):
+    addr = ["--engine", "dask", "--scheduler", engine.scheduler]
+    assert main(["stays", str(KOBE), "--out", str(tmp_path / "local.parquet")]) == 0
+    assert main(["stays", str(KOBE), "--out", str(tmp_path / "dask.parquet"), *addr]) == 0
+    assert "557 stays" in capsys.readouterr().out
+    local, dask = (pd.read_parquet(tmp_path / n) for n in ("local.parquet", "dask.parquet"))
+    pd.testing.assert_frame_equal(_sorted(dask, STAY_KEY), _sorted(local, STAY_KEY))
+    for engine_args, name in (([], "m_local.csv"), (addr, "m_dask.csv")):
+        assert (
+            main(["meshes", str(tmp_path / "local.parquet"), "--out", str(tmp_path / name), "--min-users", "5", *engine_args])
+            == 0
+        )
+    key = ["code", "arrival_time", "day_of_week", "stay_time"]
+    a, b = (_sorted(pd.read_csv(tmp_path / n), key) for n in ("m_local.csv", "m_dask.csv"))
+    assert len(a) > 0
+    pd.testing.assert_frame_equal(a, b)
+
+
 def test_bad_row_in_a_later_chunk_names_the_file_row_and_writes_nothing(engine, tmp_path):
     f = person_fixes(np.arange(40), 1000, _places(), seed=8)
     f.iloc[:10_000].to_parquet(tmp_path / "a.parquet")
