@@ -253,3 +253,28 @@ def test_killed_worker_leaves_the_right_output_or_nothing(cluster, engine, split
     with pytest.raises(ProcessLookupError):
         os.kill(victim, 0)
     client.wait_for_workers(2, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"engine": "spark"}, "engine"),
+        ({"workers": 0}, "workers"),
+        ({"partitions": 0}, "partitions"),
+        ({"shuffle": "x"}, "shuffle"),
+    ],
+)
+def test_engine_options_are_checked(kwargs, name):
+    with pytest.raises(InputError) as e:
+        EngineOptions(**kwargs)
+    assert e.value.source == name
+
+
+def test_cli_bad_engine_option_is_an_error(tmp_path, capsys):
+    assert main(["counts", str(KOBE), "--out", str(tmp_path / "c.parquet"), "--engine", "dask", "--workers", "0"]) == 2
+    assert "error: workers: 0 workers; expected at least 1" in capsys.readouterr().err
+
+
+def test_counts_output_must_be_parquet(tmp_path, capsys):
+    assert main(["counts", str(KOBE), "--out", str(tmp_path / "c.csv")]) == 2
+    assert "expected an output name ending in .parquet" in capsys.readouterr().err
