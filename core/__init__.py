@@ -11,10 +11,11 @@ from core.area2vec.anchors import AnchorSet, build_anchor_set, read_anchor_set
 from core.area2vec.embeddings import AreaEmbeddings, read_embeddings_csv, train_embeddings
 from core.area2vec.metrics import approximation_loss, misalignment
 from core.area2vec.tokens import make_tokens
-from core.area2vec.trainer import Area2VecTrainer, Progress, TrainConfig, anchor_power
+from core.area2vec.trainer import Area2VecTrainer, TrainConfig, anchor_power
 from core.errors import CoreError, InputError, ReleaseError, TrainingCancelled
 from core.geo.meshcode import code_bounds, code_centers, latlon_to_code
 from core.mobility.stays import AreaCounts, StayRecords, read_counts, read_stays, stays_from_frame
+from core.progress import Progress
 from core.release.layout import DatasetRef, ReleaseDataset, discover, read_dataset, write_dataset
 
 __all__ = [

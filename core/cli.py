@@ -50,20 +50,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     from core.area2vec.anchors import read_anchor_set
     from core.area2vec.embeddings import train_embeddings
     from core.atomic import ensure_writable_dir
-    from core.mobility.stays import read_stays
+    from core.mobility.stays import is_count_table, read_count_table, read_stays
 
     ensure_writable_dir(Path(args.out))  # fail before the work, not after
     anchors = None if args.free or args.anchors is None else read_anchor_set(args.anchors)
     if anchors is None and not args.free:
         print("note: no --anchors given: training freely (embeddings are not comparable across datasets)", file=sys.stderr)
-    records = read_stays(args.stays)
-    counts = records.to_counts()
+    if is_count_table(args.stays):  # a count table from 'counts': the matrix itself
+        counts, n_skipped = read_count_table(args.stays), 0
+    else:
+        records = read_stays(args.stays)
+        counts, n_skipped = records.to_counts(), records.n_skipped
     bar = TerminalProgress("train", not args.quiet)
     try:
         emb = train_embeddings(counts, anchors, _config(args), progress=bar)
     finally:
         bar.close()
-    emb.metrics["n_skipped_no_mesh"] = records.n_skipped
+    emb.metrics["n_skipped_no_mesh"] = n_skipped
     emb.metrics["stays_file"] = str(args.stays)
     emb.save(args.out)
     m = emb.metrics
@@ -231,6 +234,10 @@ def cmd_stays(args: argparse.Namespace) -> int:
         off_values=tuple(args.off_values),
         country=args.country,
     )
+    if args.engine == "dask":
+        from core.distributed.cli import run_stays
+
+        return run_stays(args, opts)
     table, report = gps_to_stays(args.gps, opts)
     if args.privacy is not None:
         from core.mobility.privacy import apply_privacy
@@ -247,6 +254,10 @@ def cmd_meshes(args: argparse.Namespace) -> int:
     from core.mobility.privacy import apply_privacy
     from core.mobility.stays import read_frame
 
+    if args.engine == "dask":
+        from core.distributed.cli import run_meshes
+
+        return run_meshes(args)
     path = Path(args.stays)
     frame = read_frame(path)
     table, report = apply_privacy(frame, args.min_users, source=path.name)
@@ -275,6 +286,8 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.distributed.cli import add_engine_options
+    from core.distributed.cli import add_parser as add_counts_parser
     from core.workflow.request import TrainRequest
 
     p = _Parser(prog="python -m core", description="Area embeddings from human stays (OpenUAS / Area2Vec with anchoring).")
@@ -288,7 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
             "(OpenUAS state dict, anchor rows excluded) and DIR/metrics.json."
         ),
     )
-    t.add_argument("stays", help="stay table: stay_time, day_of_week, arrival_time, is_holiday and mesh_id or code")
+    t.add_argument(
+        "stays",
+        help="stay table (stay_time, day_of_week, arrival_time, is_holiday and mesh_id or code), or a count table from 'counts'",
+    )
     t.add_argument("--out", required=True, metavar="DIR", help="output folder")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--anchors", metavar="ANCHOR_DIR", help="anchor folder with anchor_df.csv and anchor_embeddings.pth")
@@ -422,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="apply the mesh privacy rule (more than N people) and write the training table",
     )
+    add_engine_options(st)
     st.set_defaults(func=cmd_stays)
 
     ms = sub.add_parser(
@@ -436,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("stays", help="stay table from 'stays' (.csv or .parquet)")
     ms.add_argument("--out", required=True, metavar="FILE", help="output .csv or .parquet")
     knobs.MIN_USERS.add_to(ms, "--min-users", metavar="N")
+    add_engine_options(ms)
     ms.set_defaults(func=cmd_meshes)
 
     ad = sub.add_parser(
@@ -454,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     from core.walkers.cli import add_parser as add_walkers_parser
 
     add_walkers_parser(sub)
+    add_counts_parser(sub)
     return p
 
 

@@ -13,6 +13,11 @@ MESH_SIZE = "mesh_size"
 ANCHOR_ID = "anchor_id"
 
 STAY_COLUMNS = (STAY_TIME, DAY_OF_WEEK, ARRIVAL_TIME, IS_HOLIDAY)
+
+# Count table (the meshes x 168 matrix as Parquet, one row per non-zero cell): code, mesh_size, token, count.
+TOKEN = "token"
+COUNT = "count"
+COUNT_COLUMNS = (MESH_CODE, MESH_SIZE, TOKEN, COUNT)
 AREA_KEYS = (MESH_ID, MESH_CODE)
 
 # mesh_id -1 means "no valid mesh": such stays are skipped (SPEC §1).

@@ -36,6 +36,11 @@ class InputError(CoreError, ValueError):
         self.problem = problem
         super().__init__(self._format())
 
+    def __reduce__(self) -> tuple:
+        # Pickle by fields, so an error raised on a Dask worker reaches the caller as the same InputError.
+        kw = {"column": self.column, "rows": self.rows, "values": self.values, "n_bad": self.n_bad, "expected": self.expected}
+        return (_rebuild_input_error, (type(self), self.source, self.problem, kw))
+
     def _format(self) -> str:
         where = self.source
         if self.column is not None:
@@ -55,6 +60,10 @@ class InputError(CoreError, ValueError):
 
 class ParameterError(CoreError, ValueError):
     """A parameter out of its range or of the wrong kind (the message names the parameter)."""
+
+
+def _rebuild_input_error(cls: type[InputError], source: str, problem: str, kw: dict) -> InputError:
+    return cls(source, problem, **kw)
 
 
 class TrainingCancelled(CoreError):

@@ -554,14 +554,28 @@ def detect_stays(
     d2max = (distance_m / EARTH_RADIUS_M) ** 2
     scan = _scan() if compiled else _scan_python
     first, last = scan(brk, fixes.t, phi, lam, np.cos(phi), d2max, float(min_minutes) * 60.0)
-    # Mean position of each stay's fixes from prefix sums (centred so the sums keep their precision).
     n = last - first + 1
-    lat0, lon0 = (float(fixes.lat.mean()), float(fixes.lon.mean())) if len(fixes) else (0.0, 0.0)
-    clat = np.r_[0.0, np.cumsum(fixes.lat - lat0)]
-    clon = np.r_[0.0, np.cumsum(fixes.lon - lon0)]
-    lat = (clat[last + 1] - clat[first]) / n + lat0
-    lon = (clon[last + 1] - clon[first]) / n + lon0
+    lat = stay_means(fixes.lat, first, last)
+    lon = stay_means(fixes.lon, first, last)
     return StayPoints(first, last, fixes.user[first], fixes.t[first], fixes.t[last], lat, lon, n.astype(np.int64))
+
+
+def stay_means(values: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Mean of ``values[first[k]:last[k] + 1]`` for every stay ``k`` (ranges ascending, not overlapping).
+
+    Each mean is summed from the stay's own fixes only, as offsets from its first fix, so it comes
+    out bit for bit the same whatever other fixes share the array (one partition of people on a
+    cluster, or the whole dataset on one machine).
+    """
+    if len(first) == 0:
+        return np.zeros(0, dtype=np.float64)
+    n = last - first + 1
+    starts = np.r_[0, np.cumsum(n)[:-1]]
+    # Index of every fix inside a stay, stay after stay.
+    idx = np.repeat(first - starts, n) + np.arange(int(n.sum()))
+    base = values[first]
+    sums = np.add.reduceat(values[idx] - np.repeat(base, n), starts)
+    return base + sums / n
 
 
 def stay_table(

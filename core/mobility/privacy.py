@@ -45,21 +45,59 @@ def _distinct_users(groups: np.ndarray, users: np.ndarray) -> pd.Series:
     return pairs["g"].value_counts(sort=False)
 
 
-def assign_meshes(user: np.ndarray, lat: np.ndarray, lon: np.ndarray, min_users: int = MIN_USERS) -> MeshAssignment:
-    """Assign stays to 50 m or 250 m meshes under the privacy rule (more than ``min_users`` users)."""
-    user = np.asarray(user)
+@dataclass(frozen=True)
+class KeptMeshes:
+    """The meshes that pass the privacy rule: sorted 50 m and 250 m codes and their distinct users.
+
+    Attributes:
+        codes50: kept 50 m codes (sorted int64).
+        codes250: kept 250 m codes (sorted int64).
+        users_per_mesh: distinct users of each kept mesh (``code -> users``).
+    """
+
+    codes50: np.ndarray
+    codes250: np.ndarray
+    users_per_mesh: pd.Series
+
+
+def stay_cells(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 50 m and 250 m mesh codes of stay positions (a 50 m mesh lies in exactly one 250 m mesh)."""
     i, j = latlon_to_cells(lat, lon)
-    c50 = cells_to_code(i, j, 50)
+    return cells_to_code(i, j, 50), cells_to_code(i, j, 250)
+
+
+def kept_meshes(c50: np.ndarray, c250: np.ndarray, user: np.ndarray, min_users: int = MIN_USERS) -> KeptMeshes:
+    """Which meshes pass the rule, from each stay's (or each distinct stay pair's) 50 m and 250 m code and person.
+
+    Only distinct ``(mesh, user)`` pairs matter, so the input may be every stay or any set of rows
+    holding the same distinct pairs; the result is the same. All the stays of a 250 m mesh and of
+    its 50 m children must be present (a cluster partitions them by 250 m code).
+    """
+    user = np.asarray(user)
     n50 = _distinct_users(c50, user)
-    keep50 = np.isin(c50, n50.index[n50.to_numpy() > min_users].to_numpy())
-    c250 = cells_to_code(i, j, 250)
-    rest = ~keep50
+    keep50 = n50.index[n50.to_numpy() > min_users].to_numpy()
+    rest = ~np.isin(c50, keep50)
     n250 = _distinct_users(c250[rest], user[rest])
-    keep250 = rest & np.isin(c250, n250.index[n250.to_numpy() > min_users].to_numpy())
+    keep250 = n250.index[n250.to_numpy() > min_users].to_numpy()
+    users = pd.concat([n50[n50 > min_users], n250[n250 > min_users]])
+    return KeptMeshes(np.sort(keep50.astype(np.int64)), np.sort(keep250.astype(np.int64)), users)
+
+
+def assign_kept(c50: np.ndarray, c250: np.ndarray, kept: KeptMeshes) -> tuple[np.ndarray, np.ndarray]:
+    """Each stay's mesh code and size under the rule (-1 and 0 where dropped)."""
+    keep50 = np.isin(c50, kept.codes50)
+    keep250 = ~keep50 & np.isin(c250, kept.codes250)
     code = np.where(keep50, c50, np.where(keep250, c250, -1))
     size = np.where(keep50, 50, np.where(keep250, 250, 0))
-    users = pd.concat([n50[n50 > min_users], n250[n250 > min_users]])
-    return MeshAssignment(code.astype(np.int64), size.astype(np.int64), users)
+    return code.astype(np.int64), size.astype(np.int64)
+
+
+def assign_meshes(user: np.ndarray, lat: np.ndarray, lon: np.ndarray, min_users: int = MIN_USERS) -> MeshAssignment:
+    """Assign stays to 50 m or 250 m meshes under the privacy rule (more than ``min_users`` users)."""
+    c50, c250 = stay_cells(lat, lon)
+    kept = kept_meshes(c50, c250, np.asarray(user), min_users)
+    code, size = assign_kept(c50, c250, kept)
+    return MeshAssignment(code, size, kept.users_per_mesh)
 
 
 def complemented_children(codes: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,18 +142,13 @@ def with_complemented(
     )
 
 
-def apply_privacy(stays: pd.DataFrame, min_users: int = MIN_USERS, source: str = "<stays>") -> tuple[pd.DataFrame, dict]:
-    """Stays with a person and a position -> the training table: SPEC §1 columns plus ``code`` and ``mesh_size``.
+def privacy_inputs(stays: pd.DataFrame, source: str = "<stays>") -> tuple[str, np.ndarray, np.ndarray]:
+    """Check a stay table for the privacy rule and return ``(user column, lat, lon)``.
 
-    The position is ``lat``/``lon`` (or a ``code_50m`` column). Stays whose mesh has ``min_users``
-    or fewer distinct people are dropped, and so are the person and position columns: nothing
-    finer than a kept mesh leaves this step.
-
-    Returns:
-        The table and a report (plain data): stays in and out, meshes kept per size.
+    The position is ``lat``/``lon`` (or the centre of a ``code_50m``).
 
     Raises:
-        InputError: when the person or position columns are missing.
+        InputError: when the person, stay or position columns are missing.
     """
     from core.constants import STAY_COLUMNS
     from core.errors import InputError
@@ -140,18 +173,48 @@ def apply_privacy(stays: pd.DataFrame, min_users: int = MIN_USERS, source: str =
         lat, lon = code_centers(stays["code_50m"].to_numpy(np.int64), 50)
     else:
         raise InputError(source, "missing columns 'lat' and 'lon' (or 'code_50m')", expected="the position of each stay")
+    return user_col, lat, lon
+
+
+def training_rows(stays: pd.DataFrame, code: np.ndarray, size: np.ndarray) -> pd.DataFrame:
+    """The kept stays as the training table: SPEC §1 columns plus ``code`` and ``mesh_size`` (no person, no position)."""
+    from core.constants import STAY_COLUMNS
+
+    keep = code >= 0
+    out = stays.loc[keep, list(STAY_COLUMNS)].reset_index(drop=True)
+    out["code"] = code[keep]
+    out["mesh_size"] = size[keep]
+    return out
+
+
+def apply_privacy(stays: pd.DataFrame, min_users: int = MIN_USERS, source: str = "<stays>") -> tuple[pd.DataFrame, dict]:
+    """Stays with a person and a position -> the training table: SPEC §1 columns plus ``code`` and ``mesh_size``.
+
+    The position is ``lat``/``lon`` (or a ``code_50m`` column). Stays whose mesh has ``min_users``
+    or fewer distinct people are dropped, and so are the person and position columns: nothing
+    finer than a kept mesh leaves this step.
+
+    Returns:
+        The table and a report (plain data): stays in and out, meshes kept per size.
+
+    Raises:
+        InputError: when the person or position columns are missing.
+    """
+    user_col, lat, lon = privacy_inputs(stays, source)
     users = pd.factorize(stays[user_col])[0]
     a = assign_meshes(users, lat, lon, min_users)
-    keep = a.kept
-    out = stays.loc[keep, list(STAY_COLUMNS)].reset_index(drop=True)
-    out["code"] = a.code[keep]
-    out["mesh_size"] = a.mesh_size[keep]
-    report = {
-        "stays_in": int(len(stays)),
+    out = training_rows(stays, a.code, a.mesh_size)
+    return out, privacy_report(len(stays), a.code, a.mesh_size, min_users)
+
+
+def privacy_report(n_in: int, code: np.ndarray, size: np.ndarray, min_users: int) -> dict:
+    """Stays in and out and meshes kept per size (plain data)."""
+    keep = code >= 0
+    return {
+        "stays_in": int(n_in),
         "stays_out": int(keep.sum()),
         "min_users": int(min_users),
-        "meshes_50m": int(np.unique(a.code[a.mesh_size == 50]).size),
-        "meshes_250m": int(np.unique(a.code[a.mesh_size == 250]).size),
-        "stays_dropped": int((~keep).sum()),
+        "meshes_50m": int(np.unique(code[size == 50]).size),
+        "meshes_250m": int(np.unique(code[size == 250]).size),
+        "stays_dropped": int(n_in - keep.sum()),
     }
-    return out, report

@@ -20,6 +20,8 @@ import scipy.sparse as sp
 from core.area2vec.tokens import count_matrix, make_tokens
 from core.constants import (
     ARRIVAL_TIME,
+    COUNT,
+    COUNT_COLUMNS,
     DAY_OF_WEEK,
     IS_HOLIDAY,
     MESH_CODE,
@@ -29,6 +31,7 @@ from core.constants import (
     NO_MESH,
     STAY_COLUMNS,
     STAY_TIME,
+    TOKEN,
     WEEKDAYS,
 )
 from core.errors import InputError
@@ -486,8 +489,97 @@ def validate_table(table: pa.Table, source: str) -> StayRecords:
 
 
 def read_counts(path: str | Path) -> AreaCounts:
-    """Read a stay table and aggregate it to per-area token counts."""
+    """Per-area token counts from a count table (see :func:`write_counts`) or from a stay table (aggregated).
+
+    Raises:
+        InputError: naming the file, column and first offending rows.
+    """
+    path = Path(path)
+    if is_count_table(path):
+        return read_count_table(path)
     return read_stays(path).to_counts()
+
+
+def is_count_table(path: str | Path) -> bool:
+    """Whether ``path`` is a Parquet count table (columns code, mesh_size, token, count) rather than stays."""
+    path = Path(path)
+    if path.suffix.lower() not in (".parquet", ".pq") or not path.is_file() or path.stat().st_size == 0:
+        return False
+    import pyarrow.parquet as pq
+
+    try:
+        names = set(pq.read_schema(path).names)
+    except (pa.ArrowInvalid, OSError):
+        return False
+    return set(COUNT_COLUMNS) <= names and STAY_TIME not in names
+
+
+def count_table(counts: AreaCounts) -> pa.Table:
+    """The count matrix as a table, one row per non-zero (mesh, token) cell, sorted by code then token."""
+    if counts.key_column != MESH_CODE or counts.mesh_sizes is None:
+        raise InputError("counts", f"keyed by {counts.key_column}", expected="counts keyed by mesh code with mesh sizes")
+    coo = sp.coo_array(counts.counts)
+    order = np.lexsort((coo.col, coo.row))
+    row, col = coo.row[order], coo.col[order]
+    return pa.table(
+        {
+            MESH_CODE: pa.array(counts.keys[row], pa.int64()),
+            MESH_SIZE: pa.array(counts.mesh_sizes[row], pa.int16()),
+            TOKEN: pa.array(col, pa.int16()),
+            COUNT: pa.array(np.rint(coo.data[order]).astype(np.int64), pa.int64()),
+        }
+    )
+
+
+def write_counts(counts: AreaCounts, path: str | Path) -> Path:
+    """Write a count matrix as a Parquet count table, atomically; ``train`` and :func:`read_counts` read it back."""
+    import pyarrow.parquet as pq
+
+    from core.atomic import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(count_table(counts), tmp)
+    return path
+
+
+def counts_from_table(table: pa.Table, source: str) -> AreaCounts:
+    """Validate a count table and build the count matrix (duplicate cells are summed).
+
+    Raises:
+        InputError: for a missing column, a token outside 0..167, a negative count or a bad mesh code.
+    """
+    missing = [c for c in COUNT_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InputError(source, f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
+    if table.num_rows == 0:
+        raise InputError(source, "has a header but no counts", expected="at least one (mesh, token) count")
+    tok = _numbers(table[TOKEN], source, TOKEN, "a token 0..167")
+    _bad(source, TOKEN, (tok < 0) | (tok >= N_TOKENS) | (np.floor(tok) != tok), table[TOKEN], "not a token", "a token 0..167")
+    cnt = _numbers(table[COUNT], source, COUNT, "a count >= 0")
+    _bad(source, COUNT, ~(cnt >= 0), table[COUNT], "negative count", "a count >= 0")
+    given = _numbers(table[MESH_SIZE], source, MESH_SIZE, "50 or 250").astype(np.int64)
+    codes, sizes = meshcode.parse_code_column(table[MESH_CODE].to_numpy(zero_copy_only=False), source, MESH_CODE, given)
+    keys, index = factorize_keys(codes)
+    mat = sp.csr_array(
+        (cnt.astype(np.float32), (index.astype(np.int64), tok.astype(np.int64))), shape=(len(keys), N_TOKENS), dtype=np.float32
+    )
+    mat.sum_duplicates()
+    mesh_sizes = np.zeros(len(keys), dtype=np.int64)
+    mesh_sizes[index] = sizes
+    return AreaCounts(MESH_CODE, keys, mat, mesh_sizes)
+
+
+def read_count_table(path: str | Path) -> AreaCounts:
+    """Read a Parquet count table written by :func:`write_counts` (or ``python -m core counts``)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        table = pq.read_table(path, columns=list(COUNT_COLUMNS))
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        raise InputError(path.name, f"cannot be read as a count table: {exc}") from exc
+    return counts_from_table(table, path.name)
 
 
 def stack_counts(parts: list[AreaCounts]) -> tuple[sp.csr_array, np.ndarray]:

@@ -59,6 +59,11 @@ def bad_invocations(d: Path) -> list[list[str]]:
         ["add-dataset", nowhere, "--data", str(d / "data"), "--name", "../x", "--period", "2021-04"],
         ["add-dataset", nowhere, "--data", str(d / "data"), "--name", "ok", "--period", "2021-04", "--free"],
         ["vector", nowhere, "--out", str(d / "m.gpkg")],
+        ["walkers", "train", nowhere, "--out", out],
+        ["walkers", "evaluate", nowhere, nowhere],
+        ["counts", nowhere, "--out", str(d / "c.parquet")],
+        ["counts", str(d / "binary.csv"), "--out", str(d / "c.parquet")],
+        ["stays", str(d / "gps.csv"), "--out", str(d / "s.csv"), "--engine", "spark"],
         ["no-such-command"],
     ]
 

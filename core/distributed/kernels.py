@@ -1,0 +1,304 @@
+"""Per-partition functions of the distributed path: plain pandas / numpy, no Dask.
+
+Each one wraps the single-machine kernels unchanged (``fixes_from_table``, ``clean_fixes``,
+``detect_stays``, ``stay_table``, ``kept_meshes``, ``assign_kept``, ``stays_from_frame``), so a
+partition holding all of some people's fixes gives exactly the rows the single-machine path gives
+for those people. ``core.distributed.pipeline`` arranges them on a cluster.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from core.constants import COUNT, MESH_CODE, MESH_SIZE, N_TOKENS, TOKEN
+from core.errors import InputError
+from core.mobility.gps import GpsOptions, clean_fixes, detect_stays, fixes_from_table, gps_files, stay_table
+from core.mobility.privacy import KeptMeshes, assign_kept, kept_meshes, privacy_inputs, stay_cells, training_rows
+from core.mobility.stays import factorize_keys, stays_from_frame
+
+# Columns of a partition of fixes: person, UTC seconds, degrees, logger-off marker, and the fix's
+# place in the input (file index << 40 | row) so duplicates keep the same row as on one machine.
+USER, T, LAT, LON, OFF, SEQ = "user", "t", "lat", "lon", "off", "seq"
+_ROW_BITS = 40
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of one input file read by one task.
+
+    Attributes:
+        path: the file.
+        file_index: its place in the sorted input list.
+        row_groups: Parquet row groups to read (``None``: the whole file).
+        row_offset: rows of the file before this chunk (for row numbers in errors and the order of duplicates).
+    """
+
+    path: str
+    file_index: int
+    row_groups: tuple[int, ...] | None = None
+    row_offset: int = 0
+
+    @property
+    def source(self) -> str:
+        return Path(self.path).name
+
+
+def input_files(paths: list[str | Path] | str | Path) -> list[Path]:
+    """Files given directly, files matching glob patterns, and the CSV / Parquet files inside folders.
+
+    Raises:
+        InputError: when a path does not exist or nothing is found.
+    """
+    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    expanded: list[str | Path] = []
+    for p in items:
+        if isinstance(p, str) and glob.has_magic(p):
+            hits = sorted(glob.glob(p))
+            if not hits:
+                raise InputError(p, "no file matches the pattern")
+            expanded += hits
+        else:
+            expanded.append(p)
+    files = gps_files(expanded)
+    for f in files:
+        if f.stat().st_size == 0:
+            raise InputError(f.name, "the file is empty", expected="a header line and at least one row")
+    return files
+
+
+def input_chunks(files: list[Path], chunk_rows: int) -> list[Chunk]:
+    """Split files into chunks: Parquet by groups of row groups of about ``chunk_rows`` rows, CSV one per file."""
+    import pyarrow.parquet as pq
+
+    chunks: list[Chunk] = []
+    for k, f in enumerate(files):
+        if f.suffix.lower() not in (".parquet", ".pq"):
+            chunks.append(Chunk(str(f), k))
+            continue
+        try:
+            meta = pq.ParquetFile(f).metadata
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f.name, f"cannot be read as Parquet: {exc}") from exc
+        group: list[int] = []
+        start = rows = 0
+        for g in range(meta.num_row_groups):
+            group.append(g)
+            rows += meta.row_group(g).num_rows
+            if rows - start >= chunk_rows:
+                chunks.append(Chunk(str(f), k, tuple(group), start))
+                group, start = [], rows
+        if group or not chunks or chunks[-1].file_index != k:
+            chunks.append(Chunk(str(f), k, tuple(group), start))
+    return chunks
+
+
+def read_chunk_table(chunk: Chunk) -> pa.Table:
+    """The rows of one chunk as an Arrow table (CSV read as the single-machine reader reads it)."""
+    from core.mobility.gps import _read_table
+
+    if chunk.row_groups is None:
+        return _read_table(Path(chunk.path), chunk.source)
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(chunk.path).read_row_groups(list(chunk.row_groups))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(chunk.source, f"cannot be read as Parquet: {exc}") from exc
+
+
+def _shift_rows(exc: InputError, offset: int) -> InputError:
+    if not offset or not exc.rows:
+        return exc
+    return type(exc)(
+        exc.source,
+        exc.problem,
+        column=exc.column,
+        rows=[r + offset for r in exc.rows],
+        values=exc.values,
+        n_bad=exc.n_bad,
+        expected=exc.expected,
+    )
+
+
+def fix_meta() -> pd.DataFrame:
+    """An empty partition of fixes (column names and dtypes)."""
+    return pd.DataFrame(
+        {
+            USER: pd.Series([], dtype="str"),
+            T: np.zeros(0, np.float64),
+            LAT: np.zeros(0, np.float64),
+            LON: np.zeros(0, np.float64),
+            OFF: np.zeros(0, bool),
+            SEQ: np.zeros(0, np.int64),
+        }
+    )
+
+
+def read_fix_chunk(chunk: Chunk, options: GpsOptions) -> pd.DataFrame:
+    """Read and validate one chunk of fixes (a file without a person column is one person, named by the file).
+
+    Raises:
+        InputError: naming the file, column and rows (rows counted from the start of the file).
+    """
+    table = read_chunk_table(chunk)
+    if table.num_rows == 0:
+        if chunk.row_groups is None:
+            raise InputError(chunk.source, "has a header but no fixes", expected="at least one fix row")
+        return fix_meta()
+    try:
+        parts = fixes_from_table(table, chunk.source, options, default_user=Path(chunk.path).stem)
+    except InputError as exc:
+        raise _shift_rows(exc, chunk.row_offset) from None
+    n = table.num_rows
+    return pd.DataFrame(
+        {
+            USER: pd.Series(parts["user"].to_pandas(), dtype="str"),
+            T: parts["t"],
+            LAT: parts["lat"],
+            LON: parts["lon"],
+            OFF: parts["off"],
+            SEQ: (np.int64(chunk.file_index) << _ROW_BITS) + chunk.row_offset + np.arange(n, dtype=np.int64),
+        }
+    )
+
+
+def _ordered(code: np.ndarray, t: np.ndarray, seq: np.ndarray) -> bool:
+    """Whether rows are sorted by person, then time, then input position."""
+    if len(code) < 2:
+        return True
+    du, dt, ds = np.diff(code), np.diff(t), np.diff(seq)
+    return bool(((du > 0) | ((du == 0) & ((dt > 0) | ((dt == 0) & (ds > 0))))).all())
+
+
+def stays_from_partition(frame: pd.DataFrame, options: GpsOptions) -> pd.DataFrame:
+    """Stays of the people in one partition, which holds all their fixes (hashed by person).
+
+    The fixes are ordered by person, time and input position (what the single-machine reader's
+    stable sort gives), then cleaned, scanned and tabulated by the single-machine kernels.
+    """
+    seq = frame[SEQ].to_numpy(np.int64)
+    # Back to input order (the shuffle delivers each input chunk's rows as a run: a cheap merge),
+    # then grouped by person (runs again, one per input file the person is in). Input files sorted
+    # by person and time end up fully ordered; anything else gets the full three-key sort.
+    code, uniques = pd.factorize(frame[USER], sort=False)
+    order = np.argsort(seq, kind="stable")
+    order = order[np.argsort(code[order], kind="stable")]
+    code = code[order]
+    t = frame[T].to_numpy(np.float64)[order]
+    seq = seq[order]
+    if not _ordered(code, t, seq):
+        again = np.lexsort((seq, t, code))
+        order, code, t, seq = order[again], code[again], t[again], seq[again]
+    lat, lon, off = (frame[c].to_numpy()[order] for c in (LAT, LON, OFF))
+    names = np.asarray(uniques, dtype=object)
+    fixes = clean_fixes(names, code.astype(np.int32), t, lat, lon, off, options.max_speed)
+    stays = detect_stays(fixes, options.distance_m, options.min_minutes, options.max_gap_minutes)
+    return stay_table(fixes, stays, options.tz, options.country)
+
+
+def stays_meta(options: GpsOptions) -> pd.DataFrame:
+    """An empty partition of stays, as :func:`stays_from_partition` returns it."""
+    return stays_from_partition(fix_meta(), options)
+
+
+# ---------------------------------------------------------------- privacy rule and counts
+
+C50, C250 = "c50", "c250"
+
+
+def pair_frame(stays: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Distinct ``(50 m code, 250 m code, person)`` rows of a partition of stays: all the privacy rule needs."""
+    user_col, lat, lon = privacy_inputs(stays, source)
+    c50, c250 = stay_cells(lat, lon)
+    pairs = pd.DataFrame({C50: c50, C250: c250, USER: stays[user_col].to_numpy()})
+    return pairs.drop_duplicates(ignore_index=True)
+
+
+def kept_from_pairs(pairs: pd.DataFrame, min_users: int) -> pd.DataFrame:
+    """The kept meshes of one partition of pairs holding whole 250 m meshes (hashed by 250 m code)."""
+    users = pd.factorize(pairs[USER])[0]
+    kept = kept_meshes(pairs[C50].to_numpy(np.int64), pairs[C250].to_numpy(np.int64), users, min_users)
+    codes = np.r_[kept.codes50, kept.codes250]
+    sizes = np.r_[np.full(len(kept.codes50), 50, np.int64), np.full(len(kept.codes250), 250, np.int64)]
+    n_users = kept.users_per_mesh.reindex(codes).to_numpy(np.int64)
+    return pd.DataFrame({MESH_CODE: codes.astype(np.int64), MESH_SIZE: sizes, "users": n_users})
+
+
+def kept_meta() -> pd.DataFrame:
+    return pd.DataFrame({MESH_CODE: np.zeros(0, np.int64), MESH_SIZE: np.zeros(0, np.int64), "users": np.zeros(0, np.int64)})
+
+
+def kept_from_frame(frame: pd.DataFrame) -> KeptMeshes:
+    """Gather the kept meshes of every partition into one :class:`KeptMeshes`."""
+    codes = frame[MESH_CODE].to_numpy(np.int64)
+    sizes = frame[MESH_SIZE].to_numpy(np.int64)
+    users = pd.Series(frame["users"].to_numpy(np.int64), index=codes)
+    return KeptMeshes(np.sort(codes[sizes == 50]), np.sort(codes[sizes == 250]), users)
+
+
+def training_partition(stays: pd.DataFrame, kept: KeptMeshes, source: str) -> pd.DataFrame:
+    """A partition of stays as training rows under the rule (SPEC §1 columns, ``code``, ``mesh_size``)."""
+    _user_col, lat, lon = privacy_inputs(stays, source)
+    c50, c250 = stay_cells(lat, lon)
+    code, size = assign_kept(c50, c250, kept)
+    return training_rows(stays, code, size)
+
+
+def count_meta() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            MESH_CODE: np.zeros(0, np.int64),
+            MESH_SIZE: np.zeros(0, np.int64),
+            TOKEN: np.zeros(0, np.int64),
+            COUNT: np.zeros(0, np.int64),
+        }
+    )
+
+
+def count_partition(stays: pd.DataFrame, kept: KeptMeshes, source: str) -> pd.DataFrame:
+    """Non-zero (mesh, token) counts of a partition of stays under the rule."""
+    rows = training_partition(stays, kept, source)
+    if len(rows) == 0:
+        return count_meta()
+    records = stays_from_frame(rows, source)
+    keys, index = factorize_keys(records.area_keys)
+    sizes = np.zeros(len(keys), np.int64)
+    assert records.mesh_sizes is not None
+    sizes[index] = records.mesh_sizes
+    cell, n = np.unique(index.astype(np.int64) * N_TOKENS + records.tokens(), return_counts=True)
+    row = cell // N_TOKENS
+    return pd.DataFrame({MESH_CODE: keys[row], MESH_SIZE: sizes[row], TOKEN: cell % N_TOKENS, COUNT: n.astype(np.int64)})
+
+
+def sum_counts(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Add up partial count tables (sorted by code, then token)."""
+    frame = pd.concat([p for p in parts if len(p)] or [count_meta()], ignore_index=True)
+    if len(frame) == 0:
+        return count_meta()
+    out = frame.groupby([MESH_CODE, TOKEN], sort=True).agg({MESH_SIZE: "first", COUNT: "sum"}).reset_index()
+    return out[[MESH_CODE, MESH_SIZE, TOKEN, COUNT]].astype(np.int64)
+
+
+def stays_chunk(chunk: Chunk) -> pd.DataFrame:
+    """One chunk of a stay table, read as the single-machine ``meshes`` step reads a file."""
+    if chunk.row_groups is None and Path(chunk.path).suffix.lower() not in (".parquet", ".pq"):
+        try:
+            return pd.read_csv(chunk.path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise InputError(chunk.source, f"cannot be read as CSV: {exc}") from exc
+    return _to_pandas(read_chunk_table(chunk))
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as ``pandas.read_parquet`` converts it (its dtypes, so both paths give equal frames)."""
+    try:
+        from pandas.io._util import arrow_table_to_pandas
+    except ImportError:  # pragma: no cover - older pandas
+        return table.to_pandas()
+    return arrow_table_to_pandas(table)
