@@ -6,6 +6,7 @@ and the app's settings through :func:`app_context` / :func:`get_catalog`, never 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from core.area2vec.model import predict_distributions
 from core.geo.meshcode import code_centers
 from core.geo.tiles import MeshIndex
 from core.release.clusters import rename_cluster
-from core.release.layout import DatasetRef, ReleaseDataset, discover, read_dataset
+from core.release.layout import DatasetRef, ReleaseDataset, city_in_name, discover, read_dataset, split_name
 from core.release.spaces import Space, joint_clusters, spaces_of, stored_path
 
 
@@ -135,14 +136,23 @@ class Catalog:
         return sorted(self.refs)
 
     def options(self) -> list[dict]:
-        """Dropdown options: label "release / city period"."""
+        """Dropdown options, labelled by the dataset's own name (never two alike) with its city and period,
+        and, for datasets trained here, the space they live in ("anchored to demo" or "free")."""
+        spaces = self.spaces()
         out = []
         for key in self.keys():
             ref = self.refs[key]
-            from core.release.layout import split_name
-
-            city, period = split_name(ref.name)
-            out.append({"label": f"{ref.release} / {city} {period}".strip(), "value": key})
+            city = city_in_name(ref.name) or self.get(key).city
+            period = split_name(ref.name)[1]
+            canonical = re.fullmatch(rf"{re.escape(city)}_\d{{4}}(_\d\d)?", ref.name.lower()) is not None
+            label = (
+                f"{ref.release} / {city} {period}".strip()
+                if canonical
+                else f"{ref.release} / {ref.name} ({city} {period})".replace(" )", ")")
+            )
+            if self.metrics(key) is not None:
+                label += " · free" if spaces[key].free else f" · anchored to {spaces[key].name}"
+            out.append({"label": label, "value": key})
         return out
 
     def get(self, key: str) -> ReleaseDataset:

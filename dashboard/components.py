@@ -35,6 +35,7 @@ def make_map(
     if basemap:
         children.append(dl.TileLayer(url=basemap, attribution="&copy; OpenStreetMap contributors", maxZoom=19))
     children.append(dl.TileLayer(id=layer_id, url=url, opacity=0.85, maxZoom=20, maxNativeZoom=20))
+    children.append(dl.ScaleControl(position="bottomleft", imperial=False))
     extra = (
         [dl.GeoJSON(id=ids.SELECTED_LAYER, data=None, style={"color": "#000", "weight": 3, "fillOpacity": 0})]
         if selection
@@ -92,6 +93,15 @@ def legend(catalog: Catalog, key: str, k: int) -> list:
                 ],
             )
         )
+    items.append(
+        html.Li(
+            className="legend-note",
+            children=[
+                html.Span(className="swatch swatch-pale", style={"background": cluster_color(0), "opacity": 0.45}),
+                html.Span("paler: a complemented 50 m mesh (too few people of its own; it shows its 250 m mesh's cluster)"),
+            ],
+        )
+    )
     aria: dict = {"aria-label": f"{k} clusters"}
     return [html.Ul(items, className="legend-list", **aria)]
 

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 # A qualitative palette of 20 colours (cluster 0 first).
-PALETTE = (
+_BASE_PALETTE = (
     "#1f77b4",
     "#ff7f0e",
     "#2ca02c",
@@ -29,6 +29,24 @@ PALETTE = (
     "#9c9ede",
     "#637939",
 )
+
+
+def _more_colours(n: int) -> tuple[str, ...]:
+    """``n`` further colours: hues a golden angle apart, three lightness levels (distinct from the base 20)."""
+    import colorsys
+
+    out = []
+    for i in range(n):
+        h = (0.13 + i * 0.381966) % 1.0
+        light, sat = (0.35, 0.75, 0.55)[i % 3], (0.9, 0.55, 0.7)[(i // 3) % 3]
+        r, g, b = colorsys.hls_to_rgb(h, light, sat)
+        out.append(f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}")
+    return tuple(out)
+
+
+# One colour per cluster for every k the app offers (up to 50): cluster c has the same colour in
+# every dataset of a space, and no two clusters of one map share a colour.
+PALETTE = _BASE_PALETTE + _more_colours(30)
 # Distance classes 0 (the mesh itself) .. 5 (>= 16): dark to light.
 DISTANCE_COLOURS = ("#000000", "#b30000", "#e34a33", "#fc8d59", "#fdcc8a", "#fef0d9")
 DISTANCE_LABELS = ("the mesh", "<= 2", "2 - 4", "4 - 8", "8 - 16", ">= 16")
@@ -40,6 +58,16 @@ TIME_LABELS = tuple(f"{2 * b:02d}-{2 * b + 2:02d}h" for b in range(12))
 
 def cluster_color(label: int) -> str:
     return PALETTE[int(label) % len(PALETTE)]
+
+
+# Every graph's toolbar: no plotly logo, nothing that uploads the data (mobility data stays here).
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    "showSendToCloud": False,
+    "showEditInChartStudio": False,
+    "modeBarButtonsToRemove": ["sendDataToCloud", "editInChartStudio", "lasso2d", "select2d"],
+    "toImageButtonOptions": {"format": "png", "scale": 2},
+}
 
 
 def pattern_chart(chart: np.ndarray, title: str, height: int = 300) -> go.Figure:
@@ -56,6 +84,7 @@ def pattern_chart(chart: np.ndarray, title: str, height: int = 300) -> go.Figure
                     marker_color=DURATION_COLOURS[c],
                     legendgroup=str(c),
                     showlegend=d == 0,
+                    hovertemplate="%{x}: %{y:.3g} (" + DURATION_LABELS[c] + ")<extra></extra>",
                 ),
                 row=1,
                 col=d + 1,
@@ -64,10 +93,12 @@ def pattern_chart(chart: np.ndarray, title: str, height: int = 300) -> go.Figure
         barmode="stack",
         title={"text": title, "font": {"size": 14}},
         height=height,
-        margin={"l": 40, "r": 10, "t": 50, "b": 40},
-        legend={"font": {"size": 10}},
+        margin={"l": 50, "r": 10, "t": 50, "b": 50},
+        legend={"font": {"size": 10}, "title": {"text": "stay length"}},
         bargap=0.1,
     )
+    fig.update_xaxes(title_text="time of day (2-hour bins; a long stay counts in every bin it spans)")
+    fig.update_yaxes(title_text="share of stays (day-weighted, SPEC §6)", row=1, col=1)
     return fig
 
 

@@ -23,6 +23,14 @@ from core.mobility.stays import StayRecords, count_matrix, factorize_keys, stack
 
 ANCHOR_CSV = "anchor_df.csv"
 ANCHOR_PTH = "anchor_embeddings.pth"
+ANCHOR_TENSOR_NAMES = (ANCHOR_PTH, "anchor_embeddings.pt")  # the code writes .pth, the paper says .pt
+
+
+def anchor_tensor_path(folder: str | Path) -> Path | None:
+    """The anchor embedding tensor of an anchor folder (``.pth`` or ``.pt``), or ``None``."""
+    return next((Path(folder) / n for n in ANCHOR_TENSOR_NAMES if (Path(folder) / n).is_file()), None)
+
+
 QUANTUM = 15  # minutes
 
 
@@ -99,7 +107,7 @@ def read_anchor_set(folder: str | Path) -> AnchorSet:
         InputError: a file is missing or malformed, or the ids do not match the embedding rows.
     """
     folder = Path(folder)
-    csv_path, pth_path = folder / ANCHOR_CSV, folder / ANCHOR_PTH
+    csv_path, pth_path = folder / ANCHOR_CSV, anchor_tensor_path(folder) or folder / ANCHOR_PTH
     for p in (csv_path, pth_path):
         if not p.is_file():
             raise InputError(str(p), "missing", expected=f"an anchor folder with {ANCHOR_CSV} and {ANCHOR_PTH}")

@@ -22,7 +22,7 @@ from core.area2vec.model import load_state_dict, save_state_dict
 from core.atomic import atomic_path
 from core.constants import MESH_CODE, MESH_SIZE, RELEASED_KS
 from core.errors import ReleaseError
-from core.geo.meshcode import code_bounds
+from core.geo.meshcode import code_bounds, code_centers
 
 CITY_DIR = "japan_city"
 GEOJSON_DIR = "geojson"
@@ -64,7 +64,8 @@ class ReleaseDataset:
 
     @property
     def city(self) -> str:
-        return split_name(self.name)[0]
+        """The city: from the name when it names one, else from where the meshes are."""
+        return city_in_name(self.name) or city_from_codes(self.codes, self.mesh_sizes)
 
     @property
     def period(self) -> str:
@@ -81,10 +82,42 @@ class DatasetRef:
     model: Path | None
 
 
+# City centres (lat, lon) of the OpenUAS release's cities, for datasets whose name does not say.
+CITY_CENTRES = {
+    "tokyo": (35.68, 139.77),
+    "osaka": (34.69, 135.50),
+    "nagoya": (35.17, 136.91),
+    "sapporo": (43.06, 141.35),
+    "fukuoka": (33.59, 130.40),
+    "sendai": (38.27, 140.87),
+    "hiroshima": (34.39, 132.46),
+    "kyoto": (35.01, 135.77),
+}
+CITY_RADIUS_KM = 30.0
+
+
+def city_in_name(name: str) -> str | None:
+    """A known city named in a dataset name (``nagoya_2019_04`` -> ``nagoya``), else ``None``."""
+    low = name.lower()
+    return next((c for c in CITIES if c in low), None)
+
+
+def city_from_codes(codes: np.ndarray, sizes: np.ndarray) -> str:
+    """The known city nearest to the meshes' median centre (within 30 km), else that centre as text."""
+    if len(codes) == 0:
+        return "unknown place"
+    pick = np.linspace(0, len(codes) - 1, min(len(codes), 2000)).astype(np.int64)
+    lat, lon = code_centers(np.asarray(codes)[pick], np.asarray(sizes)[pick])
+    y, x = float(np.median(lat)), float(np.median(lon))
+    dist = {c: 111.0 * np.hypot(y - cy, (x - cx) * np.cos(np.radians(y))) for c, (cy, cx) in CITY_CENTRES.items()}
+    best = min(dist, key=lambda c: dist[c])
+    return best if dist[best] <= CITY_RADIUS_KM else f"{y:.2f}N {x:.2f}E"
+
+
 def split_name(name: str) -> tuple[str, str]:
     """Best-effort ``(city, period)`` of a dataset name: ``nagoya_2019_04`` -> (``nagoya``, ``2019-04``)."""
     low = name.lower()
-    city = next((c for c in CITIES if c in low), re.split(r"[_\-\s]", low)[0])
+    city = city_in_name(name) or re.split(r"[_\-\s]", low)[0]
     m = re.search(r"(20\d\d)[_\-]?(0[1-9]|1[0-2])?", low)
     period = "" if not m else (m.group(1) + (f"-{m.group(2)}" if m.group(2) else ""))
     return city, period
@@ -106,8 +139,9 @@ def discover(data_dir: str | Path) -> list[DatasetRef]:
             release_root = rp.parent.parent
             release = release_root.name if release_root.resolve() != data_dir.resolve() else data_dir.name
             for gj in sorted(rp.glob("*.geojson")):
-                model = rp.parent / MODEL_DIR / f"{gj.stem}.pth"
-                found.append(DatasetRef(release, gj.stem, gj, model if model.is_file() else None))
+                models = [rp.parent / MODEL_DIR / f"{gj.stem}{suffix}" for suffix in (".pth", ".pt")]
+                model = next((m for m in models if m.is_file()), None)  # the code writes .pth, the paper .pt
+                found.append(DatasetRef(release, gj.stem, gj, model))
             dirs[:] = []
     return found
 
@@ -172,24 +206,35 @@ def _parse_geojson(ref: DatasetRef) -> ReleaseDataset:
             gc.enable()
 
 
+# Property names as the upstream README writes them, and as the paper does (both are in use).
+CODE_NAMES = (MESH_CODE, "geocode", "mesh_code")
+LABEL_NAMES = ("{k}cluster", "cluster{k}")
+
+
+def _pick(first: dict, names: tuple[str, ...]) -> str | None:
+    return next((n for n in names if n in first), None)
+
+
 def _parse_features(ref: DatasetRef, doc: object) -> ReleaseDataset:
     feats = doc.get("features") if isinstance(doc, dict) else None
     if not isinstance(feats, list) or not feats:
         raise ReleaseError(f"{ref.geojson}: no features (expected a FeatureCollection of meshes)")
     props = [f.get("properties") or {} for f in feats]
     first = props[0]
-    for key in (MESH_CODE, "vector"):
-        if key not in first:
-            raise ReleaseError(f"{ref.geojson}: feature 1 has no '{key}' property (expected code, vector, 5cluster, ...)")
+    code_key = _pick(first, CODE_NAMES)
+    if code_key is None or "vector" not in first:
+        missing = "a mesh code ('code' or 'geocode')" if code_key is None else "'vector'"
+        raise ReleaseError(
+            f"{ref.geojson}: feature 1 has no {missing} property (expected code or geocode, vector, 5cluster or cluster5, ...)"
+        )
+    label_keys = {k: _pick(first, tuple(n.format(k=k) for n in LABEL_NAMES)) for k in RELEASED_KS}
     try:
-        codes = np.array([int(p[MESH_CODE]) for p in props], dtype=np.int64)
+        codes = np.array([int(p[code_key]) for p in props], dtype=np.int64)
         vecs = [p["vector"] for p in props]
         vectors = np.array([json.loads(v) if isinstance(v, str) else v for v in vecs], dtype=np.float32)
-        sizes = np.array([int(p.get(MESH_SIZE) or (50 if len(str(p[MESH_CODE])) == 12 else 250)) for p in props], dtype=np.int64)
+        sizes = np.array([int(p.get(MESH_SIZE) or (50 if len(str(p[code_key])) == 12 else 250)) for p in props], dtype=np.int64)
         comp = np.array([bool(p.get("is_complemented", False)) for p in props], dtype=bool)
-        labels = {
-            k: np.array([int(p[f"{k}cluster"]) for p in props], dtype=np.int64) for k in RELEASED_KS if f"{k}cluster" in first
-        }
+        labels = {k: np.array([int(p[name]) for p in props], dtype=np.int64) for k, name in label_keys.items() if name}
     except (KeyError, TypeError, ValueError) as exc:
         raise ReleaseError(f"{ref.geojson}: malformed feature properties ({exc!r})") from exc
     if vectors.ndim != 2:

@@ -192,14 +192,14 @@ def cleanup_uploads(data_dir: str | Path, older_than_s: float = 24 * 3600) -> in
 
 def anchor_sets(data_dir: str | Path) -> dict[str, Path]:
     """Anchor folders of the releases under ``data_dir``: release name -> ``anchor_data`` folder."""
-    from core.area2vec.anchors import ANCHOR_CSV, ANCHOR_PTH
+    from core.area2vec.anchors import ANCHOR_CSV, anchor_tensor_path
     from core.release.layout import ANCHOR_DIR, discover
 
     out: dict[str, Path] = {}
     for ref in discover(data_dir):
         root = ref.geojson.parent.parent.parent
         folder = root / ANCHOR_DIR
-        if ref.release != USER_RELEASE and (folder / ANCHOR_CSV).is_file() and (folder / ANCHOR_PTH).is_file():
+        if ref.release != USER_RELEASE and (folder / ANCHOR_CSV).is_file() and anchor_tensor_path(folder) is not None:
             out.setdefault(ref.release, folder)
     return out
 

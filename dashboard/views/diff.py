@@ -10,7 +10,7 @@ from core.errors import CoreError
 from .. import ids
 from ..catalog import app_context
 from ..components import make_map, tile_url, viewport
-from ..figures import transition_heatmap
+from ..figures import GRAPH_CONFIG, transition_heatmap
 
 DIFF_K = 10  # the clustering whose transitions are shown
 
@@ -86,7 +86,7 @@ def layout(options: list[dict], a: str | None, b: str | None, basemap: str | Non
                     ),
                 ],
             ),
-            dcc.Graph(id=ids.DIFF_MATRIX, config={"displaylogo": False}),
+            dcc.Graph(id=ids.DIFF_MATRIX, config=GRAPH_CONFIG),
         ],
     )
 

@@ -21,7 +21,7 @@ from core.errors import CoreError
 from .. import ids
 from ..catalog import Catalog, app_context, get_catalog
 from ..components import distance_legend, effective_k, legend, make_map, mesh_polygon, tile_url, viewport
-from ..figures import DISTANCE_LABELS, class_charts, cluster_color, pattern_chart
+from ..figures import DISTANCE_LABELS, GRAPH_CONFIG, class_charts, cluster_color, pattern_chart
 
 
 def layout(options: list[dict], state: dict, basemap: str | None, view: dict | None = None) -> html.Div:
@@ -154,13 +154,13 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                                 value="sum",
                                 inline=True,
                             ),
-                            dcc.Loading(dcc.Graph(id=ids.CHART, config={"displaylogo": False}), type="dot"),
+                            dcc.Loading(dcc.Graph(id=ids.CHART, config=GRAPH_CONFIG), type="dot"),
                         ],
                     ),
                     html.Div(
                         className="half",
                         children=[
-                            dcc.Graph(id=ids.MESH_CHART, config={"displaylogo": False}, style={"display": "none"}),
+                            dcc.Graph(id=ids.MESH_CHART, config=GRAPH_CONFIG, style={"display": "none"}),
                             html.Div(id=ids.SIMILAR, className="similar"),
                         ],
                     ),

@@ -135,7 +135,7 @@ def test_upload_preview_train_anchored_then_open_it(pages, server, files, data):
     assert "Trained here: ApproximationLoss" in page.inner_text("#dataset-summary")
     assert page.evaluate("document.querySelector('#cluster-chart .js-plotly-plot').data.length") > 0
     page.click("#dataset-select")
-    page.wait_for_selector("[role=option]:has-text('user / myarea 2021-05')", timeout=30_000)
+    page.wait_for_selector("[role=option]:has-text('user / myarea_2021-05')", timeout=30_000)
     assert (data / "user" / "japan_city" / "geojson" / "myarea_2021-05.geojson").is_file()
 
 
