@@ -631,6 +631,9 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--under-job", action="store_true", help="run under a job lock that the caller (the dashboard) already holds")
     ad.add_argument("--quiet", action="store_true")
     ad.set_defaults(func=cmd_add_dataset)
+    from core.regions.cli import add_parser as add_regions_parser
+
+    add_regions_parser(sub)
     return p
 
 
