@@ -10,8 +10,8 @@ the flow as edge feature, PReLU between the layers) maps the mobility graph to r
   every city, drawn afresh each step from the seeded generator); ``A_rel = norm(cos(A, Z))``
   (``N_a x N``), ``Â = norm(A_rel A_rel^T)`` (``N_a x N_a``: the same coordinate system for every city);
   the loss is the mean squared difference of the cities' ``Â``.
-- **LIA** (latent individual alignment, eq. 10-12): ``Cor = Z Z^T`` per city (a target: no gradient
-  flows through it), a cross-attention shared by the cities (``Q = Z W_q``, ``K = Z W_k``,
+- **LIA** (latent individual alignment, eq. 10-12): ``Cor = Z Z^T`` per city (gradient flows through
+  it too), a cross-attention shared by the cities (``Q = Z W_q``, ``K = Z W_k``,
   ``Attn^{X->Y} = Q^X K^Y^T / sqrt(d)``) and the cycle ``Attn^{X->Y} Attn^{Y->X}`` compared with
   ``Cor^{X->X}`` (mean squared error), both ways.
 
@@ -26,6 +26,7 @@ computes the same layer (the benchmark compares the two).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -94,7 +95,9 @@ def _modules(dim: int, heads: int) -> Any:
             n, h = x.shape[0], alpha.shape[1]
             crow, col, perm_t, crow_t, col_t = g["csr"]
             values = alpha.T.reshape(-1)
-            mat = torch.sparse_csr_tensor(crow, col, values, (h * n, n))
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": the product is tested
+                warnings.simplefilter("ignore", UserWarning)
+                mat = torch.sparse_csr_tensor(crow, col, values, (h * n, n))
             ctx.save_for_backward(x, values)
             ctx.g = g
             return torch.sparse.mm(mat, x).view(h, n, -1)
@@ -107,7 +110,9 @@ def _modules(dim: int, heads: int) -> Any:
             _, _, perm_t, crow_t, col_t = g["csr"]
             h, n, d = grad.shape
             g_alpha = torch.einsum("ehd,ed->eh", grad.permute(1, 0, 2)[dst], x[src])
-            mat_t = torch.sparse_csr_tensor(crow_t, col_t, values[perm_t], (n, h * n))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                mat_t = torch.sparse_csr_tensor(crow_t, col_t, values[perm_t], (n, h * n))
             g_x = torch.sparse.mm(mat_t, grad.reshape(h * n, d))
             return g_alpha, g_x, None
 
@@ -209,13 +214,13 @@ def lia_loss(z_x: Any, z_y: Any, w_q: Any, w_k: Any) -> Any:
     """Latent individual alignment: the cross-attention cycle reconstructs each city's ``Z Z^T``.
 
     ``Attn^{X->Y} Attn^{Y->X} = Q^X (K^Y^T Q^Y) K^X^T / d``: the cycle is formed through a ``d x d``
-    matrix, and the squared error through Gram matrices; ``Cor = Z Z^T`` is a target (no gradient).
+    matrix, and the squared error through Gram matrices. The gradient flows through both sides
+    (the paper does not stop it at ``Cor``).
     """
     d = z_x.shape[1]
     q_x, k_x, q_y, k_y = z_x @ w_q, z_x @ w_k, z_y @ w_q, z_y @ w_k
-    x_zz, y_zz = z_x.detach(), z_y.detach()
-    err_x = _cycle_error(x_zz, q_x @ (k_y.T @ q_y) / d, k_x)
-    err_y = _cycle_error(y_zz, q_y @ (k_x.T @ q_x) / d, k_y)
+    err_x = _cycle_error(z_x, q_x @ (k_y.T @ q_y) / d, k_x)
+    err_y = _cycle_error(z_y, q_y @ (k_x.T @ q_x) / d, k_y)
     return err_x / z_x.shape[0] ** 2 + err_y / z_y.shape[0] ** 2
 
 
@@ -310,7 +315,7 @@ class CoRE:
                         "core",
                         epoch,
                         cfg.epochs,
-                        loss=float(total),
+                        loss=float(total.detach()),
                         elapsed=elapsed,
                         fraction=epoch / cfg.epochs,
                         eta=elapsed / epoch * (cfg.epochs - epoch),

@@ -16,17 +16,17 @@ import pandas as pd
 # Trips between 4 region types (home, work, shop, leisure): each row sums to 1, rows differ.
 BLOCKS = np.array(
     [
-        [0.10, 0.55, 0.25, 0.10],
-        [0.60, 0.15, 0.20, 0.05],
-        [0.45, 0.10, 0.10, 0.35],
-        [0.30, 0.05, 0.50, 0.15],
+        [0.70, 0.20, 0.05, 0.05],
+        [0.20, 0.60, 0.15, 0.05],
+        [0.05, 0.15, 0.60, 0.20],
+        [0.05, 0.05, 0.30, 0.60],
     ]
 )
 SHARES = np.array([0.4, 0.3, 0.2, 0.1])
 
 
 def synthetic_city(
-    n: int, seed: int, trips_per_region: int = 12
+    n: int, seed: int, trips_per_region: int = 30
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, dict[str, np.ndarray]]:
     """One city: its ``.geo`` table, its ``.mob`` table, the planted types and two labels."""
     rng = np.random.default_rng(seed)
