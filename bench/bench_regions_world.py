@@ -5,7 +5,7 @@
 Simulates one month of stays of two cities' people (``core.simulation.world``), builds each city's
 region graph from consecutive stays of the same person (``graph_from_stays``, 250 m meshes), takes
 the residents and the workers per mesh from the simulation's truth as labels, and scores the
-transfer of each method beside the ``mean`` and ``area`` baselines (all 250 m meshes have nearly the
+transfer of each method (incl. Area2Vec with an anchor set built from both cities' stays) beside the ``mean`` and ``area`` baselines (all 250 m meshes have nearly the
 same area, so here the area baseline cannot lean on region size).
 """
 
@@ -22,7 +22,7 @@ from core.geo.meshcode import cells_to_code
 from core.regions.config import CoreConfig
 from core.regions.evaluate import evaluate_embeddings
 from core.regions.graph import RegionGraph, graph_from_stays
-from core.regions.methods import affine_map, procrustes_map, rank_anchors
+from core.regions.methods import affine_map, fit_area2vec, procrustes_map, rank_anchors
 from core.regions.model import CoRE
 from core.simulation.world import CITIES, Period, build_grid, make_population, simulate_month
 from core.threads import torch_threads
@@ -30,7 +30,7 @@ from core.threads import torch_threads
 LABELS = ("residents", "workers")
 
 
-def city_graph(name: str, seed: int, residents_per_cell: float) -> RegionGraph:
+def city_graph(name: str, seed: int, residents_per_cell: float) -> tuple[RegionGraph, pd.DataFrame]:
     """Simulate a city's month and build its 250 m graph with residents / workers per mesh."""
     grid = build_grid(CITIES[name], seed)
     people = make_population(grid, residents_per_cell, seed)
@@ -42,7 +42,7 @@ def city_graph(name: str, seed: int, residents_per_cell: float) -> RegionGraph:
         at = pos.reindex(codes).to_numpy()
         graph.labels[label] = np.bincount(at[~np.isnan(at)].astype(np.int64), minlength=graph.n).astype(np.float64)
     print(f"{name}: {len(people)} people, {len(stays)} stays, {graph.n} meshes, {len(graph.weight)} flows")
-    return graph
+    return graph, stays
 
 
 def main() -> None:
@@ -54,8 +54,13 @@ def main() -> None:
     ap.add_argument("--residents-per-cell", type=float, default=2.0)
     args = ap.parse_args()
     torch_threads()
-    src, tgt = city_graph(args.source, 1, args.residents_per_cell), city_graph(args.target, 2, args.residents_per_cell)
-    runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {m: [] for m in ("core", "individual", "procrustes", "affine")}
+    (src, src_stays), (tgt, tgt_stays) = (
+        city_graph(args.source, 1, args.residents_per_cell),
+        city_graph(args.target, 2, args.residents_per_cell),
+    )
+    runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {
+        m: [] for m in ("core", "individual", "procrustes", "affine", "area2vec")
+    }
     for s in range(args.seeds):
         cfg = CoreConfig(epochs=args.epochs, seed=s)
         for method, config in (("core", cfg), ("individual", replace(cfg, alpha=0.0, beta=0.0))):
@@ -67,6 +72,10 @@ def main() -> None:
         i_s, i_t = rank_anchors(src, tgt)
         runs["procrustes"].append((z_s, procrustes_map(z_s, z_t, i_s, i_t)))
         runs["affine"].append((z_s, affine_map(z_s, z_t, i_s, i_t)))
+        start = time.perf_counter()
+        a2v = fit_area2vec([src_stays, tgt_stays], [src, tgt], mesh_size=250, seed=s)
+        print(f"seed {s} area2vec (anchored, {a2v[0].shape[1]}-d): {time.perf_counter() - start:.0f} s", flush=True)
+        runs["area2vec"].append((a2v[0], a2v[1]))
     rows = []
     for method, pairs in runs.items():
         rows += evaluate_embeddings(src, tgt, pairs, method, LABELS, baselines=(method == "core"))
@@ -74,7 +83,7 @@ def main() -> None:
     print("| method | scale | " + " | ".join(LABELS) + " |")
     print("|---|---|" + "---|" * len(LABELS))
     for scale in ("sum", "log"):
-        for method in ("core", "individual", "procrustes", "affine", "mean", "area"):
+        for method in ("core", "individual", "procrustes", "affine", "area2vec", "mean", "area"):
             cells = []
             for label in LABELS:
                 r = next(x for x in rows if x["method"] == method and x["label"] == label and x["scale"] == scale)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 
 from core.errors import InputError
 from core.progress import Progress
@@ -87,4 +88,55 @@ def fit_method(
     for g, z in zip(graphs[1:], alone[1:]):
         i_ref, i = rank_anchors(graphs[0], g)
         out.append(mapper(alone[0], z, i_ref, i))
+    return out
+
+
+def fit_area2vec(
+    stays: Sequence[pd.DataFrame],
+    graphs: Sequence[RegionGraph],
+    mesh_size: int = 250,
+    n_anchors: int = 64,
+    records_per_anchor: int = 2000,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Area2Vec with anchoring as a region method, where stays exist (our cities).
+
+    Each city's stays are assigned to the graph's meshes (``mesh_size``), an anchor set is built from
+    all cities' stays together (:func:`core.area2vec.anchors.build_anchor_set`), and each city is then
+    trained anchored to it, so that the cities' embeddings share one space without shared regions.
+
+    Args:
+        stays: per city, a stay table with ``lat``/``lon`` and the stay columns (``stay_time``,
+            ``day_of_week``, ``arrival_time``, ``is_holiday``).
+        graphs: per city, its graph from :func:`~core.regions.graph.graph_from_stays` (same mesh size).
+        mesh_size: the graphs' mesh size.
+        n_anchors, records_per_anchor: size of the anchor set.
+        seed: seed of the anchor set and of training.
+
+    Returns:
+        One ``(n_regions, dim)`` array per city, rows in the graph's region order (zero rows for
+        regions without stays).
+    """
+    from core.area2vec.anchors import build_anchor_set
+    from core.area2vec.embeddings import train_embeddings
+    from core.area2vec.trainer import TrainConfig
+    from core.geo.meshcode import cells_to_code, latlon_to_cells
+    from core.mobility.stays import stays_from_frame
+
+    if len(stays) != len(graphs):
+        raise InputError("stays", f"{len(stays)} stay tables for {len(graphs)} cities", expected="one stay table per city")
+    records = []
+    for frame, g in zip(stays, graphs):
+        i, j = latlon_to_cells(frame["lat"].to_numpy(np.float64), frame["lon"].to_numpy(np.float64))
+        table = frame[["stay_time", "day_of_week", "arrival_time", "is_holiday"]].copy()
+        table["code"] = cells_to_code(i, j, mesh_size)
+        table["mesh_size"] = mesh_size
+        records.append(stays_from_frame(table, g.name))
+    config = TrainConfig(seed=seed)
+    anchors = build_anchor_set(records, n_anchors=n_anchors, records_per_anchor=records_per_anchor, config=config, seed=seed)
+    out = []
+    for rec, g in zip(records, graphs):
+        emb = train_embeddings(rec.to_counts(), anchors, config)
+        vectors = pd.DataFrame(emb.vectors, index=emb.keys).reindex(g.region_ids).fillna(0.0)
+        out.append(vectors.to_numpy(np.float32))
     return out
