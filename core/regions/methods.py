@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -98,6 +99,7 @@ def fit_area2vec(
     n_anchors: int = 64,
     records_per_anchor: int = 2000,
     seed: int = 0,
+    config: Any = None,
 ) -> list[np.ndarray]:
     """Area2Vec with anchoring as a region method, where stays exist (our cities).
 
@@ -112,6 +114,7 @@ def fit_area2vec(
         mesh_size: the graphs' mesh size.
         n_anchors, records_per_anchor: size of the anchor set.
         seed: seed of the anchor set and of training.
+        config: Area2Vec's :class:`~core.area2vec.trainer.TrainConfig` (default: its defaults with ``seed``).
 
     Returns:
         One ``(n_regions, dim)`` array per city, rows in the graph's region order (zero rows for
@@ -132,7 +135,7 @@ def fit_area2vec(
         table["code"] = cells_to_code(i, j, mesh_size)
         table["mesh_size"] = mesh_size
         records.append(stays_from_frame(table, g.name))
-    config = TrainConfig(seed=seed)
+    config = config or TrainConfig(seed=seed)
     anchors = build_anchor_set(records, n_anchors=n_anchors, records_per_anchor=records_per_anchor, config=config, seed=seed)
     out = []
     for rec, g in zip(records, graphs):
