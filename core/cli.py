@@ -473,6 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_walkers_parser(sub)
     add_counts_parser(sub)
+
+    from core.regions.cli import add_parser as add_regions_parser
+
+    add_regions_parser(sub)
     return p
 
 

@@ -64,6 +64,9 @@ def bad_invocations(d: Path) -> list[list[str]]:
         ["counts", nowhere, "--out", str(d / "c.parquet")],
         ["counts", str(d / "binary.csv"), "--out", str(d / "c.parquet")],
         ["stays", str(d / "gps.csv"), "--out", str(d / "s.csv"), "--engine", "spark"],
+        ["regions", "transfer", "--source", nowhere, "--target", nowhere, "--method", "core"],
+        ["regions", "transfer", "--source", nowhere, "--target", nowhere, "--method", "magic"],
+        ["regions", "embed", "--city", nowhere, "--city", nowhere, "--method", "core", "--out", out],
         ["no-such-command"],
     ]
 

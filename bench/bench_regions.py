@@ -1,0 +1,158 @@
+"""Cross-city transfer on CoRE's real Xi'an / Chengdu data: our CoRE, the authors' embeddings, baselines.
+
+    python -m bench.bench_regions --data /work/shared/data/core-cities [--seeds 3] [--epochs 300]
+
+Reads ``DATA/xa``, ``DATA/cd`` and ``DATA/authors-embeddings-cd-xa`` (not part of the project: no
+licence; see their SOURCE.md). Prints, per direction, label and scale, MAE and Spearman of: our CoRE,
+the authors' embeddings, Individual, Procrustes and affine alignment of the individual embeddings on
+shared-rank anchors, and the ``mean`` / ``area`` baselines; the published CoRE MAE beside; the
+training time per epoch and per run; one GAT layer (ours vs torch-geometric's GATConv). Writes all
+rows (incl. log scale, RMSE, MAPE, R^2) as JSON with ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from core.regions.config import CoreConfig
+from core.regions.evaluate import evaluate_embeddings
+from core.regions.graph import read_city
+from core.regions.methods import affine_map, procrustes_map, rank_anchors
+from core.regions.model import CoRE
+from core.threads import torch_threads
+
+PUBLISHED = {
+    ("xa", "cd"): {"gdp": 178.93, "population": 620.15, "co2": 127.45},
+    ("cd", "xa"): {"gdp": 170.25, "population": 580.98, "co2": 136.56},
+}
+LABELS = ("gdp", "population", "co2")
+ORDER = ("core", "authors", "individual", "procrustes", "affine", "mean", "area")
+
+
+def gat_layer_timing(graph, repeats: int = 5) -> dict[str, float]:
+    """Seconds for one forward+backward of one GAT layer (128 -> 128, 8 heads): ours vs GATConv."""
+    import torch
+
+    from core.regions import model as m
+
+    torch.manual_seed(0)
+    t = m._graph_tensors(graph, 8)
+    layer_cls, _ = m._modules(128, 8)
+    ours = layer_cls(128, 128)
+    x = torch.randn(graph.n, 128, requires_grad=True)
+    out = {}
+    fns = {"ours": lambda: ours(x, t)}
+    try:
+        from torch_geometric.nn import GATConv
+
+        conv = GATConv(128, 128, heads=8, concat=False, edge_dim=1)
+        keep = t["src"] != t["dst"]
+        ei, ea = torch.stack([t["src"][keep], t["dst"][keep]]), t["w"][keep][:, None]
+        fns["torch_geometric"] = lambda: conv(x, ei, ea)
+    except ImportError:
+        pass
+    for name, fn in fns.items():
+        fn().sum().backward()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn().sum().backward()
+        out[name] = (time.perf_counter() - start) / repeats
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="folder with xa/, cd/ and authors-embeddings-cd-xa/")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=CoreConfig.epochs)
+    ap.add_argument("--out", default="bench/out/regions.json")
+    args = ap.parse_args()
+    threads = torch_threads()
+    data = Path(args.data)
+    cities = {c: read_city(data / c, LABELS) for c in ("xa", "cd")}
+    xa, cd = cities["xa"], cities["cd"]
+    print(f"xa {xa.n} regions {len(xa.weight)} flows; cd {cd.n} regions {len(cd.weight)} flows; torch threads {threads}")
+    print("one GAT layer forward+backward on cd (s):", {k: round(v, 3) for k, v in gat_layer_timing(cd).items()})
+
+    runs: dict[str, list[dict[str, np.ndarray]]] = {m: [] for m in ORDER[:5]}
+    auth = data / "authors-embeddings-cd-xa"
+    runs["authors"].append({"xa": np.load(auth / "xa_region_emb.npy"), "cd": np.load(auth / "cd_region_emb.npy")})
+    seconds: dict[str, list[float]] = {"core": [], "individual": []}
+    for s in range(args.seeds):
+        cfg = CoreConfig(epochs=args.epochs, seed=s)
+        for method, config in (("core", cfg), ("individual", replace(cfg, alpha=0.0, beta=0.0))):
+            model = CoRE(config).fit([xa, cd])
+            seconds[method].append(model.seconds_)
+            runs[method].append({"xa": model.embeddings_[0], "cd": model.embeddings_[1]})
+            last = model.loss_history_[-1]
+            print(
+                f"seed {s} {method}: {model.seconds_:.0f} s ({model.seconds_ / args.epochs:.2f} s/epoch), last loss {last}",
+                flush=True,
+            )
+        z = runs["individual"][-1]
+        for method, mapper in (("procrustes", procrustes_map), ("affine", affine_map)):
+            # Map each city onto the other's space: the source's space is the one the ridge is fitted in.
+            i_xa, i_cd = rank_anchors(xa, cd)
+            runs[method].append(
+                {
+                    "xa": z["xa"],
+                    "cd": mapper(z["xa"], z["cd"], i_xa, i_cd),
+                    "cd_raw": z["cd"],
+                    "xa_in_cd": mapper(z["cd"], z["xa"], i_cd, i_xa),
+                }
+            )
+
+    rows = []
+    for src, tgt in (("xa", "cd"), ("cd", "xa")):
+        for method in ORDER[:5]:
+            pairs = []
+            for r in runs[method]:
+                if method in ("procrustes", "affine") and src == "cd":
+                    pairs.append((r["cd_raw"], r["xa_in_cd"]))  # the target mapped into the source's space
+                else:
+                    pairs.append((r[src], r[tgt]))
+            for row in evaluate_embeddings(cities[src], cities[tgt], pairs, method, LABELS, baselines=(method == "core")):
+                row["direction"] = f"{src.upper()}->{tgt.upper()}"
+                rows.append(row)
+
+    for direction in ("XA->CD", "CD->XA"):
+        pub = PUBLISHED[tuple(direction.lower().split("->"))]
+        for scale in ("sum", "density", "log"):
+            print(
+                f"\n{direction}, {scale}: MAE (± sd over seeds) / Spearman" + (" / published CoRE MAE" if scale == "sum" else "")
+            )
+            print("| method | " + " | ".join(LABELS) + " |")
+            print("|---|" + "---|" * len(LABELS))
+            for method in ORDER:
+                cells = []
+                for label in LABELS:
+                    r = next(
+                        x
+                        for x in rows
+                        if x["direction"] == direction and x["method"] == method and x["label"] == label and x["scale"] == scale
+                    )
+                    sd = f" ± {r['mae_sd']:.1f}" if r["runs"] > 1 else ""
+                    sp = "-" if np.isnan(r["spearman"]) else f"{r['spearman']:.2f}"
+                    cells.append(f"{r['mae']:.4g}{sd} / {sp}")
+                print(f"| {method} | " + " | ".join(cells) + " |")
+            if scale == "sum":
+                print("| published CoRE | " + " | ".join(f"{pub[label]}" for label in LABELS) + " |")
+    print(
+        f"\ntraining per run: CoRE {np.mean(seconds['core']):.0f} s ({args.epochs} epochs), individual {np.mean(seconds['individual']):.0f} s; "
+        f"reference: 600 epochs x ~11 s = ~6,600 s"
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in rows]
+    out.write_text(json.dumps({"rows": clean, "seconds": seconds, "epochs": args.epochs, "seeds": args.seeds}, indent=1))
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""``python -m core regions ...``: cross-city region embeddings and label transfer (CoRE and baselines)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from core.regions.config import DEFAULT_LABELS, METHODS, SCALES, CoreConfig, TransferConfig
+
+
+def _labels(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _config(args: argparse.Namespace) -> CoreConfig:
+    return CoreConfig(epochs=args.epochs, seed=args.seed, n_anchors=args.n_anchors, alpha=args.alpha, beta=args.beta)
+
+
+def _json_ready(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """NaN (Spearman of a constant prediction) becomes JSON null."""
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+
+
+def _fmt(v: Any, sd: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.3f} ± {sd:.3f}" if sd else f"{v:.3f}"
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """The transfer rows as a plain text table (MAE, Spearman, R^2)."""
+    lines = [f"{'label':<12} {'scale':<8} {'method':<12} {'MAE':>22} {'Spearman':>16} {'R^2':>16}"]
+    for r in rows:
+        lines.append(
+            f"{r['label']:<12} {r['scale']:<8} {r['method']:<12} {_fmt(r['mae'], r['mae_sd']):>22} "
+            f"{_fmt(r['spearman'], r['spearman_sd']):>16} {_fmt(r['r2'], r['r2_sd']):>16}"
+        )
+    return "\n".join(lines)
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    """Train a method on source + target and score the source -> target label transfer."""
+    from core.atomic import write_text_atomic
+    from core.progress import TerminalProgress
+    from core.regions.evaluate import transfer
+    from core.regions.graph import read_city
+
+    labels = _labels(args.labels)
+    source, target = read_city(args.source, labels), read_city(args.target, labels)
+    with TerminalProgress(f"{args.method} {source.name}->{target.name}", enabled=not args.quiet) as bar:
+        rows, seconds = transfer(source, target, args.method, labels, seeds=args.seeds, config=_config(args), progress=bar)
+    print(
+        f"{source.name} ({source.n} regions) -> {target.name} ({target.n} regions), {args.method}, "
+        f"{args.seeds} seeds, {sum(seconds) / len(seconds):.1f} s training per seed"
+    )
+    print(format_rows(rows))
+    if args.out:
+        write_text_atomic(Path(args.out), json.dumps(_json_ready(rows), indent=1) + "\n")
+        print(f"-> {args.out}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Embed two or more cities with a method and write each city's embeddings as CSV."""
+    import pandas as pd
+
+    from core.atomic import atomic_path, ensure_writable_dir
+    from core.errors import InputError
+    from core.progress import TerminalProgress
+    from core.regions.graph import read_city
+    from core.regions.methods import fit_method
+
+    graphs = [read_city(c, labels=()) for c in args.city]
+    names = [g.name for g in graphs]
+    if len(set(names)) != len(names):
+        raise InputError("city", f"two cities with the same folder name {names}", expected="city folders with distinct names")
+    out = ensure_writable_dir(Path(args.out))
+    with TerminalProgress(f"{args.method}", enabled=not args.quiet) as bar:
+        embeddings = fit_method(graphs, args.method, _config(args), bar)
+    for g, z in zip(graphs, embeddings):
+        frame = pd.DataFrame(z, columns=[f"e{i}" for i in range(z.shape[1])])
+        frame.insert(0, "geo_id", g.region_ids)
+        with atomic_path(out / f"{g.name}.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+        print(f"{g.name}: {g.n} regions x {z.shape[1]} -> {out / (g.name + '.csv')}")
+    return 0
+
+
+def _training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", choices=METHODS, default="core", help="embedding method (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=CoreConfig.epochs, help="training epochs, full batch (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=CoreConfig.seed, help="first seed (default: %(default)s)")
+    p.add_argument(
+        "--n-anchors",
+        type=int,
+        default=CoreConfig.n_anchors,
+        help="virtual anchors of CoRE's manifold alignment (default: %(default)s)",
+    )
+    p.add_argument(
+        "--alpha", type=float, default=CoreConfig.alpha, help="weight of the manifold alignment loss (default: %(default)s)"
+    )
+    p.add_argument(
+        "--beta", type=float, default=CoreConfig.beta, help="weight of the individual alignment loss (default: %(default)s)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_parser(sub: Any) -> None:
+    """Add the ``regions`` command group (``transfer``, ``embed``) to the CLI's subparsers."""
+    regions = sub.add_parser(
+        "regions",
+        help="cross-city region embeddings (CoRE and baselines) and label transfer",
+        description="Region embeddings of several cities in one space from OD flows (CoRE, ICML 2025, and baselines).",
+    )
+    rsub = regions.add_subparsers(dest="regions_command", required=True)
+    t = rsub.add_parser(
+        "transfer",
+        help="train on two cities, fit a ridge on the source's labels, score it on the target",
+        description=(
+            "Train a method on two city folders (*.geo, *.mob, <label>_*.npy), fit a ridge (alpha 1) on the source "
+            "city's embeddings and labels, apply it to every target region (negatives clipped) and print MAE, "
+            "Spearman and R^2 (mean ± sd over seeds) for labels as sums, per km^2 (density) and log(1 + sum), "
+            "beside the baselines 'mean' (the source's mean) and 'area' (a ridge on log area)."
+        ),
+    )
+    t.add_argument("--source", required=True, help="source city folder (its labels train the ridge)")
+    t.add_argument("--target", required=True, help="target city folder (its labels only score)")
+    t.add_argument(
+        "--seeds", type=int, default=TransferConfig.seeds, help="training runs, seeds seed..seed+n-1 (default: %(default)s)"
+    )
+    t.add_argument("--labels", default=",".join(DEFAULT_LABELS), help="comma-separated labels (default: %(default)s)")
+    t.add_argument("--out", help=f"write the rows as JSON (method, label, scale in {SCALES}, metrics with *_sd)")
+    _training_options(t)
+    t.set_defaults(func=cmd_transfer)
+    e = rsub.add_parser(
+        "embed",
+        help="embed two or more cities in one space and write geo_id,e0,... CSVs",
+        description="Embed the regions of two or more city folders with one method; writes OUT/<city folder name>.csv.",
+    )
+    e.add_argument("--city", action="append", required=True, help="a city folder (repeat: --city A --city B)")
+    e.add_argument("--out", required=True, help="output folder")
+    _training_options(e)
+    e.set_defaults(func=cmd_embed)

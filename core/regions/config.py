@@ -1,0 +1,45 @@
+"""Hyper-parameters, method names and label scales of cross-city region alignment, declared once.
+
+The command line reads its defaults and choices from here (``default=CoreConfig.epochs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Methods of :func:`core.regions.methods.fit_method`: CoRE (one stage), each city alone, and post-hoc
+# alignment of the "individual" embeddings on shared-rank anchors (Yabe et al. 2020's RP / RA).
+METHODS = ("core", "individual", "procrustes", "affine")
+# Label scales of the evaluation: as given (sums over a region), per km^2, log(1 + sum).
+SCALES = ("sum", "density", "log")
+# Baselines reported beside every method: the source city's mean, a ridge on log area alone.
+BASELINES = ("mean", "area")
+# The label files of the CoRE data (``<label>_<city>_sum.npy``).
+DEFAULT_LABELS = ("gdp", "population", "co2")
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Hyper-parameters of the CoRE encoder and its alignment losses (paper section 4.1 unless noted)."""
+
+    dim: int = 128
+    heads: int = 8
+    epochs: int = 300  # the reference runs 600; 300 keeps one pair near 5 minutes here (docs/regions.md)
+    lr: float = 1e-3
+    n_anchors: int = 1000  # virtual parallel anchors of the manifold alignment (N_a)
+    alpha: float = 1.0  # weight of the latent manifold alignment loss
+    beta: float = 1.0  # weight of the latent individual alignment loss
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """The evaluation protocol of the paper (section 4.2.3): a ridge on all source regions."""
+
+    ridge_alpha: float = 1.0
+    seeds: int = 5
