@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -61,7 +63,7 @@ def cluster_color(label: int) -> str:
 
 
 # Every graph's toolbar: no plotly logo, nothing that uploads the data (mobility data stays here).
-GRAPH_CONFIG = {
+GRAPH_CONFIG: Any = {
     "displaylogo": False,
     "showSendToCloud": False,
     "showEditInChartStudio": False,

@@ -154,6 +154,15 @@ def mesh_truth(codes: np.ndarray, sizes: np.ndarray, cell_codes: np.ndarray, cel
     return out
 
 
+def _inner(report: Callable[[str, int, int, str], None], stage: str) -> Callable[[Progress], None]:
+    """The terminal keeps moving inside a long phase: the trainer's own steps, under this stage's name."""
+
+    def forward(p: Progress) -> None:
+        report(stage, p.step, p.total, f"{p.stage} {p.step}/{p.total}")
+
+    return forward
+
+
 def build_demo(
     data_dir: str | Path,
     scale: str = "default",
@@ -244,6 +253,7 @@ def build_demo(
             )
 
         report("anchors", 0, 1, f"{sc.n_anchors} anchors from {total} datasets")
+
         anchors = build_anchor_set(
             records,
             n_anchors=sc.n_anchors,
@@ -251,6 +261,7 @@ def build_demo(
             config=TrainConfig(seed=seed),
             seed=seed,
             counts=all_counts,
+            progress=_inner(report, "anchors"),
         )
         del records
         anchors.save(root / ANCHOR_DIR)
@@ -259,7 +270,9 @@ def build_demo(
         trained = []
         for n, (counts, m) in enumerate(zip(all_counts, meta, strict=True)):
             report("train", n, total, m["name"])
-            trained.append(train_embeddings(counts, anchors, TrainConfig(seed=seed + n)))
+            trained.append(
+                train_embeddings(counts, anchors, TrainConfig(seed=seed + n), progress=_inner(report, f"train {m['name']}"))
+            )
         # One shared space: the released labels are joint clusters over every dataset (as OpenUAS's).
         report("cluster", 0, len(RELEASED_KS), "joint clusters")
         parts = {m["name"]: SpacePart(emb.vectors, emb.decoder) for emb, m in zip(trained, meta, strict=True)}
