@@ -376,7 +376,7 @@ def show_selection(selected, k, k_any, key):
             html.Dt("size"),
             html.Dd(f"{size} m"),
             html.Dt("cluster"),
-            html.Dd(f"{cluster} of {k}"),
+            html.Dd(f"{cluster} of {k}: {catalog.cluster_names(key, k)[cluster]}", id="mesh-cluster"),
             html.Dt("complemented"),
             html.Dd("yes (embedding of its 250 m mesh)" if comp else "no"),
         ],

@@ -215,3 +215,69 @@ def test_diff_maps_follow_each_other(page, server):
     page.wait_for_function(
         "[...document.querySelectorAll('#diff-map img.leaflet-tile')].some(i => i.src.includes('by=distance'))", timeout=30_000
     )
+
+
+def _mesh_pixel(page, lat, lon):
+    from io import BytesIO
+
+    from PIL import Image
+
+    x, y = _screen_point(page, "mesh-map", lat, lon)
+    shot = page.screenshot(clip={"x": x - 1, "y": y - 1, "width": 3, "height": 3})
+    return (x, y), np.array(Image.open(BytesIO(shot)).convert("RGB").getpixel((1, 1)), dtype=float)
+
+
+def test_one_space_same_district_same_cluster_name_and_colour(page, server, demo_data):
+    """Joint clusters: a business mesh of Osaka and one of Nagoya show the same cluster, name and colour."""
+    import pandas as pd
+
+    from core.geo.meshcode import code_centers
+    from core.geo.tiles import MeshIndex
+    from core.release.layout import discover, read_dataset
+    from dashboard.figures import PALETTE
+
+    truth = pd.read_parquet(demo_data / "demo" / "truth" / "meshes.parquet")
+    refs = {r.name: r for r in discover(demo_data)}
+    picked = {}
+    for name in ("osaka_2021_04", "nagoya_2019_04"):
+        ds = read_dataset(refs[name])
+        lab = ds.labels[10]
+        district = truth[truth["dataset"] == name].set_index("code")["district"].reindex(ds.codes).to_numpy()
+        business = (district == "business") & ~ds.complemented & (ds.mesh_sizes == 50)
+        majority = int(np.bincount(lab[business], minlength=10).argmax())
+        idx = MeshIndex(ds.codes, ds.mesh_sizes)
+        lat, lon = code_centers(ds.codes, ds.mesh_sizes)
+        for row in np.flatnonzero(business & (lab == majority)):  # one whose neighbours share its cluster
+            rows = idx.lookup(lat[row] + np.repeat([-1, 0, 1], 3) / 2400, lon[row] + np.tile([-1, 0, 1], 3) / 1600)
+            if (rows >= 0).all() and (lab[rows] == majority).all():
+                picked[name] = (ds, int(row), majority, float(lat[row]), float(lon[row]))
+                break
+    assert set(picked) == {"osaka_2021_04", "nagoya_2019_04"}
+    # The same kind of district is the same cluster in both cities (per-dataset clusters failed this).
+    assert picked["osaka_2021_04"][2] == picked["nagoya_2019_04"][2]
+    shown = {}
+    for name, (ds, row, cluster, lat, lon) in picked.items():
+        _open(page, server, f"?ds=demo/{name}&k=10")
+        (x, y), pixel = _mesh_pixel(page, lat, lon)
+        colour = np.array([int(PALETTE[cluster][i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
+        alpha = 215 / 255 * 0.85
+        assert np.abs(pixel - (alpha * colour + (1 - alpha) * 221)).max() < 12, (name, pixel)
+        page.mouse.click(x, y)
+        page.wait_for_selector(f"#mesh-code:has-text('{int(ds.codes[row])}')", timeout=30_000)
+        shown[name] = page.inner_text("#mesh-cluster")
+        legend = page.locator(".legend-item").nth(cluster).inner_text()
+        assert shown[name].split(": ", 1)[1] in legend
+    assert shown["osaka_2021_04"] == shown["nagoya_2019_04"]  # "c of 10: <the same name>"
+
+
+def test_period_matrix_has_cluster_names_on_its_axes(page, server, demo_data):
+    from core.release.clusters import clusters_file, load_joint
+
+    names = load_joint(clusters_file(demo_data / "demo", 10)).display_names()
+    _open(page, server)
+    page.locator("#tabs").get_by_text("Compare periods").click()
+    page.wait_for_selector("#diff-summary:has-text('stayed in their cluster')", timeout=60_000)
+    ticks = page.evaluate("document.querySelector('#diff-matrix .js-plotly-plot').data[0].y")
+    assert ticks == [f"{c}: {n}" for c, n in enumerate(names)]
+    summary = page.inner_text("#diff-summary")
+    assert "decided from the data" in summary
