@@ -25,7 +25,7 @@ from core.analysis.diff import diff_datasets
 from core.analysis.joint import SpacePart, fit_joint
 from core.release.layout import discover, read_dataset
 
-CITIES = ("tokyo_2021_04", "osaka_2021_04", "nagoya_2019_04", "sapporo_2021_04", "fukuoka_2021_04")
+CITIES = ("tokyo_2021_04", "osaka_2021_04", "nagoya_2019_04", "sapporo_2021_04", "fukuoka_2021_04")  # Tokyo first
 
 
 def majority_map(labels: np.ndarray, types: np.ndarray) -> dict:
@@ -48,7 +48,7 @@ def transfer_table(data: Path, k: int = 10) -> None:
     per = {n: cluster_areas(ds.vectors[own], ds.decoder, k) for n, (ds, own, _) in sets.items()}
     parts = {n: SpacePart(ds.vectors, ds.decoder, ds.complemented) for n, (ds, _, _) in sets.items()}
     jc = fit_joint(parts, k, space="demo")
-    joint = {n: jc.assign(ds.vectors[own]) for n, (ds, own, _) in sets.items()}
+    joint = {n: jc.assign(ds.vectors[own], ds.decoder) for n, (ds, own, _) in sets.items()}
     print(f"\n(1) Tokyo's cluster meanings applied to other cities, k = {k} (accuracy of the district map)")
     print("| dataset | per-dataset: Tokyo's map | per-dataset: own map | joint: Tokyo's map | joint: own map |")
     print("|---|---|---|---|---|")
@@ -106,7 +106,7 @@ def timing(n_meshes: int = 1_418_827, n_new: int = 200_000, k: int = 13) -> None
     t_fit = time.perf_counter() - t0
     new = (centres[rng.integers(0, 40, n_new)] + rng.normal(scale=0.4, size=(n_new, 8))).astype(np.float32)
     t0 = time.perf_counter()
-    jc.assign(new)
+    jc.assign(new, dec)
     t_assign = time.perf_counter() - t0
     print(f"\n(4) joint clustering of {n_meshes:,} meshes in 23 datasets at k = {k}: {t_fit:.1f} s (goal < 10 s)")
     print(f"    assigning a new {n_new:,}-mesh dataset to the stored centres: {t_assign * 1000:.0f} ms (goal < 500 ms)")

@@ -187,7 +187,7 @@ class Catalog:
         jc = self.joint(key, k)
         if jc.source == "released" and key in space.members and k in ds.labels:
             return ds.labels[k]
-        return self._memo(("labels", key, k, space.name), lambda: jc.assign(ds.vectors))
+        return self._memo(("labels", key, k, space.name), lambda: jc.assign(ds.vectors, ds.decoder))
 
     def distributions(self, key: str) -> np.ndarray:
         """Each mesh's ``softmax(e W^T)`` (float32, cached)."""

@@ -59,7 +59,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     names = jc.display_names()
     frames = []
     for n, ds in data.items():
-        labels = jc.assign(ds.vectors)
+        labels = jc.assign(ds.vectors, ds.decoder)
         frames.append(pd.DataFrame({"dataset": n, "key": ds.codes, "cluster": labels, "name": np.asarray(names)[labels]}))
     table = pd.concat(frames, ignore_index=True)
     if args.out:
@@ -120,7 +120,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
         )
     parts = {"A": SpacePart(a.vectors, a.decoder, a.complemented), "B": SpacePart(b.vectors, b.decoder, b.complemented)}
     jc = fit_joint(parts, args.k, space="diff", seed=KMEANS_SEED)
-    d = diff_datasets(a, b, k=args.k, threshold=args.threshold, labels_a=jc.assign(a.vectors), labels_b=jc.assign(b.vectors))
+    d = diff_datasets(
+        a,
+        b,
+        k=args.k,
+        threshold=args.threshold,
+        labels_a=jc.assign(a.vectors, a.decoder),
+        labels_b=jc.assign(b.vectors, b.decoder),
+    )
     table = pd.DataFrame(
         {
             "key": d.codes,

@@ -9,9 +9,8 @@ flagged as changed when it exceeds ``threshold``.
 
 The threshold is decided from the data, not fixed (:func:`change_threshold`): most meshes of a
 city do not change between two periods, so the bulk of the pattern changes is the noise of two
-independent trainings on finite stays. On a log scale that bulk is close to normal; its centre and
-spread are read robustly (median and MAD, which the changed minority barely moves) and a mesh is
-flagged when it lies more than ``NOISE_Z`` robust standard deviations above the centre.
+independent trainings on finite stays, and real changes, when there are any, form a separate group
+far above it. A three-component mixture on the log scale finds that group (or finds none).
 
 The cluster transition matrix counts meshes going from cluster i in period A to cluster j in
 period B; with joint clusters (one shared space) the diagonal is the meshes that kept their use.
@@ -27,7 +26,7 @@ from core.area2vec.model import predict_distributions
 from core.errors import ParameterError
 from core.release.layout import ReleaseDataset
 
-NOISE_Z = 4.0  # robust standard deviations above the noise centre (log scale); see change_threshold
+MIN_SEPARATION = 3.0  # a group of changes sits at least 3x the noise's typical change (see change_threshold)
 
 
 @dataclass(frozen=True)
@@ -75,20 +74,31 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.maximum(0.5 * kl(p, m) + 0.5 * kl(q, m), 0.0)
 
 
-def change_threshold(pattern_change: np.ndarray, z: float = NOISE_Z) -> float:
+def change_threshold(pattern_change: np.ndarray, separation: float = MIN_SEPARATION, seed: int = 0) -> float:
     """The pattern change above which a mesh counts as changed, from the data itself.
 
-    ``exp(median(log x) + z * 1.4826 * MAD(log x))``: the noise bulk's centre plus ``z`` robust
-    standard deviations on a log scale (1.4826 * MAD estimates a normal's standard deviation).
+    The log pattern changes are modelled as a mixture of three normal components (scikit-learn's
+    GaussianMixture, seeded): the training noise of unchanged meshes takes the heavy, low ones; a
+    real change, when there is one, forms the highest component. When that component's centre is
+    less than ``separation`` times the heaviest component's (no distinct group of changes), no
+    mesh is flagged. Otherwise the threshold is the smallest change the model more likely assigns
+    to the changed component than to noise.
     """
+    from sklearn.mixture import GaussianMixture
+
     x = np.asarray(pattern_change, dtype=np.float64)
     x = x[np.isfinite(x) & (x > 0)]
-    if x.size < 3:
+    if x.size < 30:
         return float("inf")
-    lx = np.log(x)
-    centre = float(np.median(lx))
-    spread = 1.4826 * float(np.median(np.abs(lx - centre)))
-    return float(np.exp(centre + z * max(spread, 1e-6)))
+    lx = np.log(x)[:, None]
+    gm = GaussianMixture(n_components=3, random_state=seed, n_init=3).fit(lx)
+    means = gm.means_.ravel()
+    top, bulk = int(np.argmax(means)), int(np.argmax(gm.weights_))
+    if top == bulk or np.exp(means[top] - means[bulk]) < separation:
+        return float("inf")
+    changed = gm.predict_proba(lx)[:, top] > 0.5
+    changed &= lx.ravel() > means[bulk]  # never below the noise's own centre
+    return float(np.exp(lx[changed].min())) if changed.any() else float("inf")
 
 
 def diff_datasets(

@@ -7,6 +7,15 @@ is large, then every mesh assigned to its nearest centre), numbered in the OpenU
 computed on the pooled patterns, and named by :mod:`core.analysis.naming`. A dataset added to the
 space later is *assigned* to the stored centres (nearest centre), never re-clustered.
 
+The clusters live in **pattern space** when every dataset has its decoder: each mesh is
+represented by the square root of its predicted stay distribution, ``sqrt(softmax(e W^T))`` (so
+that Euclidean distance is the Hellinger distance between stay patterns). That is what a mesh is
+used for, and it is immune to the small shift anchoring leaves between independently trained
+datasets. Measured on the demo (small build, k = 10): the same Nagoya meshes stay in their cluster
+from 2019 to 2023 (no designed change) 96.5 % of the time in pattern space against 75.7 % in
+embedding space, and Tokyo's cluster -> district map holds in other cities at 0.96-0.995. Without
+decoders (a release without model files) the clusters fall back to embedding space.
+
 Complemented meshes carry their parent's embedding, so they take their parent's label; they are
 left out of the fit (they would count their parent several times).
 """
@@ -27,7 +36,20 @@ from core.constants import KMEANS_SEED, N_TOKENS
 from core.errors import ParameterError, ReleaseError
 
 FIT_SAMPLE = 200_000  # meshes that fit the centres; every mesh is then assigned (k-means on 1.4 M adds little)
-FORMAT = 1
+FORMAT = 2
+BASES = ("pattern", "embedding")
+
+
+def represent(vectors: np.ndarray, decoder: np.ndarray | None, basis: str, chunk: int = 65_536) -> np.ndarray:
+    """Meshes in the clustering's space: ``sqrt(softmax(e W^T))`` (pattern) or the embeddings themselves."""
+    if basis == "embedding":
+        return np.asarray(vectors, dtype=np.float32)
+    if decoder is None:
+        raise ParameterError("clusters in pattern space need the dataset's decoder (its model file)")
+    out = np.empty((len(vectors), N_TOKENS), dtype=np.float32)
+    for s in range(0, len(vectors), chunk):
+        out[s : s + chunk] = np.sqrt(predict_distributions(vectors[s : s + chunk], decoder, dtype=np.float32))
+    return out
 
 
 @dataclass(frozen=True)
@@ -52,13 +74,15 @@ class JointClusters:
     Attributes:
         space: the space's name (an anchor release, or ``free:<dataset>``).
         k: number of clusters.
-        centroids: ``k x dim`` centres, row ``c`` = cluster ``c`` (OpenUAS order).
+        centroids: centres, row ``c`` = cluster ``c`` (OpenUAS order): ``k x 168`` in pattern space,
+            ``k x dim`` in embedding space.
         names: the derived name of each cluster (:mod:`core.analysis.naming`).
         renamed: names given by users, by cluster; they win over the derived ones.
         datasets: the datasets the clusters were fitted on (or whose released labels they keep).
         sizes: meshes per cluster over those datasets (complemented meshes excluded).
         source: ``"kmeans"`` (fitted here) or ``"released"`` (centres of released labels).
         seed: the k-means seed.
+        basis: ``"pattern"`` (sqrt of predicted stay distributions) or ``"embedding"``.
     """
 
     space: str
@@ -70,6 +94,7 @@ class JointClusters:
     source: str = "kmeans"
     seed: int = KMEANS_SEED
     renamed: dict[int, str] = field(default_factory=dict)
+    basis: str = "pattern"
 
     def name(self, cluster: int) -> str:
         """The name shown for ``cluster``: a user's rename, else the derived one."""
@@ -79,13 +104,19 @@ class JointClusters:
         """Every cluster's shown name, in cluster order."""
         return [self.name(c) for c in range(self.k)]
 
-    def assign(self, vectors: np.ndarray, chunk: int = 262_144) -> np.ndarray:
-        """Nearest centre of each row of ``vectors`` (Euclidean), as int64 labels."""
-        x = np.asarray(vectors, dtype=np.float32)
+    def assign(self, vectors: np.ndarray, decoder: np.ndarray | None = None, chunk: int = 65_536) -> np.ndarray:
+        """Nearest centre of each mesh, from its embedding (and, in pattern space, its dataset's decoder)."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        out = np.empty(len(vectors), dtype=np.int64)
+        for s in range(0, len(vectors), chunk):
+            out[s : s + chunk] = self.nearest(represent(vectors[s : s + chunk], decoder, self.basis))
+        return out
+
+    def nearest(self, points: np.ndarray, chunk: int = 262_144) -> np.ndarray:
+        """Nearest centre (Euclidean) of each row of ``points``, already in the clustering's space."""
+        x = np.asarray(points, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.centroids.shape[1]:
-            raise ParameterError(
-                f"embeddings of dimension {x.shape[-1]} cannot be assigned to {self.centroids.shape[1]}-d centres"
-            )
+            raise ParameterError(f"points of dimension {x.shape[-1]} cannot be assigned to {self.centroids.shape[1]}-d centres")
         c = self.centroids.astype(np.float32)
         cc = (c * c).sum(axis=1)
         out = np.empty(len(x), dtype=np.int64)
@@ -106,6 +137,7 @@ class JointClusters:
             "sizes": [int(s) for s in self.sizes],
             "names": list(self.names),
             "renamed": {str(c): n for c, n in sorted(self.renamed.items())},
+            "basis": self.basis,
             "centroids": np.round(self.centroids.astype(np.float64), 7).tolist(),
         }
 
@@ -131,11 +163,14 @@ class JointClusters:
                 source=str(data.get("source", "kmeans")),
                 seed=int(data.get("seed", KMEANS_SEED)),
                 renamed=renamed,
+                basis=str(data.get("basis", "embedding")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ReleaseError(f"{source}: not a clusters file ({type(exc).__name__}: {exc})") from None
         if cent.ndim != 2 or cent.shape[0] != k or len(names) != k or not np.isfinite(cent).all():
             raise ReleaseError(f"{source}: {k} clusters but centres of shape {cent.shape} and {len(names)} names")
+        if out.basis not in BASES:
+            raise ReleaseError(f"{source}: unknown basis {out.basis!r}")
         if any(not 0 <= c < k for c in renamed):
             raise ReleaseError(f"{source}: a renamed cluster is outside 0..{k - 1}")
         return out
@@ -186,14 +221,26 @@ def fit_joint(
     dims = {p.vectors.shape[1] for p in parts.values()}
     if len(dims) != 1:
         raise ParameterError(f"the datasets of space {space!r} have different embedding sizes {sorted(dims)}")
-    union = np.concatenate([np.asarray(p.vectors[p.fit_rows()], dtype=np.float64) for p in parts.values()])
-    _check_k(k, len(union))
+    basis = _basis(parts)
+    n = sum(len(p.fit_rows()) for p in parts.values())
+    _check_k(k, n)
     rng = np.random.default_rng(seed)
-    fit = union if len(union) <= sample else union[np.sort(rng.choice(len(union), sample, replace=False))]
-    km = KMeans(n_clusters=k, random_state=seed, n_init=4 if len(fit) <= 50_000 else 1).fit(fit)
-    provisional = JointClusters(space, k, km.cluster_centers_, [""] * k, list(parts), [0] * k, seed=seed)
-    labels = {name: provisional.assign(p.vectors) for name, p in parts.items()}
+    # The fit sample is drawn per dataset in proportion to its size, then represented (bounded memory).
+    take = {name: p.fit_rows() for name, p in parts.items()}
+    if n > sample:
+        take = {
+            name: np.sort(rng.choice(rows, max(1, round(len(rows) * sample / n)), replace=False)) for name, rows in take.items()
+        }
+    fit = np.concatenate([represent(p.vectors[take[name]], p.decoder, basis) for name, p in parts.items()]).astype(np.float64)
+    km = KMeans(n_clusters=min(k, len(fit)), random_state=seed, n_init=4 if len(fit) <= 50_000 else 1).fit(fit)
+    provisional = JointClusters(space, k, km.cluster_centers_, [""] * k, list(parts), [0] * k, seed=seed, basis=basis)
+    labels = {name: provisional.assign(p.vectors, p.decoder) for name, p in parts.items()}
     return _finish(parts, labels, provisional, reorder=True)
+
+
+def _basis(parts: Mapping[str, SpacePart]) -> str:
+    """Pattern space when every dataset has its decoder, else embedding space."""
+    return "pattern" if all(p.decoder is not None for p in parts.values()) else "embedding"
 
 
 def from_released(parts: Mapping[str, SpacePart], k: int, space: str) -> JointClusters:
@@ -207,18 +254,22 @@ def from_released(parts: Mapping[str, SpacePart], k: int, space: str) -> JointCl
     missing = [n for n, p in parts.items() if p.labels is None]
     if missing or not parts:
         raise ParameterError(f"datasets without released labels at k = {k}: {', '.join(missing) or '(none given)'}")
-    dim = next(iter(parts.values())).vectors.shape[1]
-    sums = np.zeros((k, dim))
+    basis = _basis(parts)
+    sums: np.ndarray | None = None
     counts = np.zeros(k)
     for p in parts.values():
         rows = p.fit_rows()
         lab = np.asarray(p.labels)[rows]
         if lab.size and (lab.min() < 0 or lab.max() >= k):
             raise ParameterError(f"released labels outside 0..{k - 1}")
-        np.add.at(sums, lab, p.vectors[rows].astype(np.float64))
+        points = represent(p.vectors[rows], p.decoder, basis).astype(np.float64)
+        if sums is None:
+            sums = np.zeros((k, points.shape[1]))
+        np.add.at(sums, lab, points)
         counts += np.bincount(lab, minlength=k)
+    assert sums is not None
     cent = sums / np.maximum(counts, 1)[:, None]
-    jc = JointClusters(space, k, cent, [""] * k, list(parts), [0] * k, source="released")
+    jc = JointClusters(space, k, cent, [""] * k, list(parts), [0] * k, source="released", basis=basis)
     labels = {name: np.asarray(p.labels, dtype=np.int64) for name, p in parts.items()}
     return _finish(parts, labels, jc, reorder=False)
 

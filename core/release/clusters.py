@@ -117,10 +117,14 @@ def dataset_labels(
     distinct = len(np.unique(np.round(np.asarray(vectors, dtype=np.float64), 6), axis=0))
     for k in ks:
         stored = load_joint(clusters_file(space_root, k)) if space_root is not None else None
-        if stored is not None and stored.centroids.shape[1] == vectors.shape[1]:
-            out[k] = stored.assign(vectors)
+        usable = stored is not None and (
+            (stored.basis == "pattern" and decoder is not None)
+            or (stored.basis == "embedding" and stored.centroids.shape[1] == vectors.shape[1])
+        )
+        if stored is not None and usable:
+            out[k] = stored.assign(vectors, decoder)
         elif distinct >= 2:
-            out[k] = fit_joint({"self": SpacePart(vectors, decoder)}, min(k, distinct), space="own").assign(vectors)
+            out[k] = fit_joint({"self": SpacePart(vectors, decoder)}, min(k, distinct), space="own").assign(vectors, decoder)
         else:
             out[k] = np.zeros(len(vectors), dtype=np.int64)
     return out

@@ -282,7 +282,7 @@ def build_demo(
             save_joint(clusters_file(root, k), joint[k])
             report("cluster", i + 1, len(RELEASED_KS), f"k = {k}")
         for counts, m, emb in zip(all_counts, meta, trained, strict=True):
-            labels = {k: jc.assign(emb.vectors) for k, jc in joint.items()}
+            labels = {k: jc.assign(emb.vectors, emb.decoder) for k, jc in joint.items()}
             mesh_sizes = np.asarray(counts.mesh_sizes)  # counts keyed by mesh code always carry sizes
             codes, sizes, vectors, lab, comp = with_complemented(counts.keys, mesh_sizes, emb.vectors, labels)
             write_dataset(root, m["name"], codes, sizes, vectors, emb.decoder, lab, comp)

@@ -176,7 +176,7 @@ def test_joint_clusters_mean_the_same_in_another_city(demo):
     parts = {n: SpacePart(ds.vectors, ds.decoder, ds.complemented) for n, (ds, _, _) in sets.items()}
     jc = fit_joint(parts, k, space="demo")
     (osaka, own_o, t_o), (nagoya, own_n, t_n) = sets["osaka_2021_04"], sets["nagoya_2019_04"]
-    lo, ln = jc.assign(osaka.vectors)[own_o], jc.assign(nagoya.vectors)[own_n]
+    lo, ln = jc.assign(osaka.vectors, osaka.decoder)[own_o], jc.assign(nagoya.vectors, nagoya.decoder)[own_n]
     yo, yn = t_o["district"].to_numpy(), t_n["district"].to_numpy()
     transferred = _map_accuracy(_majority_map(lo, yo), ln, yn)
     own = _map_accuracy(_majority_map(ln, yn), ln, yn)
