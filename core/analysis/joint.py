@@ -35,7 +35,7 @@ from core.area2vec.model import predict_distributions
 from core.constants import KMEANS_SEED, N_TOKENS
 from core.errors import ParameterError, ReleaseError
 
-FIT_SAMPLE = 200_000  # meshes that fit the centres; every mesh is then assigned (k-means on 1.4 M adds little)
+FIT_SAMPLE = 50_000  # meshes that fit the centres (drawn across datasets); every mesh is then assigned
 FORMAT = 2
 BASES = ("pattern", "embedding")
 
@@ -176,22 +176,45 @@ class JointClusters:
         return out
 
 
+def group_sum(values: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Row sums of ``values`` per label ``(k, columns)``: one sparse product, not a Python loop."""
+    import scipy.sparse as sp
+
+    n = len(labels)
+    onehot = sp.csr_array((np.ones(n, dtype=np.float64), (np.asarray(labels), np.arange(n))), shape=(k, n))
+    return np.asarray(onehot @ np.asarray(values, dtype=np.float64))
+
+
 def pooled_distributions(vectors: np.ndarray, decoder: np.ndarray, labels: np.ndarray, k: int, chunk: int = 65_536) -> np.ndarray:
     """Sum of the predicted token distributions of each cluster's meshes ``(k, 168)``, in chunks."""
     out = np.zeros((k, N_TOKENS), dtype=np.float64)
     for s in range(0, len(vectors), chunk):
         dist = predict_distributions(vectors[s : s + chunk], decoder, dtype=np.float32)
-        np.add.at(out, labels[s : s + chunk], dist.astype(np.float64))
+        out += group_sum(dist, labels[s : s + chunk], k)
     return out
 
 
-def _pooled(parts: Mapping[str, SpacePart], labels: Mapping[str, np.ndarray], k: int) -> np.ndarray:
-    pooled = np.zeros((k, N_TOKENS), dtype=np.float64)
+def label_and_pool(
+    parts: Mapping[str, SpacePart], jc: JointClusters, chunk: int = 65_536
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every mesh's cluster and the clusters' pooled distributions (fit rows only), in one pass per chunk."""
+    pooled = np.zeros((jc.k, N_TOKENS), dtype=np.float64)
+    labels: dict[str, np.ndarray] = {}
     for name, part in parts.items():
-        if part.decoder is not None:
-            rows = part.fit_rows()
-            pooled += pooled_distributions(part.vectors[rows], part.decoder, labels[name][rows], k)
-    return pooled
+        n = len(part.vectors)
+        lab = np.empty(n, dtype=np.int64)
+        fit = np.zeros(n, dtype=bool)
+        fit[part.fit_rows()] = True
+        for s in range(0, n, chunk):
+            vec = np.asarray(part.vectors[s : s + chunk], dtype=np.float32)
+            rep = represent(vec, part.decoder, jc.basis)
+            lab[s : s + chunk] = jc.nearest(rep)
+            if part.decoder is not None:
+                dist = rep * rep if jc.basis == "pattern" else predict_distributions(vec, part.decoder, dtype=np.float32)
+                keep = fit[s : s + chunk]
+                pooled += group_sum(dist[keep], lab[s : s + chunk][keep], jc.k)
+        labels[name] = lab
+    return labels, pooled
 
 
 def _check_k(k: int, n: int) -> None:
@@ -232,10 +255,10 @@ def fit_joint(
             name: np.sort(rng.choice(rows, max(1, round(len(rows) * sample / n)), replace=False)) for name, rows in take.items()
         }
     fit = np.concatenate([represent(p.vectors[take[name]], p.decoder, basis) for name, p in parts.items()]).astype(np.float64)
-    km = KMeans(n_clusters=min(k, len(fit)), random_state=seed, n_init=4 if len(fit) <= 50_000 else 1).fit(fit)
+    km = KMeans(n_clusters=min(k, len(fit)), random_state=seed, n_init=4 if len(fit) <= 20_000 else 1).fit(fit)
     provisional = JointClusters(space, k, km.cluster_centers_, [""] * k, list(parts), [0] * k, seed=seed, basis=basis)
-    labels = {name: provisional.assign(p.vectors, p.decoder) for name, p in parts.items()}
-    return _finish(parts, labels, provisional, reorder=True)
+    labels, pooled = label_and_pool(parts, provisional)
+    return _finish(parts, labels, pooled, provisional, reorder=True)
 
 
 def _basis(parts: Mapping[str, SpacePart]) -> str:
@@ -271,12 +294,18 @@ def from_released(parts: Mapping[str, SpacePart], k: int, space: str) -> JointCl
     cent = sums / np.maximum(counts, 1)[:, None]
     jc = JointClusters(space, k, cent, [""] * k, list(parts), [0] * k, source="released", basis=basis)
     labels = {name: np.asarray(p.labels, dtype=np.int64) for name, p in parts.items()}
-    return _finish(parts, labels, jc, reorder=False)
+    pooled = np.zeros((k, N_TOKENS), dtype=np.float64)
+    for name, p in parts.items():
+        if p.decoder is not None:
+            rows = p.fit_rows()
+            pooled += pooled_distributions(p.vectors[rows], p.decoder, labels[name][rows], k)
+    return _finish(parts, labels, pooled, jc, reorder=False)
 
 
-def _finish(parts: Mapping[str, SpacePart], labels: Mapping[str, np.ndarray], jc: JointClusters, reorder: bool) -> JointClusters:
+def _finish(
+    parts: Mapping[str, SpacePart], labels: Mapping[str, np.ndarray], pooled: np.ndarray, jc: JointClusters, reorder: bool
+) -> JointClusters:
     k = jc.k
-    pooled = _pooled(parts, labels, k)
     sizes = np.zeros(k, dtype=np.int64)
     for name, p in parts.items():
         sizes += np.bincount(labels[name][p.fit_rows()], minlength=k)
