@@ -311,6 +311,8 @@ def select(xy: np.ndarray, selected: object) -> np.ndarray | None:
         return None
     rng = selected.get("range")
     if isinstance(rng, dict):
+        if not all(isinstance(rng.get(a), list | tuple) and len(rng[a]) == 2 for a in ("x", "y")):
+            return None
         xs, ys = _numbers(rng.get("x"), 2), _numbers(rng.get("y"), 2)
         if xs is None or ys is None or len(xs) != 2 or len(ys) != 2:
             return None

@@ -1,6 +1,6 @@
 """The People view in real headless Chromium: lasso a group of people, see the heatmap and chart change, clear.
 
-Runs ``python app.py`` over a tiny demo (Osaka only) whose People source is the demo's stays file
+Runs ``python app.py`` over the tiny demo (Osaka only, shared with other tests) whose People source is the demo's stays file
 with simple per-person features (no walkers run: training one is too slow for a test).
 """
 
@@ -13,11 +13,12 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def people_data(tmp_path_factory):
-    from core.simulation.demo import build_demo
+def people_data(tiny_release, tmp_path_factory):
+    """A writable copy of the session's tiny demo (Osaka only): the app writes its caches there."""
+    import shutil
 
-    data = tmp_path_factory.mktemp("people-data")
-    build_demo(data, scale="tiny", only=("osaka_2021_04",))
+    data = tmp_path_factory.mktemp("people") / "data"
+    shutil.copytree(tiny_release, data)
     return data
 
 
@@ -48,8 +49,8 @@ def _chart_total(page) -> float:
     """Sum of every bar of the stacked stay-pattern chart, read from the plotted figure."""
     return float(
         page.evaluate(
-            "() => document.querySelector('#people-chart .js-plotly-plot').data"
-            ".reduce((s, t) => s + Array.from(t.y).reduce((a, b) => a + b, 0), 0)"
+            "() => document.querySelector('#people-chart .js-plotly-plot').calcdata"
+            ".reduce((s, cd) => s + cd.reduce((a, p) => a + (p.s || 0), 0), 0)"
         )
     )
 
@@ -88,7 +89,12 @@ def test_lasso_a_group_changes_heatmap_chart_and_summary(page, server, people_da
     # Lasso the left part of the plot area (the scatter's default drag mode is lasso).
     drag = page.locator("#people-scatter .nsewdrag").first.bounding_box()
     x0, y0, w, h = drag["x"], drag["y"], drag["width"], drag["height"]
-    pts = [(x0 + 0.02 * w, y0 + 0.02 * h), (x0 + 0.45 * w, y0 + 0.02 * h), (x0 + 0.45 * w, y0 + 0.98 * h), (x0 + 0.02 * w, y0 + 0.98 * h)]
+    pts = [
+        (x0 + 0.02 * w, y0 + 0.02 * h),
+        (x0 + 0.45 * w, y0 + 0.02 * h),
+        (x0 + 0.45 * w, y0 + 0.98 * h),
+        (x0 + 0.02 * w, y0 + 0.98 * h),
+    ]
     page.mouse.move(*pts[0])
     page.mouse.down()
     for a, b in zip(pts, pts[1:] + pts[:1]):
@@ -96,7 +102,9 @@ def test_lasso_a_group_changes_heatmap_chart_and_summary(page, server, people_da
             page.mouse.move(a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
     page.mouse.up()
 
-    page.wait_for_function(f"() => document.querySelector('#people-count').innerText.replace(/,/g, '') != '{total}'", timeout=30_000)
+    page.wait_for_function(
+        f"() => document.querySelector('#people-count').innerText.replace(/,/g, '') != '{total}'", timeout=30_000
+    )
     chosen = _count(page, "#people-count")
     stays = _count(page, "#people-stays")
     assert 0 < chosen < total and 0 < stays < total_stays
@@ -109,13 +117,17 @@ def test_lasso_a_group_changes_heatmap_chart_and_summary(page, server, people_da
 
     # A filter narrows the same selection: weekend stays only.
     page.locator("#people-day").get_by_text("weekend", exact=True).click()
-    page.wait_for_function(f"() => document.querySelector('#people-stays').innerText.replace(/,/g, '') != '{stays}'", timeout=30_000)
+    page.wait_for_function(
+        f"() => document.querySelector('#people-stays').innerText.replace(/,/g, '') != '{stays}'", timeout=30_000
+    )
     assert 0 < _count(page, "#people-stays") < stays
     assert _count(page, "#people-count") == chosen
     page.locator("#people-day").get_by_text("all", exact=True).click()
 
     # Clear: back to everyone.
     page.get_by_role("button", name="Clear selection").click()
-    page.wait_for_function(f"() => document.querySelector('#people-count').innerText.replace(/,/g, '') == '{total}'", timeout=30_000)
+    page.wait_for_function(
+        f"() => document.querySelector('#people-count').innerText.replace(/,/g, '') == '{total}'", timeout=30_000
+    )
     assert _count(page, "#people-stays") == total_stays
     assert abs(_chart_total(page) - before_chart) < 1e-6 * before_chart
