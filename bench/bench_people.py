@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         f"loaded in {load_s:.1f} s; peak RSS {_rss_mb():,.0f} MB"
     )
     del records
+    held = sum(a.nbytes for a in (people.embeddings, people.person, people.region, people.hour, people.weekend, people.token))
+    held += sum(a.nbytes for a in (people.start, people.duration, people.weekday, index.keys, index.rows))
+    print(f"the view holds {held / 2**20:,.0f} MB of arrays for these people (embeddings, stays, mesh index)")
 
     pca_s, proj = _best(lambda: project(people.embeddings), args.repeats)
     cat, names = colour_values(people, "commuter")

@@ -266,7 +266,9 @@ def separation(xy: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
     if y.all() or not y.any():
         return float("nan")  # one group only: nothing to separate
     cv = StratifiedKFold(5, shuffle=True, random_state=seed)
-    scores = cross_val_score(LogisticRegression(class_weight="balanced"), xy, y, cv=cv, scoring="balanced_accuracy")
+    scores = cross_val_score(
+        LogisticRegression(class_weight="balanced", max_iter=1000), xy, y, cv=cv, scoring="balanced_accuracy"
+    )
     return float(scores.mean())
 
 
