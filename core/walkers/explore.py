@@ -196,7 +196,11 @@ def load_run(run_dir: str | Path) -> People:
         idx = idx[keep]
     truth = Path(metrics["truth"]) if metrics.get("truth") else find_demo_truth(src)
     return people_from_trajectories(
-        traj, emb[idx], attrs=_attrs(traj, src, truth), name=run.name, encoder=f"walkers run '{run.name}' (transformer)"
+        traj,
+        emb[idx],
+        attrs=_attrs(traj, src, truth),
+        name=run.name,
+        encoder=f"run '{run.name}' ({metrics.get('encoder', 'walkers transformer')})",
     )
 
 
