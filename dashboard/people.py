@@ -62,7 +62,7 @@ def sources(data_dir: Path | None = None, files: tuple[Path, ...] | None = None)
     for sub in _RUN_DIRS:
         for m in sorted((data_dir / sub).glob("*/metrics.json")):
             if (m.parent / "users.csv").is_file():
-                out[f"run:{m.parent.name}"] = (f"{m.parent.name} (walkers run)", m.parent)
+                out[f"run:{m.parent.name}"] = (f"{m.parent.name} (model run)", m.parent)
     for p in sorted(data_dir.glob("*/stays/*.parquet")):
         out[f"stays:{p.parent.parent.name}/{p.stem}"] = (f"{p.parent.parent.name}/{p.stem} (simple features)", p)
     inbox = data_dir / "inbox"
