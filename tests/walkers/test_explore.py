@@ -163,3 +163,18 @@ def test_a_persons_week(people):
     st = person_stays(p, 5)
     assert len(st) == 12 and st["day"].min() == 0 and st["day"].max() == 5
     assert set(st["minute"] // 60) == {8, 18}
+
+
+def test_a_humob_file_opens_with_its_truth(tmp_path):
+    from core.simulation.humob import generate_humob
+    from core.walkers.explore import load_people
+
+    records, truth = generate_humob(n_people=60, days=4, seed=1, masked_share=0.2, masked_days=1)
+    records.to_csv(tmp_path / "h.csv", index=False)
+    truth.to_csv(tmp_path / "h_people.csv", index=False)
+    p = load_people(tmp_path / "h.csv")
+    assert not p.weekday_known and not p.weekend.any() and set(p.sizes) == {250}
+    assert (records["x"] == 999).any() and p.embeddings.shape == (p.n, 12) and np.isfinite(p.embeddings).all()
+    com = truth.set_index("uid").loc[p.uids, "commuter"].to_numpy()
+    assert (p.attrs["commuter"].to_numpy() == com).all()
+    assert stay_mask(p, None, StayFilter("weekend")).sum() == 0
