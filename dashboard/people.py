@@ -41,7 +41,7 @@ _LOCK = threading.RLock()
 _PEOPLE: OrderedDict[str, People] = OrderedDict()
 _PROJ: OrderedDict[tuple[str, str], Projection] = OrderedDict()
 _SELECTIONS: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()
-_HEAT: OrderedDict[tuple, tuple[np.ndarray, object]] = OrderedDict()
+_HEAT: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _MAX_PEOPLE, _MAX_SELECTIONS, _MAX_HEAT = 3, 64, 32
 
 
@@ -87,7 +87,7 @@ def get(key: str) -> People:
         if key in _PEOPLE:
             _PEOPLE.move_to_end(key)
             return _PEOPLE[key]
-    label, path = sources()[key]
+    path = sources()[key][1]
     people = load_run(path) if key.startswith("run:") else load_people(path)
     with _LOCK:
         return _put(_PEOPLE, key, people, _MAX_PEOPLE)
@@ -124,13 +124,13 @@ def heat(key: str, token: str | None, flt: StayFilter) -> np.ndarray:
     cache_key = (key, token, flt)
     with _LOCK:
         if cache_key in _HEAT:
-            return _HEAT[cache_key][0]
+            return _HEAT[cache_key]
     people = get(key)
     sel = selection(token) if token else None
     rows = sel[1] if sel is not None and sel[0] == key else None
     values = heat_classes(region_counts(people, stay_mask(people, rows, flt)))
     with _LOCK:
-        _put(_HEAT, cache_key, (values, None), _MAX_HEAT)
+        _put(_HEAT, cache_key, values, _MAX_HEAT)
     return values
 
 
