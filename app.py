@@ -17,6 +17,7 @@ from dashboard.catalog import AppContext, Catalog, install
 from dashboard.components import viewport
 from dashboard.layout import make_layout
 from dashboard.tiles import register_tiles
+from dashboard.views import people as people_view
 from dashboard.views import training as training_view
 
 # Importing the views registers their callbacks (module-level ``dash.callback``). Dash moves that
@@ -53,7 +54,10 @@ def _diff_pair(catalog: Catalog) -> tuple[str | None, str | None]:
 
 
 def create_app(
-    data_dir: str | Path = "data", basemap: str | None = OSM, upload_cap_mb: float = DEFAULT_UPLOAD_CAP / 2**20
+    data_dir: str | Path = "data",
+    basemap: str | None = OSM,
+    upload_cap_mb: float = DEFAULT_UPLOAD_CAP / 2**20,
+    people_files: tuple[str | Path, ...] = (),
 ) -> Dash:
     """The Dash app over the releases under ``data_dir``.
 
@@ -61,6 +65,7 @@ def create_app(
         data_dir: folder holding releases (any folder with the OpenUAS layout).
         basemap: XYZ tile URL of the background map, or ``None`` for none (offline machines).
         upload_cap_mb: largest browser upload; bigger files go into ``data_dir/inbox``.
+        people_files: HuMob / LYMob or stay files the People view lists beside the data folder's.
     """
     import diskcache
     from dash import DiskcacheManager
@@ -75,7 +80,9 @@ def create_app(
     cleanup_uploads(data_dir)
     catalog = Catalog(data_dir)
     cap = int(upload_cap_mb * 2**20)
-    install(AppContext(catalog=catalog, basemap=basemap, upload_cap=cap))
+    install(
+        AppContext(catalog=catalog, basemap=basemap, upload_cap=cap, people_files=tuple(Path(p).resolve() for p in people_files))
+    )
     manager = DiskcacheManager(diskcache.Cache(str(data_dir / ".cache" / "background-jobs")))
     app = Dash(
         __name__,
@@ -94,7 +101,8 @@ def create_app(
         map_view = viewport(catalog, state["ds"]) if state["ds"] else None
         diff_view = viewport(catalog, pair[1]) if pair[1] else None
         train = training_view.layout(training_view.anchor_options(data_dir), training_view.inbox_options(data_dir), cap)
-        return make_layout(catalog.options(), state, pair, basemap, map_view, diff_view, train, catalog.version)
+        people = people_view.layout(basemap)
+        return make_layout(catalog.options(), state, pair, basemap, map_view, diff_view, train, catalog.version, people)
 
     app.layout = serve_layout
     # Dash's setup consumes (and edits) the global registry: hand each app a fresh copy of the views' callbacks.
@@ -123,12 +131,19 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_UPLOAD_CAP / 2**20,
         help="largest browser upload in MB (default 50); bigger files go into DATA/inbox/ and are picked from a list",
     )
+    ap.add_argument(
+        "--people",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a HuMob / LYMob (uid,d,t,x,y) or stay file for the People view (repeatable; also found: DATA/inbox, DATA/walkers/*)",
+    )
     args = ap.parse_args(argv)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     if not args.no_demo:
         ensure_demo(data)
-    create_app(data, None if args.basemap.lower() == "none" else args.basemap, args.upload_cap_mb).run(
+    create_app(data, None if args.basemap.lower() == "none" else args.basemap, args.upload_cap_mb, tuple(args.people)).run(
         host=args.host, port=args.port, debug=False
     )
 

@@ -282,6 +282,7 @@ class AppContext:
     catalog: Catalog
     basemap: str | None
     upload_cap: int
+    people_files: tuple[Path, ...] = ()  # HuMob / stay files given on the command line (People view)
 
     @property
     def data_dir(self) -> Path:

@@ -55,6 +55,9 @@ DISTANCE_LABELS = ("the mesh", "<= 2", "2 - 4", "4 - 8", "8 - 16", ">= 16")
 CHANGE_COLOURS = ("#9ecae1", "#d7301f")
 DURATION_LABELS = ("<= 30 min", "30-60 min", "1-2 h", "2-4 h", "4-6 h", "6-12 h", "> 12 h")
 DURATION_COLOURS = ("#fde725", "#90d743", "#35b779", "#21918c", "#31688e", "#443983", "#440154")
+# People heatmap: stays per mesh on a log scale, pale (few) to dark red (the most).
+HEAT_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026", "#800026")
+HEAT_COLOURS_NOTE = "stays per mesh, log scale: pale yellow = few, dark red = the most"
 TIME_LABELS = tuple(f"{2 * b:02d}-{2 * b + 2:02d}h" for b in range(12))
 
 
@@ -169,4 +172,85 @@ def class_charts(charts: np.ndarray, labels: tuple[str, ...], reduce: str, heigh
         bargap=0.1,
     )
     fig.update_annotations(font_size=10)
+    return fig
+
+
+def people_scatter(xy: np.ndarray, category: np.ndarray, names: list[str], title: str, revision: int = 0) -> go.Figure:
+    """People in the 2-D projection, one WebGL trace per category; ``customdata`` = person row.
+
+    Box and lasso select on; ``selectionrevision`` changes with ``revision`` so that a new value clears
+    the drawn selection.
+    """
+    xy = np.asarray(xy, dtype=np.float32)
+    cat = np.asarray(category, dtype=np.int64)
+    fig = go.Figure()
+    for c, name in enumerate(names):
+        rows = np.flatnonzero(cat == c)
+        if len(rows) == 0:
+            continue
+        fig.add_trace(
+            go.Scattergl(
+                x=xy[rows, 0],
+                y=xy[rows, 1],
+                customdata=rows,
+                mode="markers",
+                name=f"{name} ({len(rows):,})",
+                marker={"size": 4, "color": PALETTE[c % len(PALETTE)], "opacity": 0.6},
+                hovertemplate="person row %{customdata}<extra>" + name + "</extra>",
+                unselected={"marker": {"opacity": 0.12}},
+            )
+        )
+    fig.update_layout(
+        title={"text": title, "font": {"size": 13}},
+        height=460,
+        margin={"l": 40, "r": 10, "t": 50, "b": 40},
+        dragmode="lasso",
+        uirevision="people",
+        selectionrevision=revision,
+        legend={"font": {"size": 10}, "itemsizing": "constant"},
+        xaxis={"title": {"text": "component 1"}},
+        yaxis={"title": {"text": "component 2"}},
+    )
+    return fig
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def person_week(
+    day: np.ndarray, weekday: np.ndarray, minute: np.ndarray, duration: np.ndarray, place: np.ndarray, title: str
+) -> go.Figure:
+    """One person's stays as a timeline: a row per day, a bar from arrival to departure, coloured by place."""
+    fig = go.Figure()
+    labels = [f"day {d}" + (f" ({WEEKDAYS[w]})" if 0 <= w < 7 else "") for d, w in zip(day, weekday)]
+    start_h = np.asarray(minute, np.float64) / 60
+    length = np.minimum(np.asarray(duration, np.float64) / 60, 24 - start_h)
+    places = list(dict.fromkeys(int(p) for p in place))
+    for i, p in enumerate(places):
+        sel = np.flatnonzero(np.asarray(place) == p)
+        fig.add_trace(
+            go.Bar(
+                y=[labels[j] for j in sel],
+                x=length[sel],
+                base=start_h[sel],
+                orientation="h",
+                name=f"mesh {p}",
+                marker_color=PALETTE[i % len(PALETTE)],
+                hovertemplate="%{y}: %{base:.1f} h for %{x:.1f} h<extra>mesh " + str(p) + "</extra>",
+            )
+        )
+    fig.update_layout(
+        title={"text": title, "font": {"size": 13}},
+        barmode="overlay",
+        height=320,
+        margin={"l": 90, "r": 10, "t": 50, "b": 40},
+        xaxis={"title": {"text": "hour of day"}, "range": [0, 24], "dtick": 3},
+        yaxis={
+            "autorange": "reversed",
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": list(dict.fromkeys(labels)),
+        },
+        legend={"font": {"size": 10}},
+    )
     return fig

@@ -18,6 +18,7 @@ def make_layout(
     diff_viewport: dict | None = None,
     train: html.Div | None = None,
     version: int = 0,
+    people: html.Div | None = None,
 ) -> html.Div:
     return html.Div(
         className="page",
@@ -41,6 +42,7 @@ def make_layout(
                         value="diff",
                         children=[diff_view.layout(options, diff_pair[0], diff_pair[1], basemap, diff_viewport)],
                     ),
+                    *([dcc.Tab(label="People", value="people", children=[people])] if people is not None else []),
                     *([dcc.Tab(label="Train on your data", value="train", children=[train])] if train is not None else []),
                 ],
             ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 
@@ -13,7 +14,7 @@ from core.analysis.similarity import distance_classes
 from core.geo.tiles import hex_to_rgba, png_bytes, render_tile
 
 from .catalog import Catalog, get_catalog
-from .figures import CHANGE_COLOURS, DISTANCE_COLOURS, PALETTE
+from .figures import CHANGE_COLOURS, DISTANCE_COLOURS, HEAT_COLOURS, PALETTE
 
 MAX_ZOOM = 20
 _CACHE_SIZE = 4096
@@ -95,6 +96,36 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
     abort(400)
 
 
+def people_layer(args):
+    """The People heatmap: ``src`` (a People source), ``sel`` (a selection token, optional), ``day``, ``h0``, ``h1``.
+
+    Returns (mesh index, per-region colour class, colour table); HTTP 400 on any bad value, 404 for
+    an unknown source or a selection the server no longer holds.
+    """
+    from core.walkers.explore import DAYS, StayFilter
+
+    from . import people
+
+    key = args.get("src", "")
+    if key not in people.sources():
+        abort(404)
+    day = args.get("day", "all")
+    if day not in DAYS:
+        abort(400)
+    h0, h1 = _int(args.get("h0", 0)), _int(args.get("h1", 24))
+    if not 0 <= h0 < h1 <= 24:
+        abort(400)
+    token = args.get("sel") or None
+    if token is not None:
+        sel = people.selection(token)
+        if sel is None:
+            abort(404 if re.fullmatch(r"[0-9a-f]{16}", token) else 400)
+        if sel[0] != key:
+            abort(400)
+    values = people.heat(key, token, StayFilter(day, h0, h1))
+    return people.index(key), values, _table(HEAT_COLOURS, 225)
+
+
 def register_tiles(server) -> None:
     """Add the tile route to the Flask server (the catalog is the running app's)."""
     cache: OrderedDict = OrderedDict()
@@ -108,9 +139,13 @@ def register_tiles(server) -> None:
         with lock:
             png = cache.get(key)
         if png is None:
-            catalog = get_catalog()
-            values, colours = layer_values(catalog, request.args)
-            png = png_bytes(render_tile(catalog.index(request.args["ds"]), values, colours, z, x, y))
+            if request.args.get("mode") == "people":
+                index, values, colours = people_layer(request.args)
+            else:
+                catalog = get_catalog()
+                values, colours = layer_values(catalog, request.args)
+                index = catalog.index(request.args["ds"])
+            png = png_bytes(render_tile(index, values, colours, z, x, y))
             with lock:
                 cache[key] = png
                 while len(cache) > _CACHE_SIZE:

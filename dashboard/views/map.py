@@ -179,7 +179,7 @@ def parse_url_state(search: str | None, catalog: Catalog) -> dict | None:
     """
     q = {key: v[0] for key, v in parse_qs((search or "").lstrip("?")).items()}
     key = q.get("ds")
-    view = q.get("view") if q.get("view") in ("diff", "train") else None
+    view = q.get("view") if q.get("view") in ("diff", "train", "people") else None
     if key is not None and key not in catalog.refs:
         catalog.refresh_if_changed()  # a dataset trained since this server process last looked
     if key not in catalog.refs:

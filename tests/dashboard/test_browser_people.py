@@ -1,0 +1,133 @@
+"""The People view in real headless Chromium: lasso a group of people, see the heatmap and chart change, clear.
+
+Runs ``python app.py`` over the tiny demo (Osaka only, shared with other tests) whose People source is the demo's stays file
+with simple per-person features (no walkers run: training one is too slow for a test).
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def people_data(tiny_release, tmp_path_factory):
+    """A writable copy of the session's tiny demo (Osaka only): the app writes its caches there."""
+    import shutil
+
+    data = tmp_path_factory.mktemp("people") / "data"
+    shutil.copytree(tiny_release, data)
+    return data
+
+
+@pytest.fixture(scope="module")
+def server(people_data):
+    from dashboard.serve import running_app
+
+    with running_app(people_data, timeout=60) as url:
+        yield url
+
+
+@pytest.fixture
+def page(chromium):
+    pg = chromium.new_page(viewport={"width": 1400, "height": 1300})
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    pg.close()
+    assert errors == [], errors
+
+
+def _count(page, sel: str) -> int:
+    return int(page.locator(sel).inner_text().replace(",", ""))
+
+
+def _chart_total(page) -> float:
+    """Sum of every bar of the stacked stay-pattern chart, read from the plotted figure."""
+    return float(
+        page.evaluate(
+            "() => document.querySelector('#people-chart .js-plotly-plot').calcdata"
+            ".reduce((s, cd) => s + cd.reduce((a, p) => a + (p.s || 0), 0), 0)"
+        )
+    )
+
+
+def _map_pixels(page) -> np.ndarray:
+    from PIL import Image
+
+    box = page.locator("#people-map").bounding_box()
+    shot = page.screenshot(clip=box)
+    return np.asarray(Image.open(BytesIO(shot)).convert("RGB"), dtype=np.int16)
+
+
+def _tiles_loaded(page, marker: str) -> None:
+    page.wait_for_function(
+        "m => { const t = [...document.querySelectorAll('#people-map img.leaflet-tile')];"
+        " return t.length > 0 && t.every(i => i.src.includes(m) ? i.complete : true)"
+        " && t.some(i => i.src.includes(m) && i.complete) }",
+        arg=marker,
+        timeout=60_000,
+    )
+    page.wait_for_timeout(500)
+
+
+def test_lasso_a_group_changes_heatmap_chart_and_summary(page, server, people_data):
+    page.goto(server + "/?view=people")
+    page.get_by_text("People", exact=True).click()
+    page.wait_for_selector("#people-count", timeout=90_000)
+    page.wait_for_selector("#people-scatter .scatterlayer, #people-scatter canvas", timeout=60_000)
+    total = _count(page, "#people-count")
+    total_stays = _count(page, "#people-stays")
+    assert total == 3921 and total_stays > total
+    _tiles_loaded(page, "mode=people")
+    before_pixels = _map_pixels(page)
+    before_chart = _chart_total(page)
+
+    # Lasso the left part of the plot area (the scatter's default drag mode is lasso).
+    drag = page.locator("#people-scatter .nsewdrag").first.bounding_box()
+    x0, y0, w, h = drag["x"], drag["y"], drag["width"], drag["height"]
+    pts = [
+        (x0 + 0.02 * w, y0 + 0.02 * h),
+        (x0 + 0.45 * w, y0 + 0.02 * h),
+        (x0 + 0.45 * w, y0 + 0.98 * h),
+        (x0 + 0.02 * w, y0 + 0.98 * h),
+    ]
+    page.mouse.move(*pts[0])
+    page.mouse.down()
+    for a, b in zip(pts, pts[1:] + pts[:1]):
+        for t in np.linspace(0, 1, 8)[1:]:
+            page.mouse.move(a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
+    page.mouse.up()
+
+    page.wait_for_function(
+        f"() => document.querySelector('#people-count').innerText.replace(/,/g, '') != '{total}'", timeout=30_000
+    )
+    chosen = _count(page, "#people-count")
+    stays = _count(page, "#people-stays")
+    assert 0 < chosen < total and 0 < stays < total_stays
+    _tiles_loaded(page, "sel=")
+    after_pixels = _map_pixels(page)
+    changed = np.abs(after_pixels - before_pixels).max(axis=2) > 10
+    assert changed.mean() > 0.001, changed.mean()
+    after_chart = _chart_total(page)
+    assert after_chart < before_chart
+
+    # A filter narrows the same selection: weekend stays only.
+    page.locator("#people-day").get_by_text("weekend", exact=True).click()
+    page.wait_for_function(
+        f"() => document.querySelector('#people-stays').innerText.replace(/,/g, '') != '{stays}'", timeout=30_000
+    )
+    assert 0 < _count(page, "#people-stays") < stays
+    assert _count(page, "#people-count") == chosen
+    page.locator("#people-day").get_by_text("all", exact=True).click()
+
+    # Clear: back to everyone.
+    page.get_by_role("button", name="Clear selection").click()
+    page.wait_for_function(
+        f"() => document.querySelector('#people-count').innerText.replace(/,/g, '') == '{total}'", timeout=30_000
+    )
+    assert _count(page, "#people-stays") == total_stays
+    assert abs(_chart_total(page) - before_chart) < 1e-6 * before_chart

@@ -1,0 +1,113 @@
+"""The People view's callbacks and its heatmap tiles, without a browser (a stays file under a data folder)."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import numpy as np
+import pytest
+from dash._callback_context import context_value
+from dash._utils import AttributeDict
+
+from dashboard import ids
+
+from ..walkers.test_explore import mixed_frame
+
+SRC = "rel/stays/mixed"
+KEY = "stays:rel/mixed"
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    import app as app_module
+
+    data = tmp_path_factory.mktemp("people-view")
+    frame, truth = mixed_frame()
+    (data / "rel" / "stays").mkdir(parents=True)
+    (data / "rel" / "truth").mkdir()
+    frame.drop(columns=["place"]).to_parquet(data / "rel" / "stays" / "mixed.parquet", index=False)
+    truth.to_parquet(data / "rel" / "truth" / "people_mixed.parquet", index=False)
+    return app_module.create_app(data, basemap=None).server.test_client()
+
+
+def _triggered(prop_id: str, fn, *args):
+    from contextvars import copy_context
+
+    def run():
+        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": None}]))
+        return fn(*args)
+
+    return copy_context().run(run)
+
+
+def _zxy(lat: float = 35.17, lon: float = 136.92, z: int = 12) -> str:
+    """The XYZ tile holding a point (the synthetic people live around Nagoya's centre)."""
+    import math
+
+    n = 2**z
+    y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+    return f"{z}/{int((lon + 180) / 360 * n)}/{int(y)}"
+
+
+def _tile(client, url: str):
+    return client.get(url.replace("{z}/{x}/{y}", _zxy()))
+
+
+def test_source_is_found_and_opened(client):
+    from dashboard import people as store
+    from dashboard.views import people as view
+
+    assert KEY in store.sources()
+    options, colour, box, msg = view.open_source(KEY, None, "all", [0, 24])
+    assert [o["value"] for o in options] == ["commuter", "activity", "cluster"] and colour == "commuter"
+    assert "80 people" in msg and "simple per-person features" in msg
+    fig, variance = view.draw_scatter(KEY, "commuter", "pca", 0)
+    assert sum(len(t.x) for t in fig.data) == 80 and "Explained variance" in variance
+
+
+def test_a_box_selection_drives_tiles_chart_and_summary(client):
+    from dashboard import people as store
+    from dashboard.views import people as view
+
+    xy = store.projection(KEY, "pca").xy
+    box = {"range": {"x": [float(xy[:, 0].min()) - 1, float(np.median(xy[:, 0]))], "y": [-1e3, 1e3]}}
+    token = _triggered(f"{ids.PEOPLE_SCATTER}.selectedData", view.remember, box, 0, KEY, "pca")
+    assert token is not None and store.selection(token)[1].size == int((xy[:, 0] <= np.median(xy[:, 0])).sum())
+    url_all, chart_all, _ = view.show_selection(None, "all", [0, 24], KEY)
+    url_sel, chart_sel, summary = view.show_selection(token, "all", [0, 24], KEY)
+    assert "sel=" in url_sel and "sel=" not in url_all
+    total = lambda fig: sum(float(np.sum(t.y)) for t in fig.data)  # noqa: E731
+    assert 0 < total(chart_sel) < total(chart_all)
+    from PIL import Image
+
+    a = np.asarray(Image.open(BytesIO(_tile(client, url_all).data)))
+    b = np.asarray(Image.open(BytesIO(_tile(client, url_sel).data)))
+    assert a[..., 3].any() and (a != b).any()
+    # the clear button forgets the selection
+    assert _triggered(f"{ids.PEOPLE_CLEAR}.n_clicks", view.remember, box, 1, KEY, "pca") is None
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("mode=people&src=stays:rel/mixed", 200),
+        ("mode=people&src=nope", 404),
+        ("mode=people&src=stays:rel/mixed&day=friday", 400),
+        ("mode=people&src=stays:rel/mixed&h0=5&h1=5", 400),
+        ("mode=people&src=stays:rel/mixed&h0=x", 400),
+        ("mode=people&src=stays:rel/mixed&h1=25", 400),
+        ("mode=people&src=stays:rel/mixed&sel=../../x", 400),
+        ("mode=people&src=stays:rel/mixed&sel=0123456789abcdef", 404),
+    ],
+)
+def test_tile_queries_are_validated(client, query, status):
+    assert client.get(f"/tiles/{_zxy()}.png?{query}").status_code == status
+
+
+def test_clicking_a_person_shows_their_week(client):
+    from dashboard.views import people as view
+
+    fig, style = view.show_person({"points": [{"customdata": 3}]}, KEY)
+    assert style == {"display": "block"} and sum(len(t.x) for t in fig.data) == 12
+    assert view.show_person({"points": [{"customdata": 10**9}]}, KEY)[0] is view.no_update
+    assert view.show_person({"points": [{"customdata": "x"}]}, KEY)[0] is view.no_update

@@ -1,0 +1,180 @@
+"""The People explorer's logic (core.walkers.explore): projection, selections, heatmap counts, chart, summary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.walkers.explore import (
+    FEATURES,
+    StayFilter,
+    heat_classes,
+    in_polygon,
+    pattern,
+    people_from_trajectories,
+    person_stays,
+    project,
+    region_counts,
+    select,
+    separation,
+    stay_mask,
+    summary,
+)
+from core.walkers.trajectories import trajectories_from_frame
+
+from .conftest import commute_frame
+
+
+def mixed_frame(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """40 commuters (work 3 km east) and 40 people who stay near home all day, and their truth."""
+    a = commute_frame(40, days=6, seed=seed)
+    b = commute_frame(40, days=6, seed=seed + 1)
+    b["user_id"] += 40
+    home = b["place"] == "home"
+    b.loc[~home, "lon"] -= 3.0 / (111.32 * np.cos(np.radians(35.17)))  # 'work' at home
+    b.loc[~home, "arrival_time"] = "11:00"  # and at another time of day
+    frame = pd.concat([a, b], ignore_index=True)
+    truth = pd.DataFrame({"user_id": np.arange(80), "commuter": np.arange(80) < 40})
+    return frame, truth
+
+
+@pytest.fixture(scope="module")
+def people():
+    frame, truth = mixed_frame()
+    traj = trajectories_from_frame(frame, "mixed")
+    attrs = pd.DataFrame(
+        {"activity": np.bincount(traj.uid), "commuter": truth.set_index("user_id").loc[traj.users, "commuter"].to_numpy()}
+    )
+    return people_from_trajectories(traj, attrs=attrs, name="mixed"), frame
+
+
+def test_people_hold_features_and_every_stay(people):
+    p, frame = people
+    assert p.encoder == FEATURES and p.n == 80 and p.embeddings.shape == (80, 12)
+    assert len(p.person) == len(frame) and (np.diff(p.person) >= 0).all()
+    assert p.weekday_known and set(np.unique(p.hour)) == {8, 11, 18}
+
+
+def test_projection_standardises_and_reports_variance_per_component(people):
+    p, _ = people
+    proj = project(p.embeddings)
+    assert proj.xy.shape == (80, 2) and proj.method == "pca"
+    assert np.isclose(proj.explained.sum(), 1.0) and (np.diff(proj.explained) <= 1e-12).all()
+    # standardised: scaling one feature by 1000 changes nothing
+    scaled = p.embeddings.copy()
+    scaled[:, 0] *= 1000
+    assert np.allclose(project(scaled).xy, proj.xy, atol=1e-3)
+    assert np.allclose(project(p.embeddings).xy, proj.xy)  # deterministic, signs included
+
+
+def test_commuters_separate_in_the_projection(people):
+    p, _ = people
+    xy = project(p.embeddings).xy
+    y = p.attrs["commuter"].to_numpy()
+    assert separation(xy, y) > 0.9
+    rng = np.random.default_rng(0)
+    assert separation(rng.normal(size=(80, 2)), y) < 0.75  # noise does not
+    assert np.isnan(separation(xy, np.zeros(80, bool)))
+
+
+def test_box_and_lasso_select_the_points_inside():
+    xy = np.array([[0, 0], [1, 1], [2, 2], [5, 5], [0.5, 1.8]], np.float32)
+    box = {"range": {"x": [0.5, 2.5], "y": [0.5, 2.5]}, "points": []}
+    assert select(xy, box).tolist() == [1, 2, 4]
+    tri = {"lassoPoints": {"x": [-1, 3, -1], "y": [-1, 3, 3]}}  # above the diagonal y = x
+    assert select(xy, tri).tolist() == [4]
+    assert in_polygon(xy, np.array([-1, 3, 3, -1.0]), np.array([-1, -1, 3, 3.0])).tolist() == [True, True, True, False, True]
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        None,
+        "x",
+        {},
+        {"range": {"x": ["a", "b"], "y": [0, 1]}},
+        {"range": {"x": [0, float("nan")], "y": [0, 1]}},
+        {"range": {"x": [0, 1, 2], "y": [0, 1]}},
+        {"lassoPoints": {"x": [0, 1], "y": [0, 1]}},
+        {"lassoPoints": {"x": [0, 1, 2], "y": [0, 1]}},
+        {"lassoPoints": {"x": [[0, 1], [2, 3]], "y": [0, 1]}},
+        {"lassoPoints": {"x": list(range(10**6)), "y": list(range(10**6))}},
+    ],
+)
+def test_forged_selections_select_nothing(forged):
+    assert select(np.zeros((3, 2), np.float32), forged) is None
+
+
+def test_a_long_lasso_is_thinned_not_refused():
+    t = np.linspace(0, 2 * np.pi, 20_000)
+    lasso = {"lassoPoints": {"x": np.cos(t).tolist(), "y": np.sin(t).tolist()}}
+    assert select(np.array([[0, 0], [2, 0]], np.float32), lasso).tolist() == [0]
+
+
+def test_filters_are_clamped():
+    assert StayFilter.clamp("weekend", [20, 6]) == StayFilter("weekend", 6, 20)
+    assert StayFilter.clamp("friday", [-5, 99]) == StayFilter("all", 0, 24)
+    assert StayFilter.clamp(None, "x") == StayFilter("all", 0, 24)
+    assert StayFilter.clamp("weekday", [float("nan"), 3]) == StayFilter("weekday", 0, 24)
+
+
+def test_heatmap_counts_match_a_pandas_group_by(people):
+    p, frame = people
+    rows = np.array([0, 3, 41, 79])
+    flt = StayFilter("weekday", 6, 12)
+    counts = region_counts(p, stay_mask(p, rows, flt))
+    chosen = frame[frame["user_id"].isin(p.uids[rows])]
+    hour = chosen["arrival_time"].str.slice(0, 2).astype(int)
+    weekday = pd.to_datetime(chosen["date"]).dt.day_of_week < 5
+    kept = chosen[weekday & (hour >= 6) & (hour < 12)]
+    from core.geo.meshcode import latlon_to_code
+
+    expected = pd.Series(latlon_to_code(kept["lat"].to_numpy(), kept["lon"].to_numpy(), 50)).value_counts()
+    got = pd.Series(counts, index=p.codes)
+    got = got[got > 0]
+    assert got.sort_index().to_dict() == expected.sort_index().to_dict()
+    cls = heat_classes(counts)
+    assert (cls[counts == 0] == -1).all() and cls[counts.argmax()] == 7 and cls.max() <= 7
+
+
+def test_pattern_chart_and_summary_of_a_selection(people):
+    p, frame = people
+    everyone = stay_mask(p, None)
+    commuters = np.arange(40)
+    mask = stay_mask(p, commuters)
+    chart = pattern(p, mask)
+    assert chart.shape == (2, 12, 7)
+    # commuters arrive at 08 and 18, never at 11: the 10-12 h bin of weekdays has no arrivals of theirs,
+    # while everyone's chart has 11:00 arrivals (its long stays cover that bin too, so compare counts of arrivals)
+    from core.walkers.explore import token_histogram
+
+    hist = token_histogram(p, mask).reshape(2, 12, 7)
+    assert hist[:, 5].sum() == 0 and token_histogram(p, everyone).reshape(2, 12, 7)[:, 5].sum() > 0
+    info = summary(p, commuters, mask)
+    assert info["people"] == 40 and info["stays"] == int(mask.sum()) == 40 * 12
+    assert info["commuter_share"] == 1.0
+    assert summary(p, None, everyone)["commuter_share"] == 0.5
+    assert info["top_places"][0]["stays"] >= info["top_places"][-1]["stays"] > 0
+
+
+def test_a_persons_week(people):
+    p, _ = people
+    st = person_stays(p, 5)
+    assert len(st) == 12 and st["day"].min() == 0 and st["day"].max() == 5
+    assert set(st["minute"] // 60) == {8, 18}
+
+
+def test_a_humob_file_opens_with_its_truth(tmp_path):
+    from core.simulation.humob import generate_humob
+    from core.walkers.explore import load_people
+
+    records, truth = generate_humob(n_people=60, days=4, seed=1, masked_share=0.2, masked_days=1)
+    records.to_csv(tmp_path / "h.csv", index=False)
+    truth.to_csv(tmp_path / "h_people.csv", index=False)
+    p = load_people(tmp_path / "h.csv")
+    assert not p.weekday_known and not p.weekend.any() and set(p.sizes) == {250}
+    assert (records["x"] == 999).any() and p.embeddings.shape == (p.n, 12) and np.isfinite(p.embeddings).all()
+    com = truth.set_index("uid").loc[p.uids, "commuter"].to_numpy()
+    assert (p.attrs["commuter"].to_numpy() == com).all()
+    assert stay_mask(p, None, StayFilter("weekend")).sum() == 0
