@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.COUNTRY.add_to(st, "--country")
     st.add_argument(
         "--privacy",
-        type=knobs.MIN_USERS.check,
+        type=knobs.MIN_USERS._parse,
         default=None,
         metavar="N",
         help="apply the mesh privacy rule (more than N people) and write the training table",
