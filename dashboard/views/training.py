@@ -498,7 +498,11 @@ def mapping_path(data_dir: Path, mapping: dict | None) -> Path | None:
         return None
     if not isinstance(mapping, dict):
         raise InputError("mapping", "not an uploaded mapping")
-    path = upload_folder(data_dir, mapping.get("token")) / safe_file_name(mapping.get("file"))
+    folder = upload_folder(data_dir, mapping.get("token"))
+    path = folder / safe_file_name(mapping.get("file"))
+    if not path.is_file():  # a .gz upload is stored decompressed: the folder's one file
+        stored = sorted(p for p in folder.iterdir() if p.is_file())
+        path = stored[0] if len(stored) == 1 else path
     if not path.is_file():
         raise InputError("mapping", "the uploaded mapping is gone; upload it again")
     return path
