@@ -16,6 +16,7 @@ from core.workflow.userdata import DEFAULT_UPLOAD_CAP
 from dashboard.catalog import AppContext, Catalog, install
 from dashboard.components import viewport
 from dashboard.layout import make_layout
+from dashboard.server import THREADS, check_binding, serve
 from dashboard.tiles import register_tiles
 from dashboard.views import training as training_view
 
@@ -123,14 +124,20 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_UPLOAD_CAP / 2**20,
         help="largest browser upload in MB (default 50); bigger files go into DATA/inbox/ and are picked from a list",
     )
+    ap.add_argument(
+        "--token",
+        default=os.environ.get("AREA_TOKEN") or None,
+        help="access token (default: $AREA_TOKEN); required to serve a non-loopback --host; open the address with ?token=... once",
+    )
+    ap.add_argument("--threads", type=int, default=THREADS, help=f"requests served at once (default {THREADS})")
     args = ap.parse_args(argv)
+    check_binding(args.host, args.token)  # before the demo build: refuse early
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     if not args.no_demo:
         ensure_demo(data)
-    create_app(data, None if args.basemap.lower() == "none" else args.basemap, args.upload_cap_mb).run(
-        host=args.host, port=args.port, debug=False
-    )
+    app = create_app(data, None if args.basemap.lower() == "none" else args.basemap, args.upload_cap_mb)
+    serve(app, args.host, args.port, args.token, max(1, args.threads))
 
 
 if __name__ == "__main__":
