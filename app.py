@@ -73,6 +73,7 @@ def create_app(
     # A job killed with the previous server leaves a stale lock and partial files: close and clean them now.
     if JobRegistry(data_dir / USER_RELEASE).current() is None:
         cleanup_incomplete(data_dir / USER_RELEASE)
+    JobRegistry(data_dir / USER_RELEASE).prune()
     cleanup_uploads(data_dir)
     catalog = Catalog(data_dir)
     cap = int(upload_cap_mb * 2**20)

@@ -171,6 +171,7 @@ def save_upload(
             expected=f"a smaller file, or copy it into {Path(data_dir) / INBOX} on the server and pick it from the inbox list",
         )
     root = ensure_writable_dir(Path(data_dir) / USER_RELEASE / UPLOADS)
+    cleanup_uploads(data_dir, max_total_bytes=max(UPLOADS_MAX_BYTES - total, 0))  # room for this one: quota on all uploads
     tmp = Path(tempfile.mkdtemp(prefix=".part-", dir=root))
     try:
         for name, (_, contents) in zip(names, files):
@@ -229,18 +230,27 @@ def resolve_inbox(data_dir: str | Path, name: object) -> Path:
     return path
 
 
-def cleanup_uploads(data_dir: str | Path, older_than_s: float = 24 * 3600) -> int:
-    """Remove uploads older than ``older_than_s`` (and unfinished ones); return how many."""
+UPLOADS_MAX_AGE_S = 24 * 3600
+UPLOADS_MAX_BYTES = 2 * 2**30  # all kept uploads together; the oldest go first
+
+
+def cleanup_uploads(
+    data_dir: str | Path, older_than_s: float = UPLOADS_MAX_AGE_S, max_total_bytes: int = UPLOADS_MAX_BYTES
+) -> int:
+    """Remove unfinished uploads, uploads older than ``older_than_s``, then the oldest beyond ``max_total_bytes``; return how many."""
+    from core.workflow.jobs import prune_folders
+
     root = Path(data_dir) / USER_RELEASE / UPLOADS
     if not root.is_dir():
         return 0
     n = 0
     now = time.time()
-    for p in root.iterdir():
-        if now - p.stat().st_mtime > older_than_s or p.name.startswith(".part-"):
+    for p in list(root.iterdir()):
+        if p.name.startswith(".part-") and now - p.stat().st_mtime > 3600:  # another request may be writing a fresh one
             shutil.rmtree(p, ignore_errors=True)
             n += 1
-    return n
+    kept = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".part-")]
+    return n + prune_folders(kept, older_than_s, max_total_bytes)
 
 
 def anchor_sets(data_dir: str | Path) -> dict[str, Path]:
