@@ -14,7 +14,9 @@ from dashboard.server import COOKIE, HEADER, TokenRequired, check_binding, insta
 TOKEN = "s3cret-token-of-24-chars"
 
 
-@pytest.mark.parametrize(("host", "loop"), [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("10.1.2.3", False)])
+@pytest.mark.parametrize(
+    ("host", "loop"), [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("10.1.2.3", False)]
+)
 def test_loopback(host, loop):
     assert is_loopback(host) is loop
 
@@ -61,3 +63,26 @@ def test_token_gate():
     assert c.get("/tiles/x.png").data == b"tile"  # the cookie now comes with every request
     other = app.test_client()
     assert other.get("/", headers={HEADER: TOKEN}).data == b"page"
+
+
+def test_catalog_computes_a_missing_value_once_for_concurrent_requests(tmp_path):
+    import threading
+    import time
+
+    from dashboard.catalog import Catalog
+
+    cat = Catalog(tmp_path)
+    calls = []
+
+    def make():
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cat._memo(("x",), make))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [42] * 8 and len(calls) == 1
