@@ -60,8 +60,11 @@ def missing_people(user: np.ndarray | pd.Series) -> np.ndarray:
 
 def person_codes(user: np.ndarray | pd.Series) -> np.ndarray:
     """Integer person codes (0..n-1) of each stay; -1 where the stay has no person (:func:`missing_people`)."""
-    codes = pd.factorize(pd.Series(np.asarray(user)) if not isinstance(user, pd.Series) else user)[0].astype(np.int64)
-    codes[missing_people(user)] = -1
+    codes, uniques = pd.factorize(pd.Series(np.asarray(user)) if not isinstance(user, pd.Series) else user)
+    codes = codes.astype(np.int64)
+    blank = np.flatnonzero(missing_people(np.asarray(uniques, dtype=object)))  # checked once per distinct id
+    if blank.size:
+        codes[np.isin(codes, blank)] = -1
     return codes
 
 
