@@ -284,6 +284,18 @@ def run_worker(
             registry.finish(job)
 
 
+def busy_status(registry: Any) -> dict | None:
+    """The final status of a request refused because a job runs (``state`` ``busy``), or ``None`` when none runs."""
+    running = registry.current()
+    if running is None:
+        return None
+    name = (running.get("info") or {}).get("name", running["job"])
+    return {
+        "state": "busy",
+        "message": f"Busy: another training job is running ({name}). One job runs at a time: wait for it or cancel it.",
+    }
+
+
 def supervise(registry: Any, request: TrainRequest) -> dict:
     """Run ``request`` in a worker process under the registry's one-job lock; return its final status.
 
@@ -293,13 +305,9 @@ def supervise(registry: Any, request: TrainRequest) -> dict:
     from core.workflow.jobs import JobBusy
     from core.workflow.userdata import USER_RELEASE, dataset_exists
 
-    running = registry.current()
-    if running is not None:
-        name = (running.get("info") or {}).get("name", running["job"])
-        return {
-            "state": "busy",
-            "message": f"Busy: another training job is running ({name}). One job runs at a time: wait for it or cancel it.",
-        }
+    busy = busy_status(registry)
+    if busy is not None:
+        return busy
     try:
         request = request.validated()
         if dataset_exists(request.data_dir, request.dataset):

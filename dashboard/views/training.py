@@ -22,7 +22,7 @@ from core import knobs
 from core.errors import InputError
 from core.geo.meshcode import code_bounds
 from core.workflow.isolate import run_limited
-from core.workflow.request import TrainRequest, supervise
+from core.workflow.request import TrainRequest, busy_status, supervise
 from core.workflow.userdata import (
     USER_RELEASE,
     anchor_sets,
@@ -694,6 +694,9 @@ def poll(_n, tab, version):
 def train(_n, source, mapping, mode, anchors, name, period, dim, tol, schedule, epochs, min_users, tz, distance, minutes):
     """Runs in the background job process: build the request, run the worker under the one-job lock."""
     app = app_context()
+    busy = busy_status(app.registry)  # a running job first: "Busy" says more than a missing file on this page
+    if busy is not None:
+        return busy
     try:
         request = build_request(
             app.data_dir,
