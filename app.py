@@ -16,6 +16,7 @@ from core.workflow.userdata import DEFAULT_UPLOAD_CAP
 from dashboard.catalog import AppContext, Catalog, install
 from dashboard.components import viewport
 from dashboard.layout import make_layout
+from dashboard.server import THREADS, check_binding, serve
 from dashboard.tiles import register_tiles
 from dashboard.views import people as people_view
 from dashboard.views import training as training_view
@@ -77,6 +78,7 @@ def create_app(
     # A job killed with the previous server leaves a stale lock and partial files: close and clean them now.
     if JobRegistry(data_dir / USER_RELEASE).current() is None:
         cleanup_incomplete(data_dir / USER_RELEASE)
+    JobRegistry(data_dir / USER_RELEASE).prune()
     cleanup_uploads(data_dir)
     catalog = Catalog(data_dir)
     cap = int(upload_cap_mb * 2**20)
@@ -138,14 +140,20 @@ def main(argv: list[str] | None = None) -> None:
         metavar="FILE",
         help="a HuMob / LYMob (uid,d,t,x,y) or stay file for the People view (repeatable; also found: DATA/inbox, DATA/walkers/*)",
     )
+    ap.add_argument(
+        "--token",
+        default=os.environ.get("AREA_TOKEN") or None,
+        help="access token (default: $AREA_TOKEN); required to serve a non-loopback --host; open the address with ?token=... once",
+    )
+    ap.add_argument("--threads", type=int, default=THREADS, help=f"requests served at once (default {THREADS})")
     args = ap.parse_args(argv)
+    check_binding(args.host, args.token)  # before the demo build: refuse early
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     if not args.no_demo:
         ensure_demo(data)
-    create_app(data, None if args.basemap.lower() == "none" else args.basemap, args.upload_cap_mb, tuple(args.people)).run(
-        host=args.host, port=args.port, debug=False
-    )
+    app = create_app(data, None if args.basemap.lower() == "none" else args.basemap, args.upload_cap_mb, tuple(args.people))
+    serve(app, args.host, args.port, args.token, max(1, args.threads))
 
 
 if __name__ == "__main__":

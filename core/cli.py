@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -48,11 +49,11 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from core.area2vec.anchors import read_anchor_set
-    from core.area2vec.embeddings import train_embeddings
-    from core.atomic import ensure_writable_dir
+    from core.area2vec.embeddings import RUN_FILES, train_embeddings
+    from core.atomic import check_output_dir
     from core.mobility.stays import is_count_table, read_count_table, read_stays
 
-    ensure_writable_dir(Path(args.out))  # fail before the work, not after
+    check_output_dir(Path(args.out), args.overwrite, keep=RUN_FILES)  # fail before the work (creating nothing), not after
     anchors = None if args.free or args.anchors is None else read_anchor_set(args.anchors)
     if anchors is None and not args.free:
         print("note: no --anchors given: training freely (embeddings are not comparable across datasets)", file=sys.stderr)
@@ -68,7 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.close()
     emb.metrics["n_skipped_no_mesh"] = n_skipped
     emb.metrics["stays_file"] = str(args.stays)
-    emb.save(args.out)
+    emb.save(args.out, overwrite=args.overwrite)
     m = emb.metrics
     print(
         f"{m['n_meshes']} meshes, {m['n_stays']} stays -> {args.out} "
@@ -172,14 +173,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.constants import MESH_CODE
     from core.geo.meshcode import infer_sizes
     from core.release.clusters import dataset_labels
-    from core.release.layout import write_dataset, write_util_files
+    from core.release.layout import check_new_dataset, write_dataset, write_util_files
 
+    check_new_dataset(args.release, args.name, args.overwrite)  # before the work
     emb = _load_embeddings(args.embeddings)
     if emb.key_column != MESH_CODE:
         raise CoreError(f"{args.embeddings} is keyed by {emb.key_column}; a release needs JIS mesh codes ('code')")
     sizes = emb.mesh_sizes if emb.mesh_sizes is not None else infer_sizes(emb.keys)
     labels = dataset_labels(emb.vectors, emb.decoder)  # a space of its own (one rule for every writer)
-    ref = write_dataset(args.release, args.name, emb.keys, sizes, emb.vectors, emb.decoder, labels)
+    ref = write_dataset(args.release, args.name, emb.keys, sizes, emb.vectors, emb.decoder, labels, overwrite=args.overwrite)
     write_util_files(args.release)
     print(f"{len(emb.keys)} meshes -> {ref.geojson} and {ref.model}")
     return 0
@@ -305,7 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
         "stays",
         help="stay table (stay_time, day_of_week, arrival_time, is_holiday and mesh_id or code), or a count table from 'counts'",
     )
-    t.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    t.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (new or empty; a previous run only with --overwrite)"
+    )
+    t.add_argument("--overwrite", action="store_true", help="replace the run already in --out (written as a whole, then swapped)")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--anchors", metavar="ANCHOR_DIR", help="anchor folder with anchor_df.csv and anchor_embeddings.pth")
     g.add_argument("--free", action="store_true", help="train without anchors")
@@ -397,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("embeddings", help="a folder written by 'train'")
     x.add_argument("--release", required=True, metavar="DIR")
     x.add_argument("--name", required=True)
+    x.add_argument("--overwrite", action="store_true", help="replace a dataset of that name already in the release")
     x.set_defaults(func=cmd_export)
 
     st = sub.add_parser(
@@ -433,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.COUNTRY.add_to(st, "--country")
     st.add_argument(
         "--privacy",
-        type=knobs.MIN_USERS.check,
+        type=knobs.MIN_USERS._parse,
         default=None,
         metavar="N",
         help="apply the mesh privacy rule (more than N people) and write the training table",
@@ -480,6 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings from the library as one line on stderr (``warning: ...``), like errors."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; bad input of any kind ends in one line on stderr and exit status 2."""
     try:
@@ -487,7 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
         return int(exc.code or 0)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return int(args.func(args) or 0)
     except CoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

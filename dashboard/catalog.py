@@ -46,6 +46,7 @@ class Catalog:
         self.data_dir = Path(data_dir)
         self.cache_dir = self.data_dir / ".cache"
         self._lock = threading.RLock()
+        self._flights: dict = {}  # key -> lock held while one thread computes it
         self.refresh()
 
     def refresh(self) -> None:
@@ -164,12 +165,23 @@ class Catalog:
             return self._data[key]
 
     def _memo(self, key, make):
+        """The cached value of ``key``, computed once: concurrent requests for a missing key wait for the
+        one computing it (20 clients opening the same diff cost one computation, not 20)."""
         with self._lock:
             if key in self._derived:
                 return self._derived[key]
-        value = make()
-        with self._lock:
-            return self._derived.put(key, value)
+            flight = self._flights.setdefault(key, threading.Lock())
+        with flight:
+            with self._lock:
+                if key in self._derived:
+                    return self._derived[key]
+            try:
+                value = make()
+                with self._lock:
+                    return self._derived.put(key, value)
+            finally:
+                with self._lock:
+                    self._flights.pop(key, None)
 
     def index(self, key: str) -> MeshIndex:
         ds = self.get(key)

@@ -14,7 +14,7 @@ import pandas as pd
 from core.area2vec.metrics import approximation_loss
 from core.area2vec.model import load_state_dict, save_state_dict
 from core.area2vec.trainer import Area2VecTrainer, Progress, TrainConfig
-from core.atomic import atomic_path, ensure_writable_dir, write_text_atomic
+from core.atomic import atomic_dir, check_output_dir, readable, write_text_atomic
 from core.constants import MESH_CODE, MESH_ID, MESH_SIZE
 from core.errors import InputError
 from core.mobility.stays import AreaCounts
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 EMBEDDINGS_CSV = "embeddings.csv"
 MODEL_PTH = "model.pth"
 METRICS_JSON = "metrics.json"
+RUN_FILES = (EMBEDDINGS_CSV, MODEL_PTH, METRICS_JSON)
 
 
 @dataclass
@@ -59,17 +60,25 @@ class AreaEmbeddings:
             df.insert(1, MESH_SIZE, self.mesh_sizes)
         return df
 
-    def save(self, out_dir: str | Path) -> Path:
-        """Write ``embeddings.csv``, ``model.pth`` (OpenUAS layout) and ``metrics.json``, each atomically."""
-        out = ensure_writable_dir(Path(out_dir))
+    def save(self, out_dir: str | Path, overwrite: bool = True) -> Path:
+        """Write ``embeddings.csv``, ``model.pth`` (OpenUAS layout) and ``metrics.json`` as a whole.
+
+        The run is written into a temporary folder beside ``out_dir`` that then replaces it
+        (:func:`~core.atomic.atomic_dir`): a save failing part-way leaves the previous run as it was.
+
+        Raises:
+            CoreError: when ``out_dir`` holds files that are not a run's, or a run and not ``overwrite``.
+        """
+        out = check_output_dir(Path(out_dir), overwrite, keep=RUN_FILES)
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        with atomic_path(out / EMBEDDINGS_CSV) as tmp:
+        with atomic_dir(out) as tmp:
             table = pa.Table.from_pandas(self.frame(), preserve_index=False)
-            pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="none"))
-        save_state_dict(out / MODEL_PTH, self.vectors, self.decoder)
-        write_text_atomic(out / METRICS_JSON, json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
+            pacsv.write_csv(table, tmp / EMBEDDINGS_CSV, pacsv.WriteOptions(quoting_style="none"))
+            save_state_dict(tmp / MODEL_PTH, self.vectors, self.decoder)
+            write_text_atomic(tmp / METRICS_JSON, json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
+            readable(tmp / EMBEDDINGS_CSV)
         return out
 
     @classmethod

@@ -8,8 +8,8 @@ import sys
 from dataclasses import fields
 from typing import Any
 
+from core import knobs
 from core.distributed.options import ENGINES, SHUFFLES, EngineOptions
-from core.mobility.privacy import MIN_USERS
 
 _DEFAULTS = {f.name: f.default for f in fields(EngineOptions)}
 
@@ -141,13 +141,7 @@ def add_parser(sub: Any) -> None:
     )
     c.add_argument("inputs", nargs="+", help="stay tables (or GPS files), folders or glob patterns")
     c.add_argument("--out", required=True, metavar="COUNTS", help="output .parquet")
-    c.add_argument(
-        "--min-users",
-        type=int,
-        default=MIN_USERS,
-        metavar="N",
-        help=f"a mesh is kept with more than N distinct people (default {MIN_USERS})",
-    )
+    knobs.MIN_USERS.add_to(c, "--min-users", metavar="N")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     add_engine_options(c)
     c.set_defaults(func=cmd_counts)

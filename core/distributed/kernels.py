@@ -19,7 +19,16 @@ import pyarrow as pa
 from core.constants import COUNT, MESH_CODE, MESH_SIZE, N_TOKENS, TOKEN
 from core.errors import InputError
 from core.mobility.gps import GpsOptions, clean_fixes, detect_stays, fixes_from_table, gps_files, stay_table
-from core.mobility.privacy import KeptMeshes, assign_kept, kept_meshes, privacy_inputs, stay_cells, training_rows
+from core.mobility.privacy import (
+    KeptMeshes,
+    assign_kept,
+    kept_meshes,
+    missing_people,
+    person_codes,
+    privacy_inputs,
+    stay_cells,
+    training_rows,
+)
 from core.mobility.stays import factorize_keys, stays_from_frame
 
 # Columns of a partition of fixes: person, UTC seconds, degrees, logger-off marker, and the fix's
@@ -222,7 +231,7 @@ def pair_frame(stays: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def kept_from_pairs(pairs: pd.DataFrame, min_users: int) -> pd.DataFrame:
     """The kept meshes of one partition of pairs holding whole 250 m meshes (hashed by 250 m code)."""
-    users = pd.factorize(pairs[USER])[0]
+    users = person_codes(pairs[USER])
     kept = kept_meshes(pairs[C50].to_numpy(np.int64), pairs[C250].to_numpy(np.int64), users, min_users)
     codes = np.r_[kept.codes50, kept.codes250]
     sizes = np.r_[np.full(len(kept.codes50), 50, np.int64), np.full(len(kept.codes250), 250, np.int64)]
@@ -244,9 +253,11 @@ def kept_from_frame(frame: pd.DataFrame) -> KeptMeshes:
 
 def training_partition(stays: pd.DataFrame, kept: KeptMeshes, source: str) -> pd.DataFrame:
     """A partition of stays as training rows under the rule (SPEC §1 columns, ``code``, ``mesh_size``)."""
-    _user_col, lat, lon = privacy_inputs(stays, source)
+    user_col, lat, lon = privacy_inputs(stays, source)
     c50, c250 = stay_cells(lat, lon)
     code, size = assign_kept(c50, c250, kept)
+    nobody = missing_people(stays[user_col])  # never counted, never assigned
+    code[nobody], size[nobody] = -1, 0
     return training_rows(stays, code, size)
 
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast
 
 import pandas as pd
 
+from core import knobs
 from core.distributed import kernels as K
 from core.distributed.options import EngineOptions
 from core.errors import CoreError, InputError
@@ -168,8 +169,7 @@ def kept_meshes_dask(
     client: Any, run: Run, min_users: int = MIN_USERS, progress: ProgressFn | None = None, shuffle: str = "p2p"
 ) -> KeptMeshes:
     """The privacy rule on the cluster: distinct (mesh, person) rows hashed by 250 m mesh, decided per partition."""
-    if min_users < 0:
-        raise InputError("min_users", f"{min_users}", expected="a number of people >= 0")
+    min_users = knobs.MIN_USERS.check(min_users)  # the one rule: an integer >= 1, as the CLI, the UI and the demo
     pairs = run.stays.map_partitions(
         K.pair_frame, run.source, meta=K.pair_frame(run.stays._meta, run.source), enforce_metadata=False
     )

@@ -131,7 +131,8 @@ def invalid_codes(codes: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         km = c // 10 ** (digits - 8)
         rest = c % 10 ** (digits - 8)
         q, v, r, w = (km // 1000) % 10, (km // 100) % 10, (km // 10) % 10, km % 10
-        ok = (q <= 7) & (v <= 7) & (km // 10_000 >= 1000)
+        # First level: latitude p / 1.5 and longitude 100 + u; u >= 80 would be east of 180 deg (not on Earth).
+        ok = (q <= 7) & (v <= 7) & (km // 10_000 >= 1000) & ((km // 10_000) % 100 < 80)
         del r, w  # 0..9 always valid
         if size == 500:
             ok &= (rest >= 1) & (rest <= 4)
@@ -141,6 +142,24 @@ def invalid_codes(codes: np.ndarray, sizes: np.ndarray) -> np.ndarray:
             ok &= ((rest // 10) % 10 <= 1) & (rest % 10 <= 1)
         bad[sel] = ~ok
     return bad
+
+
+# Japan's first-level meshes (lat 20..46 deg, lon 122..154 deg): codes outside are legal but suspicious.
+JAPAN_FIRST_LEVEL = (30, 69, 22, 54)  # p from, p to (exclusive), u from, u to (exclusive)
+
+
+class OutsideJapanWarning(UserWarning):
+    """Mesh codes that decode to a place on Earth but outside Japan's mesh range."""
+
+
+def outside_japan(codes: np.ndarray, sizes: np.ndarray | int | None = None) -> np.ndarray:
+    """Mask of well-formed codes whose first-level mesh lies outside Japan's range (:data:`JAPAN_FIRST_LEVEL`)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    sizes = infer_sizes(codes) if sizes is None else np.broadcast_to(np.asarray(sizes, np.int64), codes.shape)
+    km = codes // 10 ** (_DIGITS_LUT[sizes] - 8)
+    p, u = km // 1_000_000, (km // 10_000) % 100
+    p0, p1, u0, u1 = JAPAN_FIRST_LEVEL
+    return (p < p0) | (p >= p1) | (u < u0) | (u >= u1)
 
 
 def code_to_cells(codes: np.ndarray, sizes: np.ndarray | int | None = None) -> MeshCells:
@@ -241,6 +260,18 @@ def parse_code_column(
             values=[arr[r].item() if hasattr(arr[r], "item") else arr[r] for r in rows[:5]],
             n_bad=len(rows),
             expected="a JIS mesh code of 10 digits (250 m) or 12 digits (50 m), "
-            "or 8 (1 km) / 9 (500 m), with valid digits for each level",
+            "or 8 (1 km) / 9 (500 m), with valid digits for each level and a place on Earth (digits 3-4 below 80)",
+        )
+    far = outside_japan(codes, inferred)
+    if far.any():
+        import warnings
+
+        rows = np.flatnonzero(far)
+        warnings.warn(
+            f"{source} column '{column}': {len(rows):,} mesh code{'s' if len(rows) > 1 else ''} outside Japan's mesh range "
+            f"(row{'s' if len(rows) > 1 else ''} {', '.join(str(r + 1) for r in rows[:5])}: {', '.join(str(int(codes[r])) for r in rows[:5])}); "
+            "JIS mesh codes are defined for Japan (lat 20-46, lon 122-154)",
+            OutsideJapanWarning,
+            stacklevel=2,
         )
     return codes, inferred

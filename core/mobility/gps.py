@@ -202,6 +202,9 @@ def _degrees(col: pa.ChunkedArray, source: str, column: str, limit: float) -> np
     return values
 
 
+_EPOCH_RE = r"^[+-]?[0-9]{1,15}(\.[0-9]*)?$"
+
+
 def _times(table: pa.Table, time_col: str, date_col: str | None, source: str, tz: str) -> tuple[np.ndarray, str]:
     """UTC seconds of every row, and how the column was read (for the report)."""
     col = table[time_col]
@@ -222,6 +225,12 @@ def _times(table: pa.Table, time_col: str, date_col: str | None, source: str, tz
         local = pd.DatetimeIndex(ns.to_numpy(zero_copy_only=False))
         return _localise(local, tz), f"local timestamps ({tz})"
     text = pc.utf8_trim_whitespace(col.cast(pa.string()))
+    if date_col is None and len(text) and pc.all(pc.match_substring_regex(text, _EPOCH_RE)).as_py():
+        # A CSV is read as text: a column of bare numbers is epoch seconds (or milliseconds), as documented.
+        sec = text.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        if np.nanmax(np.abs(sec)) > 1e11:
+            return sec / 1000.0, "epoch milliseconds"
+        return sec, "epoch seconds"
     if date_col is not None:
         date = pc.utf8_trim_whitespace(table[date_col].cast(pa.string()))
         if date.null_count:

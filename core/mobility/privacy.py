@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from core import knobs
+from core.errors import InputError
 from core.geo.meshcode import cells_to_code, code_to_cells, latlon_to_cells
 
 MIN_USERS = knobs.MIN_USERS.default  # a mesh is kept with MORE than this many distinct users
@@ -37,6 +39,33 @@ class MeshAssignment:
     @property
     def kept(self) -> np.ndarray:
         return self.code >= 0
+
+
+def missing_people(user: np.ndarray | pd.Series) -> np.ndarray:
+    """Where a stay has no person: a missing value (None, NaN), a blank string, or a negative integer code.
+
+    Negative integers are :func:`pandas.factorize`'s code for a missing value (see :func:`person_codes`).
+    Such stays are never counted as a person: the privacy rule would otherwise count every
+    anonymous stay of a mesh as one more person.
+    """
+    values = pd.Series(np.asarray(user)) if not isinstance(user, pd.Series) else user.reset_index(drop=True)
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return (values < 0).to_numpy()
+    missing = values.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_float_dtype(values.dtype):
+        return missing
+    text = values.astype("string").str.strip()
+    return missing | (text.fillna("") == "").to_numpy()
+
+
+def person_codes(user: np.ndarray | pd.Series) -> np.ndarray:
+    """Integer person codes (0..n-1) of each stay; -1 where the stay has no person (:func:`missing_people`)."""
+    codes, uniques = pd.factorize(pd.Series(np.asarray(user)) if not isinstance(user, pd.Series) else user)
+    codes = codes.astype(np.int64)
+    blank = np.flatnonzero(missing_people(np.asarray(uniques, dtype=object)))  # checked once per distinct id
+    if blank.size:
+        codes[np.isin(codes, blank)] = -1
+    return codes
 
 
 def _distinct_users(groups: np.ndarray, users: np.ndarray) -> pd.Series:
@@ -71,9 +100,17 @@ def kept_meshes(c50: np.ndarray, c250: np.ndarray, user: np.ndarray, min_users: 
 
     Only distinct ``(mesh, user)`` pairs matter, so the input may be every stay or any set of rows
     holding the same distinct pairs; the result is the same. All the stays of a 250 m mesh and of
-    its 50 m children must be present (a cluster partitions them by 250 m code).
+    its 50 m children must be present (a cluster partitions them by 250 m code). Stays without a
+    person (:func:`missing_people`) are not counted.
+
+    Raises:
+        InputError: when ``min_users`` is not an integer >= 1 (the one rule of :data:`core.knobs.MIN_USERS`).
     """
+    min_users = knobs.MIN_USERS.check(min_users)
     user = np.asarray(user)
+    present = ~missing_people(user)
+    if not present.all():
+        c50, c250, user = np.asarray(c50)[present], np.asarray(c250)[present], user[present]
     n50 = _distinct_users(c50, user)
     keep50 = n50.index[n50.to_numpy() > min_users].to_numpy()
     rest = ~np.isin(c50, keep50)
@@ -93,10 +130,15 @@ def assign_kept(c50: np.ndarray, c250: np.ndarray, kept: KeptMeshes) -> tuple[np
 
 
 def assign_meshes(user: np.ndarray, lat: np.ndarray, lon: np.ndarray, min_users: int = MIN_USERS) -> MeshAssignment:
-    """Assign stays to 50 m or 250 m meshes under the privacy rule (more than ``min_users`` users)."""
+    """Assign stays to 50 m or 250 m meshes under the privacy rule (more than ``min_users`` users).
+
+    Stays without a person (:func:`missing_people`) are neither counted nor assigned (code -1).
+    """
     c50, c250 = stay_cells(lat, lon)
     kept = kept_meshes(c50, c250, np.asarray(user), min_users)
     code, size = assign_kept(c50, c250, kept)
+    nobody = missing_people(np.asarray(user))
+    code[nobody], size[nobody] = -1, 0
     return MeshAssignment(code, size, kept.users_per_mesh)
 
 
@@ -151,7 +193,6 @@ def privacy_inputs(stays: pd.DataFrame, source: str = "<stays>") -> tuple[str, n
         InputError: when the person, stay or position columns are missing.
     """
     from core.constants import STAY_COLUMNS
-    from core.errors import InputError
     from core.geo.meshcode import code_centers
 
     cols = list(stays.columns)
@@ -167,6 +208,7 @@ def privacy_inputs(stays: pd.DataFrame, source: str = "<stays>") -> tuple[str, n
             f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}",
             expected=f"columns {', '.join(STAY_COLUMNS)}",
         )
+    check_stay_columns(stays, source)
     if "lat" in cols and "lon" in cols:
         lat, lon = stays["lat"].to_numpy(np.float64), stays["lon"].to_numpy(np.float64)
     elif "code_50m" in cols:
@@ -174,6 +216,31 @@ def privacy_inputs(stays: pd.DataFrame, source: str = "<stays>") -> tuple[str, n
     else:
         raise InputError(source, "missing columns 'lat' and 'lon' (or 'code_50m')", expected="the position of each stay")
     return user_col, lat, lon
+
+
+def check_stay_columns(stays: pd.DataFrame, source: str = "<stays>") -> None:
+    """Validate the SPEC §1 stay columns as ``train`` does (durations, weekdays, times of day, holidays).
+
+    Rows are named as in the input (row 1 = the first stay). An empty table (or partition) passes.
+
+    Raises:
+        InputError: for any invalid value, with the column and the first rows.
+    """
+    from core.constants import MESH_ID, STAY_COLUMNS
+    from core.mobility.stays import stays_from_frame
+
+    if len(stays) == 0:
+        return
+    frame = stays[list(STAY_COLUMNS)].copy()
+    frame[MESH_ID] = 0  # the area key is checked after the rule; only the stay columns here
+    try:
+        stays_from_frame(frame, source)
+    except (pa.ArrowException, TypeError):
+        # A column mixing types (text among numbers): check it as text, so the message names the rows.
+        for c in STAY_COLUMNS:
+            if frame[c].dtype == object:
+                frame[c] = frame[c].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+        stays_from_frame(frame, source)
 
 
 def training_rows(stays: pd.DataFrame, code: np.ndarray, size: np.ndarray) -> pd.DataFrame:
@@ -192,7 +259,8 @@ def apply_privacy(stays: pd.DataFrame, min_users: int = MIN_USERS, source: str =
 
     The position is ``lat``/``lon`` (or a ``code_50m`` column). Stays whose mesh has ``min_users``
     or fewer distinct people are dropped, and so are the person and position columns: nothing
-    finer than a kept mesh leaves this step.
+    finer than a kept mesh leaves this step. Stays without a person id (missing or blank) are
+    dropped and never counted as a person; the report counts them (``stays_without_person``).
 
     Returns:
         The table and a report (plain data): stays in and out, meshes kept per size.
@@ -201,16 +269,17 @@ def apply_privacy(stays: pd.DataFrame, min_users: int = MIN_USERS, source: str =
         InputError: when the person or position columns are missing.
     """
     user_col, lat, lon = privacy_inputs(stays, source)
-    users = pd.factorize(stays[user_col])[0]
+    users = person_codes(stays[user_col])
     a = assign_meshes(users, lat, lon, min_users)
     out = training_rows(stays, a.code, a.mesh_size)
-    return out, privacy_report(len(stays), a.code, a.mesh_size, min_users)
+    return out, privacy_report(len(stays), a.code, a.mesh_size, min_users, int((users < 0).sum()))
 
 
-def privacy_report(n_in: int, code: np.ndarray, size: np.ndarray, min_users: int) -> dict:
-    """Stays in and out and meshes kept per size (plain data)."""
+def privacy_report(n_in: int, code: np.ndarray, size: np.ndarray, min_users: int, no_person: int = 0) -> dict:
+    """Stays in and out, meshes kept per size, and stays dropped for want of a person id (plain data)."""
     keep = code >= 0
     return {
+        "stays_without_person": int(no_person),
         "stays_in": int(n_in),
         "stays_out": int(keep.sum()),
         "min_users": int(min_users),

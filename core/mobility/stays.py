@@ -213,27 +213,103 @@ def _check_columns(names: list[str], source: str) -> list[str]:
     return wanted
 
 
+MAX_LINE_BYTES = 1 << 20  # a CSV line longer than this (1 MiB) is not a table row: refused before any parsing
+
+
+def _open_binary(path: Path):  # -> a binary file object (gzip-decompressing for .gz)
+    import gzip
+
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+
+
 def read_csv_header(path: Path, source: str, what: str = "stay") -> list[str]:
     """The header line of a CSV (``.gz`` too; CR-only line endings split like any other).
 
-    Raises:
-        InputError: when the file is empty, not UTF-8, or not readable as CSV.
-    """
-    import gzip
+    At most :data:`MAX_LINE_BYTES` are read: a file without line breaks costs no more memory than that.
 
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    Raises:
+        InputError: when the file is empty, not UTF-8, has no line break early on, or is not readable as CSV.
+    """
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-            header = next(csv.reader(fh), None)
+        with _open_binary(Path(path)) as fh:
+            head = fh.read(MAX_LINE_BYTES + 1)
+    except (OSError, EOFError) as exc:
+        raise InputError(source, f"cannot be read as CSV: {exc}") from exc
+    ends = [i for i in (head.find(b"\n"), head.find(b"\r")) if i >= 0]
+    if not ends and len(head) > MAX_LINE_BYTES:
+        raise InputError(
+            source,
+            f"the first line is longer than {MAX_LINE_BYTES:,} bytes (no line breaks?)",
+            expected="a CSV file: a header line, then one line per row",
+        )
+    line = head[: min(ends)] if ends else head
+    try:
+        text = line.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(
             source, f"is not UTF-8 text ({exc.reason} at byte {exc.start} of the header)", expected="a UTF-8 CSV file"
         ) from exc
-    except (OSError, EOFError, csv.Error) as exc:
+    try:
+        header = next(csv.reader([text]), None)
+    except csv.Error as exc:
         raise InputError(source, f"cannot be read as CSV: {exc}") from exc
     if not header or not any(h.strip() for h in header):
         raise InputError(source, "the file is empty", expected=f"a header line and at least one {what}")
     return header
+
+
+def scan_csv(
+    path: Path, source: str, max_line: int = MAX_LINE_BYTES, max_bytes: int | None = None, max_rows: int | None = None
+) -> tuple[int, int]:
+    """Stream through a CSV (``.gz`` decompressed on the fly) in 1 MiB chunks; return ``(bytes, lines)``.
+
+    Memory stays at one chunk whatever the file holds, so limits are checked before a parser
+    (which holds whole lines, or the whole file) sees it.
+
+    Raises:
+        InputError: a line longer than ``max_line`` bytes, more than ``max_bytes`` (decompressed) or
+            more than ``max_rows`` lines.
+    """
+    import zlib
+
+    chunk = 1 << 20
+    total = lines = run = 0
+    try:
+        with _open_binary(Path(path)) as fh:
+            while block := fh.read(chunk):
+                total += len(block)
+                if max_bytes is not None and total > max_bytes:
+                    raise InputError(
+                        source,
+                        f"holds more than {max_bytes / 2**20:,.0f} MB{' once decompressed' if Path(path).suffix.lower() == '.gz' else ''}",
+                        expected=f"at most {max_bytes / 2**20:,.0f} MB of text (bigger files: train from the command line)",
+                    )
+                arr = np.frombuffer(block, np.uint8)
+                breaks = np.flatnonzero((arr == 10) | (arr == 13))
+                if breaks.size == 0:
+                    run += len(block)
+                else:
+                    inner = int(np.diff(breaks).max()) - 1 if breaks.size > 1 else 0
+                    run = max(run + int(breaks[0]), inner)
+                    if run <= max_line:
+                        run = len(block) - int(breaks[-1]) - 1
+                    n_lf = int(np.count_nonzero(arr == 10))
+                    lines += n_lf if n_lf else breaks.size
+                if run > max_line:
+                    raise InputError(
+                        source,
+                        f"line {lines + 1:,} is longer than {max_line:,} bytes (no line breaks?)",
+                        expected="a CSV file: a header line, then one line per row",
+                    )
+                if max_rows is not None and lines > max_rows + 1:
+                    raise InputError(
+                        source,
+                        f"has more than {max_rows:,} rows",
+                        expected=f"at most {max_rows:,} rows here (bigger files: the command line)",
+                    )
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(source, f"cannot be read: {exc}") from exc
+    return total, lines
 
 
 def read_frame(path: str | Path) -> pd.DataFrame:
@@ -252,6 +328,7 @@ def read_frame(path: str | Path) -> pd.DataFrame:
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise InputError(name, f"cannot be read as Parquet: {exc}", expected="a Parquet table") from None
     read_csv_header(path, name)
+    scan_csv(path, name)  # pandas holds whole lines: refuse a file without line breaks first
     try:
         return pd.read_csv(path, compression="infer", encoding="utf-8")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError, EOFError) as exc:

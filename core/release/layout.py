@@ -287,21 +287,41 @@ def write_dataset(
     decoder: np.ndarray,
     labels: dict[int, np.ndarray],
     complemented: np.ndarray | None = None,
+    overwrite: bool = True,
 ) -> DatasetRef:
-    """Write ``japan_city/geojson/<name>.geojson`` and ``japan_city/model/<name>.pth`` atomically."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name) or ".." in name:
-        raise ReleaseError(f"dataset name {name!r} is not allowed (letters, digits, '_', '-', '.'; no path characters)")
+    """Write ``japan_city/geojson/<name>.geojson`` and ``japan_city/model/<name>.pth`` as a whole.
+
+    Both are written to temporary names first and renamed only once both are complete (model, then
+    the GeoJSON that makes the dataset exist): a failure leaves the previous dataset, or none.
+
+    Raises:
+        ReleaseError: for a bad name, or a dataset of that name when not ``overwrite``.
+    """
+    gj, model = check_new_dataset(release_root, name, overwrite)
     root = Path(release_root)
     codes = np.asarray(codes, dtype=np.int64)
     comp = np.zeros(len(codes), dtype=bool) if complemented is None else np.asarray(complemented, dtype=bool)
+    text = geojson_text(codes, np.asarray(sizes, dtype=np.int64), np.asarray(vectors), labels, comp)
+    with atomic_path(gj) as tmp_gj, atomic_path(model) as tmp_model:
+        save_state_dict(tmp_model, vectors, decoder)
+        tmp_gj.write_text(text, encoding="utf-8")
+    return DatasetRef(root.name, name, gj, model)
+
+
+def check_new_dataset(release_root: str | Path, name: str, overwrite: bool = False) -> tuple[Path, Path]:
+    """The GeoJSON and model paths of dataset ``name``; checked before any work.
+
+    Raises:
+        ReleaseError: for a name with path characters, or an existing dataset when not ``overwrite``.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name) or ".." in name:
+        raise ReleaseError(f"dataset name {name!r} is not allowed (letters, digits, '_', '-', '.'; no path characters)")
+    root = Path(release_root)
     gj = root / CITY_DIR / GEOJSON_DIR / f"{name}.geojson"
     model = root / CITY_DIR / MODEL_DIR / f"{name}.pth"
-    model.parent.mkdir(parents=True, exist_ok=True)
-    save_state_dict(model, vectors, decoder)
-    text = geojson_text(codes, np.asarray(sizes, dtype=np.int64), np.asarray(vectors), labels, comp)
-    with atomic_path(gj) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return DatasetRef(root.name, name, gj, model)
+    if not overwrite and (gj.exists() or model.exists()):
+        raise ReleaseError(f"dataset {name!r} already exists in {root}; pass --overwrite to replace it")
+    return gj, model
 
 
 def write_util_files(release_root: str | Path) -> Path:

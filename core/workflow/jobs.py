@@ -55,6 +55,27 @@ def process_alive(pid: int | None, started: float | None) -> bool:
         return False
 
 
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def prune_folders(folders: list[Path], max_age_s: float, max_total_bytes: int) -> int:
+    """Remove ``folders`` (oldest first by modification time) older than ``max_age_s`` or beyond ``max_total_bytes`` in all."""
+    import shutil
+
+    now = time.time()
+    dated = sorted(((p.stat().st_mtime, p) for p in folders if p.is_dir()), key=lambda x: x[0])
+    sizes = {p: _folder_bytes(p) for _, p in dated}
+    total = sum(sizes.values())
+    gone = 0
+    for mtime, p in dated:
+        if now - mtime > max_age_s or total > max_total_bytes:
+            shutil.rmtree(p, ignore_errors=True)
+            total -= sizes[p]
+            gone += 1
+    return gone
+
+
 class JobRegistry:
     """Jobs of one release folder (``data/user``)."""
 
@@ -112,7 +133,8 @@ class JobRegistry:
         Raises:
             JobBusy: when another job holds it and its processes are alive.
         """
-        ensure_writable_dir(self.job_dir(job_id))
+        ensure_writable_dir(self.root)
+        self.job_dir(job_id)  # the id is checked; its folder is made only once the lock is ours
         me = os.getpid()
         record = {
             "job": job_id,
@@ -138,6 +160,7 @@ class JobRegistry:
                 continue
             with os.fdopen(fd, "w") as fh:
                 json.dump(record, fh)
+            ensure_writable_dir(self.job_dir(job_id))
             self.write_status(job_id, {"state": "starting", "stage": "prepare", "fraction": 0.0, "info": info})
             return
         raise JobBusy("the job lock is contended; try again")
@@ -194,6 +217,21 @@ class JobRegistry:
             self._close_stale(held)
             return None
         return {**self.read_status(held["job"]), "job": held["job"], "info": held.get("info") or {}}
+
+    def prune(self, max_age_s: float = 7 * 24 * 3600, max_total_bytes: int = 200 * 2**20) -> int:
+        """Remove finished job folders older than ``max_age_s``, then the oldest until all fit in ``max_total_bytes``.
+
+        The running job's folder is never removed. Returns how many folders went.
+        """
+        if not self.root.is_dir():
+            return 0
+        held = self._read_lock()
+        running = held.get("job") if held and self._alive(held) else None
+        jobs = sorted(
+            (p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != running),
+            key=lambda p: p.name,
+        )
+        return prune_folders(jobs, max_age_s, max_total_bytes)
 
     def last(self) -> dict | None:
         """Status of the most recently started job (running or not), for a page opened later."""

@@ -14,6 +14,7 @@ import binascii
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -41,6 +42,7 @@ UPLOADS = ".uploads"
 METRICS_DIR = "metrics"
 SUFFIXES = (".csv", ".parquet", ".pq", ".gz", ".txt")
 DEFAULT_UPLOAD_CAP = 50 * 1024 * 1024
+DEFAULT_DECOMPRESSED_CAP = 500 * 1024 * 1024  # a .gz upload may expand to at most this (a gzip bomb is refused)
 MAX_UPLOAD_FILES = 200
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
 _PERIOD_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,19}")
@@ -107,11 +109,53 @@ def upload_size(contents: str) -> int:
     return len(data) * 3 // 4 - data[-2:].count("=")
 
 
-def save_upload(data_dir: str | Path, files: list[tuple[str, str]], cap: int = DEFAULT_UPLOAD_CAP) -> Path:
-    """Check and store browser uploads ``(file name, data URL)``; return their folder.
+def gunzip_capped(data: bytes, target: Path, source: str, cap: int) -> None:
+    """Decompress gzip ``data`` into ``target`` in 1 MiB steps, never past ``cap`` bytes.
 
     Raises:
-        UploadTooLarge: when the files together are above ``cap`` bytes (the message points to the inbox).
+        UploadTooLarge: when the content expands beyond ``cap`` (``target`` is then incomplete: the caller removes it).
+        InputError: when ``data`` is not gzip.
+    """
+    import zlib
+
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    total = 0
+    step = 1 << 20
+    try:
+        with open(target, "wb") as out:
+            pending = data
+            while pending or not inflater.eof:
+                piece = inflater.decompress(pending, step)
+                pending = inflater.unconsumed_tail
+                total += len(piece)
+                if total > cap:
+                    raise UploadTooLarge(
+                        source,
+                        f"decompresses to more than {cap / 2**20:.0f} MB",
+                        expected="a smaller file, or copy it uncompressed into the data folder's inbox/ on the server",
+                    )
+                out.write(piece)
+                if not piece and not pending:
+                    break
+    except zlib.error as exc:
+        raise InputError(source, f"is not a valid gzip file ({exc})", expected="a .gz made by gzip") from None
+
+
+def save_upload(
+    data_dir: str | Path,
+    files: list[tuple[str, str]],
+    cap: int = DEFAULT_UPLOAD_CAP,
+    decompressed_cap: int = DEFAULT_DECOMPRESSED_CAP,
+) -> Path:
+    """Check and store browser uploads ``(file name, data URL)``; return their folder.
+
+    A ``.gz`` upload is stored decompressed (``x.csv.gz`` -> ``x.csv``), expanding to at most
+    ``decompressed_cap`` bytes: nothing downstream ever inflates an upload again. The folder's name
+    (the upload token) is random, so one browser cannot guess another's upload.
+
+    Raises:
+        UploadTooLarge: when the files together are above ``cap`` bytes (the message points to the inbox),
+            or a ``.gz`` expands beyond ``decompressed_cap``; nothing is kept.
         InputError: for a bad name, an unknown type or undecodable content.
     """
     if not files:
@@ -119,7 +163,7 @@ def save_upload(data_dir: str | Path, files: list[tuple[str, str]], cap: int = D
     if len(files) > MAX_UPLOAD_FILES:
         raise InputError("upload", f"{len(files)} files", expected=f"at most {MAX_UPLOAD_FILES} files at once")
     names = [safe_file_name(n) for n, _ in files]
-    total = sum(upload_size(c or "") for _, c in files)
+    total = sum(upload_size(c if isinstance(c, str) else "") for _, c in files)
     if total > cap:
         raise UploadTooLarge(
             ", ".join(names)[:120],
@@ -127,11 +171,21 @@ def save_upload(data_dir: str | Path, files: list[tuple[str, str]], cap: int = D
             expected=f"a smaller file, or copy it into {Path(data_dir) / INBOX} on the server and pick it from the inbox list",
         )
     root = ensure_writable_dir(Path(data_dir) / USER_RELEASE / UPLOADS)
+    cleanup_uploads(data_dir, max_total_bytes=max(UPLOADS_MAX_BYTES - total, 0))  # room for this one: quota on all uploads
     tmp = Path(tempfile.mkdtemp(prefix=".part-", dir=root))
     try:
         for name, (_, contents) in zip(names, files):
-            (tmp / name).write_bytes(decode_upload(contents, name))
-        final = root / f"u{time.time_ns():x}{os.getpid():x}"
+            if not isinstance(contents, str):
+                raise InputError(name, "the upload is not a data URL")
+            data = decode_upload(contents, name)
+            if name.lower().endswith(".gz"):
+                inner = name[:-3]
+                if not inner.lower().endswith(SUFFIXES) or inner.lower().endswith(".gz"):
+                    inner += ".csv"
+                gunzip_capped(data, tmp / inner, name, decompressed_cap)
+            else:
+                (tmp / name).write_bytes(data)
+        final = root / f"u{secrets.token_hex(16)}"
         os.replace(tmp, final)
         return final
     except BaseException:
@@ -176,18 +230,27 @@ def resolve_inbox(data_dir: str | Path, name: object) -> Path:
     return path
 
 
-def cleanup_uploads(data_dir: str | Path, older_than_s: float = 24 * 3600) -> int:
-    """Remove uploads older than ``older_than_s`` (and unfinished ones); return how many."""
+UPLOADS_MAX_AGE_S = 24 * 3600
+UPLOADS_MAX_BYTES = 2 * 2**30  # all kept uploads together; the oldest go first
+
+
+def cleanup_uploads(
+    data_dir: str | Path, older_than_s: float = UPLOADS_MAX_AGE_S, max_total_bytes: int = UPLOADS_MAX_BYTES
+) -> int:
+    """Remove unfinished uploads, uploads older than ``older_than_s``, then the oldest beyond ``max_total_bytes``; return how many."""
+    from core.workflow.jobs import prune_folders
+
     root = Path(data_dir) / USER_RELEASE / UPLOADS
     if not root.is_dir():
         return 0
     n = 0
     now = time.time()
-    for p in root.iterdir():
-        if now - p.stat().st_mtime > older_than_s or p.name.startswith(".part-"):
+    for p in list(root.iterdir()):
+        if p.name.startswith(".part-") and now - p.stat().st_mtime > 3600:  # another request may be writing a fresh one
             shutil.rmtree(p, ignore_errors=True)
             n += 1
-    return n
+    kept = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".part-")]
+    return n + prune_folders(kept, older_than_s, max_total_bytes)
 
 
 def anchor_sets(data_dir: str | Path) -> dict[str, Path]:

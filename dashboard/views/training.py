@@ -21,6 +21,7 @@ from dash import Input, Output, State, callback, ctx, dcc, html
 from core import knobs
 from core.errors import InputError
 from core.geo.meshcode import code_bounds
+from core.workflow.isolate import run_limited
 from core.workflow.request import TrainRequest, busy_status, supervise
 from core.workflow.userdata import (
     USER_RELEASE,
@@ -498,7 +499,11 @@ def mapping_path(data_dir: Path, mapping: dict | None) -> Path | None:
         return None
     if not isinstance(mapping, dict):
         raise InputError("mapping", "not an uploaded mapping")
-    path = upload_folder(data_dir, mapping.get("token")) / safe_file_name(mapping.get("file"))
+    folder = upload_folder(data_dir, mapping.get("token"))
+    path = folder / safe_file_name(mapping.get("file"))
+    if not path.is_file():  # a .gz upload is stored decompressed: the folder's one file
+        stored = sorted(p for p in folder.iterdir() if p.is_file())
+        path = stored[0] if len(stored) == 1 else path
     if not path.is_file():
         raise InputError("mapping", "the uploaded mapping is gone; upload it again")
     return path
@@ -566,11 +571,14 @@ def show_preview(source, mapping, min_users, tz, distance, minutes):
     if not source:
         return "Upload a file or pick one from the inbox."
     try:
-        rep = preview(
-            input_paths(app_context().data_dir, source),
+        paths = input_paths(app_context().data_dir, source)
+        rep = run_limited(  # never parse an upload in the web process: a worker with memory, byte and row caps
+            preview,
+            paths,
             mapping_path(app_context().data_dir, mapping),
             gps_options(tz, distance, minutes),
             min_users=knobs.MIN_USERS.clamp(min_users if min_users not in (None, "") else knobs.MIN_USERS.default),
+            paths=paths,
         )
     except InputError as exc:
         return error_view(exc)

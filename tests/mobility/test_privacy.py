@@ -51,3 +51,72 @@ def test_no_kept_mesh_has_ten_or_fewer_users():
     users = pd.DataFrame({"c": res.code[kept], "u": user[kept]}).drop_duplicates()["c"].value_counts()
     assert users.min() > 10 and kept.sum() > 0.5 * n
     assert set(users.index) == set(res.users_per_mesh.index)
+
+
+# ---------------------------------------------------------------- stays without a person (issue 17, defect 2)
+
+
+def stays_with_blank_user_ids(blank):
+    """10 real people and some anonymous stays in one 50 m mesh: 10 people is not MORE than 10."""
+    import pandas as pd
+
+    lat, lon = centre(0, 0)
+    n = 14
+    return pd.DataFrame(
+        {
+            "user_id": [f"p{i}" for i in range(10)] + [blank] * 4,
+            "stay_time": 30,
+            "day_of_week": "Monday",
+            "arrival_time": "09:00",
+            "is_holiday": False,
+            "lat": np.full(n, lat),
+            "lon": np.full(n, lon),
+        }
+    )
+
+
+import pytest  # noqa: E402
+
+from core.errors import InputError  # noqa: E402
+from core.mobility.privacy import apply_privacy, missing_people  # noqa: E402
+
+
+@pytest.mark.parametrize("blank", ["", "  ", None, np.nan])
+def test_blank_user_id_is_never_a_person(blank):
+    table, report = apply_privacy(stays_with_blank_user_ids(blank), min_users=10)
+    assert len(table) == 0  # 10 real people: the mesh is not published
+    assert report["stays_without_person"] == 4 and report["meshes_50m"] == 0 and report["meshes_250m"] == 0
+
+
+def test_blank_user_ids_not_counted_by_assign_meshes():
+    lat, lon = centre(0, 0)
+    user = np.array([f"p{i}" for i in range(10)] + ["", None, "   "], dtype=object)
+    res = assign_meshes(user, np.full(13, lat), np.full(13, lon), 9)  # more than 9: the 10 real people pass
+    assert (res.code[:10] >= 0).all() and (res.code[10:] == -1).all()
+    assert res.users_per_mesh.to_list() == [10]
+
+
+def test_missing_people_masks():
+    assert missing_people(np.array(["a", "", " ", None], dtype=object)).tolist() == [False, True, True, True]
+    assert missing_people(np.array([1.0, np.nan])).tolist() == [False, True]
+    assert missing_people(np.array([0, 3, -1])).tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize("bad", [0, -5, "ten", 2.5])
+def test_threshold_below_one_refused(bad):
+    lat, lon = centre(0, 0)
+    with pytest.raises(InputError, match="privacy threshold"):
+        assign_meshes(np.arange(3), np.full(3, lat), np.full(3, lon), bad)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("stay_time", -30), ("day_of_week", "Funday"), ("arrival_time", "25:10"), ("is_holiday", "maybe")],
+)
+def test_apply_privacy_validates_stay_columns(column, value):
+    stays = stays_with_blank_user_ids("x")
+    stays[column] = stays[column].astype(object)
+    stays.loc[2, column] = value
+    with pytest.raises(InputError, match=column) as err:
+        apply_privacy(stays, source="stays.csv")
+    assert "row 3" in str(err.value)
