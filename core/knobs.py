@@ -128,7 +128,9 @@ SCHEDULES = ("exponential", "linear", "constant", "mixed")
 DIM = Knob("embedding size", 8, int, "embedding size when training free (anchored: the anchor set's)", 2, 64)
 SEED = Knob("seed", 0, int, "random seed", 0, 2**31 - 1)
 EPOCHS = Knob("most epochs", 800, int, "most epochs of the decoder phase (stops earlier once converged)", 1, 1_000_000)
-TOL = Knob("tolerance", 2e-5, float, "relative loss improvement over 20 epochs below which training stops", 0.0, 1.0)
+TOL = Knob(
+    "tolerance", 2e-5, float, "relative loss improvement over 20 epochs below which training stops (0: never early)", 0.0, 1.0
+)
 SCHEDULE = Knob("anchor schedule", "exponential", str, "anchor-power schedule", choices=SCHEDULES)
 ALPHA = Knob("final anchor power", 0.3, float, "anchor power at the end of the schedule (alpha)", 1e-6, 1.0)
 

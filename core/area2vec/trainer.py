@@ -42,7 +42,9 @@ class TrainConfig:
     seed: int = knobs.SEED.default
     lr: float = 0.1  # full-batch Adam: large steps are safe, the gradient is exact
     max_epochs: int = knobs.EPOCHS.default  # decoder phase, upper bound
-    tol: float = knobs.TOL.default  # stop when the loss improves by less than this (relative) over `patience` epochs
+    tol: float = (
+        knobs.TOL.default
+    )  # 0: never stop early; stop when the loss improves by less than this (relative) over `patience` epochs
     patience: int = 20
     schedule: str = knobs.SCHEDULE.default
     alpha: float = knobs.ALPHA.default  # anchor power at the end of the schedule
@@ -368,7 +370,7 @@ class Area2VecTrainer:
             opt.step()
             hist.append(loss)
             emit("decoder", epoch + 1, cfg.max_epochs, loss, p)
-            if epoch + 1 >= max(min_epochs, cfg.patience) and len(hist) > cfg.patience:
+            if cfg.tol > 0 and epoch + 1 >= max(min_epochs, cfg.patience) and len(hist) > cfg.patience:
                 past = hist[-1 - cfg.patience]
                 if (past - loss) <= cfg.tol * abs(loss):
                     result.converged = True
