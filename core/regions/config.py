@@ -25,7 +25,7 @@ class CoreConfig:
 
     dim: int = 128
     heads: int = 8
-    epochs: int = 300  # the reference runs 600; 300 keeps one pair near 5 minutes here (docs/regions.md)
+    epochs: int = 300  # the reference runs 600; 300 keeps one pair near 5 minutes here (README, CoRE section)
     lr: float = 1e-3
     n_anchors: int = 1000  # virtual parallel anchors of the manifold alignment (N_a)
     alpha: float = 1.0  # weight of the latent manifold alignment loss

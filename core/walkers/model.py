@@ -41,7 +41,7 @@ class WalkerConfig:
     """Hyper-parameters of the trajectory model (stored in every checkpoint).
 
     Defaults were measured on the demo (tiny scale, Tokyo, ~15 stays per person) on 2 CPU cores:
-    see docs/walkers.md.
+    see the README's Walkers section.
     """
 
     d_model: int = field(default=64, metadata={"help": "hidden size (the user embedding's size)"})

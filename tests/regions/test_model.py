@@ -130,7 +130,7 @@ def test_individual_is_not_aligned(two_cities) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="measured: CoRE as the paper describes it reaches 0.0-0.57 here, not the issue's 0.8 "
-    "(its alignment losses see second moments only; docs/regions.md)",
+    "(its alignment losses see second moments only; README, CoRE section)",
 )
 def test_core_transfers_planted_types(two_cities) -> None:
     """The issue's criterion: with CoRE, a classifier trained on city A's types predicts city B's."""
