@@ -153,6 +153,11 @@ MAX_GAP = Knob(
 )
 MAX_SPEED = Knob("spike speed", 100.0, float, "a fix reached and left faster than this is a spike", 1.0, 1_000_000.0, unit="m/s")
 
+# Period diffs: the pattern change (JS divergence, natural log) above which a mesh counts as changed.
+CHANGE_THRESHOLD = Knob(
+    "change threshold", None, float, "pattern change above which a mesh is changed (none: decided from the data)", 1e-6, 1.0
+)
+
 # Clustering and similar areas (SPEC §7).
 K = Knob("number of clusters", 10, int, "k of k-means", 2, 50)
 TOP = Knob("number of matches", 10, int, "matches to list", 1, 1000)

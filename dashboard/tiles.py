@@ -83,7 +83,7 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
         if not _k_ok(k):
             abort(400)
         change_thr = _float(args["thr"]) if "thr" in args else None
-        if change_thr is not None and not 0 < change_thr <= 1:
+        if change_thr is not None and knobs.CHANGE_THRESHOLD.clamp(change_thr) != change_thr:  # out of its range
             abort(400)
         diff = catalog.diff(other, key, k, change_thr)
         values = np.full(ds.n_meshes, -1, dtype=np.int64)

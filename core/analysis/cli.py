@@ -235,18 +235,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("a", metavar="A")
     d.add_argument("b", metavar="B")
     knobs.K.add_to(d, "--k")
-    d.add_argument(
-        "--threshold", type=_positive, default=None, help="pattern change above which a mesh is changed (default: from the data)"
-    )
+    knobs.CHANGE_THRESHOLD.add_to(d, "--threshold")
     d.add_argument("--out", metavar="CSV", help="write the per-mesh table here")
     d.set_defaults(func=cmd_diff)
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and np.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value

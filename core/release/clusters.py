@@ -114,7 +114,7 @@ def dataset_labels(
     from core.analysis.joint import SpacePart, fit_joint
 
     out: dict[int, np.ndarray] = {}
-    distinct = len(np.unique(np.round(np.asarray(vectors, dtype=np.float64), 6), axis=0))
+    distinct: int | None = None  # counted only when the dataset is clustered on its own
     for k in ks:
         stored = load_joint(clusters_file(space_root, k)) if space_root is not None else None
         usable = stored is not None and (
@@ -123,7 +123,10 @@ def dataset_labels(
         )
         if stored is not None and usable:
             out[k] = stored.assign(vectors, decoder)
-        elif distinct >= 2:
+            continue
+        if distinct is None:
+            distinct = len(np.unique(np.round(np.asarray(vectors, dtype=np.float64), 6), axis=0))
+        if distinct >= 2:
             out[k] = fit_joint({"self": SpacePart(vectors, decoder)}, min(k, distinct), space="own").assign(vectors, decoder)
         else:
             out[k] = np.zeros(len(vectors), dtype=np.int64)

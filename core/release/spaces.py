@@ -85,8 +85,7 @@ def joint_clusters(
         load: reads a dataset by key.
         fallback_dir: where to store when the release folder is read-only.
     """
-    path = clusters_file(space.root, k, space.space_dir)
-    alt = clusters_file(fallback_dir, k, f"{space.name}") if fallback_dir is not None else None
+    path, alt = _paths(space, k, fallback_dir)
     for p in (path, alt):
         if p is not None:
             found = load_joint(p)
@@ -104,10 +103,13 @@ def joint_clusters(
     return jc
 
 
+def _paths(space: Space, k: int, fallback_dir: Path | None) -> tuple[Path, Path | None]:
+    """The release's clusters file for ``k`` and the fallback's (``None`` without a fallback folder)."""
+    alt = clusters_file(fallback_dir, k, space.name) if fallback_dir is not None else None
+    return clusters_file(space.root, k, space.space_dir), alt
+
+
 def stored_path(space: Space, k: int, fallback_dir: Path | None = None) -> Path:
     """The file holding the space's clusters at ``k`` (the release's, else the fallback's if that exists)."""
-    path = clusters_file(space.root, k, space.space_dir)
-    if path.exists() or fallback_dir is None:
-        return path
-    alt = clusters_file(fallback_dir, k, space.name)
-    return alt if alt.exists() else path
+    path, alt = _paths(space, k, fallback_dir)
+    return alt if not path.exists() and alt is not None and alt.exists() else path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from dash import ClientsideFunction, Input, Output, callback, clientside_callback, dcc, html
 
+from core import knobs
 from core.errors import CoreError
 
 from .. import ids
@@ -97,7 +98,7 @@ def diff_threshold(value: object) -> float | None:
         v = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return float(min(v, 1.0)) if np.isfinite(v) and v > 0 else None
+    return float(knobs.CHANGE_THRESHOLD.clamp(v)) if np.isfinite(v) and v > 0 else None
 
 
 def _empty(message: str):
