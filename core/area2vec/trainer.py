@@ -194,17 +194,29 @@ class _Counts:
                 H = n[:, None, None] * (H + l2 * eye)
                 g = n[:, None] * (pw + l2 * e) - cw
                 step = torch.linalg.solve(H, g.unsqueeze(-1)).squeeze(-1)
-                # Backtracking per row: full step, else half, else quarter, else none.
+                # Backtracking per row: the full step, else halve it (down to 2^-12) until the row's
+                # loss falls; a row no step improves has converged. (Stopping at a quarter step left
+                # rows that start far from their optimum frozen where they started.)
                 best_e, best = e.clone(), old.clone()
-                for frac in (1.0, 0.5, 0.25):
-                    cand = e - frac * step
+                pending = torch.ones(len(e), dtype=torch.bool)
+                frac = 1.0
+                for _ in range(13):
+                    rows = torch.nonzero(pending).squeeze(1)
+                    cand = e[rows] - frac * step[rows]
                     lg = cand @ W.T
-                    new = n * torch.logsumexp(lg, dim=1) - (cand * cw).sum(1) + 0.5 * l2 * n * (cand * cand).sum(1)
-                    better = new < best - 1e-7 * best.abs()
-                    best_e[better] = cand[better]
-                    best[better] = new[better]
-                    if bool(better.all()):
+                    new = (
+                        n[rows] * torch.logsumexp(lg, dim=1)
+                        - (cand * cw[rows]).sum(1)
+                        + 0.5 * l2 * n[rows] * (cand * cand).sum(1)
+                    )
+                    better = new < old[rows] - 1e-7 * old[rows].abs()
+                    hit = rows[better]
+                    best_e[hit] = cand[better]
+                    best[hit] = new[better]
+                    pending[hit] = False
+                    if not bool(pending.any()):
                         break
+                    frac *= 0.5
                 moved = (best_e - e).norm(dim=1)
                 idx = torch.nonzero(act).squeeze(1) + s
                 E[idx] = best_e
