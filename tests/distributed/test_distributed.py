@@ -278,3 +278,55 @@ def test_cli_bad_engine_option_is_an_error(tmp_path, capsys):
 def test_counts_output_must_be_parquet(tmp_path, capsys):
     assert main(["counts", str(KOBE), "--out", str(tmp_path / "c.csv")]) == 2
     assert "expected an output name ending in .parquet" in capsys.readouterr().err
+
+
+def test_worker_dying_while_the_output_is_written_leaves_nothing(tmp_path):
+    """A worker dies (SIGKILL) after the client has begun writing the output: no file, no temporary.
+
+    The last partition's task waits until the client reports its first written partition, then
+    kills its own worker process; with no retries allowed the run fails, and the half-written output
+    must vanish with it.
+    """
+    import dask
+    import dask.dataframe as dd
+    from dask import delayed
+    from distributed import Client, LocalCluster
+
+    from core.distributed.pipeline import write_frame
+
+    flag = tmp_path / "first-partition-written"
+
+    def part(i: int, flag: str) -> pd.DataFrame:
+        import os
+        import signal
+        import time
+        from pathlib import Path
+
+        if i == 3:
+            deadline = time.monotonic() + 60
+            while not Path(flag).exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return pd.DataFrame({"key": np.arange(i * 10, i * 10 + 10), "value": np.full(10, float(i))})
+
+    meta = pd.DataFrame({"key": np.array([], dtype=np.int64), "value": np.array([], dtype=np.float64)})
+    frame = dd.from_delayed([delayed(part)(i, str(flag)) for i in range(4)], meta=meta, verify_meta=False)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+
+    def on_progress(p: Progress) -> None:
+        if p.stage == "write" and p.step >= 1:
+            flag.touch()
+
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc,
+        Client(lc) as client,
+    ):
+        for name in ("stays.parquet", "stays.csv"):
+            flag.unlink(missing_ok=True)
+            with pytest.raises(CoreError, match="worker died"):
+                write_frame(client, frame, out_dir / name, progress=on_progress)
+            assert flag.exists()  # the first partition had been written when the worker died
+            assert list(out_dir.iterdir()) == []
+            client.wait_for_workers(2, timeout=60)
