@@ -44,14 +44,20 @@ class Chunk:
     Attributes:
         path: the file.
         file_index: its place in the sorted input list.
-        row_groups: Parquet row groups to read (``None``: the whole file).
-        row_offset: rows of the file before this chunk (for row numbers in errors and the order of duplicates).
+        row_groups: Parquet row groups to read (``None``: the whole file, or a CSV byte range).
+        row_offset: rows of the file before this chunk (for row numbers in errors and the order of
+            duplicates); for a CSV byte range, the range's first byte: an order key only (every row
+            holds at least one byte, so ``offset + row`` keeps increasing across ranges), the row
+            numbers of an error are counted from the file when one happens.
+        byte_range: ``(start, end)`` bytes of whole lines of an uncompressed CSV (the header excluded),
+            or ``None``.
     """
 
     path: str
     file_index: int
     row_groups: tuple[int, ...] | None = None
     row_offset: int = 0
+    byte_range: tuple[int, int] | None = None
 
     @property
     def source(self) -> str:
@@ -81,14 +87,70 @@ def input_files(paths: list[str | Path] | str | Path) -> list[Path]:
     return files
 
 
+CSV_BYTES_PER_ROW = 50  # a GPS or stay row of text is about 30-70 bytes: ranges of about chunk_rows rows
+_SPLITTABLE = (".csv", ".txt", ".tsv")
+
+
+def csv_ranges(path: Path, block: int) -> list[tuple[int, int]]:
+    """Byte ranges of whole lines covering an uncompressed CSV's rows (its header line excluded).
+
+    Each nominal boundary ``k * block`` moves forward to just after the next line break, so that a
+    range never splits a line (a quoted field holding a line break is not supported, as with Dask's
+    own ``read_csv`` in blocks).
+
+    Raises:
+        InputError: a header line longer than the line limit (no line breaks).
+    """
+    from core.mobility.stays import MAX_LINE_BYTES
+
+    size = path.stat().st_size
+
+    def line_end(fh, pos: int) -> int:
+        fh.seek(pos)
+        scanned = 0
+        while True:
+            buf = fh.read(1 << 16)
+            if not buf:
+                return size
+            hit = buf.find(b"\n")
+            if hit >= 0:
+                return pos + scanned + hit + 1
+            scanned += len(buf)
+            if scanned > MAX_LINE_BYTES:
+                raise InputError(
+                    path.name,
+                    f"a line near byte {pos:,} is longer than {MAX_LINE_BYTES:,} bytes (no line breaks?)",
+                    expected="a CSV file: a header line, then one line per row",
+                )
+
+    with open(path, "rb") as fh:
+        start = line_end(fh, 0)
+        bounds = [start]
+        nominal = start + block
+        while nominal < size:
+            b = line_end(fh, nominal - 1)  # a break just before the nominal point ends that line
+            if b > bounds[-1]:
+                bounds.append(b)
+            nominal = max(nominal + block, b + 1)
+        if bounds[-1] < size:
+            bounds.append(size)
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=False) if b > a] or [(start, size)]
+
+
 def input_chunks(files: list[Path], chunk_rows: int) -> list[Chunk]:
-    """Split files into chunks: Parquet by groups of row groups of about ``chunk_rows`` rows, CSV one per file."""
+    """Split files into chunks: Parquet by groups of row groups of about ``chunk_rows`` rows, an
+    uncompressed CSV by byte ranges of about ``chunk_rows`` rows (:data:`CSV_BYTES_PER_ROW`), a
+    compressed one whole."""
     import pyarrow.parquet as pq
 
     chunks: list[Chunk] = []
     for k, f in enumerate(files):
         if f.suffix.lower() not in (".parquet", ".pq"):
-            chunks.append(Chunk(str(f), k))
+            if f.suffix.lower() in _SPLITTABLE and f.stat().st_size > chunk_rows * CSV_BYTES_PER_ROW:
+                ranges = csv_ranges(f, max(chunk_rows * CSV_BYTES_PER_ROW, 1 << 16))
+                chunks += [Chunk(str(f), k, None, a, (a, b)) for a, b in ranges]
+            else:
+                chunks.append(Chunk(str(f), k))
             continue
         try:
             meta = pq.ParquetFile(f).metadata
@@ -107,10 +169,43 @@ def input_chunks(files: list[Path], chunk_rows: int) -> list[Chunk]:
     return chunks
 
 
+def _range_bytes(chunk: Chunk) -> bytes:
+    """The header line and the chunk's byte range of a CSV, as one small CSV."""
+    assert chunk.byte_range is not None
+    a, b = chunk.byte_range
+    with open(chunk.path, "rb") as fh:
+        header = fh.readline()
+        if not header.endswith(b"\n"):
+            header += b"\n"
+        fh.seek(a)
+        return header + fh.read(b - a)
+
+
+def rows_before(chunk: Chunk) -> int:
+    """Rows of the file before a chunk: counted from the file for a CSV byte range (only on errors)."""
+    if chunk.byte_range is None:
+        return chunk.row_offset
+    start, lines = chunk.byte_range[0], 0
+    with open(chunk.path, "rb") as fh:
+        fh.readline()
+        pos = fh.tell()
+        while pos < start:
+            buf = fh.read(min(1 << 20, start - pos))
+            if not buf:
+                break
+            lines += buf.count(b"\n")
+            pos += len(buf)
+    return lines
+
+
 def read_chunk_table(chunk: Chunk) -> pa.Table:
     """The rows of one chunk as an Arrow table (CSV read as the single-machine reader reads it)."""
     from core.mobility.gps import _read_table
 
+    if chunk.byte_range is not None:
+        import io
+
+        return _read_table(Path(chunk.path), chunk.source, data=io.BytesIO(_range_bytes(chunk)))
     if chunk.row_groups is None:
         return _read_table(Path(chunk.path), chunk.source)
     import pyarrow.parquet as pq
@@ -155,15 +250,18 @@ def read_fix_chunk(chunk: Chunk, options: GpsOptions) -> pd.DataFrame:
     Raises:
         InputError: naming the file, column and rows (rows counted from the start of the file).
     """
-    table = read_chunk_table(chunk)
+    try:
+        table = read_chunk_table(chunk)
+    except InputError as exc:
+        raise _shift_rows(exc, rows_before(chunk)) from None
     if table.num_rows == 0:
-        if chunk.row_groups is None:
+        if chunk.row_groups is None and chunk.byte_range is None:
             raise InputError(chunk.source, "has a header but no fixes", expected="at least one fix row")
         return fix_meta()
     try:
         parts = fixes_from_table(table, chunk.source, options, default_user=Path(chunk.path).stem)
     except InputError as exc:
-        raise _shift_rows(exc, chunk.row_offset) from None
+        raise _shift_rows(exc, rows_before(chunk)) from None
     n = table.num_rows
     return pd.DataFrame(
         {
@@ -299,7 +397,11 @@ def sum_counts(parts: list[pd.DataFrame]) -> pd.DataFrame:
 def stays_chunk(chunk: Chunk) -> pd.DataFrame:
     """One chunk of a stay table, read as the single-machine ``meshes`` step reads a file."""
     if chunk.row_groups is None and Path(chunk.path).suffix.lower() not in (".parquet", ".pq"):
+        import io
+
         try:
+            if chunk.byte_range is not None:
+                return pd.read_csv(io.BytesIO(_range_bytes(chunk)))
             return pd.read_csv(chunk.path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise InputError(chunk.source, f"cannot be read as CSV: {exc}") from exc

@@ -20,7 +20,8 @@ class EngineOptions:
             local cluster of ``workers`` processes for the run.
         workers: processes of the local cluster (one thread each); ``None`` = the CPU count.
         partitions: partitions the fixes are hashed into by person; ``None`` = one per input chunk.
-        chunk_rows: Parquet row groups are read in chunks of about this many rows (a CSV file is one chunk).
+        chunk_rows: input is read in chunks of about this many rows: groups of Parquet row groups, byte
+            ranges of an uncompressed CSV (about 50 bytes a row); a compressed CSV is one chunk.
         connect_timeout: seconds to wait for the scheduler before giving up.
         shuffle: how fixes move to their person's partition: ``"p2p"`` (Dask's peer-to-peer shuffle,
             buffered on the workers' disks: for data larger than the cluster's memory) or

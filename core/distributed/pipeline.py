@@ -1,6 +1,6 @@
 """GPS -> stays -> meshes -> token counts on a Dask cluster, with the single-machine path's results.
 
-1. Fixes are read in chunks (a CSV file, or a few Parquet row groups) by the workers and hashed
+1. Fixes are read in chunks (byte ranges of a CSV, or a few Parquet row groups) by the workers and hashed
    by person into partitions (Dask's shuffle), so each person's fixes meet in one partition
    whatever file they came from; each partition is sorted and scanned by the compiled scan.
 2. The privacy rule needs only the distinct (50 m mesh, 250 m mesh, person) rows of the stays.

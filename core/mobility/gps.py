@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -163,7 +163,9 @@ def _find(
     return None
 
 
-def _read_table(path: Path, source: str) -> pa.Table:
+def _read_table(path: Path, source: str, data: Any = None) -> pa.Table:
+    """A GPS file as an Arrow table; ``data``: a file object holding the CSV instead of ``path``
+    (header line included: a byte range of a big CSV, read by one task of the Dask path)."""
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
@@ -181,7 +183,7 @@ def _read_table(path: Path, source: str) -> pa.Table:
     text = {n: pa.string() for n in stripped if n.lower() in (*_USER_NAMES, *_TIME_NAMES, "date")}
     try:
         return pacsv.read_csv(
-            path,
+            path if data is None else data,
             read_options=pacsv.ReadOptions(column_names=stripped, skip_rows=1, block_size=1 << 24),
             convert_options=pacsv.ConvertOptions(column_types=text, strings_can_be_null=True),
         )

@@ -330,3 +330,36 @@ def test_worker_dying_while_the_output_is_written_leaves_nothing(tmp_path):
             assert flag.exists()  # the first partition had been written when the worker died
             assert list(out_dir.iterdir()) == []
             client.wait_for_workers(2, timeout=60)
+
+
+@pytest.mark.parametrize("ending, trailing", [(b"\n", True), (b"\r\n", True), (b"\n", False)])
+def test_csv_ranges_cover_every_line_once(tmp_path, ending, trailing):
+    from core.distributed.kernels import csv_ranges
+
+    lines = [b"user_id,timestamp,lat,lon"] + [f"u{i % 7},{1000 + i},35.{i:05d},139.5".encode() for i in range(5_000)]
+    body = ending.join(lines) + (ending if trailing else b"")
+    path = tmp_path / "f.csv"
+    path.write_bytes(body)
+    ranges = csv_ranges(path, block=4_096)
+    assert len(ranges) > 10
+    assert ranges[0][0] == len(lines[0]) + len(ending) and ranges[-1][1] == len(body)
+    assert all(a == b for (_, a), (b, _) in zip(ranges[:-1], ranges[1:], strict=False))  # contiguous
+    pieces = [body[a:b] for a, b in ranges]
+    assert all(p.endswith(b"\n") for p in pieces[:-1])  # never a split line
+    assert b"".join(pieces).splitlines() == lines[1:]
+
+
+def test_bad_row_in_a_later_csv_range_names_the_file_row(engine, tmp_path):
+    f = person_fixes(np.arange(40), 1000, _places(), seed=8).reset_index(drop=True)
+    f.loc[31_234 - 1, "lat"] = 95.0  # row 31,234 of a.csv: far into the file, in a later byte range
+    f.to_csv(tmp_path / "a.csv", index=False)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    small = EngineOptions(engine="dask", scheduler=engine.scheduler, chunk_rows=5_000)
+    from core.distributed.kernels import input_chunks
+
+    assert len(input_chunks([tmp_path / "a.csv"], small.chunk_rows)) > 4  # the CSV is read by several tasks
+    with pytest.raises(InputError) as e:
+        run_counts([tmp_path / "a.csv"], out_dir / "counts.parquet", 10, small)
+    assert e.value.source == "a.csv" and e.value.column == "lat" and e.value.rows == [31_234]
+    assert list(out_dir.iterdir()) == []
