@@ -62,6 +62,8 @@ DIFF_PERIOD = "diff-period"
 DIFF_PERIOD_NOTE = "diff-period-note"
 DIFF_PLAY = "diff-play"
 DIFF_PLAY_TIMER = "diff-play-timer"
+DIFF_SHOWN = "diff-shown"
+DIFF_SHOWN_THR = "diff-shown-thr"
 # Training view
 TRAIN_UPLOAD = "train-upload"
 TRAIN_INBOX = "train-inbox"
