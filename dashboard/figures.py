@@ -122,6 +122,7 @@ def pattern_pair(
     for chart, title in ((chart_a, title_a), (chart_b, title_b)):
         fig = pattern_chart(chart, title, height)
         fig.update_yaxes(range=[0, top])
+        fig.update_xaxes(title_text="time of day (2 h bins)", tickangle=-60)  # half-width charts: a short title
         out.append(fig)
     return out[0], out[1]
 

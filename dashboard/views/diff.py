@@ -256,9 +256,9 @@ def legend_entries(
         notes.append(thr_note + " Colour by 'stay pattern changed' to see them.")
     else:
         title = "Period B: stay pattern changed since A"
-        above = f"above {_fmt(thr)}" if math.isfinite(thr) else "(none flagged)"
+        above = f"pattern change above {_fmt(thr)}" if math.isfinite(thr) else "none flagged"
         items = [
-            (CHANGE_COLOURS[1], f"changed: pattern change {above} ({n_changed:,} meshes)"),
+            (CHANGE_COLOURS[1], f"changed: {above} ({n_changed:,} meshes)"),
             (CHANGE_COLOURS[0], f"unchanged: at or below the threshold ({n - n_changed:,} meshes)"),
         ]
         notes.append(
@@ -647,7 +647,7 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
             {"display": "flex"},
             [],
             [],
-            problem,
+            "",
             keep,
             keep,
             "",
@@ -832,7 +832,12 @@ def show_pick(pick, a, b, k, user_thr):
             ),
             html.Dt("pattern change"),
             html.Dd(
-                f"{change:.3f} ({'changed: above' if changed else 'unchanged: at or below'} the threshold {_fmt(diff.threshold)})",
+                f"{change:.3f} ("
+                + (
+                    f"{'changed: above' if changed else 'unchanged: at or below'} the threshold {_fmt(diff.threshold)})"
+                    if math.isfinite(diff.threshold)
+                    else "unchanged: no threshold, nothing flagged in this pair)"
+                ),
                 id=ids.DIFF_PANEL + "-change",
             ),
             html.Dt("embedding distance"),

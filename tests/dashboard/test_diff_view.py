@@ -172,7 +172,7 @@ def test_show_diff_clears_both_maps_for_an_invalid_pair(catalog):
     out = view.show_diff(A, A, 10, "change", None, None, B)
     url_b, url_a, *_rest = out
     assert url_b == "" and url_a == ""  # no tiles: never the previous pair
-    assert "same dataset" in out[5] and out[6] == {"display": "flex"}
+    assert "same dataset" in out[5] and out[6] == {"display": "flex"} and out[9] == ""
     assert out[7] == [] and out[8] == [] and out[15] == []
 
 
