@@ -575,6 +575,7 @@ def on_threshold(search, slider, _reset, shown):
 
 @callback(
     Output(ids.DIFF_CELL, "data"),
+    Output(ids.DIFF_MATRIX, "clickData"),
     Input(ids.DIFF_MATRIX, "clickData"),
     Input(ids.DIFF_CELL_CLEAR, "n_clicks"),
     Input(ids.DIFF_A, "value"),
@@ -584,11 +585,16 @@ def on_threshold(search, slider, _reset, shown):
     prevent_initial_call=True,
 )
 def on_cell(click, _clear, _a, _b, k, current):
-    """Highlight a transition: click a matrix cell; click it again, press clear or change the pair to reset."""
+    """Highlight a transition: click a matrix cell; click it again, press clear or change the pair to reset.
+
+    The click is consumed (``clickData`` back to ``None``): a second click on the same cell must fire again.
+    """
     if ctx.triggered_id != ids.DIFF_MATRIX:
-        return None
+        return None, dash.no_update
+    if click is None:
+        return dash.no_update, dash.no_update
     cell = toggle_cell(current, click, _k(k))
-    return list(cell) if cell is not None else None
+    return (list(cell) if cell is not None else None), None
 
 
 def _pair(catalog: Catalog, a, b, k) -> tuple[PeriodDiff | None, str | None]:

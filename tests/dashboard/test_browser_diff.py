@@ -34,13 +34,10 @@ def server(demo_data):
 
 @pytest.fixture(scope="module")
 def truth(demo_data):
-    """The diff computed here, independently of the server: measures and joint labels at k = 10."""
-    from core.analysis.diff import diff_datasets
-    from core.release.layout import discover, read_dataset
+    """The diff computed in this process (not the server's): measures, the data's threshold, joint labels at k = 10."""
+    from dashboard.catalog import Catalog
 
-    refs = {r.name: r for r in discover(demo_data)}
-    a, b = read_dataset(refs["nagoya_2019_04"]), read_dataset(refs["nagoya_2020_04"])
-    return diff_datasets(a, b, k=10)
+    return Catalog(demo_data).diff(A, B, 10)
 
 
 @pytest.fixture
@@ -62,7 +59,8 @@ def _open_diff(page, url, query="?view=diff"):
 
 
 def _tile_zoom(page, map_id, needle=""):
-    src = page.locator(f"#{map_id} img.leaflet-tile[src*='{needle}']").first.get_attribute("src")
+    sel = f"#{map_id} img.leaflet-tile" + (f"[src*='{needle}']" if needle else "[src]")
+    src = page.locator(sel).first.get_attribute("src")
     return int(src.split("/tiles/")[1].split("/")[0])
 
 
@@ -102,10 +100,10 @@ def test_a_clicked_mesh_shows_before_and_after(page, server, truth):
     page.wait_for_function("document.querySelectorAll('#diff-panel .js-plotly-plot').length === 2", timeout=30_000)
     assert page.inner_text("#diff-panel-code") == f"{int(truth.codes[i])} ({int(truth.sizes[i])} m)"
     assert page.inner_text("#diff-panel-change").startswith(f"{truth.pattern_change[i]:.3f}")
-    titles = page.locator("#diff-panel .gtitle").all_inner_texts()
+    titles = page.locator("#diff-panel .gtitle").all_text_contents()  # SVG text: no innerText
     assert titles[0].startswith(f"A (2019-04): cluster {int(truth.labels_a[i])}:")
     assert titles[1].startswith(f"B (2020-04): cluster {int(truth.labels_b[i])}:")
-    assert page.locator("#diff-panel .g-ytitle").first.inner_text().startswith("share of stays")
+    assert (page.locator("#diff-panel .g-ytitle").first.text_content() or "").startswith("share of stays")
 
 
 def test_threshold_moves_the_counts_and_a_matrix_cell_highlights_its_meshes(page, server, truth):
@@ -127,6 +125,20 @@ def test_threshold_moves_the_counts_and_a_matrix_cell_highlights_its_meshes(page
     np.add.at(m, (truth.labels_a, truth.labels_b), 1)
     np.fill_diagonal(m, -1)
     i, j = (int(v) for v in np.unravel_index(np.argmax(m), m.shape))
+    _click_cell(page, i, j)
+    page.wait_for_selector("#diff-cell-info:has-text('Highlighted')", timeout=30_000)
+    assert page.inner_text("#diff-cell-info").startswith(f"Highlighted: {m[i, j]:,} meshes went from {i}:")
+    page.wait_for_function(
+        f"[...document.querySelectorAll('#diff-map-a img.leaflet-tile')].some(i => i.src.includes('cell={i}-{j}'))",
+        timeout=30_000,
+    )
+    assert page.locator("#diff-ranking tbody tr").count() == min(m[i, j], 20)  # the list shows that transition
+    _click_cell(page, i, j)  # the same cell again: cleared
+    page.wait_for_selector("#diff-cell-info:has-text('Click a cell')", timeout=30_000)
+
+
+def _click_cell(page, i, j):
+    """Click matrix cell (row i = cluster in A, column j = cluster in B) where Plotly drew it."""
     page.locator("#diff-matrix").scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     xy = page.evaluate(
@@ -135,15 +147,6 @@ def test_threshold_moves_the_counts_and_a_matrix_cell_highlights_its_meshes(page
         [i, j],
     )
     page.mouse.click(*xy)
-    page.wait_for_selector("#diff-cell-info:has-text('Highlighted')", timeout=30_000)
-    assert page.inner_text("#diff-cell-info").startswith(f"Highlighted: {m[i, j]:,} meshes went from {i}:")
-    page.wait_for_function(
-        f"[...document.querySelectorAll('#diff-map-a img.leaflet-tile')].some(i => i.src.includes('cell={i}-{j}'))",
-        timeout=30_000,
-    )
-    assert page.locator("#diff-ranking tbody tr").count() == min(m[i, j], 20)  # the list shows that transition
-    page.mouse.click(*xy)  # the same cell again: cleared
-    page.wait_for_selector("#diff-cell-info:has-text('Click a cell')", timeout=30_000)
 
 
 def test_address_bar_state_and_empty_state_for_an_invalid_pair(page, server):
