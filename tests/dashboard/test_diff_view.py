@@ -230,3 +230,9 @@ def _walk(node):
     children = getattr(node, "children", None)
     if children is not None and not isinstance(children, str):
         yield from _walk(children)
+
+
+def test_the_period_slider_sets_b_and_ignores_garbage(catalog):
+    assert view.on_period(1, A, A) == B
+    assert view.on_period(1, A, B) is view.dash.no_update  # already there
+    assert view.on_period(7, A, A) is view.dash.no_update and view.on_period("1", A, A) is view.dash.no_update
