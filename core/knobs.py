@@ -153,9 +153,17 @@ MAX_GAP = Knob(
 )
 MAX_SPEED = Knob("spike speed", 100.0, float, "a fix reached and left faster than this is a spike", 1.0, 1_000_000.0, unit="m/s")
 
-# Period diffs: the pattern change (JS divergence, natural log) above which a mesh counts as changed.
+# Period diffs: the pattern change (JS divergence, natural log, at most ln 2 = 0.69) above which a
+# mesh counts as changed; the diff view's slider spans this range on a log scale.
 CHANGE_THRESHOLD = Knob(
-    "change threshold", None, float, "pattern change above which a mesh is changed (none: decided from the data)", 1e-6, 1.0
+    "change threshold", None, float, "pattern change above which a mesh is changed (none: decided from the data)", 1e-4, 1.0
+)
+DIFF_COLOUR = Knob(
+    "diff colouring",
+    "change",
+    str,
+    "what colours period B of a diff: pattern changed or not, embedding distance to A, or B's cluster",
+    choices=("change", "distance", "cluster"),
 )
 
 # Clustering and similar areas (SPEC §7).

@@ -278,13 +278,26 @@ class Catalog:
         return self._memo(("from", key, row), lambda: distances(ds.vectors, ds.vectors[row]))
 
     def diff(self, a: str, b: str, k: int, threshold: float | None = None) -> PeriodDiff:
-        """The diff of periods ``a`` and ``b`` on the joint labels at ``k`` (threshold: from the data when ``None``)."""
-        return self._memo(
-            ("diff", a, b, k, threshold),
-            lambda: diff_datasets(
-                self.get(a), self.get(b), k=k, threshold=threshold, labels_a=self.labels(a, k), labels_b=self.labels(b, k)
-            ),
+        """The diff of periods ``a`` and ``b`` on the joint labels at ``k`` (threshold: from the data when ``None``).
+
+        The measures are computed once per pair and k; another threshold only re-flags the meshes.
+        """
+        base = self._memo(
+            ("diff", a, b, k),
+            lambda: diff_datasets(self.get(a), self.get(b), k=k, labels_a=self.labels(a, k), labels_b=self.labels(b, k)),
         )
+        return base if threshold is None else base.with_threshold(threshold)
+
+    def periods(self, key: str) -> list[str]:
+        """The datasets of ``key``'s city in ``key``'s space (``key`` included), sorted by period: what a diff can compare."""
+        spaces = self.spaces()
+        here, city = spaces[key].name, self.city(key)
+        same = [k for k in self.keys() if spaces[k].name == here and self.city(k) == city]
+        return sorted(same, key=lambda k: (split_name(self.refs[k].name)[1], k))
+
+    def city(self, key: str) -> str:
+        """The dataset's city: from its name when it names one (no read), else from its meshes."""
+        return city_in_name(self.refs[key].name) or self.get(key).city
 
 
 @dataclass

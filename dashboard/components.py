@@ -24,11 +24,12 @@ def make_map(
     basemap: str | None,
     view: dict | None = None,
     url: str = "",
-    selection: bool = False,
+    selection: bool | str = False,
     height: str = "560px",
 ) -> html.Div:
     """A Leaflet map: optional basemap, our mesh tile layer and (main map) the selected-mesh outline.
 
+    ``selection``: ``True`` adds the outline layer :data:`ids.SELECTED_LAYER`; a string adds it with that id.
     Re-created whenever the dataset changes, so that it opens on that dataset's extent.
     """
     children = []
@@ -37,7 +38,13 @@ def make_map(
     children.append(dl.TileLayer(id=layer_id, url=url, opacity=0.85, maxZoom=20, maxNativeZoom=20))
     children.append(dl.ScaleControl(position="bottomleft", imperial=False))
     extra = (
-        [dl.GeoJSON(id=ids.SELECTED_LAYER, data=None, style={"color": "#000", "weight": 3, "fillOpacity": 0})]
+        [
+            dl.GeoJSON(
+                id=selection if isinstance(selection, str) else ids.SELECTED_LAYER,
+                data=None,
+                style={"color": "#000", "weight": 3, "fillOpacity": 0},
+            )
+        ]
         if selection
         else []
     )

@@ -53,6 +53,11 @@ PALETTE = _BASE_PALETTE + _more_colours(30)
 DISTANCE_COLOURS = ("#000000", "#b30000", "#e34a33", "#fc8d59", "#fdcc8a", "#fef0d9")
 DISTANCE_LABELS = ("the mesh", "<= 2", "2 - 4", "4 - 8", "8 - 16", ">= 16")
 CHANGE_COLOURS = ("#9ecae1", "#d7301f")
+# A diff's embedding distance between the periods, by class (core.analysis.diff.DISTANCE_QUANTILES):
+# pale = barely moved, dark red = moved the most (the reverse of the OpenUAS ramp, where dark = close).
+DIFF_DISTANCE_COLOURS = ("#fef0d9", "#fdcc8a", "#fc8d59", "#e34a33", "#b30000")
+# Meshes outside a highlighted transition-matrix cell.
+FADED_COLOUR = "#bdbdbd"
 DURATION_LABELS = ("<= 30 min", "30-60 min", "1-2 h", "2-4 h", "4-6 h", "6-12 h", "> 12 h")
 DURATION_COLOURS = ("#fde725", "#90d743", "#35b779", "#21918c", "#31688e", "#443983", "#440154")
 # People heatmap: stays per mesh on a log scale, pale (few) to dark red (the most).
@@ -107,8 +112,28 @@ def pattern_chart(chart: np.ndarray, title: str, height: int = 300) -> go.Figure
     return fig
 
 
-def transition_heatmap(matrix: np.ndarray, label_a: str, label_b: str, names: list[str] | None = None) -> go.Figure:
-    """Cluster -> cluster transition counts (rows: period A, columns: period B), cluster names on the axes."""
+def pattern_pair(
+    chart_a: np.ndarray, chart_b: np.ndarray, title_a: str, title_b: str, height: int = 300
+) -> tuple[go.Figure, go.Figure]:
+    """Before / after: two :func:`pattern_chart` figures on one y scale (the taller one's)."""
+    stacked = [np.asarray(c, dtype=np.float64).sum(axis=-1).max(initial=0.0) for c in (chart_a, chart_b)]
+    top = max(stacked) * 1.05 or 1.0
+    out = []
+    for chart, title in ((chart_a, title_a), (chart_b, title_b)):
+        fig = pattern_chart(chart, title, height)
+        fig.update_yaxes(range=[0, top])
+        fig.update_xaxes(title_text="time of day (2 h bins)", tickangle=-60)  # half-width charts: a short title
+        out.append(fig)
+    return out[0], out[1]
+
+
+def transition_heatmap(
+    matrix: np.ndarray, label_a: str, label_b: str, names: list[str] | None = None, cell: tuple[int, int] | None = None
+) -> go.Figure:
+    """Cluster -> cluster transition counts (rows: period A, columns: period B), cluster names on the axes.
+
+    ``cell`` (cluster in A, cluster in B) is outlined: the highlighted transition.
+    """
     m = np.asarray(matrix)
     k = m.shape[0]
     z = m.astype(int).tolist()  # plain lists: small, and readable by anyone inspecting the figure
@@ -138,6 +163,11 @@ def transition_heatmap(matrix: np.ndarray, label_a: str, label_b: str, names: li
         xaxis={"title": {"text": f"cluster in B ({label_b})"}, "tickangle": -40, "automargin": True},
         yaxis={"title": {"text": f"cluster in A ({label_a})"}, "autorange": "reversed", "automargin": True},
     )
+    if cell is not None and 0 <= cell[0] < k and 0 <= cell[1] < k:
+        i, j = int(cell[0]), int(cell[1])
+        fig.add_shape(
+            type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5, xref="x", yref="y", line={"color": "#d7301f", "width": 3}
+        )
     return fig
 
 

@@ -11,10 +11,11 @@ from flask import Response, abort, request
 
 from core import knobs
 from core.analysis.similarity import distance_classes
+from core.errors import CoreError
 from core.geo.tiles import hex_to_rgba, png_bytes, render_tile
 
 from .catalog import Catalog, get_catalog
-from .figures import CHANGE_COLOURS, DISTANCE_COLOURS, HEAT_COLOURS, PALETTE
+from .figures import CHANGE_COLOURS, DIFF_DISTANCE_COLOURS, DISTANCE_COLOURS, FADED_COLOUR, HEAT_COLOURS, PALETTE
 
 MAX_ZOOM = 20
 _CACHE_SIZE = 4096
@@ -52,7 +53,7 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
     """Per-mesh colour index and the colour table for a layer described by query arguments.
 
     Modes: ``cluster`` (k; complemented meshes paler), ``similar`` (sel = mesh row, thr = distance
-    threshold: distance classes within it), ``diff`` (other = dataset A: changed / unchanged).
+    threshold: distance classes within it), ``diff`` (other = the other period: :func:`diff_layer`).
     """
     key = args.get("ds", "")
     if key not in catalog.refs:
@@ -76,24 +77,58 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
         cls = distance_classes(d, row).astype(np.int64)
         return np.where(d <= thr, cls, -1), _table(DISTANCE_COLOURS, 215)
     if mode == "diff":
-        other = args.get("other", "")
-        if other not in catalog.refs:
-            abort(404)
-        k = _int(args.get("k", knobs.K.default))
-        if not _k_ok(k):
-            abort(400)
-        change_thr = _float(args["thr"]) if "thr" in args else None
-        if change_thr is not None and knobs.CHANGE_THRESHOLD.clamp(change_thr) != change_thr:  # out of its range
-            abort(400)
-        diff = catalog.diff(other, key, k, change_thr)
-        values = np.full(ds.n_meshes, -1, dtype=np.int64)
-        if args.get("by", "change") == "distance":
-            # OpenUAS distance classes of each mesh's move between the periods (class 0 unused).
-            values[diff.index_b] = distance_classes(diff.distance).astype(np.int64)
-            return values, _table(DISTANCE_COLOURS, 215)
-        values[diff.index_b] = diff.changed.astype(np.int64)
-        return values, _table(CHANGE_COLOURS, 215)
+        return diff_layer(catalog, key, args)
     abort(400)
+
+
+def _cell(text: str | None, k: int) -> tuple[int, int] | None:
+    """A transition-matrix cell ``"i-j"`` (clusters in A and B, each below k), ``None`` when absent, else HTTP 400."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"(\d{1,2})-(\d{1,2})", text)
+    if m is None or int(m.group(1)) >= k or int(m.group(2)) >= k:
+        abort(400)
+    return int(m.group(1)), int(m.group(2))
+
+
+def diff_layer(catalog: Catalog, key: str, args) -> tuple[np.ndarray, np.ndarray]:
+    """A period diff drawn on one of its two datasets: only the meshes compared (in both, own embedding).
+
+    Arguments: ``other`` (the other period), ``side`` (``b``: ``ds`` is period B, the default; ``a``:
+    it is period A), ``k``, ``by`` (:data:`knobs.DIFF_COLOUR`: ``change`` changed / unchanged at
+    ``thr`` or the data's threshold, ``distance`` the pair's distance classes, ``cluster`` the joint
+    cluster in ``ds``), ``cell`` (``i-j``: meshes outside that transition are drawn faded).
+    """
+    other = args.get("other", "")
+    if other not in catalog.refs:
+        abort(404)
+    k = _int(args.get("k", knobs.K.default))
+    side, by = args.get("side", "b"), args.get("by", knobs.DIFF_COLOUR.default)
+    if not _k_ok(k) or side not in ("a", "b") or by not in (knobs.DIFF_COLOUR.choices or ()):
+        abort(400)
+    change_thr = _float(args["thr"]) if "thr" in args else None
+    if change_thr is not None and knobs.CHANGE_THRESHOLD.clamp(change_thr) != change_thr:  # out of its range
+        abort(400)
+    cell = _cell(args.get("cell"), k)
+    try:
+        diff = catalog.diff(key, other, k, change_thr) if side == "a" else catalog.diff(other, key, k, change_thr)
+    except (ValueError, CoreError):  # no shared mesh, no model file: not a pair the view offers
+        abort(400)
+    if by == "cluster":
+        labels = diff.labels_a if side == "a" else diff.labels_b
+        if labels is None:
+            abort(400)
+        cls, table = labels.astype(np.int64), _table([PALETTE[c % len(PALETTE)] for c in range(k)], 215)
+    elif by == "distance":
+        cls, table = diff.distance_classes(), _table(DIFF_DISTANCE_COLOURS, 215)
+    else:
+        cls, table = diff.changed.astype(np.int64), _table(CHANGE_COLOURS, 215)
+    if cell is not None:
+        cls = np.where(diff.in_cell(cell), cls, len(table))
+        table = np.vstack([table, _table([FADED_COLOUR], 90)])
+    values = np.full(catalog.get(key).n_meshes, -1, dtype=np.int64)
+    values[diff.index_a if side == "a" else diff.index_b] = cls
+    return values, table
 
 
 def people_layer(args):

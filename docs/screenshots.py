@@ -24,7 +24,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="data")
     ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
-    ap.add_argument("--views", default="map,train", help="comma-separated: map (map, mesh, similar, diff), train")
+    ap.add_argument(
+        "--views",
+        default="map,train,diff",
+        help="comma-separated: map (map, mesh, similar, diff), train, diff (the diff view's own)",
+    )
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -32,6 +36,8 @@ def main() -> None:
         b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         page = b.new_page(viewport={"width": 1400, "height": 1000})
         views = set(args.views.split(","))
+        if "diff" in views:
+            diff_view_shot(page, url, ROOT / "docs" / "screenshots" / "diff.png")
         if "train" in views:
             page.goto(url + "/?view=train")
             page.wait_for_selector("#train-upload", timeout=60_000)
@@ -62,6 +68,24 @@ def main() -> None:
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "diff.png"))
         b.close()
+
+
+def diff_view_shot(page, url: str, path: Path) -> None:
+    """The period comparison with a threshold set by hand and a clicked mesh (a palette PNG, under 250 KB)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    page.goto(url + "/?view=diff&a=demo/nagoya_2019_04&b=demo/nagoya_2020_04&dk=10&by=change&thr=0.05")
+    page.wait_for_selector("#diff-summary:has-text('meshes in both')", timeout=90_000)
+    page.wait_for_function("document.querySelectorAll('#diff-map .leaflet-tile-loaded').length > 0", timeout=60_000)
+    box = page.locator("#diff-map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.6)
+    page.wait_for_function("document.querySelectorAll('#diff-panel .js-plotly-plot').length === 2", timeout=30_000)
+    page.wait_for_timeout(1500)
+    shot = page.screenshot(full_page=True, clip={"x": 0, "y": 0, "width": 1400, "height": 1450})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.open(BytesIO(shot)).convert("RGB").quantize(colors=128).save(path, optimize=True)
 
 
 if __name__ == "__main__":

@@ -18,15 +18,21 @@ period B; with joint clusters (one shared space) the diagonal is the meshes that
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from core.area2vec.model import predict_distributions
 from core.errors import ParameterError
 from core.release.layout import ReleaseDataset
 
 MIN_SEPARATION = 3.0  # a group of changes sits at least 3x the noise's typical change (see change_threshold)
+# Embedding distances between the periods are shown in classes at these quantiles of the pair's own
+# distances (the closest half, ..., the farthest 3 %): fixed distance classes saturate, since
+# anchoring leaves every mesh of two independent trainings a similar small distance apart.
+DISTANCE_QUANTILES = (0.5, 0.75, 0.9, 0.97)
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class PeriodDiff:
     labels_b: np.ndarray | None
     k: int
     threshold: float = float("nan")
+    sizes: np.ndarray | None = None  # mesh sizes (m) of ``codes``; a code is unique only with its size
 
     @property
     def stayed(self) -> float:
@@ -58,6 +65,108 @@ class PeriodDiff:
         out = np.zeros((self.k, self.k), dtype=np.int64)
         np.add.at(out, (self.labels_a, self.labels_b), 1)
         return out
+
+    def with_threshold(self, threshold: float) -> PeriodDiff:
+        """The same diff with another threshold for "changed" (the measures are not recomputed)."""
+        thr = float(threshold)
+        return PeriodDiff(
+            self.codes,
+            self.index_a,
+            self.index_b,
+            self.distance,
+            self.pattern_change,
+            self.pattern_change > thr,
+            self.labels_a,
+            self.labels_b,
+            self.k,
+            thr,
+            self.sizes,
+        )
+
+    def in_cell(self, cell: tuple[int, int] | None) -> np.ndarray:
+        """Mask of the meshes in transition-matrix cell ``(cluster in A, cluster in B)``; all when ``None``."""
+        if cell is None:
+            return np.ones(len(self.codes), dtype=bool)
+        if self.labels_a is None or self.labels_b is None:
+            raise ParameterError("no cluster labels at this k in one of the datasets")
+        return (self.labels_a == int(cell[0])) & (self.labels_b == int(cell[1]))
+
+    def distance_edges(self) -> np.ndarray:
+        """Class edges of the embedding distance: :data:`DISTANCE_QUANTILES` of this pair's distances.
+
+        Rounded to two significant digits and strictly increasing (ties dropped), so that a legend
+        reads them as they are used.
+        """
+        return distance_edges(self.distance)
+
+    def distance_classes(self) -> np.ndarray:
+        """Each mesh's distance class: 0 (the closest, below the first edge) .. ``len(edges)``."""
+        return np.searchsorted(self.distance_edges(), self.distance, side="right").astype(np.int64)
+
+    def find(self, code: int, size: int) -> int | None:
+        """The position of mesh ``(code, size)`` among the compared meshes, or ``None`` when it is not compared."""
+        hit = self.codes == int(code)
+        if self.sizes is not None:
+            hit &= self.sizes == int(size)
+        rows = np.flatnonzero(hit)
+        return int(rows[0]) if rows.size else None
+
+
+def distance_edges(distance: np.ndarray, quantiles: Sequence[float] = DISTANCE_QUANTILES) -> np.ndarray:
+    """Class edges at ``quantiles`` of ``distance``, two significant digits, strictly increasing."""
+    d = np.asarray(distance, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return np.zeros(0)
+    q = np.quantile(d, quantiles)
+    with np.errstate(divide="ignore"):
+        digits = np.where(q > 0, 1 - np.floor(np.log10(np.where(q > 0, q, 1.0))), 0).astype(int)
+    rounded = np.array([round(float(v), int(n)) for v, n in zip(q, digits)])  # 4 values
+    return np.unique(rounded[rounded > 0])
+
+
+def change_table(diff: PeriodDiff, names: Sequence[str] | None = None, cell: tuple[int, int] | None = None) -> pd.DataFrame:
+    """The compared meshes ranked by pattern change, the most changed first (ties: by code).
+
+    Args:
+        diff: the diff of periods A and B.
+        names: the shown name of every cluster at ``diff.k`` (one shared space: the same in A and B).
+        cell: only the meshes of this transition-matrix cell ``(cluster in A, cluster in B)``.
+
+    Returns:
+        One row per mesh: ``rank`` (1 = the most changed), ``code``, ``mesh_size``, ``cluster_a``,
+        ``name_a``, ``cluster_b``, ``name_b``, ``pattern_change``, ``distance``, ``changed``.
+    """
+    rows = np.flatnonzero(diff.in_cell(cell))
+    order = rows[np.lexsort((diff.codes[rows], -diff.pattern_change[rows]))]
+    n = len(order)
+    no_labels = np.full(n, -1, dtype=np.int64)
+    la = diff.labels_a[order].astype(np.int64) if diff.labels_a is not None else no_labels
+    lb = diff.labels_b[order].astype(np.int64) if diff.labels_b is not None else no_labels
+    named = np.asarray(list(names) + [""], dtype=object) if names is not None else np.full(1, "", dtype=object)
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, n + 1),
+            "code": diff.codes[order].astype(np.int64),
+            "mesh_size": (diff.sizes[order] if diff.sizes is not None else np.zeros(n)).astype(np.int64),
+            "cluster_a": la,
+            "name_a": named[np.where((la >= 0) & (la < len(named) - 1), la, -1)],
+            "cluster_b": lb,
+            "name_b": named[np.where((lb >= 0) & (lb < len(named) - 1), lb, -1)],
+            "pattern_change": diff.pattern_change[order],
+            "distance": diff.distance[order],
+            "changed": diff.changed[order],
+        }
+    )
+
+
+def change_csv(table: pd.DataFrame) -> str:
+    """:func:`change_table` as CSV text (measures to 6 decimals, ``changed`` as true / false)."""
+    out = table.copy()
+    out["pattern_change"] = out["pattern_change"].round(6)
+    out["distance"] = out["distance"].round(6)
+    out["changed"] = np.where(out["changed"].to_numpy(bool), "true", "false")
+    return str(out.to_csv(index=False, lineterminator="\n"))
 
 
 def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -149,4 +258,5 @@ def diff_datasets(
         None if lb is None else np.asarray(lb)[ib],
         k,
         thr,
+        a.mesh_sizes[ia],
     )

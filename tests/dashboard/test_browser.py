@@ -201,7 +201,7 @@ def test_diff_maps_follow_each_other(page, server):
     page.locator("#tabs").get_by_text("Compare periods").click()
     page.wait_for_selector("#diff-summary:has-text('meshes in both')", timeout=60_000)
     page.wait_for_function(
-        "[...document.querySelectorAll('#diff-map-a img.leaflet-tile')].some(i => i.src.includes('mode=cluster'))", timeout=30_000
+        "[...document.querySelectorAll('#diff-map-a img.leaflet-tile')].some(i => i.src.includes('side=a'))", timeout=30_000
     )
     src = page.locator("#diff-map img.leaflet-tile").first.get_attribute("src")
     z = int(src.split("/tiles/")[1].split("/")[0])
