@@ -244,8 +244,7 @@ def fit_and_cache(
 ) -> dict[str, Any]:
     """Train ``sel.method`` on the two cities (unless cached) and store the embeddings.
 
-    Runs in the view's background job. torch runs on one thread: the job is a forked process, and
-    torch's thread pool hangs in a fork of a process that used it (NOTES).
+    Runs in the view's background job (which sets torch to one thread first: see the view's ``align``).
 
     Returns:
         ``{"state": "done", "seconds": training seconds, "cached": bool, "path": file name}``.
@@ -255,13 +254,8 @@ def fit_and_cache(
     found = cached_embeddings(data_dir, sel)
     if found is not None:
         return {"state": "done", "seconds": found[2].get("seconds", 0.0), "cached": True, "path": path.name}
-    import os
-
     from core.regions.methods import fit_method
-    from core.threads import ENV, torch_threads
 
-    os.environ[ENV] = "1"
-    torch_threads(1)
     source, target = load_graph(data_dir, sel.source), load_graph(data_dir, sel.target)
     start = time.perf_counter()
     z = fit_method([source, target], sel.method, replace(CoreConfig(), epochs=sel.epochs, seed=sel.seed), progress)
@@ -469,6 +463,11 @@ def projection(data_dir: Path, sel: Selection) -> pd.DataFrame:
     return frame
 
 
+def _pairs(side: int, regions: np.ndarray) -> list[list[int]]:
+    """``[side, region]`` per point as plain lists: a 2-D typed array's rows do not reach Dash's clickData."""
+    return np.column_stack([np.full(len(regions), side), regions]).astype(np.int64).tolist()
+
+
 def projection_figure(
     frame: pd.DataFrame, names: tuple[str, str], ids: tuple[np.ndarray, np.ndarray], pick: Pick | None, near: pd.DataFrame | None
 ) -> go.Figure:
@@ -486,7 +485,7 @@ def projection_figure(
                 y=part["y"],
                 mode="markers",
                 name=f"{names[side]} ({'source' if side == 0 else 'target'}, {len(part):,})",
-                customdata=np.column_stack([np.full(len(part), side), part["region"].to_numpy()]),
+                customdata=_pairs(side, part["region"].to_numpy()),
                 text=rid.astype(str),
                 marker={"size": 6, "color": CITY_COLOURS[side], "opacity": 0.7},
                 hovertemplate=f"{names[side]} region %{{text}}<extra></extra>",
@@ -502,7 +501,7 @@ def projection_figure(
                     y=other["y"],
                     mode="markers",
                     name=f"nearest in {names[1 - pick.side]}",
-                    customdata=np.column_stack([np.full(len(other), 1 - pick.side), other.index.to_numpy()]),
+                    customdata=_pairs(1 - pick.side, other.index.to_numpy()),
                     marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"color": "#d62728", "width": 2.5}},
                     hoverinfo="skip",
                 )
@@ -513,7 +512,7 @@ def projection_figure(
                 y=at["y"],
                 mode="markers",
                 name=f"picked ({names[pick.side]})",
-                customdata=np.column_stack([np.full(len(at), pick.side), at["region"].to_numpy()]),
+                customdata=_pairs(pick.side, at["region"].to_numpy()),
                 marker={"size": 16, "color": "#000", "symbol": "star"},
                 hoverinfo="skip",
             )

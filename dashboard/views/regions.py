@@ -48,7 +48,8 @@ def _data_dir() -> Path:
 
 def _number(knob: Any, field_id: str) -> html.Label:
     return html.Label(
-        [
+        title=knob.allowed(),
+        children=[
             knob.name,
             dcc.Input(
                 id=field_id,
@@ -58,9 +59,8 @@ def _number(knob: Any, field_id: str) -> html.Label:
                 step=1,
                 value=knob.default,
                 debounce=True,
-                title=knob.allowed(),
             ),
-        ]
+        ],
     )
 
 
@@ -312,7 +312,17 @@ def target_shapes(target):
     cancel=[Input(ids.REGIONS_CANCEL, "n_clicks")],
 )
 def align(set_progress, _n, source, target, method, seed, epochs):
-    """Runs in the background job process: train (unless cached) and store the embeddings; return plain data."""
+    """Runs in the background job process: train (unless cached) and store the embeddings; return plain data.
+
+    The job is a fork of the server: torch's thread pool hangs in a fork of a process that used it
+    (NOTES), so torch runs on one thread here, and ``AREA_THREADS`` keeps the trainer from raising it.
+    """
+    import os
+
+    from core.threads import ENV, torch_threads
+
+    os.environ[ENV] = "1"
+    torch_threads(1)
     try:
         sel = _selection(source, target, method, seed, epochs)
     except InputError as exc:
