@@ -224,6 +224,11 @@ def _selection(source, target, method, seed, epochs) -> store.Selection:
     return store.Selection.from_browser(_data_dir(), source, target, method, seed, epochs)
 
 
+def _key(sel: store.Selection) -> list:
+    """A selection as plain data, to tell whether a job's outcome belongs to what the form shows now."""
+    return [sel.source, sel.target, sel.method, sel.seed, sel.epochs]
+
+
 def _fmt(v: float) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{v:.4g}"
 
@@ -328,12 +333,13 @@ def align(set_progress, _n, source, target, method, seed, epochs):
     except InputError as exc:
         return {"state": "invalid", "message": str(exc)}
     set_progress(("0", f"Starting {sel.describe()}..."))
+    chosen = _key(sel)
     try:
         out = store.fit_and_cache(_data_dir(), sel, lambda p: set_progress(tuple(map(str, store.progress_text(sel, p)))))
-    except CoreError as exc:
-        return {"state": "failed", "message": str(exc), "selection": [source, target, method, seed, epochs]}
+    except Exception as exc:  # the job's boundary: any failure becomes a visible note, not a stack trace
+        return {"state": "failed", "message": str(exc) or type(exc).__name__, "selection": chosen}
     set_progress(("100", "Done."))
-    return {**out, "selection": [sel.source, sel.target, sel.method, sel.seed, sel.epochs]}
+    return {**out, "selection": chosen}
 
 
 @callback(Output(ids.REGIONS_CANCEL_MSG, "children"), Input(ids.REGIONS_CANCEL, "n_clicks"), prevent_initial_call=True)
@@ -374,7 +380,7 @@ def show(source, target, method, seed, epochs, label, scale, colour, result):
     label = label if isinstance(label, str) and label in tgt.labels else None
     found = store.cached_embeddings(data_dir, sel)
     if found is None:
-        failed = isinstance(result, dict) and result.get("state") in ("failed", "invalid")
+        failed = isinstance(result, dict) and result.get("state") == "failed" and result.get("selection") == _key(sel)
         note = (
             html.Div(f"Problem: {result.get('message')}", className="error", role="alert")
             if failed

@@ -254,6 +254,9 @@ def test_labels_offered_are_those_both_cities_carry(data):
 def test_show_before_and_after_training(data, trained):
     hideout, legend, metrics, msg = view.show(A, B, "core", 0, 9, "gdp", "sum", "predicted", None)
     assert len(hideout["fill"]) == 36 and metrics == [] and "Not trained yet" in str(msg)
+    failed = {"state": "failed", "message": "out of memory", "selection": [A, B, "core", 0, 9]}
+    assert "Problem: out of memory" in str(view.show(A, B, "core", 0, 9, "gdp", "sum", "true", failed)[3])
+    assert "Not trained yet" in str(view.show(A, B, "core", 1, 9, "gdp", "sum", "true", failed)[3])  # another choice
     hideout, legend, metrics, msg = view.show(A, B, "procrustes", 0, 3, "gdp", "log", "error", None)
     assert len(hideout["fill"]) == 36 and "trained in" in str(msg) and "MAE" in str(metrics)
     hideout, _, metrics, msg = view.show(A, A, "procrustes", 0, 3, "gdp", "sum", "true", None)
