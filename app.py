@@ -19,6 +19,7 @@ from dashboard.layout import make_layout
 from dashboard.server import THREADS, check_binding, serve
 from dashboard.tiles import register_tiles
 from dashboard.views import people as people_view
+from dashboard.views import regions as regions_view
 from dashboard.views import training as training_view
 
 # Importing the views registers their callbacks (module-level ``dash.callback``). Dash moves that
@@ -104,7 +105,8 @@ def create_app(
         diff_view = viewport(catalog, pair[1]) if pair[1] else None
         train = training_view.layout(training_view.anchor_options(data_dir), training_view.inbox_options(data_dir), cap)
         people = people_view.layout(basemap)
-        return make_layout(catalog.options(), state, pair, basemap, map_view, diff_view, train, catalog.version, people)
+        regions = regions_view.layout(data_dir, basemap)
+        return make_layout(catalog.options(), state, pair, basemap, map_view, diff_view, train, catalog.version, people, regions)
 
     app.layout = serve_layout
     # Dash's setup consumes (and edits) the global registry: hand each app a fresh copy of the views' callbacks.

@@ -19,6 +19,7 @@ def make_layout(
     train: html.Div | None = None,
     version: int = 0,
     people: html.Div | None = None,
+    regions: html.Div | None = None,
 ) -> html.Div:
     return html.Div(
         className="page",
@@ -43,6 +44,7 @@ def make_layout(
                         children=[diff_view.layout(options, diff_pair[0], diff_pair[1], basemap, diff_viewport)],
                     ),
                     *([dcc.Tab(label="People", value="people", children=[people])] if people is not None else []),
+                    *([dcc.Tab(label="Regions", value="regions", children=[regions])] if regions is not None else []),
                     *([dcc.Tab(label="Train on your data", value="train", children=[train])] if train is not None else []),
                 ],
             ),

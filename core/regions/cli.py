@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from core.regions.config import DEFAULT_LABELS, METHODS, SCALES, CoreConfig, TransferConfig
+from core.regions.config import DEFAULT_LABELS, EPOCHS, METHOD, SCALES, SEED, CoreConfig, TransferConfig
 
 
 def _labels(text: str) -> tuple[str, ...]:
@@ -90,9 +90,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", choices=METHODS, default="core", help="embedding method (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=CoreConfig.epochs, help="training epochs, full batch (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=CoreConfig.seed, help="first seed (default: %(default)s)")
+    METHOD.add_to(p, "--method", metavar="{" + ",".join(METHOD.choices or ()) + "}")
+    EPOCHS.add_to(p, "--epochs")
+    SEED.add_to(p, "--seed")
     p.add_argument(
         "--n-anchors",
         type=int,

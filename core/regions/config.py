@@ -1,12 +1,15 @@
 """Hyper-parameters, method names and label scales of cross-city region alignment, declared once.
 
-The command line reads its defaults and choices from here (``default=CoreConfig.epochs``).
+The command line and the dashboard's Regions view read their defaults, ranges and choices from the
+knobs at the end (:data:`METHOD`, :data:`EPOCHS`, :data:`SEED`, :data:`SCALE`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from core.knobs import Knob
 
 # Methods of :func:`core.regions.methods.fit_method`: CoRE (one stage), each city alone, and post-hoc
 # alignment of the "individual" embeddings on shared-rank anchors (Yabe et al. 2020's RP / RA).
@@ -43,3 +46,10 @@ class TransferConfig:
 
     ridge_alpha: float = 1.0
     seeds: int = 5
+
+
+# The settings a user picks (command line and dashboard), each declared once.
+METHOD = Knob("method", "core", str, "embedding method", choices=METHODS)
+EPOCHS = Knob("epochs", CoreConfig.epochs, int, "training epochs, full batch", 1, 5000)
+SEED = Knob("seed", CoreConfig.seed, int, "first seed", 0, 2**31 - 1)
+SCALE = Knob("label scale", "sum", str, "label scale: as given, per km^2, or log(1 + sum)", choices=SCALES)
