@@ -53,6 +53,8 @@ PALETTE = _BASE_PALETTE + _more_colours(30)
 DISTANCE_COLOURS = ("#000000", "#b30000", "#e34a33", "#fc8d59", "#fdcc8a", "#fef0d9")
 DISTANCE_LABELS = ("the mesh", "<= 2", "2 - 4", "4 - 8", "8 - 16", ">= 16")
 CHANGE_COLOURS = ("#9ecae1", "#d7301f")
+# Similar areas by percent or rank: the selected mesh, its matches, every other mesh (pale).
+MATCH_COLOURS = ("#000000", "#c51b8a", "#bdbdbd")
 DURATION_LABELS = ("<= 30 min", "30-60 min", "1-2 h", "2-4 h", "4-6 h", "6-12 h", "> 12 h")
 DURATION_COLOURS = ("#fde725", "#90d743", "#35b779", "#21918c", "#31688e", "#443983", "#440154")
 # People heatmap: stays per mesh on a log scale, pale (few) to dark red (the most).
