@@ -98,7 +98,7 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                                         value=knobs.MATCH_BY.default,
                                         clearable=False,
                                         searchable=False,
-                                        style={"width": "11em"},
+                                        style={"width": "13em"},
                                     ),
                                     dcc.Input(
                                         id=ids.MATCH_VALUE,
@@ -321,7 +321,7 @@ def focus_on(catalog: Catalog, key: str, row: int) -> dict:
     """The map view centred on mesh ``row`` of ``key``, close enough to see it."""
     ds = catalog.get(key)
     lat, lon = catalog.centres(key)
-    return {"ds": key, "center": [float(lat[row]), float(lon[row])], "zoom": 17 if ds.mesh_sizes[row] == 50 else 16}
+    return {"ds": key, "center": [float(lat[row]), float(lon[row])], "zoom": 16 if ds.mesh_sizes[row] == 50 else 15}
 
 
 def _other_dataset(catalog: Catalog, here: str, candidates: list[str]) -> str | None:
@@ -373,13 +373,30 @@ def resolve_search(catalog: Catalog, key: str | None, text: object) -> dict:
         return {"ds": key, "selected": None, "focus": where, "message": f"No dataset has a mesh at {label}."}
     picked = pick_mesh(catalog, target, lat, lon)
     moved = "" if target == here else f" (in {target})"
-    if picked is None:  # a place between meshes: show it, select nothing
+    away = ""
+    if picked is None and q.kind == "name":  # a place beside the meshes: the nearest one, when close
+        picked, metres = nearest_mesh(catalog, target, lat, lon, NEAR_M)
+        away = f", {metres:.0f} m away" if picked is not None else ""
+    if picked is None:  # a point between meshes: show it, select nothing
         spot = {"ds": target, "center": [lat, lon], "zoom": 16}
         return {"ds": target, "selected": None, "focus": spot, "message": f"{label}{moved}: no mesh right there."}
     focus = focus_on(catalog, target, picked["row"])
     if q.kind != "code":
         focus["center"] = [lat, lon]
-    return {"ds": target, "selected": picked, "focus": focus, "message": f"{label}{moved}: mesh {picked['code']}."}
+    return {"ds": target, "selected": picked, "focus": focus, "message": f"{label}{moved}: mesh {picked['code']}{away}."}
+
+
+NEAR_M = 300.0  # a searched place selects the nearest mesh within this distance when none lies under it
+
+
+def nearest_mesh(catalog: Catalog, key: str, lat: float, lon: float, within_m: float) -> tuple[dict | None, float]:
+    """The mesh of ``key`` whose centre is nearest to a point, when within ``within_m`` metres."""
+    c_lat, c_lon = catalog.centres(key)
+    metres = 111_320.0 * np.hypot(c_lat - lat, (c_lon - lon) * np.cos(np.radians(lat)))
+    row = int(np.argmin(metres)) if len(metres) else -1
+    if row < 0 or metres[row] > within_m:
+        return None, float("nan")
+    return {"ds": key, "row": row, "code": int(catalog.get(key).codes[row])}, float(metres[row])
 
 
 @callback(

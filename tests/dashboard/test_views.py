@@ -84,7 +84,7 @@ def test_the_url_callback_sets_dataset_and_k_radio_or_box(catalog):
     code = int(catalog.get(KEY).codes[3])
     _, _, _, selected, _, focus, _ = run(f"?ds={KEY}&k=10&mesh={code}")
     assert selected == {"ds": KEY, "row": 3, "code": code}
-    assert focus["ds"] == KEY and focus["zoom"] == 17 and np.allclose(focus["center"], _centre(catalog, 3))
+    assert focus["ds"] == KEY and focus["zoom"] == 16 and np.allclose(focus["center"], _centre(catalog, 3))
     # a URL asking for what does not exist is answered with a visible note
     *_, note = run("?ds=demo/atlantis_2021_04&k=10")
     assert "atlantis" in note and "not in the data folder" in note
