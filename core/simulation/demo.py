@@ -6,6 +6,7 @@
 - ``anchor_data/`` (an anchor set built from all demo datasets) and ``util_file/``,
 - ``stays/<dataset>.parquet`` (the stays with user ids, coordinates and mesh codes),
 - ``truth/`` (people: home, work, role, commuter; meshes: district type, designed changes).
+- ``places.csv`` (the named districts and stations of the built cities, :mod:`core.geo.places`).
 
 The folder is built in a temporary sibling and renamed into place, so an interrupted build leaves
 nothing half-written.

@@ -222,7 +222,7 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
     )
 
 
-MATCH_BY_LABELS = {"percent": "top % of meshes", "rank": "top N meshes", "distance": "within distance"}
+MATCH_BY_LABELS = {"percent": "top %", "rank": "top N", "distance": "within distance"}
 
 
 def match_knob(by: str) -> knobs.Knob:
@@ -482,14 +482,6 @@ def on_search(_submit, _go, text, key):
     )
 
 
-@callback(Output(ids.MAP, "viewport"), Input(ids.FOCUS, "data"), State(ids.DATASET, "value"), prevent_initial_call=True)
-def focus_map(focus, key):
-    """Move the map to a searched place or a followed link's mesh (a new dataset's map opens there itself)."""
-    if not isinstance(focus, dict) or focus.get("ds") != key:
-        return dash.no_update
-    return {"center": focus["center"], "zoom": focus["zoom"], "transition": "setView"}
-
-
 @callback(
     Output(ids.MATCH_VALUE, "value"),
     Output(ids.MATCH_VALUE, "min"),
@@ -525,6 +517,7 @@ def place_options(key):
     Output(ids.MAP_BOX, "children"),
     Output(ids.LEGEND_TITLE, "children"),
     Output(ids.RENAME_CLUSTER, "options"),
+    Output(ids.MAP, "viewport"),
     Input(ids.DATASET, "value"),
     Input(ids.K, "value"),
     Input(ids.K_ANY, "value"),
@@ -534,10 +527,15 @@ def place_options(key):
     Input(ids.SELECTED, "data"),
     Input(ids.CHART_REDUCE, "value"),
     Input(ids.NAMES_VERSION, "data"),
-    State(ids.FOCUS, "data"),
+    Input(ids.FOCUS, "data"),
 )
 def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _names_version=None, focus=None):
-    """The map layer, legend, summary and cluster chart of the chosen dataset and colouring."""
+    """The map layer, legend, summary and cluster chart of the chosen dataset and colouring.
+
+    A new dataset gets a new map, opened on its extent or on the mesh a link or a search asked for
+    (``focus``); a focus within the shown dataset moves the map there. One callback does both, so
+    the view is never set on a map that is being replaced (Leaflet throws then).
+    """
     app = app_context()
     catalog, basemap = app.catalog, app.basemap
     if not key or key not in catalog.refs:
@@ -549,6 +547,7 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
             dash.no_update,
             "Clusters",
             [],
+            dash.no_update,
         )
     k = effective_k(k, k_any)
     k = min(k, max(2, catalog.get(key).n_meshes))  # a small dataset cannot have more clusters than meshes
@@ -603,8 +602,11 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
         )
         places = catalog.places(key).to_dict("records") if basemap is None else None
         new_map = make_map(ids.MAP, ids.MESH_LAYER, basemap, view_at, url, selection=True, places=places, hover=True)
-        return (dash.no_update, legend_children, summary, fig, [new_map], title, rename_options)
-    return url, legend_children, summary, fig, dash.no_update, title, rename_options
+        return (dash.no_update, legend_children, summary, fig, [new_map], title, rename_options, dash.no_update)
+    move: object = dash.no_update
+    if f"{ids.FOCUS}.data" in fired and isinstance(focus, dict) and focus.get("ds") == key:
+        move = {"center": focus["center"], "zoom": focus["zoom"], "transition": "setView"}
+    return url, legend_children, summary, fig, dash.no_update, title, rename_options, move
 
 
 def _link(text: str, key: str, k: int, code: int) -> dcc.Link:

@@ -186,7 +186,7 @@ def test_a_complemented_mesh_lists_no_sibling_and_not_its_parent(page, server, d
     items = page.locator(".similar-here li").all_inner_texts()
     assert len(items) == 5
     listed = {int(t.split(" ")[0]) for t in items}
-    assert not listed & family, (listed & family)
+    assert not listed & family, listed & family
     assert not any("distance 0.00" in t for t in items)
     # The list is the 5 nearest meshes with an embedding of their own, nearest first.
     parent_row = int(np.flatnonzero((ds.codes == parent_code_) & (ds.mesh_sizes == 250))[0])
@@ -317,7 +317,7 @@ def test_the_wheel_scrolls_the_page_and_ctrl_wheel_zooms(page, server):
 )
 def test_a_url_asking_for_what_does_not_exist_says_so(page, server, query, note):
     _open(page, server, query)
-    page.wait_for_selector(f"#url-note:has-text(\"{note}\")", timeout=30_000)
+    page.wait_for_selector(f'#url-note:has-text("{note}")', timeout=30_000)
 
 
 def test_places_file_of_the_demo(demo_data):

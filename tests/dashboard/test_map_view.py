@@ -69,7 +69,9 @@ def test_threshold_descriptions():
     assert map_view.describe_threshold("rank", 100.0) == "top 100"
     assert map_view.describe_threshold("distance", 2.0) == "within distance 2"
     text = map_view.match_count_text("top 1 %", 37, 3689, 0.1234, {"demo/osaka_2021_04": 12})
-    assert text == "Matches (top 1 %): 37 of 3,689 meshes here, distance up to 0.123; as near in other datasets: osaka_2021_04 12."
+    assert (
+        text == "Matches (top 1 %): 37 of 3,689 meshes here, distance up to 0.123; as near in other datasets: osaka_2021_04 12."
+    )
 
 
 # ------------------------------------------------------------------ search text
@@ -288,7 +290,13 @@ def test_hover_route_answers_code_cluster_and_name_and_refuses_bad_values(catalo
     assert got["name"] == catalog.cluster_names(KEY, 10)[cluster] and got["size"] == 50
     assert client.get(f"/api/mesh-at?ds={KEY}&k=10&lat=43.0&lon=141.3").get_json() == {}
     assert client.get(f"/api/mesh-at?ds=nope&k=10&lat={lat[0]}&lon={lon[0]}").status_code == 404
-    for bad in ("k=abc&lat=35&lon=136", "k=10&lat=abc&lon=136", "k=10&lat=nan&lon=136", "k=99&lat=35&lon=136", "k=10&lat=95&lon=136"):
+    for bad in (
+        "k=abc&lat=35&lon=136",
+        "k=10&lat=abc&lon=136",
+        "k=10&lat=nan&lon=136",
+        "k=99&lat=35&lon=136",
+        "k=10&lat=95&lon=136",
+    ):
         assert client.get(f"/api/mesh-at?ds={KEY}&{bad}").status_code == 400, bad
 
 

@@ -65,7 +65,13 @@ def test_url_state_is_parsed_and_clamped(catalog):
     assert map_view.parse_url_state(f"?ds={KEY}&k=abc", catalog)["k"] == 10
     assert map_view.parse_url_state(f"?ds={KEY}&mesh=abc", catalog)["selected"] is None
     assert map_view.parse_url_state("?ds=nope", catalog)["ds"] is None
-    assert map_view.parse_url_state("?view=train", catalog) == {"ds": None, "k": None, "selected": None, "view": "train", "notes": []}
+    assert map_view.parse_url_state("?view=train", catalog) == {
+        "ds": None,
+        "k": None,
+        "selected": None,
+        "view": "train",
+        "notes": [],
+    }
 
 
 def test_the_url_callback_sets_dataset_and_k_radio_or_box(catalog):
