@@ -139,7 +139,7 @@ def cmd_make_anchors(args: argparse.Namespace) -> int:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    from core.analysis.similarity import distance_classes, distances, similar_across
+    from core.analysis.similarity import distance_classes, distances, similar_across, top_matches
 
     emb = _load_embeddings(args.embeddings)
     hit = np.flatnonzero(emb.keys == args.key)
@@ -156,16 +156,15 @@ def cmd_similar(args: argparse.Namespace) -> int:
     if args.threshold is not None:
         matches = [m for m in matches if m.distance <= args.threshold]
     classes = np.bincount(distance_classes(d, i), minlength=6)
-    print(
-        json.dumps(
-            {
-                "query": {"key": args.key, emb.key_column: args.key},
-                "distance_class_counts": {str(c): int(n) for c, n in enumerate(classes)},
-                "matches": [{"dataset": m.dataset, "key": m.key, "distance": round(m.distance, 6)} for m in matches],
-            },
-            indent=2,
-        )
-    )
+    out: dict = {
+        "query": {"key": args.key, emb.key_column: args.key},
+        "distance_class_counts": {str(c): int(n) for c, n in enumerate(classes)},
+        "matches": [{"dataset": m.dataset, "key": m.key, "distance": round(m.distance, 6)} for m in matches],
+    }
+    if args.percent is not None:
+        top = top_matches(d, "percent", args.percent, exclude=i)
+        out["top_percent"] = {"percent": args.percent, "areas": top.count, "of": top.candidates, "within": round(top.cutoff, 6)}
+    print(json.dumps(out, indent=2))
     return 0
 
 
@@ -368,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("key", type=int, help="the area's mesh_id or code")
     knobs.TOP.add_to(s, "--top")
     s.add_argument("--threshold", type=_nonnegative, default=None, help="keep matches within this distance")
+    knobs.MATCH_PERCENT.add_to(s, "--percent", default=None)
     s.add_argument("--across", nargs="*", metavar="OTHER", help="other embedding sets of the same anchored space")
     s.set_defaults(func=cmd_similar)
 

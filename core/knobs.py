@@ -169,3 +169,16 @@ DIFF_COLOUR = Knob(
 # Clustering and similar areas (SPEC §7).
 K = Knob("number of clusters", 10, int, "k of k-means", 2, 50)
 TOP = Knob("number of matches", 10, int, "matches to list", 1, 1000)
+
+# Similar areas on the map: the matches to a selected mesh are its nearest percent of meshes, its
+# nearest N, or every mesh within a distance (the OpenUAS distance classes up to it).
+MATCH_BY = Knob(
+    "similar areas by",
+    "percent",
+    str,
+    "matches of a mesh: the nearest percent of meshes, the nearest N, or all within a distance",
+    choices=("percent", "rank", "distance"),
+)
+MATCH_PERCENT = Knob("top percent", 1.0, float, "matches: this percentage of meshes, the nearest", 0.01, 100.0, unit="%")
+MATCH_RANK = Knob("top matches", 100, int, "matches: this many meshes, the nearest", 1, 1_000_000)
+MATCH_DISTANCE = Knob("largest distance", 16.0, float, "matches: meshes within this embedding distance", 0.0, 1e6)

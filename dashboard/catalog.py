@@ -13,16 +13,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from core.analysis.charts import cluster_charts, stay_patterns
 from core.analysis.diff import PeriodDiff, diff_datasets
 from core.analysis.joint import JointClusters
-from core.analysis.similarity import distances
+from core.analysis.similarity import TopMatches, distances, top_matches
 from core.area2vec.model import predict_distributions
-from core.geo.meshcode import code_centers
+from core.geo.meshcode import code_centers, parent_code
+from core.geo.places import empty_places, read_places
 from core.geo.tiles import MeshIndex
 from core.release.clusters import rename_cluster
-from core.release.layout import DatasetRef, ReleaseDataset, city_in_name, discover, read_dataset, split_name
+from core.release.layout import (
+    CITY_CENTRES,
+    DatasetRef,
+    ReleaseDataset,
+    city_in_name,
+    discover,
+    read_dataset,
+    split_name,
+)
 from core.release.spaces import Space, joint_clusters, spaces_of, stored_path
 
 
@@ -276,6 +286,84 @@ class Catalog:
     def distances_from(self, key: str, row: int) -> np.ndarray:
         ds = self.get(key)
         return self._memo(("from", key, row), lambda: distances(ds.vectors, ds.vectors[row]))
+
+    def release_root(self, key: str) -> Path:
+        """The folder of the release holding dataset ``key`` (``<root>/japan_city/geojson/<name>.geojson``)."""
+        return self.refs[key].geojson.parent.parent.parent
+
+    def places(self, key: str) -> pd.DataFrame:
+        """Named places of ``key``'s release (its ``places.csv``) and the known city centres, within the
+        dataset's extent (a margin of 10 %): what search finds and the offline map labels."""
+
+        def make() -> pd.DataFrame:
+            own = read_places(self.release_root(key))
+            cities = pd.DataFrame(
+                [{"name": c.capitalize(), "kind": "city", "city": c, "lat": y, "lon": x} for c, (y, x) in CITY_CENTRES.items()]
+            )
+            both = pd.concat([own, cities[~cities["name"].isin(own["name"])]], ignore_index=True)
+            s, w, n, e = self.index(key).bounds
+            my, mx = (n - s) * 0.1, (e - w) * 0.1
+            inside = both["lat"].between(s - my, n + my) & both["lon"].between(w - mx, e + mx)
+            return both[inside].reset_index(drop=True)
+
+        return self._memo(("places", key, self.version), make)
+
+    def all_places(self) -> pd.DataFrame:
+        """Every dataset's places with the dataset they lie in (``key`` column; a place in several periods
+        of a city is listed once per dataset)."""
+
+        def make() -> pd.DataFrame:
+            frames = [self.places(k).assign(key=k) for k in self.keys()]
+            return pd.concat(frames, ignore_index=True) if frames else empty_places().assign(key="")
+
+        return self._memo(("all-places", self.version), make)
+
+    def parent_rows(self, key: str) -> np.ndarray:
+        """Row of each complemented mesh's 250 m parent (the mesh whose embedding it shows), -1 elsewhere."""
+
+        def make() -> np.ndarray:
+            ds = self.get(key)
+            out = np.full(ds.n_meshes, -1, dtype=np.int64)
+            if ds.complemented is None or not ds.complemented.any():
+                return out
+            comp = np.flatnonzero(ds.complemented)
+            parents = parent_code(ds.codes[comp], 50, 250)
+            big = np.flatnonzero(ds.mesh_sizes == 250)
+            order = np.argsort(ds.codes[big], kind="stable")
+            pos = np.minimum(np.searchsorted(ds.codes[big][order], parents), max(len(big) - 1, 0))
+            found = big[order][pos] if len(big) else np.zeros(len(comp), np.int64)
+            ok = (ds.codes[found] == parents) if len(big) else np.zeros(len(comp), bool)
+            out[comp[ok]] = found[ok]
+            return out
+
+        return self._memo(("parents", key), make)
+
+    def own_row(self, key: str, row: int) -> int:
+        """The row whose embedding mesh ``row`` shows: its 250 m parent when complemented, else itself."""
+        parent = int(self.parent_rows(key)[row])
+        return parent if parent >= 0 else row
+
+    def matches(self, key: str, row: int, by: str, value: float) -> TopMatches:
+        """Meshes of ``key`` nearest to mesh ``row`` (a percent, a rank or a distance; see
+        :func:`core.analysis.similarity.top_matches`), among meshes with an embedding of their own; the
+        query mesh (for a complemented one: its parent) is left out."""
+        ds = self.get(key)
+        query = self.own_row(key, row)
+        own = ~ds.complemented if ds.complemented is not None else None
+
+        return self._memo(
+            ("matches", key, query, by, value),
+            lambda: top_matches(self.distances_from(key, query), by, value, candidates=own, exclude=query),
+        )
+
+    def datasets_at(self, lat: float, lon: float) -> list[str]:
+        """Datasets with a mesh under the point ``(lat, lon)``."""
+        out = []
+        for key in self.keys():
+            s, w, n, e = self.index(key).bounds
+            if s <= lat <= n and w <= lon <= e and self.index(key).lookup(np.array([lat]), np.array([lon]))[0] >= 0:
+                out.append(key)
+        return out
 
     def diff(self, a: str, b: str, k: int, threshold: float | None = None) -> PeriodDiff:
         """The diff of periods ``a`` and ``b`` on the joint labels at ``k`` (threshold: from the data when ``None``).

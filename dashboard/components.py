@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from urllib.parse import urlencode
 
 import dash_leaflet as dl
@@ -13,7 +14,7 @@ from core.geo.meshcode import code_bounds
 
 from . import ids
 from .catalog import Catalog
-from .figures import DISTANCE_COLOURS, DISTANCE_LABELS, cluster_color
+from .figures import DISTANCE_COLOURS, DISTANCE_LABELS, MATCH_COLOURS, cluster_color
 
 JAPAN = (36.2, 138.2)
 
@@ -26,17 +27,27 @@ def make_map(
     url: str = "",
     selection: bool | str = False,
     height: str = "560px",
+    places: list[dict] | None = None,
+    hover: bool = False,
 ) -> html.Div:
     """A Leaflet map: optional basemap, our mesh tile layer and (main map) the selected-mesh outline.
 
     ``selection``: ``True`` adds the outline layer :data:`ids.SELECTED_LAYER`; a string adds it with that id.
-    Re-created whenever the dataset changes, so that it opens on that dataset's extent.
+    Re-created whenever the dataset changes, so that it opens on that dataset's extent. The wheel
+    zooms only with Ctrl / Cmd held (a plain wheel scrolls the page; the map says so).
+
+    Args:
+        places: named places (``name``, ``kind``, ``lat``, ``lon``) drawn as labels when there is no
+            basemap (offline), so that the map keeps its context.
+        hover: show the mesh under the mouse (code, cluster and name) in a tooltip (assets/map.js).
     """
-    children = []
+    children: list = [dl.GestureHandling()]
     if basemap:
         children.append(dl.TileLayer(url=basemap, attribution="&copy; OpenStreetMap contributors", maxZoom=19))
-    children.append(dl.TileLayer(id=layer_id, url=url, opacity=0.85, maxZoom=20, maxNativeZoom=20))
+    children.append(dl.TileLayer(id=layer_id, url=url, opacity=0.85, maxZoom=20, maxNativeZoom=20, attribution=""))
     children.append(dl.ScaleControl(position="bottomleft", imperial=False))
+    if not basemap and places:
+        children.append(place_labels(places))
     extra = (
         [
             dl.GeoJSON(
@@ -52,14 +63,16 @@ def make_map(
     view = view or {"center": JAPAN, "zoom": 5}
     # No zoom / fade animations: tiles are server-rendered anyway, and an animation still running
     # when the map is replaced (new dataset, other tab) makes Leaflet throw '_leaflet_pos' errors.
+    extra_props: dict = {"eventHandlers": {"mousemove": HOVER, "mouseout": HOVER_OUT}} if hover else {}
     leaflet = dl.Map(
+        **extra_props,
         id=map_id,
         center=view["center"],
         zoom=view["zoom"],
         maxZoom=20,
         children=children,
         style={"height": height},
-        className="mesh-map",
+        className="mesh-map" + ("" if basemap else " offline"),
         zoomAnimation=False,
         fadeAnimation=False,
         markerZoomAnimation=False,
@@ -67,6 +80,30 @@ def make_map(
     # react-leaflet ignores a new centre after mount: a wrapper with a new id makes React mount a fresh map.
     tag = f"{view['center'][0]:.5f}-{view['center'][1]:.5f}-{view['zoom']}".replace(".", "_")
     return html.Div(leaflet, id=f"{map_id}-at-{tag}")
+
+
+# JS handlers in assets/map.js (dash-leaflet resolves {"variable": ...} in the window object).
+HOVER = {"variable": "meshMap.hover"}
+HOVER_OUT = {"variable": "meshMap.hoverOut"}
+
+
+def place_labels(places: list[dict]) -> dl.LayerGroup:
+    """Labels of named places (a station, a park, the city): text on the map, not clickable."""
+    return dl.LayerGroup(
+        [
+            dl.DivMarker(
+                position=[p["lat"], p["lon"]],
+                iconOptions={
+                    "html": f"<span>{escape(str(p['name']))}</span>",
+                    "className": f"place-label place-{p.get('kind') or 'place'}",
+                    "iconSize": [0, 0],
+                },
+                interactive=False,
+                keyboard=False,
+            )
+            for p in places
+        ]
+    )
 
 
 def tile_url(params: dict) -> str:
@@ -125,6 +162,32 @@ def distance_legend() -> list:
                 for col, lab in zip(DISTANCE_COLOURS, DISTANCE_LABELS)
             ],
         )
+    ]
+
+
+def match_legend(what: str, count: int, candidates: int, cutoff: float) -> list:
+    """Legend of the similar-areas colouring: the selected mesh, its matches (counted) and the rest."""
+    rows = [
+        (MATCH_COLOURS[0], 1.0, "the selected mesh"),
+        (
+            MATCH_COLOURS[1],
+            1.0,
+            f"a match ({what}): {count:,} of {candidates:,} meshes" + (f", distance up to {cutoff:.3f}" if count else ""),
+        ),
+        (MATCH_COLOURS[2], 0.5, "any other mesh"),
+    ]
+    return [
+        html.Ul(
+            className="legend-list",
+            children=[
+                html.Li(
+                    className="legend-item",
+                    children=[html.Span(className="swatch", style={"background": col, "opacity": op}), html.Span(text)],
+                )
+                for col, op, text in rows
+            ],
+        ),
+        html.P("A complemented 50 m mesh shows its 250 m mesh's match; it is not counted itself.", className="legend-note"),
     ]
 
 

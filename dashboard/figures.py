@@ -58,6 +58,8 @@ CHANGE_COLOURS = ("#9ecae1", "#d7301f")
 DIFF_DISTANCE_COLOURS = ("#fef0d9", "#fdcc8a", "#fc8d59", "#e34a33", "#b30000")
 # Meshes outside a highlighted transition-matrix cell.
 FADED_COLOUR = "#bdbdbd"
+# Similar areas by percent or rank: the selected mesh, its matches, every other mesh (pale).
+MATCH_COLOURS = ("#000000", "#c51b8a", "#bdbdbd")
 DURATION_LABELS = ("<= 30 min", "30-60 min", "1-2 h", "2-4 h", "4-6 h", "6-12 h", "> 12 h")
 DURATION_COLOURS = ("#fde725", "#90d743", "#35b779", "#21918c", "#31688e", "#443983", "#440154")
 # People heatmap: stays per mesh on a log scale, pale (few) to dark red (the most).

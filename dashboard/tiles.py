@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
-from flask import Response, abort, request
+from flask import Response, abort, jsonify, request
 
 from core import knobs
 from core.analysis.similarity import distance_classes
@@ -15,7 +15,7 @@ from core.errors import CoreError
 from core.geo.tiles import hex_to_rgba, png_bytes, render_tile
 
 from .catalog import Catalog, get_catalog
-from .figures import CHANGE_COLOURS, DIFF_DISTANCE_COLOURS, DISTANCE_COLOURS, FADED_COLOUR, HEAT_COLOURS, PALETTE
+from .figures import CHANGE_COLOURS, DIFF_DISTANCE_COLOURS, DISTANCE_COLOURS, FADED_COLOUR, HEAT_COLOURS, MATCH_COLOURS, PALETTE
 
 MAX_ZOOM = 20
 _CACHE_SIZE = 4096
@@ -52,8 +52,9 @@ def _float(text: str) -> float:
 def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
     """Per-mesh colour index and the colour table for a layer described by query arguments.
 
-    Modes: ``cluster`` (k; complemented meshes paler), ``similar`` (sel = mesh row, thr = distance
-    threshold: distance classes within it), ``diff`` (other = the other period: :func:`diff_layer`).
+    Modes: ``cluster`` (k; complemented meshes paler), ``similar`` (sel = mesh row; by = percent or
+    rank with top = the threshold: the selected mesh, its matches and the rest; by = distance with
+    thr: the OpenUAS distance classes within it), ``diff`` (other = the other period: :func:`diff_layer`).
     """
     key = args.get("ds", "")
     if key not in catalog.refs:
@@ -72,10 +73,19 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
         row = _int(args.get("sel", -1))
         if not 0 <= row < ds.n_meshes:
             abort(400)
-        thr = _float(args.get("thr", 1e9))
-        d = catalog.distances_from(key, row)
-        cls = distance_classes(d, row).astype(np.int64)
-        return np.where(d <= thr, cls, -1), _table(DISTANCE_COLOURS, 215)
+        by = args.get("by", "distance")
+        if by not in (knobs.MATCH_BY.choices or ()):
+            abort(400)
+        if by == "distance":  # OpenUAS distance classes within a distance
+            thr = _float(args.get("thr", 1e9))
+            d = catalog.distances_from(key, catalog.own_row(key, row))
+            cls = distance_classes(d, row).astype(np.int64)
+            return np.where(d <= thr, cls, -1), _table(DISTANCE_COLOURS, 215)
+        knob = knobs.MATCH_PERCENT if by == "percent" else knobs.MATCH_RANK
+        top = _float(args.get("top", knob.default))
+        if knob.clamp(top) != top:  # out of its range, or a fraction of a rank
+            abort(400)
+        return match_values(catalog, key, row, by, top), MATCH_TABLE
     if mode == "diff":
         return diff_layer(catalog, key, args)
     abort(400)
@@ -131,6 +141,54 @@ def diff_layer(catalog: Catalog, key: str, args) -> tuple[np.ndarray, np.ndarray
     return values, table
 
 
+MATCH_TABLE = np.array(
+    [hex_to_rgba(MATCH_COLOURS[0], 235), hex_to_rgba(MATCH_COLOURS[1], 235), hex_to_rgba(MATCH_COLOURS[2], 110)], np.uint8
+)
+
+
+def match_values(catalog: Catalog, key: str, row: int, by: str, value: float) -> np.ndarray:
+    """Per mesh: 0 the selected mesh, 1 a match, 2 any other; a complemented mesh takes its parent's class."""
+    top = catalog.matches(key, row, by, value)
+    query = catalog.own_row(key, row)
+    values = np.full(catalog.get(key).n_meshes, 2, dtype=np.int64)
+    values[top.index] = 1
+    values[query] = 0
+    parents = catalog.parent_rows(key)
+    comp = parents >= 0
+    values[comp] = values[parents[comp]]
+    return values
+
+
+def mesh_at(catalog: Catalog, args) -> dict:
+    """The mesh under ``lat``/``lon`` of dataset ``ds`` with its cluster at ``k`` (the hover tooltip).
+
+    Returns ``{}`` outside every mesh; HTTP 404 for an unknown dataset, 400 for a bad number.
+    """
+    key = args.get("ds", "")
+    if key not in catalog.refs:
+        abort(404)
+    lat, lon = _float(args.get("lat")), _float(args.get("lon"))
+    k = _int(args.get("k", knobs.K.default))
+    ds = catalog.get(key)
+    if not _k_ok(k) or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        abort(400)
+    row = int(catalog.index(key).lookup(np.array([lat]), np.array([lon]))[0])
+    if row < 0:
+        return {}
+    k = min(k, ds.n_meshes)
+    cluster = int(catalog.labels(key, k)[row])
+    comp = bool(ds.complemented[row]) if ds.complemented is not None else False
+    return {
+        "code": int(ds.codes[row]),
+        "size": int(ds.mesh_sizes[row]),
+        "cluster": cluster,
+        "k": k,
+        "name": catalog.cluster_names(key, k)[cluster],
+        "complemented": comp,
+        "colour": PALETTE[cluster % len(PALETTE)],
+    }
+
+
 def people_layer(args):
     """The People heatmap: ``src`` (a People source), ``sel`` (a selection token, optional), ``day``, ``h0``, ``h1``.
 
@@ -165,6 +223,10 @@ def register_tiles(server) -> None:
     """Add the tile route to the Flask server (the catalog is the running app's)."""
     cache: OrderedDict = OrderedDict()
     lock = threading.Lock()
+
+    @server.route("/api/mesh-at")
+    def mesh_at_point():
+        return jsonify(mesh_at(get_catalog(), request.args))
 
     @server.route("/tiles/<int:z>/<int:x>/<int:y>.png")
     def mesh_tile(z: int, x: int, y: int):

@@ -46,6 +46,63 @@ def top_k(dist: np.ndarray, k: int, exclude: int | None = None) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class TopMatches:
+    """The areas nearest to a query under a threshold (see :func:`top_matches`).
+
+    Attributes:
+        index: matching areas, nearest first.
+        cutoff: the largest distance among them (``nan`` when none).
+        candidates: how many areas could match.
+    """
+
+    index: np.ndarray
+    cutoff: float
+    candidates: int
+
+    @property
+    def count(self) -> int:
+        return int(self.index.shape[0])
+
+
+def top_matches(
+    dist: np.ndarray, by: str, value: float, candidates: np.ndarray | None = None, exclude: int | None = None
+) -> TopMatches:
+    """The nearest areas by a percentile, a rank or a distance threshold.
+
+    Args:
+        dist: distance of every area to the query.
+        by: ``percent`` (the nearest ``value`` % of the candidates, at least one), ``rank`` (the
+            nearest ``value``) or ``distance`` (all within ``value``, inclusive).
+        value: the threshold in the unit of ``by``.
+        candidates: boolean mask of areas that may match (default: all); e.g. meshes with an
+            embedding of their own, so that complemented copies are not counted twice.
+        exclude: an area left out (the query itself).
+
+    Raises:
+        ValueError: for an unknown ``by`` or a negative ``value``.
+    """
+    d = np.asarray(dist, dtype=np.float64)
+    ok = np.isfinite(d) if candidates is None else np.asarray(candidates, bool) & np.isfinite(d)
+    if exclude is not None:
+        ok = ok.copy()
+        ok[exclude] = False
+    pool = np.flatnonzero(ok)
+    if not value >= 0:
+        raise ValueError(f"threshold {value!r} is negative")
+    if by == "distance":
+        idx = pool[d[pool] <= value]
+        idx = idx[np.argsort(d[idx], kind="stable")]
+    elif by in ("percent", "rank"):
+        n = max(1, int(np.ceil(len(pool) * min(value, 100.0) / 100.0))) if by == "percent" else int(value)
+        n = min(n, len(pool))
+        idx = top_k(np.where(ok, d, np.inf), n)
+    else:
+        raise ValueError(f"unknown threshold kind {by!r}: expected percent, rank or distance")
+    cutoff = float(d[idx[-1]]) if len(idx) else float("nan")
+    return TopMatches(idx, cutoff, len(pool))
+
+
+@dataclass(frozen=True)
 class Match:
     """One similar area found across datasets."""
 

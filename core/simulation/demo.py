@@ -6,6 +6,7 @@
 - ``anchor_data/`` (an anchor set built from all demo datasets) and ``util_file/``,
 - ``stays/<dataset>.parquet`` (the stays with user ids, coordinates and mesh codes),
 - ``truth/`` (people: home, work, role, commuter; meshes: district type, designed changes).
+- ``places.csv`` (the named districts and stations of the built cities, :mod:`core.geo.places`).
 
 The folder is built in a temporary sibling and renamed into place, so an interrupted build leaves
 nothing half-written.
@@ -30,6 +31,7 @@ from core.atomic import atomic_dir
 from core.constants import KMEANS_SEED, RELEASED_KS
 from core.errors import ParameterError
 from core.geo.meshcode import parent_code
+from core.geo.places import write_places
 from core.mobility.privacy import assign_meshes, with_complemented
 from core.mobility.stays import StayRecords
 from core.progress import Progress
@@ -44,6 +46,7 @@ from core.simulation.world import (
     SHOP,
     Period,
     build_grid,
+    city_places,
     make_population,
     simulate_month,
 )
@@ -309,6 +312,8 @@ def build_demo(
                 }
             )
         pd.concat(mesh_frames, ignore_index=True).to_parquet(root / "truth" / "meshes.parquet", index=False)
+        # The named districts and stations: search and the offline map's labels read them (core.geo.places).
+        write_places(root, pd.concat([city_places(c) for c in grids], ignore_index=True))
         summary = {
             "scale": scale,
             "seed": seed,

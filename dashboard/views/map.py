@@ -14,13 +14,24 @@ import numpy as np
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
 
 from core import knobs
-from core.analysis.similarity import similar_across, top_k
+from core.analysis.similarity import distances, similar_across, top_k
 from core.constants import RELEASED_KS
 from core.errors import CoreError
+from core.geo.meshcode import code_centers
+from core.geo.places import find_places, parse_query
 
 from .. import ids
 from ..catalog import Catalog, app_context, get_catalog
-from ..components import distance_legend, effective_k, legend, make_map, mesh_polygon, tile_url, viewport
+from ..components import (
+    distance_legend,
+    effective_k,
+    legend,
+    make_map,
+    match_legend,
+    mesh_polygon,
+    tile_url,
+    viewport,
+)
 from ..figures import DISTANCE_LABELS, GRAPH_CONFIG, class_charts, cluster_color, pattern_chart
 
 
@@ -77,15 +88,56 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                     ),
                     html.Label(
                         [
-                            "Show meshes within distance",
-                            dcc.Slider(
-                                id=ids.THRESHOLD, min=0, max=16, step=0.5, value=16, marks={v: str(v) for v in (0, 2, 4, 8, 16)}
+                            "Similar areas",
+                            html.Div(
+                                className="inline-pair",
+                                children=[
+                                    dcc.Dropdown(
+                                        id=ids.MATCH_BY,
+                                        options=[{"label": MATCH_BY_LABELS[v], "value": v} for v in knobs.MATCH_BY.choices or ()],
+                                        value=knobs.MATCH_BY.default,
+                                        clearable=False,
+                                        searchable=False,
+                                        style={"width": "13em"},
+                                    ),
+                                    dcc.Input(
+                                        id=ids.MATCH_VALUE,
+                                        type="number",
+                                        value=knobs.MATCH_PERCENT.default,
+                                        **_value_range("percent"),
+                                        debounce=True,
+                                        style={"width": "6em"},
+                                    ),
+                                ],
                             ),
                         ],
-                        className="slider",
+                        title="the matches of the selected mesh, highlighted when colouring by similarity",
+                    ),
+                    html.Label(
+                        [
+                            "Find",
+                            html.Div(
+                                className="inline-pair",
+                                children=[
+                                    dcc.Input(
+                                        id=ids.SEARCH,
+                                        type="search",
+                                        list=ids.SEARCH_PLACES,
+                                        placeholder="mesh code, lat, lon or a place",
+                                        maxLength=200,
+                                        style={"width": "16em"},
+                                    ),
+                                    html.Button("Go", id=ids.SEARCH_GO),
+                                ],
+                            ),
+                            html.Datalist(id=ids.SEARCH_PLACES),
+                        ],
                     ),
                 ],
             ),
+            html.Div(id=ids.SEARCH_MSG, className="hint", role="status"),
+            html.Div(id=ids.URL_NOTE, className="note", role="alert"),
+            dcc.Store(id=ids.FOCUS),
             html.Div(id=ids.SUMMARY, className="summary", role="status"),
             html.Div(
                 className="row",
@@ -170,28 +222,87 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
     )
 
 
-def parse_url_state(search: str | None, catalog: Catalog) -> dict | None:
+MATCH_BY_LABELS = {"percent": "top %", "rank": "top N", "distance": "within distance"}
+
+
+def match_knob(by: str) -> knobs.Knob:
+    """The knob of a match threshold kind (``percent``, ``rank`` or ``distance``)."""
+    return {"percent": knobs.MATCH_PERCENT, "rank": knobs.MATCH_RANK}.get(by, knobs.MATCH_DISTANCE)
+
+
+def _value_range(by: str) -> dict:
+    knob = match_knob(by)
+    step = 1 if knob.kind is int else "any"
+    return {"min": knob.low, "max": knob.high, "step": step}
+
+
+def match_threshold(by: object, value: object) -> tuple[str, float]:
+    """A browser's threshold kind and value, validated: an unknown kind is the default one, a value
+    out of range is clamped into it, an unreadable one is the kind's default."""
+    kind = str(knobs.MATCH_BY.clamp(by))
+    return kind, float(match_knob(kind).clamp(value))
+
+
+def describe_threshold(by: str, value: float) -> str:
+    """``top 1 %`` / ``top 100`` / ``within 2``."""
+    if by == "percent":
+        return f"top {value:g} %"
+    if by == "rank":
+        return f"top {int(value):,}"
+    return f"within distance {value:g}"
+
+
+VIEWS = ("map", "diff", "train", "people")
+
+
+def parse_url_state(search: str | None, catalog: Catalog) -> dict:
     """The view a URL's query asks for: ``ds``, ``k``, ``mesh`` (a code) and ``view``.
 
     Returns:
-        ``None`` when the URL names no known dataset; else ``{"ds", "k", "selected", "view"}`` with
-        ``k`` clamped to the allowed range and ``selected`` the mesh row (or ``None``).
+        ``{"ds", "k", "selected", "view", "notes"}``: ``ds`` is ``None`` when the URL names no known
+        dataset; ``k`` is clamped to the allowed range (and to the dataset's meshes); ``selected`` is
+        the mesh row (or ``None``); ``notes`` says, in words, what the URL asked for that does not
+        exist and what is shown instead (empty when all is well).
     """
     q = {key: v[0] for key, v in parse_qs((search or "").lstrip("?")).items()}
+    notes: list[str] = []
+    view = q.get("view") or "map"
+    if view not in VIEWS:
+        notes.append(f"The link asks for view '{_short(view)}', which does not exist; showing the map.")
+        view = "map"
     key = q.get("ds")
-    view = q.get("view") if q.get("view") in ("diff", "train", "people") else None
     if key is not None and key not in catalog.refs:
         catalog.refresh_if_changed()  # a dataset trained since this server process last looked
-    if key not in catalog.refs:
-        return {"ds": None, "k": None, "selected": None, "view": view} if view else None
-    k = int(knobs.K.clamp(q.get("k", knobs.K.default)))
+    if key is None or key not in catalog.refs:
+        if key is not None:
+            notes.append(f"The link asks for dataset '{_short(key)}', which is not in the data folder; showing another one.")
+        return {"ds": None, "k": None, "selected": None, "view": view, "notes": notes}
+    ds = catalog.get(key)
+    raw_k = q.get("k")
+    k = int(knobs.K.clamp(raw_k if raw_k is not None else knobs.K.default))
+    if raw_k is not None and str(k) != raw_k.strip():
+        what = (
+            "is not a number of clusters" if not raw_k.strip().lstrip("-").isdigit() else f"is out of range ({knobs.K.allowed()})"
+        )
+        notes.append(f"k = '{_short(raw_k)}' {what}; showing k = {k}.")
+    if k > max(2, ds.n_meshes):
+        notes.append(f"{key} has only {ds.n_meshes} meshes: k = {k} is more than it can have; showing k = {ds.n_meshes}.")
     selected = None
-    mesh = q.get("mesh", "")
-    if mesh.isdigit() and len(mesh) <= 14:
-        hit = np.flatnonzero(catalog.get(key).codes == int(mesh))
-        if hit.size:
+    mesh = q.get("mesh")
+    if mesh is not None:
+        hit = np.flatnonzero(ds.codes == int(mesh)) if mesh.isdigit() and len(mesh) <= 14 else None
+        if hit is None:
+            notes.append(f"mesh '{_short(mesh)}' is not a mesh code (8 to 12 digits).")
+        elif not hit.size:
+            notes.append(f"mesh {mesh} is not in {key}.")
+        else:
             selected = {"ds": key, "row": int(hit[0]), "code": int(mesh)}
-    return {"ds": key, "k": k, "selected": selected, "view": view or "map"}
+    return {"ds": key, "k": k, "selected": selected, "view": view, "notes": notes}
+
+
+def _short(text: str, n: int = 40) -> str:
+    """A value from a URL, cut for a message."""
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def pick_mesh(catalog: Catalog, key: str, lat: object, lng: object) -> dict | None:
@@ -206,30 +317,118 @@ def pick_mesh(catalog: Catalog, key: str, lat: object, lng: object) -> dict | No
     return None if row < 0 else {"ds": key, "row": row, "code": int(catalog.get(key).codes[row])}
 
 
+def focus_on(catalog: Catalog, key: str, row: int) -> dict:
+    """The map view centred on mesh ``row`` of ``key``, close enough to see it."""
+    ds = catalog.get(key)
+    lat, lon = catalog.centres(key)
+    return {"ds": key, "center": [float(lat[row]), float(lon[row])], "zoom": 16 if ds.mesh_sizes[row] == 50 else 15}
+
+
+def _other_dataset(catalog: Catalog, here: str, candidates: list[str]) -> str | None:
+    """Of ``candidates``, the one to switch to: the current dataset, else one of the same period, else the first."""
+    if not candidates:
+        return None
+    if here in candidates:
+        return here
+    period = catalog.get(here).period if here in catalog.refs else ""
+    return next((c for c in candidates if catalog.get(c).period == period), candidates[0])
+
+
+def resolve_search(catalog: Catalog, key: str | None, text: object) -> dict:
+    """What a search box's text points at: a mesh code, ``lat, lon`` or a place name the data knows.
+
+    Returns:
+        ``{"ds", "selected", "focus", "message"}``: the dataset to show (the current one when the
+        target is in it, else a dataset that has it), the mesh to select (or ``None``), the map view
+        (or ``None`` when nothing was found) and a message for the person.
+    """
+    q = parse_query(text)
+    none = {"ds": key, "selected": None, "focus": None}
+    if q.kind == "empty":
+        return {**none, "message": "Type a mesh code (e.g. 523657929010), a point (35.17, 136.91) or a place name."}
+    if q.kind == "bad":
+        return {**none, "message": q.error + "."}
+    here = key if key in catalog.refs else None
+    if q.kind == "name":
+        found = find_places(catalog.all_places(), q.text, limit=200)
+        if found.empty:
+            known = catalog.places(here)["name"].head(4).tolist() if here else []
+            hint = f" Known places here include {', '.join(known)}." if known else ""
+            return {**none, "message": f"No place called '{_short(q.text)}' in the data.{hint}"}
+        best = found.iloc[0]
+        same = found[found["name"] == best["name"]]
+        target = _other_dataset(catalog, here or "", same["key"].tolist())
+        lat, lon, label = float(best["lat"]), float(best["lon"]), f"{best['name']} ({best['kind']})"
+    elif q.kind == "code":
+        assert q.code is not None and q.size is not None
+        c_lat, c_lon = code_centers(np.array([q.code]), np.array([q.size]))
+        lat, lon, label = float(c_lat[0]), float(c_lon[0]), f"mesh {q.code}"
+        target = _other_dataset(catalog, here or "", catalog.datasets_at(lat, lon))
+    else:
+        assert q.lat is not None and q.lon is not None
+        lat, lon, label = q.lat, q.lon, f"{q.lat:.5f}, {q.lon:.5f}"
+        target = _other_dataset(catalog, here or "", catalog.datasets_at(lat, lon))
+    if target is None:
+        where = {"ds": here, "center": [lat, lon], "zoom": 15} if here else None
+        return {"ds": key, "selected": None, "focus": where, "message": f"No dataset has a mesh at {label}."}
+    picked = pick_mesh(catalog, target, lat, lon)
+    moved = "" if target == here else f" (in {target})"
+    away = ""
+    if picked is None and q.kind == "name":  # a place beside the meshes: the nearest one, when close
+        picked, metres = nearest_mesh(catalog, target, lat, lon, NEAR_M)
+        away = f", {metres:.0f} m away" if picked is not None else ""
+    if picked is None:  # a point between meshes: show it, select nothing
+        spot = {"ds": target, "center": [lat, lon], "zoom": 16}
+        return {"ds": target, "selected": None, "focus": spot, "message": f"{label}{moved}: no mesh right there."}
+    focus = focus_on(catalog, target, picked["row"])
+    if q.kind != "code":
+        focus["center"] = [lat, lon]
+    return {"ds": target, "selected": picked, "focus": focus, "message": f"{label}{moved}: mesh {picked['code']}{away}."}
+
+
+NEAR_M = 300.0  # a searched place selects the nearest mesh within this distance when none lies under it
+
+
+def nearest_mesh(catalog: Catalog, key: str, lat: float, lon: float, within_m: float) -> tuple[dict | None, float]:
+    """The mesh of ``key`` whose centre is nearest to a point, when within ``within_m`` metres."""
+    c_lat, c_lon = catalog.centres(key)
+    metres = 111_320.0 * np.hypot(c_lat - lat, (c_lon - lon) * np.cos(np.radians(lat)))
+    row = int(np.argmin(metres)) if len(metres) else -1
+    if row < 0 or metres[row] > within_m:
+        return None, float("nan")
+    return {"ds": key, "row": row, "code": int(catalog.get(key).codes[row])}, float(metres[row])
+
+
 @callback(
     Output(ids.DATASET, "value"),
     Output(ids.K, "value"),
     Output(ids.K_ANY, "value"),
     Output(ids.SELECTED, "data"),
     Output(ids.TABS, "value"),
+    Output(ids.FOCUS, "data"),
+    Output(ids.URL_NOTE, "children"),
     Input(ids.URL, "search"),
     Input(ids.K, "value"),
     Input(ids.K_ANY, "value"),
 )
 def on_url_or_k(search, k, k_any):
-    """Shareable state: the URL sets dataset, k, mesh and view on load; the two k inputs exclude each other."""
+    """Shareable state: the URL sets dataset, k, mesh and view (on load and when a link inside the app is
+    followed, without a reload); the two k inputs exclude each other. A URL asking for something that
+    does not exist gets a visible note."""
     keep = dash.no_update
     if ctx.triggered_id == ids.K:
-        return keep, keep, None if k else keep, keep, keep
+        return keep, keep, None if k else keep, keep, keep, keep, keep
     if ctx.triggered_id == ids.K_ANY:
-        return keep, None if k_any else keep, keep, keep, keep
-    state = parse_url_state(search, get_catalog())
-    if state is None:
-        return keep, keep, keep, keep, keep
+        return keep, None if k_any else keep, keep, keep, keep, keep, keep
+    catalog = get_catalog()
+    state = parse_url_state(search, catalog)
+    note = " ".join(state["notes"])
     if state["ds"] is None:
-        return keep, keep, keep, keep, state["view"]
+        return keep, keep, keep, keep, state["view"], keep, note
     released = state["k"] in RELEASED_KS
-    return state["ds"], state["k"] if released else None, None if released else state["k"], state["selected"], state["view"]
+    sel = state["selected"]
+    focus = focus_on(catalog, state["ds"], sel["row"]) if sel else keep
+    return state["ds"], state["k"] if released else None, None if released else state["k"], sel, state["view"], focus, note
 
 
 clientside_callback(
@@ -261,6 +460,56 @@ def on_map_click(click, key):
 
 
 @callback(
+    Output(ids.DATASET, "value", allow_duplicate=True),
+    Output(ids.SELECTED, "data", allow_duplicate=True),
+    Output(ids.FOCUS, "data", allow_duplicate=True),
+    Output(ids.SEARCH_MSG, "children"),
+    Input(ids.SEARCH, "n_submit"),
+    Input(ids.SEARCH_GO, "n_clicks"),
+    State(ids.SEARCH, "value"),
+    State(ids.DATASET, "value"),
+    prevent_initial_call=True,
+)
+def on_search(_submit, _go, text, key):
+    """Find a mesh code, a point or a place: switch dataset when it lies in another, zoom there, select its mesh."""
+    found = resolve_search(get_catalog(), key, text)
+    keep = dash.no_update
+    return (
+        found["ds"] if found["ds"] != key else keep,
+        found["selected"] if found["selected"] is not None else keep,
+        found["focus"] if found["focus"] is not None else keep,
+        found["message"],
+    )
+
+
+@callback(
+    Output(ids.MATCH_VALUE, "value"),
+    Output(ids.MATCH_VALUE, "min"),
+    Output(ids.MATCH_VALUE, "max"),
+    Output(ids.MATCH_VALUE, "step"),
+    Input(ids.MATCH_BY, "value"),
+    prevent_initial_call=True,
+)
+def on_match_kind(by):
+    """A new kind of threshold starts at its default, with its range."""
+    kind, _ = match_threshold(by, None)
+    r = _value_range(kind)
+    return match_knob(kind).default, r["min"], r["max"], r["step"]
+
+
+@callback(
+    Output(ids.SEARCH_PLACES, "children"),
+    Input(ids.DATASET, "value"),
+)
+def place_options(key):
+    """Suggestions for the search box: the places of this dataset first, then every other known place."""
+    catalog = get_catalog()
+    names = list(catalog.places(key)["name"]) if key in catalog.refs else []
+    names += [n for n in catalog.all_places()["name"].drop_duplicates() if n not in set(names)]
+    return [html.Option(value=n) for n in names]
+
+
+@callback(
     Output(ids.MESH_LAYER, "url"),
     Output(ids.LEGEND, "children"),
     Output(ids.SUMMARY, "children"),
@@ -268,17 +517,25 @@ def on_map_click(click, key):
     Output(ids.MAP_BOX, "children"),
     Output(ids.LEGEND_TITLE, "children"),
     Output(ids.RENAME_CLUSTER, "options"),
+    Output(ids.MAP, "viewport"),
     Input(ids.DATASET, "value"),
     Input(ids.K, "value"),
     Input(ids.K_ANY, "value"),
     Input(ids.VIEW, "value"),
-    Input(ids.THRESHOLD, "value"),
+    Input(ids.MATCH_BY, "value"),
+    Input(ids.MATCH_VALUE, "value"),
     Input(ids.SELECTED, "data"),
     Input(ids.CHART_REDUCE, "value"),
     Input(ids.NAMES_VERSION, "data"),
+    Input(ids.FOCUS, "data"),
 )
-def show_map(key, k, k_any, view, threshold, selected, reduce, _names_version=None):
-    """The map layer, legend, summary and cluster chart of the chosen dataset and colouring."""
+def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _names_version=None, focus=None):
+    """The map layer, legend, summary and cluster chart of the chosen dataset and colouring.
+
+    A new dataset gets a new map, opened on its extent or on the mesh a link or a search asked for
+    (``focus``); a focus within the shown dataset moves the map there. One callback does both, so
+    the view is never set on a map that is being replaced (Leaflet throws then).
+    """
     app = app_context()
     catalog, basemap = app.catalog, app.basemap
     if not key or key not in catalog.refs:
@@ -290,16 +547,23 @@ def show_map(key, k, k_any, view, threshold, selected, reduce, _names_version=No
             dash.no_update,
             "Clusters",
             [],
+            dash.no_update,
         )
     k = effective_k(k, k_any)
     k = min(k, max(2, catalog.get(key).n_meshes))  # a small dataset cannot have more clusters than meshes
     reduce = reduce if reduce in ("sum", "mean") else "sum"
     ds = catalog.get(key)
     sel = selected if isinstance(selected, dict) and selected.get("ds") == key and _valid_row(selected, ds.n_meshes) else None
+    by, value = match_threshold(match_by, match_value)
     if view == "similar" and sel is not None:
-        url = tile_url({"ds": key, "mode": "similar", "sel": sel["row"], "thr": _threshold(threshold)})
-        legend_children = distance_legend()
-        title = "Distance to the selected mesh"
+        if by == "distance":
+            url = tile_url({"ds": key, "mode": "similar", "sel": sel["row"], "by": by, "thr": value})
+            legend_children = distance_legend()
+        else:
+            top = catalog.matches(key, sel["row"], by, value)
+            url = tile_url({"ds": key, "mode": "similar", "sel": sel["row"], "by": by, "top": value})
+            legend_children = match_legend(describe_threshold(by, value), top.count, top.candidates, top.cutoff)
+        title = "Similar to the selected mesh"
     else:
         title = f"Clusters (k = {k})"
         url = tile_url({"ds": key, "mode": "cluster", "k": k})
@@ -307,6 +571,8 @@ def show_map(key, k, k_any, view, threshold, selected, reduce, _names_version=No
     n50 = int((ds.mesh_sizes == 50).sum())
     comp = int(ds.complemented.sum()) if ds.complemented is not None else 0
     summary = f"{ds.city} {ds.period}: {ds.n_meshes:,} meshes ({n50:,} of 50 m, {ds.n_meshes - n50:,} of 250 m; {comp:,} complemented, drawn paler)"
+    if view == "similar" and sel is None:
+        summary += ". Click a mesh to colour the map by similarity to it."
     m = catalog.metrics(key)
     if m:
         space = (
@@ -328,17 +594,24 @@ def show_map(key, k, k_any, view, threshold, selected, reduce, _names_version=No
         fig = pattern_chart(charts[c], f"cluster {c}: {names[c]} ({reduce} over its meshes here)")
     fired = ctx.triggered_prop_ids  # several inputs may change at once (the URL sets them all)
     if not fired or f"{ids.DATASET}.value" in fired:
-        # A new dataset: a new map on its extent (the layer url goes with it).
-        return (
-            dash.no_update,
-            legend_children,
-            summary,
-            fig,
-            [make_map(ids.MAP, ids.MESH_LAYER, basemap, viewport(catalog, key), url, selection=True)],
-            title,
-            rename_options,
+        # A new dataset: a new map on its extent, or on the mesh a link or a search asked for.
+        view_at = (
+            {"center": focus["center"], "zoom": focus["zoom"]}
+            if isinstance(focus, dict) and focus.get("ds") == key
+            else viewport(catalog, key)
         )
-    return url, legend_children, summary, fig, dash.no_update, title, rename_options
+        places = catalog.places(key).to_dict("records") if basemap is None else None
+        new_map = make_map(ids.MAP, ids.MESH_LAYER, basemap, view_at, url, selection=True, places=places, hover=True)
+        return (dash.no_update, legend_children, summary, fig, [new_map], title, rename_options, dash.no_update)
+    move: object = dash.no_update
+    if f"{ids.FOCUS}.data" in fired and isinstance(focus, dict) and focus.get("ds") == key:
+        move = {"center": focus["center"], "zoom": focus["zoom"], "transition": "setView"}
+    return url, legend_children, summary, fig, dash.no_update, title, rename_options, move
+
+
+def _link(text: str, key: str, k: int, code: int) -> dcc.Link:
+    """A link to a mesh of a dataset, followed inside the app (no reload: colour mode and k are kept)."""
+    return dcc.Link(text, href="?" + urlencode({"ds": key, "k": k, "mesh": code}))
 
 
 @callback(
@@ -350,10 +623,12 @@ def show_map(key, k, k_any, view, threshold, selected, reduce, _names_version=No
     Input(ids.SELECTED, "data"),
     Input(ids.K, "value"),
     Input(ids.K_ANY, "value"),
+    Input(ids.MATCH_BY, "value"),
+    Input(ids.MATCH_VALUE, "value"),
     State(ids.DATASET, "value"),
 )
-def show_selection(selected, k, k_any, key):
-    """Facts, stay pattern and similar meshes of the selected mesh."""
+def show_selection(selected, k, k_any, match_by, match_value, key):
+    """Facts, stay pattern and similar meshes of the selected mesh, with the count of its matches."""
     catalog = get_catalog()
     if (
         not isinstance(selected, dict)
@@ -363,11 +638,13 @@ def show_selection(selected, k, k_any, key):
     ):
         return "Click a mesh on the map.", pattern_chart(np.zeros((2, 12, 7)), ""), {"display": "none"}, [], None
     k = effective_k(k, k_any)
+    k = min(k, max(2, catalog.get(key).n_meshes))
     row = int(selected["row"])
     ds = catalog.get(key)
     code, size = int(ds.codes[row]), int(ds.mesh_sizes[row])
     comp = bool(ds.complemented[row]) if ds.complemented is not None else False
     cluster = int(catalog.labels(key, k)[row])
+    query = catalog.own_row(key, row)  # a complemented mesh is its 250 m parent's embedding
     info = html.Dl(
         className="mesh-facts",
         children=[
@@ -378,7 +655,7 @@ def show_selection(selected, k, k_any, key):
             html.Dt("cluster"),
             html.Dd(f"{cluster} of {k}: {catalog.cluster_names(key, k)[cluster]}", id="mesh-cluster"),
             html.Dt("complemented"),
-            html.Dd("yes (embedding of its 250 m mesh)" if comp else "no"),
+            html.Dd(f"yes (embedding of its 250 m mesh {int(ds.codes[query])})" if comp else "no"),
         ],
     )
     chart = pattern_chart(catalog.mesh_pattern(key, row), f"mesh {code}: approximate stay pattern")
@@ -398,7 +675,7 @@ def show_selection(selected, k, k_any, key):
                                 className="swatch",
                                 style={"background": cluster_color(p["cluster"]) if p["cluster"] is not None else "transparent"},
                             ),
-                            html.A(p["period"] or p["dataset"], href="?" + urlencode({"ds": p["dataset"], "k": k, "mesh": code})),
+                            _link(p["period"] or p["dataset"], p["dataset"], k, code),
                             html.Span(
                                 f" cluster {p['cluster']}, distance {p['distance']:.2f}"
                                 if p["cluster"] is not None
@@ -411,33 +688,32 @@ def show_selection(selected, k, k_any, key):
             ),
         ]
     # Complemented meshes repeat their 250 m parent's embedding: listing them would show the clicked
-    # mesh's own siblings at distance 0, so candidates are the meshes with an embedding of their own.
-    d = catalog.distances_from(key, row).copy()
+    # mesh's own siblings (and its parent) at distance 0, so candidates are the meshes with an
+    # embedding of their own, and the query mesh is the parent of a complemented one.
+    d = catalog.distances_from(key, query).copy()
     if ds.complemented is not None:
         d[ds.complemented] = np.inf
     here = [
-        html.Li(
-            html.A(
-                f"{int(ds.codes[i])} ({int(ds.mesh_sizes[i])} m) - distance {d[i]:.2f}",
-                href="?" + urlencode({"ds": key, "k": k, "mesh": int(ds.codes[i])}),
-            )
-        )
-        for i in top_k(d, 5, exclude=row)
+        html.Li(_link(f"{int(ds.codes[i])} ({int(ds.mesh_sizes[i])} m) - distance {d[i]:.2f}", key, k, int(ds.codes[i])))
+        for i in top_k(d, 5, exclude=query)
     ]
+    by, value = match_threshold(match_by, match_value)
+    top = catalog.matches(key, row, by, value)
     space = catalog.space(key)
     own = {o: _own_meshes(catalog, o) for o in catalog.comparable(key)}
-    found = similar_across(ds.vectors[row], {o: (c, v) for o, (c, v, _) in own.items()}, k=10, per_dataset=3)
+    found = similar_across(ds.vectors[query], {o: (c, v) for o, (c, v, _) in own.items()}, k=10, per_dataset=3)
     matches = [(m.distance, m.dataset, m.key, int(own[m.dataset][2][m.index])) for m in found]
     across = [
-        html.Li(
-            html.A(
-                f"{other.split('/', 1)[1]}: {code_} ({size_} m) - distance {dist:.2f}",
-                href="?" + urlencode({"ds": other, "k": k, "mesh": code_}),
-            )
-        )
+        html.Li(_link(f"{other.split('/', 1)[1]}: {code_} ({size_} m) - distance {dist:.2f}", other, k, code_))
         for dist, other, code_, size_ in matches[:10]
     ]
+    within = {o: int((distances(v, ds.vectors[query]) <= top.cutoff).sum()) for o, (_, v, _) in own.items()} if top.count else {}
     similar = [
+        html.P(
+            match_count_text(describe_threshold(by, value), top.count, top.candidates, top.cutoff, within),
+            id=ids.MATCH_COUNT,
+            className="match-count",
+        ),
         html.H3("Most similar here"),
         html.Ol(here, className="similar-here"),
         html.H3(
@@ -452,6 +728,16 @@ def show_selection(selected, k, k_any, key):
         ),
     ]
     return facts, chart, {"display": "block"}, similar, mesh_polygon(code, size)
+
+
+def match_count_text(what: str, count: int, candidates: int, cutoff: float, within: dict[str, int]) -> str:
+    """``Matches (top 1 %): 37 of 3,689 meshes here, distance up to 0.123; within it: nagoya_2020_04 41.``"""
+    if count == 0:
+        return f"Matches ({what}): none of {candidates:,} meshes here."
+    text = f"Matches ({what}): {count:,} of {candidates:,} meshes here, distance up to {cutoff:.3f}"
+    if within:
+        text += "; as near in other datasets: " + ", ".join(f"{o.split('/', 1)[1]} {n:,}" for o, n in within.items())
+    return text + "."
 
 
 @callback(
@@ -516,14 +802,6 @@ def _valid_row(selected: dict, n: int) -> bool:
     """A selection from the browser names a row of the dataset (forged values are ignored)."""
     row = selected.get("row")
     return isinstance(row, int) and 0 <= row < n
-
-
-def _threshold(value: object) -> float:
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 16.0
-    return float(np.clip(v, 0.0, 1e6)) if np.isfinite(v) else 16.0
 
 
 @callback(

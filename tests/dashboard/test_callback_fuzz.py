@@ -69,6 +69,8 @@ def test_forged_callback_values_never_cause_a_server_error(client):
                 r = client.post("/_dash-update-component", json=body)
                 tried += 1
                 if r.status_code >= 500:
-                    failures.append(f"{dep['output']} <- {refs[target]['id']}.{refs[target]['property']} = {value!r}: {r.status_code}")
+                    failures.append(
+                        f"{dep['output']} <- {refs[target]['id']}.{refs[target]['property']} = {value!r}: {r.status_code}"
+                    )
     assert tried > 200
     assert failures == [], "\n".join(failures[:40]) + f"\n({len(failures)} of {tried} requests failed)"

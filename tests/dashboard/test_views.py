@@ -60,12 +60,18 @@ def test_url_state_is_parsed_and_clamped(catalog):
     ds = catalog.get(KEY)
     code = int(ds.codes[5])
     st = map_view.parse_url_state(f"?ds={KEY}&k=7&mesh={code}&view=diff", catalog)
-    assert st == {"ds": KEY, "k": 7, "selected": {"ds": KEY, "row": 5, "code": code}, "view": "diff"}
+    assert st == {"ds": KEY, "k": 7, "selected": {"ds": KEY, "row": 5, "code": code}, "view": "diff", "notes": []}
     assert map_view.parse_url_state(f"?ds={KEY}&k=999", catalog)["k"] == 50
     assert map_view.parse_url_state(f"?ds={KEY}&k=abc", catalog)["k"] == 10
     assert map_view.parse_url_state(f"?ds={KEY}&mesh=abc", catalog)["selected"] is None
-    assert map_view.parse_url_state("?ds=nope", catalog) is None
-    assert map_view.parse_url_state("?view=train", catalog) == {"ds": None, "k": None, "selected": None, "view": "train"}
+    assert map_view.parse_url_state("?ds=nope", catalog)["ds"] is None
+    assert map_view.parse_url_state("?view=train", catalog) == {
+        "ds": None,
+        "k": None,
+        "selected": None,
+        "view": "train",
+        "notes": [],
+    }
 
 
 def test_the_url_callback_sets_dataset_and_k_radio_or_box(catalog):
@@ -76,10 +82,18 @@ def test_the_url_callback_sets_dataset_and_k_radio_or_box(catalog):
 
         return copy_context().run(call)
 
-    ds, k, k_any, selected, tab = run(f"?ds={KEY}&k=20")
-    assert (ds, k, k_any, selected, tab) == (KEY, 20, None, None, "map")
-    ds, k, k_any, _, _ = run(f"?ds={KEY}&k=13")
+    ds, k, k_any, selected, tab, focus, note = run(f"?ds={KEY}&k=20")
+    assert (ds, k, k_any, selected, tab, note) == (KEY, 20, None, None, "map", "")
+    ds, k, k_any, _, _, _, _ = run(f"?ds={KEY}&k=13")
     assert (k, k_any) == (None, 13)
+    # a link to a mesh selects it and moves the map to it
+    code = int(catalog.get(KEY).codes[3])
+    _, _, _, selected, _, focus, _ = run(f"?ds={KEY}&k=10&mesh={code}")
+    assert selected == {"ds": KEY, "row": 3, "code": code}
+    assert focus["ds"] == KEY and focus["zoom"] == 16 and np.allclose(focus["center"], _centre(catalog, 3))
+    # a URL asking for what does not exist is answered with a visible note
+    *_, note = run("?ds=demo/atlantis_2021_04&k=10")
+    assert "atlantis" in note and "not in the data folder" in note
 
 
 def test_the_training_form_becomes_a_checked_request(tmp_path):

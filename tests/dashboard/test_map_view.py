@@ -1,0 +1,315 @@
+"""The map view's pure parts: match thresholds, search parsing and resolving, URL notes, the hover route."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import knobs
+from core.analysis.similarity import top_matches
+from core.geo.meshcode import code_bounds, code_centers, latlon_to_code, parent_code
+from core.geo.places import find_places, parse_query, read_places, write_places
+from core.release.layout import write_dataset
+from dashboard.catalog import AppContext, Catalog, install
+from dashboard.views import map as map_view
+
+KEY = "rel/nagoya_2019_04"
+OSAKA = "rel/osaka_2021_04"
+
+
+# ------------------------------------------------------------------ thresholds
+
+
+def test_top_percent_rank_and_distance():
+    d = np.array([0.0, 0.5, 0.1, 0.3, 0.2, 0.9, 0.7, 0.4, 0.8, 0.6, 0.05])
+    top = top_matches(d, "percent", 10, exclude=0)  # 10 % of 10 candidates: the nearest one
+    assert top.index.tolist() == [10] and top.candidates == 10 and top.cutoff == 0.05
+    assert top_matches(d, "percent", 30, exclude=0).index.tolist() == [10, 2, 4]
+    assert top_matches(d, "percent", 0.01, exclude=0).count == 1  # never empty
+    assert top_matches(d, "percent", 100, exclude=0).count == 10
+    assert top_matches(d, "rank", 4, exclude=0).index.tolist() == [10, 2, 4, 3]
+    assert top_matches(d, "rank", 50, exclude=0).count == 10
+    assert top_matches(d, "distance", 0.2, exclude=0).index.tolist() == [10, 2, 4]
+    none = top_matches(d, "distance", 0.01, exclude=0)
+    assert none.count == 0 and np.isnan(none.cutoff)
+
+
+def test_top_matches_count_only_candidates():
+    d = np.array([0.0, 0.1, 0.1, 0.2, 0.3])
+    own = np.array([True, True, False, True, True])  # row 2: a complemented copy of row 1
+    top = top_matches(d, "rank", 2, candidates=own, exclude=0)
+    assert top.index.tolist() == [1, 3] and top.candidates == 3
+    with pytest.raises(ValueError, match="unknown"):
+        top_matches(d, "median", 1)
+    with pytest.raises(ValueError, match="negative"):
+        top_matches(d, "rank", -1)
+
+
+@pytest.mark.parametrize(
+    ("by", "value", "expected"),
+    [
+        ("percent", 1, ("percent", 1.0)),
+        ("percent", 500, ("percent", 100.0)),
+        ("percent", -3, ("percent", 0.01)),
+        ("percent", "abc", ("percent", 1.0)),
+        ("rank", 100, ("rank", 100.0)),
+        ("rank", 0, ("rank", 1.0)),
+        ("distance", 2.5, ("distance", 2.5)),
+        ("bogus", 5, ("percent", 5.0)),
+        (None, None, ("percent", knobs.MATCH_PERCENT.default)),
+    ],
+)
+def test_thresholds_from_the_browser_are_validated(by, value, expected):
+    assert map_view.match_threshold(by, value) == expected
+
+
+def test_threshold_descriptions():
+    assert map_view.describe_threshold("percent", 1.0) == "top 1 %"
+    assert map_view.describe_threshold("rank", 100.0) == "top 100"
+    assert map_view.describe_threshold("distance", 2.0) == "within distance 2"
+    text = map_view.match_count_text("top 1 %", 37, 3689, 0.1234, {"demo/osaka_2021_04": 12})
+    assert (
+        text == "Matches (top 1 %): 37 of 3,689 meshes here, distance up to 0.123; as near in other datasets: osaka_2021_04 12."
+    )
+
+
+# ------------------------------------------------------------------ search text
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "fields"),
+    [
+        ("523657929010", "code", {"code": 523657929010, "size": 50}),
+        (" 5236-6724-14 ", "code", {"code": 5236672414, "size": 250}),
+        ("35.17, 136.91", "point", {"lat": 35.17, "lon": 136.91}),
+        ("35.17 136.91", "point", {"lat": 35.17, "lon": 136.91}),
+        ("136.91, 35.17", "point", {"lat": 35.17, "lon": 136.91}),  # lon, lat: only that order is valid
+        ("(35.17N, 136.91E)", "point", {"lat": 35.17, "lon": 136.91}),
+        ("33.9S, 151.2E", "point", {"lat": -33.9, "lon": 151.2}),
+        ("Sakae Station", "name", {}),
+        ("Nishiki 3-chome", "name", {}),
+        ("", "empty", {}),
+        (None, "empty", {}),
+    ],
+)
+def test_search_text_is_read_as_code_point_or_name(text, kind, fields):
+    q = parse_query(text)
+    assert q.kind == kind
+    for name, value in fields.items():
+        assert getattr(q, name) == pytest.approx(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("12345", "5 digits"), ("999999999999", "not a valid 50 m mesh code"), ("95.0, 200.0", "not a point")],
+)
+def test_bad_search_text_says_why(text, why):
+    q = parse_query(text)
+    assert q.kind == "bad" and why in q.error
+
+
+PLACES = pd.DataFrame(
+    {
+        "name": ["Sakae Station", "Sakae shopping district", "Higashi-Sakae", "Nagoya Station", "Osu"],
+        "kind": ["station", "shopping", "nightlife", "station", "shopping"],
+        "city": "nagoya",
+        "lat": [35.17, 35.1685, 35.1655, 35.1709, 35.159],
+        "lon": [136.9085, 136.9085, 136.91, 136.8815, 136.902],
+    }
+)
+
+
+def test_place_names_rank_exact_then_prefix_then_contained():
+    assert find_places(PLACES, "osu")["name"].tolist() == ["Osu"]
+    assert find_places(PLACES, "sakae")["name"].tolist() == ["Sakae Station", "Sakae shopping district", "Higashi-Sakae"]
+    assert find_places(PLACES, "higashi sakae")["name"].tolist() == ["Higashi-Sakae"]  # spaces and hyphens ignored
+    assert find_places(PLACES, "station", limit=1)["name"].tolist() == ["Sakae Station"]
+    assert find_places(PLACES, "kyoto").empty and find_places(PLACES, "  ").empty
+
+
+def test_places_file_round_trip_and_bad_rows_left_out(tmp_path):
+    write_places(tmp_path, PLACES)
+    assert read_places(tmp_path).equals(PLACES)
+    (tmp_path / "places.csv").write_text("name,lat,lon\nGood,35.1,136.9\n,35.0,136.0\nFar,135.0,136.0\nNaN,x,1\n")
+    back = read_places(tmp_path)
+    assert back["name"].tolist() == ["Good"] and back["kind"].tolist() == [""]
+    assert read_places(tmp_path / "none").empty
+
+
+def test_the_demo_world_names_its_places():
+    from core.simulation.world import CITIES, city_places
+
+    nagoya = city_places("nagoya")
+    assert nagoya.iloc[0].to_dict() == {"name": "Nagoya", "kind": "city", "city": "nagoya", "lat": 35.165, "lon": 136.9}
+    assert {"Nagoya Station", "Sakae Station", "Hisaya Odori Park"} <= set(nagoya["name"])
+    assert nagoya["name"].is_unique
+    for city in CITIES:  # every hub of every city has a name
+        assert all(h.name for h in CITIES[city].hubs)
+
+
+# ------------------------------------------------------------------ a catalog: search, URL notes, hover
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mapview")
+    rng = np.random.default_rng(5)
+    for name, (lat0, lon0) in {"nagoya_2019_04": (35.165, 136.905), "osaka_2021_04": (34.69, 135.50)}.items():
+        own = np.unique(latlon_to_code(lat0 + rng.random(300) * 0.01, lon0 + rng.random(300) * 0.01, 50))
+        # one 250 m mesh with two complemented 50 m children (the parent's embedding and labels)
+        big = parent_code(own[:1], 50, 250)
+        own = own[parent_code(own, 50, 250) != big[0]]
+        s, w, n, e = (float(v[0]) for v in code_bounds(big, np.array([250])))
+        children = latlon_to_code(np.array([s + 0.0001, n - 0.0001]), np.array([w + 0.0001, e - 0.0001]), 50)
+        codes = np.r_[own, big, children]
+        sizes = np.r_[np.full(len(own), 50), 250, 50, 50]
+        n_own = len(own) + 1
+        vec = rng.normal(size=(n_own, 8)).astype(np.float32)
+        vectors = np.vstack([vec, vec[[-1, -1]]])
+        labels = {k: np.r_[np.arange(n_own) % k, [(n_own - 1) % k] * 2] for k in (5, 10, 20)}
+        comp = np.r_[np.zeros(n_own, bool), True, True]
+        write_dataset(root / "rel", name, codes, sizes, vectors, rng.normal(size=(168, 8)), labels, comp)
+    write_places(root / "rel", PLACES)
+    cat = Catalog(root)
+    install(AppContext(catalog=cat, basemap=None, upload_cap=2**20))
+    return cat
+
+
+def test_complemented_meshes_know_their_parent(catalog):
+    ds = catalog.get(KEY)
+    parents = catalog.parent_rows(KEY)
+    comp = np.flatnonzero(ds.complemented)
+    assert len(comp) == 2 and (ds.mesh_sizes[parents[comp]] == 250).all()
+    assert (parents[~ds.complemented] == -1).all()
+    assert catalog.own_row(KEY, int(comp[0])) == int(parents[comp[0]])
+
+
+def test_matches_leave_out_complemented_copies_and_the_parent(catalog):
+    ds = catalog.get(KEY)
+    child = int(np.flatnonzero(ds.complemented)[0])
+    parent = catalog.own_row(KEY, child)
+    top = catalog.matches(KEY, child, "rank", 1000)
+    assert top.candidates == int((~ds.complemented).sum()) - 1  # own meshes, less the parent itself
+    assert parent not in top.index and not ds.complemented[top.index].any()
+    pct = catalog.matches(KEY, 0, "percent", 1.0)
+    assert pct.count == int(np.ceil(pct.candidates * 0.01))
+
+
+def test_match_layer_colours_selected_matches_and_the_rest(catalog):
+    from dashboard.tiles import match_values
+
+    ds = catalog.get(KEY)
+    child = int(np.flatnonzero(ds.complemented)[0])
+    values = match_values(catalog, KEY, child, "rank", 5)
+    parent = catalog.own_row(KEY, child)
+    assert values[parent] == 0 and (values[ds.complemented] == 0).all()  # the selected family
+    assert (values == 1).sum() == 5
+    assert set(np.flatnonzero(values == 1)) == set(catalog.matches(KEY, child, "rank", 5).index.tolist())
+
+
+def test_places_of_a_dataset_are_its_release_places_and_cities_within_its_extent(catalog):
+    names = set(catalog.places(KEY)["name"])
+    assert {"Sakae Station", "Higashi-Sakae", "Nagoya"} <= names
+    assert "Osu" not in names and "Osaka" not in names  # south of these meshes; another city
+    assert set(catalog.places(OSAKA)["name"]) == {"Osaka"}  # the release's places are all in Nagoya
+
+
+def test_search_a_place_in_another_dataset_switches_and_selects(catalog):
+    found = map_view.resolve_search(catalog, OSAKA, "sakae st")
+    assert found["ds"] == KEY and "Sakae Station" in found["message"]
+    assert found["focus"]["center"] == [35.17, 136.9085] and found["focus"]["ds"] == KEY
+    if found["selected"] is not None:  # a mesh under the station: that one is selected
+        assert found["selected"] == map_view.pick_mesh(catalog, KEY, 35.17, 136.9085)
+
+
+def test_search_a_code_and_a_point(catalog):
+    ds = catalog.get(KEY)
+    code = int(ds.codes[7])
+    found = map_view.resolve_search(catalog, KEY, str(code))
+    assert found["selected"] == {"ds": KEY, "row": 7, "code": code} and found["ds"] == KEY
+    lat, lon = code_centers(ds.codes[7:8], ds.mesh_sizes[7:8])
+    found = map_view.resolve_search(catalog, OSAKA, f"{lat[0]:.6f}, {lon[0]:.6f}")
+    assert found["ds"] == KEY and found["selected"]["row"] == 7 and "in rel/nagoya_2019_04" in found["message"]
+    # a 50 m code inside a 250 m mesh selects the 250 m mesh (the mesh under its centre)
+    big = int(np.flatnonzero(ds.mesh_sizes == 250)[0])
+    s, w, n, e = (float(v[0]) for v in code_bounds(ds.codes[big : big + 1], ds.mesh_sizes[big : big + 1]))
+    inside = int(latlon_to_code(np.array([(s + n) / 2]), np.array([(w + e) / 2]), 50)[0])
+    assert inside not in ds.codes
+    assert map_view.resolve_search(catalog, KEY, str(inside))["selected"]["row"] == big
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "Type a mesh code"),
+        ("12345", "not a mesh code"),
+        ("Atlantis", "No place called 'Atlantis'"),
+        ("43.06, 141.35", "No dataset has a mesh at 43.06000, 141.35000"),
+    ],
+)
+def test_search_that_finds_nothing_says_so(catalog, text, message):
+    found = map_view.resolve_search(catalog, KEY, text)
+    assert message in found["message"] and found["selected"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "note"),
+    [
+        ("?ds=rel/atlantis_2021_04", "dataset 'rel/atlantis_2021_04', which is not in the data folder"),
+        (f"?ds={KEY}&k=999", "k = '999' is out of range (an integer from 2 to 50); showing k = 50."),
+        (f"?ds={KEY}&k=abc", "k = 'abc' is not a number of clusters; showing k = 10."),
+        (f"?ds={KEY}&mesh=abc", "mesh 'abc' is not a mesh code"),
+        (f"?ds={KEY}&mesh=523657929010", f"mesh 523657929010 is not in {KEY}."),
+        (f"?ds={KEY}&view=settings", "view 'settings', which does not exist; showing the map"),
+    ],
+)
+def test_urls_asking_for_what_does_not_exist_get_a_note(catalog, query, note):
+    notes = map_view.parse_url_state(query, catalog)["notes"]
+    assert len(notes) == 1 and note in notes[0]
+
+
+def test_a_good_url_has_no_note(catalog):
+    code = int(catalog.get(KEY).codes[0])
+    assert map_view.parse_url_state(f"?ds={KEY}&k=10&mesh={code}", catalog)["notes"] == []
+
+
+def test_hover_route_answers_code_cluster_and_name_and_refuses_bad_values(catalog):
+    from flask import Flask
+
+    from dashboard.tiles import register_tiles
+
+    server = Flask(__name__)
+    register_tiles(server)
+    client = server.test_client()
+    ds = catalog.get(KEY)
+    lat, lon = code_centers(ds.codes[4:5], ds.mesh_sizes[4:5])
+    got = client.get(f"/api/mesh-at?ds={KEY}&k=10&lat={lat[0]}&lon={lon[0]}").get_json()
+    cluster = int(catalog.labels(KEY, 10)[4])
+    assert got["code"] == int(ds.codes[4]) and got["cluster"] == cluster
+    assert got["name"] == catalog.cluster_names(KEY, 10)[cluster] and got["size"] == 50
+    assert client.get(f"/api/mesh-at?ds={KEY}&k=10&lat=43.0&lon=141.3").get_json() == {}
+    assert client.get(f"/api/mesh-at?ds=nope&k=10&lat={lat[0]}&lon={lon[0]}").status_code == 404
+    for bad in (
+        "k=abc&lat=35&lon=136",
+        "k=10&lat=abc&lon=136",
+        "k=10&lat=nan&lon=136",
+        "k=99&lat=35&lon=136",
+        "k=10&lat=95&lon=136",
+    ):
+        assert client.get(f"/api/mesh-at?ds={KEY}&{bad}").status_code == 400, bad
+
+
+def test_similar_tile_parameters_are_checked(catalog):
+    from flask import Flask
+
+    from dashboard.tiles import register_tiles
+
+    server = Flask(__name__)
+    register_tiles(server)
+    client = server.test_client()
+    base = f"/tiles/12/3600/1612.png?ds={KEY}&mode=similar&sel=0"
+    assert client.get(base + "&by=percent&top=1").status_code == 200
+    assert client.get(base + "&by=rank&top=100").status_code == 200
+    for bad in ("&by=percent&top=abc", "&by=percent&top=500", "&by=rank&top=1.5", "&by=median&top=1", "&by=rank&top=0"):
+        assert client.get(base + bad).status_code == 400, bad
