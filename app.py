@@ -15,6 +15,7 @@ from core import knobs
 from core.workflow.userdata import DEFAULT_UPLOAD_CAP
 from dashboard.catalog import AppContext, Catalog, install
 from dashboard.components import viewport
+from dashboard.guard import install_input_guard
 from dashboard.layout import make_layout
 from dashboard.server import THREADS, check_binding, serve
 from dashboard.tiles import register_tiles
@@ -115,6 +116,7 @@ def create_app(
     _dash_callbacks.GLOBAL_CALLBACK_MAP.update(callbacks)
     _dash_callbacks.GLOBAL_CALLBACK_LIST[:] = listed
     register_tiles(app.server)
+    install_input_guard(app)
     return app
 
 

@@ -519,9 +519,10 @@ def _user_threshold(value: object) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return float(knobs.CHANGE_THRESHOLD.check(value))
+        v = knobs.CHANGE_THRESHOLD.check(value)  # None for blank text (the knob has no default)
     except CoreError:
         return None
+    return None if v is None else float(v)
 
 
 def _k(value: object) -> int:
