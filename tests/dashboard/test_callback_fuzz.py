@@ -74,3 +74,35 @@ def test_forged_callback_values_never_cause_a_server_error(client):
                     )
     assert tried > 200
     assert failures == [], "\n".join(failures[:40]) + f"\n({len(failures)} of {tried} requests failed)"
+
+
+def test_guard_reads_kinds_off_the_layout_and_names_bad_values():
+    from dash import dcc, html
+
+    from dashboard.guard import bad_values, known_kinds
+
+    layout = html.Div(
+        [
+            dcc.Location(id="url"),
+            html.Div([dcc.Dropdown(id="ds", options=["a", "b"]), dcc.Dropdown(id="many", multi=True, options=["a"])]),
+            dcc.RadioItems(id="k", options=[5, 10]),
+            dcc.Store(id="store"),
+            html.Button("go", id="go"),
+        ]
+    )
+    kinds = known_kinds(layout)
+
+    def body(*items):
+        return {"inputs": [{"id": i, "property": p, "value": v} for i, p, v in items], "state": []}
+
+    good = body(("url", "search", "?ds=a"), ("ds", "value", "a"), ("many", "value", ["a", "b"]), ("k", "value", 10))
+    assert bad_values(good, kinds) == []
+    assert bad_values(body(("store", "data", {"any": ["thing"]}), ("go", "n_clicks", 3)), kinds) == []
+    assert bad_values(body(("url", "search", 7), ("ds", "value", {"x": 1})), kinds) == ["url.search", "ds.value"]
+    assert bad_values(body(("many", "value", [{"x": 1}]), ("k", "value", [5]), ("go", "n_clicks", "9")), kinds) == [
+        "many.value",
+        "k.value",
+        "go.n_clicks",
+    ]
+    assert bad_values(["not", "a", "dict"], kinds) == ["the request body"]
+    assert bad_values({"inputs": "x"}, kinds) == ["inputs"]
