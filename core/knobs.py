@@ -158,6 +158,15 @@ CHANGE_THRESHOLD = Knob(
     "change threshold", None, float, "pattern change above which a mesh is changed (none: decided from the data)", 1e-6, 1.0
 )
 
+# The demo release (core.simulation.demo.SCALES holds each scale's sizes): `python -m core demo --scale`, `app.py --demo-scale`.
+DEMO_SCALE = Knob(
+    "demo scale",
+    "default",
+    str,
+    "size of the demo release: quick (3 small datasets), tiny / small (23 small datasets), default, full (the real release's size)",
+    choices=("quick", "tiny", "small", "default", "full"),
+)
+
 # Clustering and similar areas (SPEC §7).
 K = Knob("number of clusters", 10, int, "k of k-means", 2, 50)
 TOP = Knob("number of matches", 10, int, "matches to list", 1, 1000)
