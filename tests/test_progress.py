@@ -45,7 +45,7 @@ def test_format_seconds(seconds, text):
     [
         (OSError(28, "No space left on device", "/srv/area/data/.demo.x.tmp/stays/tokyo.parquet"), "tokyo.parquet"),
         (InputError("/home/ana/data/stays.csv", "no rows"), "stays.csv: no rows"),
-        ("Traceback (most recent call last):\n  File \"/usr/lib/python3/x.py\", line 1\nValueError: bad", "ValueError: bad"),
+        ('Traceback (most recent call last):\n  File "/usr/lib/python3/x.py", line 1\nValueError: bad', "ValueError: bad"),
         (MemoryError(), "MemoryError"),
     ],
 )

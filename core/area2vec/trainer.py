@@ -361,7 +361,7 @@ class Area2VecTrainer:
         opt = torch.optim.Adam(params, lr=cfg.lr)
         result = TrainResult(embeddings=np.empty(0), decoder=np.empty(0))
 
-        def emit(phase: str, step: int, total: int, loss: float, p: float | None) -> None:
+        def emit(phase: str, step: int, total: int, loss: float | None, p: float | None) -> None:
             if progress is not None:
                 progress(Progress(phase, step, total, loss, time.perf_counter() - t0, anchor_power=p))
 

@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -210,11 +211,15 @@ class _FitProgress:
         report: the build's progress.
         phase: the phase that the trainer runs in.
         to_within: (fit number from 0, share of that fit done) -> share of ``phase`` done.
-        label: fit number -> the text shown before the trainer's own step.
+        label: the text shown before the trainer's own step (or fit number -> that text).
     """
 
     def __init__(
-        self, report: _BuildProgress, phase: str, to_within: Callable[[int, float], float], label: Callable[[int], str]
+        self,
+        report: _BuildProgress,
+        phase: str,
+        to_within: Callable[[int, float], float],
+        label: str | Callable[[int], str],
     ) -> None:
         self.report, self.phase, self.to_within, self.label = report, phase, to_within, label
         self.fit = -1
@@ -227,7 +232,13 @@ class _FitProgress:
         start, share = _FIT_SHARES.get(p.stage, (0.0, 1.0))
         n = max(self.fit, 0)
         within = self.to_within(n, start + share * p.step / max(p.total, 1))
-        self.report(self.phase, within, p.step, p.total, f"{self.label(n)}{p.stage} {p.step}/{p.total}")
+        label = self.label if isinstance(self.label, str) else self.label(n)
+        self.report(self.phase, within, p.step, p.total, f"{label}{p.stage} {p.step}/{p.total}")
+
+
+def _item_share(items: _Items, i: int, _fit: int, in_fit: float) -> float:
+    """The share of a phase of items done when item ``i``'s (only) fit is ``in_fit`` done."""
+    return items.at(i, in_fit)
 
 
 def _cost_of_people(city: str, scale: DemoScale) -> float:
@@ -366,12 +377,7 @@ def build_demo(
         mesh_items = _Items([c.n_areas + 2000 for c in all_counts])
         for n, (counts, m) in enumerate(zip(all_counts, meta, strict=True)):
             report("train", mesh_items.at(n), n, total, f"{m['name']} ({n + 1}/{total})")
-            fit = _FitProgress(
-                report,
-                "train",
-                lambda _fit, in_fit, n=n: mesh_items.at(n, in_fit),
-                lambda _fit, m=m, n=n: f"{m['name']} ({n + 1}/{total}): ",
-            )
+            fit = _FitProgress(report, "train", partial(_item_share, mesh_items, n), f"{m['name']} ({n + 1}/{total}): ")
             trained.append(train_embeddings(counts, anchors, TrainConfig(seed=seed + n), progress=fit))
         # One shared space: the released labels are joint clusters over every dataset (as OpenUAS's).
         parts = {m["name"]: SpacePart(emb.vectors, emb.decoder) for emb, m in zip(trained, meta, strict=True)}
