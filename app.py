@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         None if args.no_demo else args.demo_scale,
         url=f"http://{args.host}:{args.port}",
         token=args.token,
+        prepare=_view_callbacks,
     )
     # A demo build outliving the server would keep building: stop it with the server, however that stops.
     atexit.register(startup.stop)

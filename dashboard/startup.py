@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import os
 import signal
 import subprocess
 import sys
@@ -109,15 +110,30 @@ class DemoBuild:
 
     def start(self) -> None:
         self.status_path.unlink(missing_ok=True)  # a previous build's report is not this one's
-        cmd = [sys.executable, "-m", "core", "demo", "--data", str(self.data_dir), "--scale", self.scale]
-        self.proc = subprocess.Popen([*cmd, "--status", str(self.status_path)], cwd=ROOT)
+        argv = ["demo", "--data", str(self.data_dir), "--scale", self.scale, "--status", str(self.status_path)]
+        # ``python -m core demo ...``, with Ctrl-C's default handler even where the server was started
+        # with SIGINT ignored (a background job of a script): :meth:`stop` relies on it to clean up.
+        code = (
+            "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            f"from core.cli import main; sys.exit(main({argv!r}))"
+        )
+        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
 
     def report(self) -> dict[str, Any] | None:
         return read_status(self.status_path)
 
-    def wait(self) -> int:
+    def wait(self, poll_s: float = 0.2) -> int:
+        """Wait until the build is done (0) or its process ended (its exit status).
+
+        The build is done when its status file says so: its release is in place by then, and the
+        process's own exit (freeing its memory) may take seconds more on a busy machine.
+        """
         assert self.proc is not None
-        return self.proc.wait()
+        while (code := self.proc.poll()) is None:
+            if (self.report() or {}).get("state") == "done":
+                return 0
+            time.sleep(poll_s)
+        return code
 
     def stop(self, grace: float = 5.0) -> None:
         """Interrupt the build (Ctrl-C: it cleans up), kill it if it has not stopped after ``grace`` seconds."""
@@ -140,6 +156,7 @@ class Startup:
         data_dir: the data folder.
         make_app: builds the Dash app (reads the catalog): called once, in the background thread.
         demo_scale: the demo scale to build when the folder has no release; ``None``: never build.
+        prepare: work that does not need the data (imports), run while the demo builds.
         url: where the server answers, for the terminal's messages.
         token: access token required by every page (``None``: none).
     """
@@ -151,9 +168,11 @@ class Startup:
         demo_scale: str | None,
         url: str,
         token: str | None = None,
+        prepare: Callable[[], object] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.make_app = make_app
+        self.prepare = prepare
         self.url = url
         self.build = DemoBuild(data_dir, demo_scale) if demo_scale else None
         self.state = "starting"
@@ -180,9 +199,7 @@ class Startup:
 
     def _run(self) -> None:
         try:
-            from core.release.layout import discover
-
-            if not discover(self.data_dir) and self.build is not None and not self._build_demo():
+            if self._needs_demo() and not self._build_demo():
                 return
             self.state = "loading"
             app = self.make_app()
@@ -196,6 +213,15 @@ class Startup:
             self.state = "failed"
             self._say(f"error: the app could not start: {exc}")
 
+    def _needs_demo(self) -> bool:
+        if self.build is None:
+            return False
+        if not _may_hold_a_release(self.data_dir):  # a fresh folder: start the build without importing anything
+            return True
+        from core.release.layout import discover
+
+        return not discover(self.data_dir)
+
     def _build_demo(self) -> bool:
         assert self.build is not None
         self._say(
@@ -205,6 +231,8 @@ class Startup:
         t0 = time.perf_counter()
         self.state = "building"
         self.build.start()
+        if self.prepare is not None:
+            self.prepare()  # beside the build: it needs a core for a few seconds, the build runs for minutes
         code = self.build.wait()
         if code == 0:
             self._say(f"Demo release built in {time.perf_counter() - t0:.0f} s; opening the map at {self.url}")
@@ -224,6 +252,20 @@ class Startup:
             f"  The page at {self.url} shows this error until the server is stopped."
         )
         return False
+
+
+def _may_hold_a_release(data_dir: Path, depth: int = 5) -> bool:
+    """Whether any ``.geojson`` file lies under ``data_dir`` (hidden folders skipped): cheap, no imports.
+
+    Without one there is certainly no release (:func:`core.release.layout.discover` finds datasets
+    by their GeoJSON files), so a first start can begin the build at once.
+    """
+    base = len(data_dir.parts)
+    for root, dirs, files in os.walk(data_dir):
+        if any(f.endswith(".geojson") for f in files):
+            return True
+        dirs[:] = [] if len(Path(root).parts) - base >= depth else [d for d in dirs if not d.startswith(".")]
+    return False
 
 
 class StartupApp:

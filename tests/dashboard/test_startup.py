@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from flask import Flask
@@ -104,3 +105,82 @@ def test_progress_page_escapes_what_it_shows():
     page = progress_page({**st, "message": "<b>x</b>"})
     assert "<b>x</b>" not in page and "&lt;b&gt;" in page
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; (the terminal running app.py" in page
+
+
+def _fake_build(monkeypatch, script: str) -> None:
+    """Replace the demo build's child process by ``script`` (Python, given the status file as ``PATH``)."""
+    import subprocess
+    import sys
+
+    from dashboard.startup import ROOT, DemoBuild
+
+    def start(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", f"PATH = {str(self.status_path)!r}\n" + script], cwd=ROOT)
+
+    monkeypatch.setattr(DemoBuild, "start", start)
+
+
+def test_a_failed_build_is_shown_and_the_terminal_says_what_to_do(tmp_path, monkeypatch, capsys):
+    from dashboard.startup import Startup
+
+    (tmp_path / "README.md").write_text("a data folder without a release")
+    _fake_build(
+        monkeypatch,
+        "from core.progress import Progress, StatusFile\n"
+        "s = StatusFile(PATH)\n"
+        "s(Progress('stays', 1, 3, fraction=0.05, message='tokyo_2021_04: a month of stays'))\n"
+        "s.fail(OSError(28, 'No space left on device', '/srv/area/data/.demo.x.tmp/stays/tokyo_2021_04.parquet'))\n"
+        "raise SystemExit(2)\n",
+    )
+    startup = Startup(tmp_path, lambda: pytest.fail("no app after a failed build"), "quick", url="http://127.0.0.1:8050")
+    startup._run()  # what the background thread runs
+    st = startup.status()
+    assert st["state"] == "failed" and st["percent"] == 5.0 and st["label"] == "Simulating a month of stays per dataset"
+    assert st["error"] == "OSError: [Errno 28] No space left on device: 'tokyo_2021_04.parquet'"
+    page = Client(startup.app).get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "The demo build failed" in page and "No space left on device" in page and "/srv" not in page
+    err = capsys.readouterr().err
+    assert f"python -m core demo --data {tmp_path.resolve()} --scale quick" in err and "--no-demo" in err
+
+
+def test_the_app_opens_once_the_build_reports_done(tmp_path, monkeypatch):
+    from dashboard.startup import Startup
+
+    # The child reports 'done' and takes its time to exit (as a big build freeing its memory does).
+    _fake_build(monkeypatch, "from core.progress import StatusFile\nimport time\nStatusFile(PATH).done()\ntime.sleep(60)\n")
+    prepared: list[int] = []
+    startup = Startup(tmp_path, _dash_like_app, "quick", url="http://x", prepare=lambda: prepared.append(1))
+    try:
+        t0 = time.monotonic()
+        startup._run()
+        assert time.monotonic() - t0 < 30 and startup.status()["state"] == "ready" and prepared == [1]
+        assert Client(startup.app).get("/").get_data(as_text=True) == "the real app"
+    finally:
+        startup.stop()
+    assert startup.build is not None and startup.build.proc is not None and startup.build.proc.poll() is not None
+
+
+def test_a_folder_with_a_release_is_served_without_a_build(tmp_path, monkeypatch):
+    from dashboard.startup import DemoBuild, Startup, _may_hold_a_release
+
+    assert not _may_hold_a_release(tmp_path)
+    (tmp_path / ".cache" / "x").mkdir(parents=True)
+    (tmp_path / ".cache" / "x" / "a.geojson").write_text("{}")  # hidden folders do not count
+    assert not _may_hold_a_release(tmp_path)
+    gj = tmp_path / "rel" / "japan_city" / "geojson"
+    gj.mkdir(parents=True)
+    (gj / "tokyo_2021_04.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+    assert _may_hold_a_release(tmp_path)
+    monkeypatch.setattr(DemoBuild, "start", lambda self: pytest.fail("no build over a release"))
+    startup = Startup(tmp_path, _dash_like_app, "quick", url="http://x")
+    startup._run()
+    assert startup.status()["state"] == "ready"
+
+
+class _DashLike:
+    def __init__(self) -> None:
+        self.server = _dash_like()
+
+
+def _dash_like_app() -> _DashLike:
+    return _DashLike()
