@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds (default 3600)")
     ap.add_argument("--keep", metavar="DIR", help="build into DIR (must not exist) and keep it; default: a temporary folder")
     ap.add_argument("--no-browser", action="store_true", help="do not open the page in headless Chromium")
+    ap.add_argument("--screenshot", metavar="PNG", help="save the progress page once it shows 25 %% or more and an ETA")
     args = ap.parse_args(argv)
 
     tmp = None
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"load average before: {_load()} ({cores} cores); demo scale: {args.demo_scale}", flush=True)
     try:
-        times = _measure(data, args.demo_scale, args.timeout, not args.no_browser)
+        times = _measure(data, args.demo_scale, args.timeout, not args.no_browser, args.screenshot)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{what:<40} {seconds:8.2f} s")
 
 
-def _measure(data: Path, scale: str, timeout: float, browser: bool) -> dict[str, float]:
+def _measure(data: Path, scale: str, timeout: float, browser: bool, screenshot: str | None = None) -> dict[str, float]:
     times: dict[str, float] = {}
     t0 = time.monotonic()
     with app_process(data, ("--demo-scale", scale)) as (url, proc, log), contextlib.ExitStack() as stack:
@@ -81,12 +82,17 @@ def _measure(data: Path, scale: str, timeout: float, browser: bool) -> dict[str,
             pw = stack.enter_context(sync_playwright())
             chromium = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
             stack.callback(chromium.close)
-            page = chromium.new_page(viewport={"width": 1200, "height": 900})
+            page = chromium.new_page(viewport={"width": 1000, "height": 620})
             page.goto(url + "/")
         while status.get("state") not in ("ready", "failed"):
             check()
             key = f"  phase '{status.get('stage') or status.get('state')}' first seen"
             times.setdefault(key, time.monotonic() - t0)
+            if page is not None and screenshot and (status.get("percent") or 0) >= 25 and status.get("eta_text"):
+                page.wait_for_timeout(1200)  # the page's own poll shows the same state
+                page.screenshot(path=screenshot)
+                print(f"screenshot of the progress page at {status['percent']:.0f} % -> {screenshot}", flush=True)
+                screenshot = None
             time.sleep(0.25)
             status = build_status(url, timeout=5.0) or status
         if status["state"] == "failed":

@@ -48,6 +48,7 @@ STATE_LABELS = {
     "ready": "Ready",
     "failed": "The demo build failed",
 }
+_STATE_MESSAGES = {"starting": "looking for releases in the data folder", "loading": "reading the datasets, building the app"}
 
 
 def build_status(state: str, report: dict[str, Any] | None, now: float, error: str | None = None) -> dict[str, Any]:
@@ -79,12 +80,16 @@ def build_status(state: str, report: dict[str, Any] | None, now: float, error: s
     eta = max(float(eta) - age, 0.0) if eta is not None and state == "building" else eta
     elapsed = float(elapsed) + (age if state == "building" else 0.0) if elapsed is not None else None
     stage = str(p.get("stage") or "")
-    message = "reading the data folder" if state in ("starting", "loading") else str(p.get("message") or "")
+    if state in ("building", "failed"):
+        label = STAGE_LABELS.get(stage, stage) or ("Starting the build" if state == "building" else "The app could not start")
+        message = str(p.get("message") or ("" if stage else "loading the simulation and training code"))
+    else:
+        label, message = STATE_LABELS.get(state, state), _STATE_MESSAGES.get(state, "")
     return {
         "state": state,
         "title": STATE_LABELS.get(state, state),
         "stage": stage,
-        "label": STAGE_LABELS.get(stage, stage) if state in ("building", "failed") else STATE_LABELS.get(state, state),
+        "label": label,
         "message": message,
         "percent": None if fraction is None else round(100.0 * min(max(float(fraction), 0.0), 1.0), 1),
         "eta": None if eta is None else round(eta, 1),
@@ -209,6 +214,7 @@ class Startup:
             import traceback
 
             traceback.print_exc()
+            self.stop()  # a build still running would be for nothing
             self.error = public_message(exc)
             self.state = "failed"
             self._say(f"error: the app could not start: {exc}")

@@ -37,7 +37,8 @@ def test_status_while_building_counts_down_from_the_last_report():
 
 def test_status_before_during_and_after_the_build():
     assert build_status("starting", None, now=5.0)["percent"] is None
-    assert build_status("building", None, now=5.0)["percent"] is None  # the child has not reported yet
+    early = build_status("building", None, now=5.0)  # the child has not reported yet
+    assert early["percent"] is None and early["label"] == "Starting the build" and "loading" in early["message"]
     loading = build_status("loading", _report(1.0, 0.0, 70.0, updated=1.0, stage="done"), now=5.0)
     assert loading["percent"] == 100.0 and loading["label"] == "Opening the map"
     assert build_status("ready", None, now=5.0)["state"] == "ready"
