@@ -161,10 +161,12 @@ def mesh_truth(codes: np.ndarray, sizes: np.ndarray, cell_codes: np.ndarray, cel
     return out
 
 
-# Each phase's share of a build's time (default scale, measured on this 2-core machine: stays 20-26 s,
-# anchors 16 s, training 16 s, clusters and writing 5 s each when quiet). They only weigh each phase's
-# own progress into the whole build's fraction; the ETA comes from the measured rate (EtaClock).
-PHASES: tuple[tuple[str, float], ...] = (("stays", 0.30), ("anchors", 0.27), ("train", 0.27), ("cluster", 0.08), ("write", 0.08))
+# Each phase's share of a default build's time. Measured here on a loaded 2-core machine (load 6-13,
+# `python -m bench.bench_first_start`, torch on the free cores): stays 48 %, anchors 34 %, training
+# 16 %, clusters and writing 2 % of 376 s; with torch on both busy cores the torch phases took 85 %.
+# These only weigh each phase's own progress into the whole build's fraction; the ETA comes from
+# the rate measured while it runs (EtaClock).
+PHASES: tuple[tuple[str, float], ...] = (("stays", 0.42), ("anchors", 0.33), ("train", 0.19), ("cluster", 0.04), ("write", 0.02))
 # Within one training (Area2VecTrainer.fit): the share of its decoder, embed and refine steps.
 _FIT_SHARES = {"decoder": (0.0, 0.4), "embed": (0.4, 0.3), "refine": (0.7, 0.3)}
 # Within the anchor set: the first fit, k-means and record sampling, the second fit (with the anchors).
