@@ -159,7 +159,9 @@ CHANGE_THRESHOLD = Knob(
 )
 
 # The app: the largest browser upload (bigger files go into DATA/inbox/ and are picked from a list).
-UPLOAD_CAP = Knob("upload cap", 50.0, float, "largest browser upload; bigger files go into DATA/inbox/", 0.001, 100_000.0, unit="MB")
+UPLOAD_CAP = Knob(
+    "upload cap", 50.0, float, "largest browser upload; bigger files go into DATA/inbox/", 0.001, 100_000.0, unit="MB"
+)
 
 # The demo release (core.simulation.demo.SCALES holds each scale's sizes): `python -m core demo --scale`, `app.py --demo-scale`.
 DEMO_SCALE = Knob(
