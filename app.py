@@ -1,45 +1,52 @@
-"""Build and run the dashboard: ``python app.py [--host H] [--port P] [--data DIR] [--basemap URL]``."""
+"""Build and run the dashboard: ``python app.py [--host H] [--port P] [--data DIR] [--basemap URL]``.
+
+The server answers from the first second: while the demo release is built (first start) and the
+app is set up, every page shows their progress (:mod:`dashboard.startup`). Dash and the views are
+imported only then, in the background, so nothing heavy runs before the port is open.
+"""
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import copy
+import functools
 import os
+import signal
 import sys
 from pathlib import Path
-
-import dash._callback as _dash_callbacks
-from dash import Dash
+from typing import TYPE_CHECKING, Any
 
 from core import knobs
-from core.workflow.userdata import DEFAULT_UPLOAD_CAP
-from dashboard.catalog import AppContext, Catalog, install
-from dashboard.components import viewport
-from dashboard.guard import install_input_guard
-from dashboard.layout import make_layout
 from dashboard.server import THREADS, check_binding, serve
-from dashboard.tiles import register_tiles
-from dashboard.views import people as people_view
-from dashboard.views import regions as regions_view
-from dashboard.views import training as training_view
 
-# Importing the views registers their callbacks (module-level ``dash.callback``). Dash moves that
-# global registry into the first app it sets up; keep a copy so that every app of this process gets them.
-_VIEW_CALLBACKS = copy.deepcopy((_dash_callbacks.GLOBAL_CALLBACK_MAP, _dash_callbacks.GLOBAL_CALLBACK_LIST))
+if TYPE_CHECKING:
+    from dash import Dash
+
+    from dashboard.catalog import Catalog
 
 OSM = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 
-def ensure_demo(data_dir: Path) -> None:
-    """Build the demo release on first start when the data folder has no release at all."""
-    from core.release.layout import discover
+@functools.cache
+def _view_callbacks() -> tuple[Any, Any]:
+    """The views' callbacks, registered by importing them (module-level ``dash.callback``).
 
-    if discover(data_dir):
-        return
-    from core.cli import main as core_main
+    Dash moves that global registry into the first app it sets up; keep a copy so that every app of
+    this process gets them.
+    """
+    import dash._callback as _dash_callbacks
 
-    print(f"No release under {data_dir}: building the demo release once (about 80 s)...", file=sys.stderr)
-    core_main(["demo", "--data", str(data_dir)])
+    # The modules the app is made of; importing them registers every view's callbacks.
+    import dashboard.catalog
+    import dashboard.components
+    import dashboard.layout
+    import dashboard.tiles
+    import dashboard.views.people
+    import dashboard.views.regions
+    import dashboard.views.training  # noqa: F401
+
+    return copy.deepcopy((_dash_callbacks.GLOBAL_CALLBACK_MAP, _dash_callbacks.GLOBAL_CALLBACK_LIST))
 
 
 def _initial_state(catalog: Catalog) -> dict:
@@ -56,10 +63,15 @@ def _diff_pair(catalog: Catalog) -> tuple[str | None, str | None]:
     return (keys[0] if keys else None), (keys[1] if len(keys) > 1 else None)
 
 
+def upload_body_limit(cap: int) -> int:
+    """The largest request body: uploads arrive base64-encoded inside a callback request (cap plus overhead)."""
+    return int(cap * 1.4) + 4 * 2**20
+
+
 def create_app(
     data_dir: str | Path = "data",
     basemap: str | None = OSM,
-    upload_cap_mb: float = DEFAULT_UPLOAD_CAP / 2**20,
+    upload_cap_mb: float = knobs.UPLOAD_CAP.default,
     people_files: tuple[str | Path, ...] = (),
 ) -> Dash:
     """The Dash app over the releases under ``data_dir``.
@@ -70,11 +82,22 @@ def create_app(
         upload_cap_mb: largest browser upload; bigger files go into ``data_dir/inbox``.
         people_files: HuMob / LYMob or stay files the People view lists beside the data folder's.
     """
+    import dash._callback as _dash_callbacks
     import diskcache
-    from dash import DiskcacheManager
+    from dash import Dash, DiskcacheManager
 
     from core.workflow.jobs import JobRegistry
     from core.workflow.userdata import USER_RELEASE, cleanup_incomplete, cleanup_uploads
+    from dashboard.catalog import AppContext, Catalog, install
+    from dashboard.components import viewport
+    from dashboard.guard import install_input_guard
+    from dashboard.layout import make_layout
+    from dashboard.tiles import register_tiles
+    from dashboard.views import people as people_view
+    from dashboard.views import regions as regions_view
+    from dashboard.views import training as training_view
+
+    view_callbacks = _view_callbacks()
 
     data_dir = Path(data_dir)
     # A job killed with the previous server leaves a stale lock and partial files: close and clean them now.
@@ -96,7 +119,7 @@ def create_app(
         background_callback_manager=manager,
     )
     # Uploads arrive base64-encoded inside a callback request: allow the cap plus encoding overhead, refuse more.
-    app.server.config["MAX_CONTENT_LENGTH"] = int(cap * 1.4) + 4 * 2**20
+    app.server.config["MAX_CONTENT_LENGTH"] = upload_body_limit(cap)
 
     def serve_layout():
         catalog.refresh_if_changed()
@@ -111,7 +134,7 @@ def create_app(
 
     app.layout = serve_layout
     # Dash's setup consumes (and edits) the global registry: hand each app a fresh copy of the views' callbacks.
-    callbacks, listed = copy.deepcopy(_VIEW_CALLBACKS)
+    callbacks, listed = copy.deepcopy(view_callbacks)
     _dash_callbacks.GLOBAL_CALLBACK_MAP.clear()
     _dash_callbacks.GLOBAL_CALLBACK_MAP.update(callbacks)
     _dash_callbacks.GLOBAL_CALLBACK_LIST[:] = listed
@@ -131,12 +154,8 @@ def main(argv: list[str] | None = None) -> None:
         help="XYZ tile URL of the background map; 'none' for no basemap (default: OpenStreetMap)",
     )
     ap.add_argument("--no-demo", action="store_true", help="do not build the demo release when no release is found")
-    ap.add_argument(
-        "--upload-cap-mb",
-        type=float,
-        default=DEFAULT_UPLOAD_CAP / 2**20,
-        help="largest browser upload in MB (default 50); bigger files go into DATA/inbox/ and are picked from a list",
-    )
+    knobs.DEMO_SCALE.add_to(ap, "--demo-scale", metavar="SCALE")
+    knobs.UPLOAD_CAP.add_to(ap, "--upload-cap-mb")
     ap.add_argument(
         "--people",
         action="append",
@@ -151,13 +170,27 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--threads", type=int, default=THREADS, help=f"requests served at once (default {THREADS})")
     args = ap.parse_args(argv)
-    check_binding(args.host, args.token)  # before the demo build: refuse early
+    check_binding(args.host, args.token)  # before anything else: refuse early
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
-    if not args.no_demo:
-        ensure_demo(data)
-    app = create_app(data, None if args.basemap.lower() == "none" else args.basemap, args.upload_cap_mb, tuple(args.people))
-    serve(app, args.host, args.port, args.token, max(1, args.threads))
+    basemap = None if args.basemap.lower() == "none" else args.basemap
+    people = tuple(args.people)
+
+    from dashboard.startup import Startup
+
+    startup = Startup(
+        data,
+        lambda: create_app(data, basemap, args.upload_cap_mb, people),
+        None if args.no_demo else args.demo_scale,
+        url=f"http://{args.host}:{args.port}",
+        token=args.token,
+        prepare=_view_callbacks,
+    )
+    # A demo build outliving the server would keep building: stop it with the server, however that stops.
+    atexit.register(startup.stop)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    startup.start()
+    serve(startup.app, args.host, args.port, args.token, max(1, args.threads), upload_body_limit(int(args.upload_cap_mb * 2**20)))
 
 
 if __name__ == "__main__":

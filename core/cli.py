@@ -14,7 +14,7 @@ import numpy as np
 
 from core import knobs
 from core.errors import CoreError
-from core.progress import TerminalProgress
+from core.progress import StatusFile, TerminalProgress, fanout
 
 if TYPE_CHECKING:
     from core.area2vec.trainer import TrainConfig
@@ -189,8 +189,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from core.simulation.demo import build_demo
 
+    status = StatusFile(args.status) if args.status else None
     with TerminalProgress("demo", not args.quiet) as bar:
-        summary = build_demo(args.data, scale=args.scale, seed=args.seed, progress=bar)
+        try:
+            summary = build_demo(args.data, scale=args.scale, seed=args.seed, progress=fanout(bar, status))
+        except BaseException as exc:
+            if status is not None:
+                status.fail("interrupted" if isinstance(exc, KeyboardInterrupt) else exc)
+            raise
+    if status is not None:
+        status.done()
     n50 = sum(d["meshes_50m"] for d in summary["datasets"])
     n250 = sum(d["meshes_250m"] for d in summary["datasets"])
     print(
@@ -381,12 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     dm.add_argument("--data", default="data", metavar="DIR", help="data folder (default: data)")
-    dm.add_argument(
-        "--scale",
-        default="default",
-        choices=["tiny", "small", "default", "full"],
-        help="default: ~114 k meshes (Tokyo ~49 k), ~80 s; full: about the real release (~1.4 M)",
-    )
+    knobs.DEMO_SCALE.add_to(dm, "--scale")
+    dm.add_argument("--status", metavar="FILE", help="keep the build's progress (stage, percent, ETA) in this JSON file")
     knobs.SEED.add_to(dm, "--seed")
     dm.add_argument("--quiet", action="store_true", help="no progress bars")
     dm.set_defaults(func=cmd_demo)

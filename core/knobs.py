@@ -166,6 +166,20 @@ DIFF_COLOUR = Knob(
     choices=("change", "distance", "cluster"),
 )
 
+# The app: the largest browser upload (bigger files go into DATA/inbox/ and are picked from a list).
+UPLOAD_CAP = Knob(
+    "upload cap", 50.0, float, "largest browser upload; bigger files go into DATA/inbox/", 0.001, 100_000.0, unit="MB"
+)
+
+# The demo release (core.simulation.demo.SCALES holds each scale's sizes): `python -m core demo --scale`, `app.py --demo-scale`.
+DEMO_SCALE = Knob(
+    "demo scale",
+    "default",
+    str,
+    "size of the demo release: quick (3 small datasets), tiny / small (23 small datasets), default, full (the real release's size)",
+    choices=("quick", "tiny", "small", "default", "full"),
+)
+
 # Clustering and similar areas (SPEC §7).
 K = Knob("number of clusters", 10, int, "k of k-means", 2, 50)
 TOP = Knob("number of matches", 10, int, "matches to list", 1, 1000)

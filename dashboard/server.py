@@ -74,21 +74,32 @@ def install_token_gate(server: Any, token: str) -> None:
         return Response("access token required: open the address with ?token=... once\n", status=401, mimetype="text/plain")
 
 
-def serve(app: Any, host: str, port: int, token: str | None = None, threads: int = THREADS) -> None:
-    """Run the Dash ``app`` on waitress (``threads`` worker threads, idle connections closed)."""
+def serve(app: Any, host: str, port: int, token: str | None = None, threads: int = THREADS, max_body: int | None = None) -> None:
+    """Run ``app`` on waitress (``threads`` worker threads, idle connections closed) until stopped.
+
+    Args:
+        app: a Dash app (its Flask server gets the token gate here), or a WSGI app that checks the
+            token itself (:class:`dashboard.startup.StartupApp`, built with the same token).
+        max_body: the largest request body in bytes (default: the Flask server's ``MAX_CONTENT_LENGTH``).
+    """
     from waitress import serve as waitress_serve
 
     check_binding(host, token)
-    if token:
-        install_token_gate(app.server, token)
+    wsgi = getattr(app, "server", app)
+    if token and hasattr(app, "server"):
+        install_token_gate(wsgi, token)
+    elif token and getattr(wsgi, "token", None) != token:
+        raise ValueError("this app does not check the access token it is served with")
+    if max_body is None:
+        max_body = int(getattr(wsgi, "config", {}).get("MAX_CONTENT_LENGTH") or 1 << 30)
     print(f"Serving on http://{host}:{port} ({threads} threads){' with an access token' if token else ''}", flush=True)
     waitress_serve(
-        app.server,
+        wsgi,
         host=host,
         port=port,
         threads=threads,
         channel_timeout=CHANNEL_TIMEOUT_S,
         connection_limit=200,
-        max_request_body_size=int(app.server.config.get("MAX_CONTENT_LENGTH") or 1 << 30),
+        max_request_body_size=max_body,
         ident="area-embeddings",
     )

@@ -230,14 +230,30 @@ class _Counts:
         return done
 
 
-def _refine_decoder(data: _Counts, E: Tensor, W: Tensor, anchors: tuple[_Counts, Tensor, float] | None, iters: int) -> Tensor:
-    """Minimise the (anchored) loss over W with every embedding fixed: convex, by L-BFGS."""
+def _refine_decoder(
+    data: _Counts,
+    E: Tensor,
+    W: Tensor,
+    anchors: tuple[_Counts, Tensor, float] | None,
+    iters: int,
+    tick: Callable[[int], None] | None = None,
+) -> Tensor:
+    """Minimise the (anchored) loss over W with every embedding fixed: convex, by L-BFGS.
+
+    ``tick`` is called with the number of loss evaluations so far (at most :func:`_lbfgs_evals`).
+    """
     import torch
 
     W = W.clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([W], lr=1.0, max_iter=iters, history_size=10, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [W], lr=1.0, max_iter=iters, max_eval=_lbfgs_evals(iters), history_size=10, line_search_fn="strong_wolfe"
+    )
+    evals = [0]
 
     def closure() -> Tensor:
+        evals[0] += 1
+        if tick is not None:
+            tick(evals[0])
         with torch.no_grad():
             loss, _, gW = data.loss_grad(E, W.detach(), need_e=False)
             loss, gW = loss / data.N, gW / data.N
@@ -251,6 +267,11 @@ def _refine_decoder(data: _Counts, E: Tensor, W: Tensor, anchors: tuple[_Counts,
 
     opt.step(closure)
     return W.detach()
+
+
+def _lbfgs_evals(iters: int) -> int:
+    """The most loss evaluations of one L-BFGS refinement (torch's own default for ``max_iter=iters``)."""
+    return iters * 5 // 4
 
 
 def _check_counts(counts: np.ndarray) -> None:
@@ -352,7 +373,7 @@ class Area2VecTrainer:
         opt = torch.optim.Adam(params, lr=cfg.lr)
         result = TrainResult(embeddings=np.empty(0), decoder=np.empty(0))
 
-        def emit(phase: str, step: int, total: int, loss: float, p: float | None) -> None:
+        def emit(phase: str, step: int, total: int, loss: float | None, p: float | None) -> None:
             if progress is not None:
                 progress(Progress(phase, step, total, loss, time.perf_counter() - t0, anchor_power=p))
 
@@ -409,13 +430,26 @@ class Area2VecTrainer:
             if anchored
             else None
         )
+        # Refinement reports every loss evaluation of L-BFGS and every Newton step: a round is long on big data.
+        evals, newton_steps = _lbfgs_evals(cfg.refine_lbfgs_iters), max(3, cfg.newton_iters // 5)
+        per_round = evals + newton_steps
+        refine_total = cfg.refine_rounds * per_round
         for r in range(cfg.refine_rounds):
-            W = _refine_decoder(full, E_all, W, anc_pair, cfg.refine_lbfgs_iters)
+            base = r * per_round
+
+            def tick(n: int, base: int = base) -> None:
+                emit("refine", base + min(n, evals), refine_total, None, None)
+
+            W = _refine_decoder(full, E_all, W, anc_pair, cfg.refine_lbfgs_iters, tick)
             with torch.no_grad():
-                full.newton(E_all, W, cfg.l2, max(3, cfg.newton_iters // 5), cancel, lambda step, total: None)
+
+                def newton_tick(step: int, _total: float, base: int = base) -> None:
+                    emit("refine", base + evals + min(step, newton_steps), refine_total, None, None)
+
+                full.newton(E_all, W, cfg.l2, newton_steps, cancel, newton_tick)
             with torch.no_grad():
                 cur, _, _ = full.loss_grad(E_all, W, need_e=False)
-            emit("refine", r + 1, cfg.refine_rounds, cur / full.N, None)
+            emit("refine", (r + 1) * per_round, refine_total, cur / full.N, None)
         with torch.no_grad():
             final, _, _ = full.loss_grad(E_all, W, need_e=False)
         result.final_loss = final / full.N

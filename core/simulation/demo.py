@@ -18,11 +18,13 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from core import knobs
 from core.analysis.joint import SpacePart, fit_joint
 from core.area2vec.anchors import build_anchor_set
 from core.area2vec.embeddings import train_embeddings
@@ -34,7 +36,7 @@ from core.geo.meshcode import parent_code
 from core.geo.places import write_places
 from core.mobility.privacy import assign_meshes, with_complemented
 from core.mobility.stays import StayRecords
-from core.progress import Progress
+from core.progress import EtaClock, Progress
 from core.release.clusters import clusters_file, save_joint
 from core.release.layout import ANCHOR_DIR, write_dataset, write_util_files
 from core.simulation.world import (
@@ -89,7 +91,7 @@ def demo_datasets(cities: tuple[str, ...] | None = None) -> list[tuple[str, Peri
 
 @dataclass(frozen=True)
 class DemoScale:
-    """Size knobs: city radius multipliers (per city where given), anchors."""
+    """Size knobs: city radius multipliers (per city where given), anchors, and which datasets (all by default)."""
 
     radius: float = 1.0
     city_radius: tuple[tuple[str, float], ...] = ()
@@ -97,12 +99,17 @@ class DemoScale:
     observe: float = 0.2
     n_anchors: int = 512
     anchor_records: int = 4000
+    datasets: tuple[str, ...] | None = None
 
     def radius_of(self, city: str) -> float:
         return dict(self.city_radius).get(city, self.radius)
 
 
 SCALES = {
+    # A first look on a slow or busy machine (and the first-start browser test): Osaka and Nagoya 2019 / 2020.
+    "quick": DemoScale(
+        radius=0.3, n_anchors=64, anchor_records=1000, datasets=("osaka_2021_04", "nagoya_2019_04", "nagoya_2020_04")
+    ),
     "tiny": DemoScale(radius=0.3, n_anchors=64, anchor_records=1000),
     "small": DemoScale(radius=0.6, n_anchors=128, anchor_records=2000),
     # Tokyo ~49 k meshes, about 114 k in all (measured: 80 s).
@@ -157,13 +164,92 @@ def mesh_truth(codes: np.ndarray, sizes: np.ndarray, cell_codes: np.ndarray, cel
     return out
 
 
-def _inner(report: Callable[[str, int, int, str], None], stage: str) -> Callable[[Progress], None]:
-    """The terminal keeps moving inside a long phase: the trainer's own steps, under this stage's name."""
+# Each phase's share of a default build's time. Measured here on a loaded 2-core machine (load 6-13,
+# `python -m bench.bench_first_start`, torch on the free cores): stays 48 %, anchors 34 %, training
+# 16 %, clusters and writing 2 % of 376 s; with torch on both busy cores the torch phases took 85 %.
+# These only weigh each phase's own progress into the whole build's fraction; the ETA comes from
+# the rate measured while it runs (EtaClock).
+PHASES: tuple[tuple[str, float], ...] = (("stays", 0.42), ("anchors", 0.33), ("train", 0.19), ("cluster", 0.04), ("write", 0.02))
+# Within one training (Area2VecTrainer.fit): the share of its decoder, embed and refine steps.
+_FIT_SHARES = {"decoder": (0.0, 0.4), "embed": (0.4, 0.3), "refine": (0.7, 0.3)}
+# Within the anchor set: the first fit, k-means and record sampling, the second fit (with the anchors).
+_ANCHOR_SHARES = ((0.0, 0.45), (0.45, 0.1), (0.55, 0.45))
 
-    def forward(p: Progress) -> None:
-        report(stage, p.step, p.total, f"{p.stage} {p.step}/{p.total}")
 
-    return forward
+class _Items:
+    """Progress over items of unequal cost: ``at(i, sub)`` is the share done when item ``i`` is ``sub`` done."""
+
+    def __init__(self, weights: list[float]) -> None:
+        w = np.maximum(np.asarray(weights, dtype=np.float64), 1e-9)
+        self.total = float(w.sum())
+        self.before = np.concatenate([[0.0], np.cumsum(w)[:-1]])
+        self.weights = w
+
+    def at(self, i: int, sub: float = 0.0) -> float:
+        return float((self.before[i] + self.weights[i] * min(max(sub, 0.0), 1.0)) / self.total)
+
+
+class _BuildProgress:
+    """The whole build's progress: each report's phase and share of that phase, to one fraction and an ETA."""
+
+    def __init__(self, progress: Callable[[Progress], None] | None, t0: float) -> None:
+        self.progress = progress
+        self.t0 = t0
+        self.clock = EtaClock()
+        starts = np.concatenate([[0.0], np.cumsum([share for _, share in PHASES])[:-1]])
+        self.span = {name: (float(start), share) for (name, share), start in zip(PHASES, starts, strict=True)}
+
+    def __call__(self, phase: str, within: float, step: int, total: int, message: str = "") -> None:
+        if self.progress is None:
+            return
+        start, share = self.span.get(phase, (1.0, 0.0))  # "done": the whole build
+        fraction = min(start + share * min(max(within, 0.0), 1.0), 1.0)
+        elapsed = time.perf_counter() - self.t0
+        eta = self.clock.update(fraction, elapsed)
+        self.progress(Progress(phase, step, max(total, 1), elapsed=elapsed, message=message, fraction=fraction, eta=eta))
+
+
+class _FitProgress:
+    """A trainer's progress callback inside one phase: its steps move the phase; a new decoder run starts the next fit.
+
+    Args:
+        report: the build's progress.
+        phase: the phase that the trainer runs in.
+        to_within: (fit number from 0, share of that fit done) -> share of ``phase`` done.
+        label: the text shown before the trainer's own step (or fit number -> that text).
+    """
+
+    def __init__(
+        self,
+        report: _BuildProgress,
+        phase: str,
+        to_within: Callable[[int, float], float],
+        label: str | Callable[[int], str],
+    ) -> None:
+        self.report, self.phase, self.to_within, self.label = report, phase, to_within, label
+        self.fit = -1
+        self._last = ""
+
+    def __call__(self, p: Progress) -> None:
+        if p.stage == "decoder" and self._last != "decoder":
+            self.fit += 1
+        self._last = p.stage
+        start, share = _FIT_SHARES.get(p.stage, (0.0, 1.0))
+        n = max(self.fit, 0)
+        within = self.to_within(n, start + share * p.step / max(p.total, 1))
+        label = self.label if isinstance(self.label, str) else self.label(n)
+        self.report(self.phase, within, p.step, p.total, f"{label}{p.stage} {p.step}/{p.total}")
+
+
+def _item_share(items: _Items, i: int, _fit: int, in_fit: float) -> float:
+    """The share of a phase of items done when item ``i``'s (only) fit is ``in_fit`` done."""
+    return items.at(i, in_fit)
+
+
+def _cost_of_people(city: str, scale: DemoScale) -> float:
+    """Relative cost of simulating one month of a city: its residents (area x density), a little superlinear."""
+    spec = _city_spec(city, scale)
+    return float((spec.radius_km**2 * spec.residents_per_cell) ** 1.3)
 
 
 def build_demo(
@@ -181,22 +267,27 @@ def build_demo(
         A summary (plain data): datasets with mesh counts, build seconds, anchors.
 
     Args:
+        scale: one of :data:`SCALES` (``knobs.DEMO_SCALE``'s choices).
         only: build just these datasets (e.g. ``("nagoya_2019_04", "nagoya_2020_04")``), for tests.
+        progress: called with :class:`Progress` reports in every phase (``stays``, ``anchors``,
+            ``train``, ``cluster``, ``write``, then ``done``), each with the whole build's
+            ``fraction`` and, once measurable, its ``eta``.
     """
-    if scale not in SCALES:
+    if scale not in SCALES or scale not in (knobs.DEMO_SCALE.choices or ()):
         raise ParameterError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
     sc = SCALES[scale]
     t0 = time.perf_counter()
     datasets = demo_datasets(cities)
+    only = only if only is not None else sc.datasets
     if only is not None:
         datasets = [(c, p) for c, p in datasets if f"{c}_{p.label}" in only]
         if not datasets:
             raise ParameterError(f"none of {only} is a demo dataset")
     total = len(datasets)
-
-    def report(stage: str, done: int, tot: int, detail: str = "") -> None:
-        if progress is not None:
-            progress(Progress(stage, done, tot, elapsed=time.perf_counter() - t0, message=detail))
+    report = _BuildProgress(progress, t0)
+    # The first month of a city also builds its grid and people (about as long as simulating the month).
+    first_of_city = [i == next(j for j, (c2, _) in enumerate(datasets) if c2 == c) for i, (c, _) in enumerate(datasets)]
+    stays_items = _Items([_cost_of_people(c, sc) * (1.6 if first else 1.0) for (c, _), first in zip(datasets, first_of_city)])
 
     with atomic_dir(Path(data_dir) / name) as root:
         (root / "stays").mkdir()
@@ -209,8 +300,9 @@ def build_demo(
         city_seed = {c: seed * 1000 + 17 * k for k, c in enumerate(CITIES)}
         for n, (city, period) in enumerate(datasets):
             ds_name = f"{city}_{period.label}"
-            report("stays", n, total, ds_name)
+            first = first_of_city[n]
             if city not in grids:
+                report("stays", stays_items.at(n), n, total, f"{ds_name}: city grid and residents")
                 spec = _city_spec(city, sc)
                 grids[city] = build_grid(spec, city_seed[city])
                 pops[city] = make_population(grids[city], spec.residents_per_cell, city_seed[city] + 1)
@@ -222,9 +314,11 @@ def build_demo(
                     fest = grid.cells_near(FESTIVAL["lat"], FESTIVAL["lon"], FESTIVAL["radius_km"])
                 if (period.year, period.month) >= (2021, 10):
                     mall = grid.cells_near(MALL["lat"], MALL["lon"], MALL["radius_km"])
+            report("stays", stays_items.at(n, 0.4 if first else 0.0), n, total, f"{ds_name}: a month of stays")
             stays = simulate_month(
                 grid, pop, period, seed=city_seed[city] + 7 * n + 3, observe=sc.observe, festival_cells=fest, mall_cells=mall
             )
+            report("stays", stays_items.at(n, 0.85 if first else 0.75), n, total, f"{ds_name}: stays to meshes")
             assigned = assign_meshes(stays["user_id"].to_numpy(), stays["lat"].to_numpy(), stays["lon"].to_numpy())
             keep = assigned.kept
             stays = stays.loc[keep].reset_index(drop=True)
@@ -255,7 +349,20 @@ def build_demo(
                 }
             )
 
-        report("anchors", 0, 1, f"{sc.n_anchors} anchors from {total} datasets")
+        n_meshes = sum(c.n_areas for c in all_counts)
+        report("anchors", 0.0, 0, 1, f"{sc.n_anchors} anchors from {total} datasets ({n_meshes:,} meshes)")
+
+        def anchor_share(fit: int, in_fit: float) -> float:
+            start, share = _ANCHOR_SHARES[2 if fit else 0]
+            return start + share * in_fit
+
+        fits = _FitProgress(report, "anchors", anchor_share, lambda fit: f"fit {fit + 1} of 2, ")
+
+        def anchors_progress(p: Progress) -> None:
+            fits(p)
+            if fits.fit == 0 and p.stage == "refine" and p.step >= p.total:
+                # k-means and record sampling follow the first fit with no steps of their own: say so at once.
+                report("anchors", _ANCHOR_SHARES[1][0], 0, 1, f"k-means into {sc.n_anchors} anchors, sampling their records")
 
         anchors = build_anchor_set(
             records,
@@ -264,27 +371,29 @@ def build_demo(
             config=TrainConfig(seed=seed),
             seed=seed,
             counts=all_counts,
-            progress=_inner(report, "anchors"),
+            progress=anchors_progress,
         )
         del records
         anchors.save(root / ANCHOR_DIR)
         write_util_files(root)
 
         trained = []
+        # Training cost: the decoder phase sees at most TrainConfig.sample_areas meshes, the others all of them.
+        mesh_items = _Items([c.n_areas + 2000 for c in all_counts])
         for n, (counts, m) in enumerate(zip(all_counts, meta, strict=True)):
-            report("train", n, total, m["name"])
-            trained.append(
-                train_embeddings(counts, anchors, TrainConfig(seed=seed + n), progress=_inner(report, f"train {m['name']}"))
-            )
+            report("train", mesh_items.at(n), n, total, f"{m['name']} ({n + 1}/{total})")
+            fit = _FitProgress(report, "train", partial(_item_share, mesh_items, n), f"{m['name']} ({n + 1}/{total}): ")
+            trained.append(train_embeddings(counts, anchors, TrainConfig(seed=seed + n), progress=fit))
         # One shared space: the released labels are joint clusters over every dataset (as OpenUAS's).
-        report("cluster", 0, len(RELEASED_KS), "joint clusters")
         parts = {m["name"]: SpacePart(emb.vectors, emb.decoder) for emb, m in zip(trained, meta, strict=True)}
         joint = {}
+        k_items = _Items([k + 10 for k in RELEASED_KS])  # k-means takes longer with more centres
         for i, k in enumerate(RELEASED_KS):
+            report("cluster", k_items.at(i), i, len(RELEASED_KS), f"joint clusters of {n_meshes:,} meshes, k = {k}")
             joint[k] = fit_joint(parts, k, space=name, seed=KMEANS_SEED)
             save_joint(clusters_file(root, k), joint[k])
-            report("cluster", i + 1, len(RELEASED_KS), f"k = {k}")
-        for counts, m, emb in zip(all_counts, meta, trained, strict=True):
+        for n, (counts, m, emb) in enumerate(zip(all_counts, meta, trained, strict=True)):
+            report("write", mesh_items.at(n), n, total, f"{m['name']} ({n + 1}/{total})")
             labels = {k: jc.assign(emb.vectors, emb.decoder) for k, jc in joint.items()}
             mesh_sizes = np.asarray(counts.mesh_sizes)  # counts keyed by mesh code always carry sizes
             codes, sizes, vectors, lab, comp = with_complemented(counts.keys, mesh_sizes, emb.vectors, labels)
@@ -311,6 +420,7 @@ def build_demo(
                     "approximation_loss": emb.metrics["approximation_loss"],
                 }
             )
+        report("write", 1.0, total, total, "ground truth")
         pd.concat(mesh_frames, ignore_index=True).to_parquet(root / "truth" / "meshes.parquet", index=False)
         # The named districts and stations: search and the offline map's labels read them (core.geo.places).
         write_places(root, pd.concat([city_places(c) for c in grids], ignore_index=True))
@@ -328,7 +438,7 @@ def build_demo(
             },
         }
         (root / "truth" / "summary.json").write_text(json.dumps(summary, indent=2))
-        report("done", total, total)
+    report("done", 1.0, total, total, f"built in {time.perf_counter() - t0:.0f} s")
     return summary
 
 

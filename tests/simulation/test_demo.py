@@ -8,16 +8,23 @@ from core.area2vec.embeddings import train_embeddings
 from core.area2vec.metrics import misalignment
 from core.area2vec.trainer import TrainConfig
 from core.mobility.stays import read_stays
+from core.progress import Progress
 from core.release.layout import discover, read_dataset
-from core.simulation.demo import build_demo
+from core.simulation.demo import PHASES, SCALES, build_demo
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def built(tmp_path_factory):
     data = tmp_path_factory.mktemp("data")
     only = ("osaka_2021_04", "nagoya_2019_04", "nagoya_2020_04", "nagoya_2023_04")
-    summary = build_demo(data, scale="small", only=only)
-    return data, summary
+    reports: list[Progress] = []
+    summary = build_demo(data, scale="small", only=only, progress=reports.append)
+    return data, summary, reports
+
+
+@pytest.fixture(scope="module")
+def demo(built):
+    return built[:2]
 
 
 def _load(data, name):
@@ -201,3 +208,32 @@ def test_two_periods_without_designed_change_stay_on_the_diagonal(demo):
     designed = truth[truth["dataset"] == "nagoya_2023_04"].set_index("code").reindex(d.codes)["changed"].to_numpy()
     unchanged = ~designed.astype(bool)
     assert d.changed[unchanged].mean() < 0.05  # the threshold from the data flags little noise
+
+
+def test_progress_moves_in_every_phase_with_a_measured_eta(built):
+    _, summary, reports = built
+    stages = [p.stage for p in reports]
+    order = list(dict.fromkeys(stages))
+    assert order == [name for name, _ in PHASES] + ["done"]
+    fractions = np.array([p.fraction for p in reports])
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and (np.diff(fractions) >= -1e-12).all()
+    for name, share in PHASES:  # each phase moves in many small steps, none jumps over most of its share
+        f = np.concatenate([[0.0], fractions])[np.r_[[False], np.array(stages) == name]]
+        assert len(f) >= 3, name
+        assert np.diff(np.r_[f, f[-1]]).max() <= 0.6 * share + 1e-9, name
+    messages = [p.message for p in reports]
+    assert any("k-means into" in m for m in messages) and any("fit 2 of 2, refine" in m for m in messages)
+    assert any(m.startswith("nagoya_2019_04 (2/4): decoder") for m in messages)
+    # The ETA is measured: none before anything is measured, then the rate's, 0 at the end.
+    etas = [p.eta for p in reports]
+    assert etas[0] is None and etas[-1] == 0.0
+    late = [(p.eta, p.elapsed) for p in reports if p.eta is not None and 0.5 <= (p.fraction or 0) < 0.99]
+    assert late and all(eta > 0 for eta, _ in late)
+    assert reports[-1].elapsed == pytest.approx(summary["seconds"], rel=0.1)
+
+
+def test_scales_are_the_knobs_choices():
+    from core import knobs
+
+    assert set(SCALES) == set(knobs.DEMO_SCALE.choices or ()) and knobs.DEMO_SCALE.default in SCALES
+    assert SCALES["quick"].datasets == ("osaka_2021_04", "nagoya_2019_04", "nagoya_2020_04")
