@@ -738,8 +738,8 @@ def cleanup_incomplete(root: str | Path) -> list[str]:
     if not city.is_dir():
         return removed
     if (city / GEOJSON_DIR).is_dir():
-        for pending in sorted((city / GEOJSON_DIR).glob(f"{_RENAMING}*.geojson")):
-            parts = pending.name[len(_RENAMING) : -len(".geojson")].split(_SEP)
+        for pending in sorted((city / GEOJSON_DIR).glob(f"{_RENAMING}*")):
+            parts = pending.name[len(_RENAMING) :].split(_SEP)
             if len(parts) == 2 and all(_STORED_RE.fullmatch(x) for x in parts):
                 _finish_rename(Path(root), parts[0], parts[1])
     for sub in (GEOJSON_DIR, MODEL_DIR, METRICS_DIR):
@@ -763,7 +763,7 @@ def cleanup_incomplete(root: str | Path) -> list[str]:
 # ---------------------------------------------------------------- managing user datasets: describe, rename, delete
 
 _STORED_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,60}")
-_RENAMING = ".rename~"  # .rename~OLD~NEW.geojson: a rename in flight ('~' is never part of a name)
+_RENAMING = ".rename~"  # .rename~OLD~NEW (no .geojson suffix: never listed): a rename in flight ('~' is never in a name)
 _TRASH = ".trash~"
 _SEP = "~"
 _OPS_LOCK = ".dataset-op.lock"
@@ -881,7 +881,7 @@ def rename_dataset(data_dir: str | Path, key: object, new_name: object) -> str:
             raise DatasetRefused(
                 "new name", f"'{USER_RELEASE}/{new}' already exists", expected="a name no other dataset of yours has"
             )
-        pending = files["geojson"].with_name(f"{_RENAMING}{old}{_SEP}{new}.geojson")
+        pending = files["geojson"].with_name(f"{_RENAMING}{old}{_SEP}{new}")
         os.rename(files["geojson"], pending)
         _finish_rename(root, old, new)
     return f"{USER_RELEASE}/{new}"
@@ -909,7 +909,7 @@ def _finish_rename(root: Path, old: str, new: str) -> None:
     src_c, dst_c = _free_clusters(root, old), _free_clusters(root, new)
     if src_c.is_dir() and not dst_c.exists():
         _rename_free_space(src_c, dst_c, f"free:{USER_RELEASE}/{old}", f"free:{USER_RELEASE}/{new}")
-    pending = root / CITY_DIR / GEOJSON_DIR / f"{_RENAMING}{old}{_SEP}{new}.geojson"
+    pending = root / CITY_DIR / GEOJSON_DIR / f"{_RENAMING}{old}{_SEP}{new}"
     if pending.exists():
         os.rename(pending, root / CITY_DIR / GEOJSON_DIR / f"{new}.geojson")
 
@@ -951,8 +951,8 @@ def delete_dataset(data_dir: str | Path, key: object) -> list[str]:
         files = _dataset_files(root, name)
         if "geojson" not in files:
             raise DatasetRefused(f"{USER_RELEASE}/{name}", "does not exist (deleted or renamed meanwhile?)")
-        trash = [(files["geojson"], files["geojson"].with_name(f"{_TRASH}{name}{_SEP}{tag}.geojson"))]
-        trash += [(p, p.with_name(f"{_TRASH}{p.name}{_SEP}{tag}")) for part, p in files.items() if part != "geojson"]
+        # Trash names end in the tag, never in .geojson: a trashed dataset is never listed.
+        trash = [(p, p.with_name(f"{_TRASH}{p.name}{_SEP}{tag}")) for p in files.values()]
         for src, dst in trash:  # the GeoJSON first: from here on the dataset does not exist
             os.rename(src, dst)
         clusters = _free_clusters(root, name)
