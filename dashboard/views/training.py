@@ -607,6 +607,10 @@ def colmap_panel() -> html.Div:
 
 def datasets_panel() -> html.Div:
     """Your datasets: search, a card of each one's record, rename and delete (with a confirmation)."""
+    try:
+        options = app_context().catalog.options()
+    except RuntimeError:  # no app installed (a layout built on its own)
+        options = []
     return html.Div(
         className="datasets",
         children=[
@@ -616,12 +620,18 @@ def datasets_panel() -> html.Div:
                 "deleted; the demo and downloaded releases cannot.",
                 className="hint",
             ),
-            dcc.Dropdown(id=ids.DATASETS_PICK, options=[], placeholder="type to search, e.g. kobe", searchable=True),
+            dcc.Dropdown(id=ids.DATASETS_PICK, options=options, placeholder="type to search, e.g. kobe", searchable=True),
             html.Dl(id=ids.DATASET_CARD, className="dataset-card"),
             html.Div(
                 className="dataset-actions",
                 children=[
-                    dcc.Input(id=ids.DATASET_NEW_NAME, type="text", placeholder="new name, e.g. kobe_2016-10b", debounce=False),
+                    dcc.Input(
+                        id=ids.DATASET_NEW_NAME,
+                        type="text",
+                        placeholder="new name, e.g. kobe_2016-10b",
+                        debounce=False,
+                        style={"width": "22em"},
+                    ),
                     html.Button("Rename", id=ids.DATASET_RENAME, disabled=True),
                     html.Button("Delete", id=ids.DATASET_DELETE, disabled=True, className="danger"),
                 ],
@@ -905,7 +915,7 @@ def poll(n, tab, version):
     status = status_view(last)
     catalog.refresh_if_changed()
     keep = dash.no_update
-    if catalog.version != version or n is None:
+    if catalog.version != version or not n:  # n = 0 (or None): the page's first call
         opts, diff = catalog.options(), catalog.diff_options()
         return value, status, opts, diff, diff, inbox_options(data_dir), anchor_options(data_dir), catalog.version, opts
     if tab == "train":
