@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -984,7 +984,7 @@ def describe_dataset(key: str, metrics: dict | None, n_meshes: int, has_model: b
     inp = m.get("input") or {}
     cfg = m.get("config") or {}
 
-    def known(value: object, fmt: Callable[[object], str] = str) -> str:
+    def known(value: Any, fmt: Callable[[Any], str] = str) -> str:
         return "not recorded" if value in (None, "", []) else fmt(value)
 
     files = m.get("source_files") or inp.get("files")
@@ -1007,14 +1007,14 @@ def describe_dataset(key: str, metrics: dict | None, n_meshes: int, has_model: b
     loss = m.get("approximation_loss")
     return [
         ("dataset", key),
-        ("source files", known(files, lambda f: ", ".join(list(f)[:6]) + (" ..." if len(list(f)) > 6 else ""))),  # type: ignore[call-overload]
+        ("source files", known(files, lambda f: ", ".join(list(f)[:6]) + (" ..." if len(list(f)) > 6 else ""))),
         ("input", known(inp.get("kind"), lambda k: {"gps": "raw GPS", "stays": "stay table"}.get(str(k), str(k)))),
         ("created", known(m.get("created"), lambda c: str(c).replace("T", " ")[:19])),
-        ("stays", known(m.get("n_stays"), lambda n: f"{int(n):,}")),  # type: ignore[call-overload]
-        ("meshes", f"{known(m.get('n_meshes'), lambda n: f'{int(n):,}')} trained, {n_meshes:,} on the map (with complemented)"),  # type: ignore[call-overload]
+        ("stays", known(m.get("n_stays"), lambda n: f"{int(n):,}")),
+        ("meshes", f"{known(m.get('n_meshes'), lambda n: f'{int(n):,}')} trained, {n_meshes:,} on the map (with complemented)"),
         ("privacy N (min users)", privacy),
         ("space", space),
-        ("ApproximationLoss", known(loss, lambda x: f"{float(x):.4f}")),  # type: ignore[arg-type]
+        ("ApproximationLoss", known(loss, lambda x: f"{float(x):.4f}")),
         ("epochs", known(m.get("epochs"), lambda e: f"{e} (at most {cfg.get('max_epochs', '?')})")),
         ("warnings", " ".join(m.get("warnings") or []) or ("none" if "warnings" in m else "not recorded")),
     ]

@@ -10,6 +10,7 @@ the running job, its progress and its cancel button.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -322,11 +323,17 @@ def status_text(st: dict | None) -> tuple[str, str]:
     return str(percent), " · ".join(parts)
 
 
-def status_view(st: dict | None) -> list:
-    """The status line, and for a finished job its link and warnings (so a page opened mid-job sees them too)."""
+def status_view(st: dict | None, exists: Callable[[str], bool] | None = None) -> list:
+    """The status line, and for a finished job its link and warnings (so a page opened mid-job sees them too).
+
+    Args:
+        exists: whether a dataset key still exists (a dataset renamed or deleted since gets no link).
+    """
     _, text = status_text(st)
     children: list = [html.Span(text, className="status-text")]
-    if st and st.get("state") == "done" and st.get("dataset"):
+    if st and st.get("state") == "done" and st.get("dataset") and exists is not None and not exists(st["dataset"]):
+        children.append(html.Span(" (since renamed or deleted)", className="hint"))
+    elif st and st.get("state") == "done" and st.get("dataset"):
         children += [" ", html.A("Open it on the map", href=f"?ds={st['dataset']}&k=10", className="open-result")]
         children.append(warnings_view((st.get("metrics") or {}).get("warnings")))
     return children
@@ -912,8 +919,8 @@ def poll(n, tab, version):
     catalog, data_dir = app.catalog, app.data_dir
     last = app.registry.last()
     value, _ = status_text(last)
-    status = status_view(last)
     catalog.refresh_if_changed()
+    status = status_view(last, lambda key: key in catalog.refs)
     keep = dash.no_update
     if catalog.version != version or not n:  # n = 0 (or None): the page's first call
         opts, diff = catalog.options(), catalog.diff_options()
