@@ -845,15 +845,10 @@ def check_name(name, period):
     return f"Will be saved as {USER_RELEASE}/{full}."
 
 
-@callback(
-    Output(ids.TRAIN_OUTCOME, "children"),
-    Input(ids.TRAIN_RESULT, "data"),
-    Input(ids.TRAIN_START, "n_clicks"),
-    prevent_initial_call=True,
-)
-def show_outcome(result, _n):
-    """The job's outcome card; a new click clears the previous job's."""
-    if ctx.triggered_id == ids.TRAIN_START or not result:
+@callback(Output(ids.TRAIN_OUTCOME, "children"), Input(ids.TRAIN_RESULT, "data"), prevent_initial_call=True)
+def show_outcome(result):
+    """The job's outcome card (hidden while a new job runs: see the ``running`` outputs of :func:`train`)."""
+    if not result:
         return ""
     state = result.get("state")
     if state in ("busy", "invalid"):
@@ -950,7 +945,10 @@ def poll(n, tab, version):
     State(ids.TRAIN_COLUMNS, "data"),
     background=True,
     prevent_initial_call=True,
-    running=[(Output(ids.TRAIN_START, "disabled"), True, False)],
+    running=[
+        (Output(ids.TRAIN_START, "disabled"), True, False),
+        (Output(ids.TRAIN_OUTCOME, "style"), {"display": "none"}, {}),  # the previous job's outcome is not this one's
+    ],
     cancel=[Input(ids.TRAIN_CANCEL, "n_clicks")],
 )
 def train(
