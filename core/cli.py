@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 import numpy as np
 
 from core import knobs
-from core.errors import CoreError
+from core.errors import CoreError, InputError
 from core.progress import StatusFile, TerminalProgress, fanout
 
 if TYPE_CHECKING:
@@ -60,7 +60,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if is_count_table(args.stays):  # a count table from 'counts': the matrix itself
         counts, n_skipped = read_count_table(args.stays), 0
     else:
-        records = read_stays(args.stays)
+        from core.mobility.columns import parse_optional
+
+        columns = parse_optional(args.columns)
+        if columns is not None and columns.kind != "stays":
+            raise InputError(
+                "--columns", f"maps {columns.kind} roles", expected="stay-table roles for 'train' (e.g. stay_time=minutes)"
+            )
+        records = read_stays(args.stays, columns)
         counts, n_skipped = records.to_counts(), records.n_skipped
     bar = TerminalProgress("train", not args.quiet)
     try:
@@ -243,6 +250,15 @@ def cmd_stays(args: argparse.Namespace) -> int:
         off_values=tuple(args.off_values),
         country=args.country,
     )
+    from core.mobility.columns import GPS, parse_optional
+
+    columns = parse_optional(args.columns)
+    if columns is not None:
+        if columns.kind != GPS:
+            raise InputError(
+                "--columns", f"maps {columns.kind} roles", expected="GPS roles for 'stays' (user_id, time, lat, lon)"
+            )
+        opts = columns.gps_options(opts)
     if args.engine == "dask":
         from core.distributed.cli import run_stays
 
@@ -297,7 +313,7 @@ def cmd_add_dataset(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from core.distributed.cli import add_engine_options
     from core.distributed.cli import add_parser as add_counts_parser
-    from core.workflow.request import TrainRequest
+    from core.workflow.request import TrainRequest, add_columns_argument
 
     p = _Parser(prog="python -m core", description="Area embeddings from human stays (OpenUAS / Area2Vec with anchoring).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -328,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.SCHEDULE.add_to(t, "--schedule", choices=knobs.SCHEDULES)
     knobs.ALPHA.add_to(t, "--alpha")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_columns_argument(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser(
@@ -427,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--date-col", help="a separate date column joined before the time (default: 'date' when present)")
     st.add_argument("--lat-col", help="latitude column (default: lat / latitude)")
     st.add_argument("--lon-col", help="longitude column (default: lon / lng / longitude)")
+    add_columns_argument(st)
     knobs.TIME_ZONE.add_to(st, "--tz")
     knobs.STAY_RADIUS.add_to(st, "--distance")
     knobs.MIN_STAY.add_to(st, "--min-duration")

@@ -45,7 +45,11 @@ class InputError(CoreError, ValueError):
         where = self.source
         if self.column is not None:
             where += f" column '{self.column}'"
-        parts = [f"{where}: {self.problem}"]
+        return f"{where}: {self.detail()}"
+
+    def detail(self) -> str:
+        """The message without the file name: problem, first rows with their values, what was expected."""
+        parts = [self.problem]
         if self.rows:
             shown = ", ".join(
                 f"row {r}" + (f" ({v!r})" if i < len(self.values) else "")
@@ -56,6 +60,41 @@ class InputError(CoreError, ValueError):
         if self.expected:
             parts.append(f"expected {self.expected}")
         return "; ".join(parts)
+
+
+class InputProblems(InputError):
+    """Every problem found in one input (each failing column, each kind of problem, with counts).
+
+    ``column``, ``rows`` and ``values`` are those of the first problem, so code that shows one
+    problem keeps working; ``problems`` holds them all, in the order the columns were checked.
+    """
+
+    def __init__(self, source: str, problems: Sequence[InputError]) -> None:
+        self.problems = list(problems)
+        first = self.problems[0]
+        super().__init__(
+            source,
+            first.problem,
+            column=first.column,
+            rows=first.rows,
+            values=first.values,
+            n_bad=first.n_bad,
+            expected=first.expected,
+        )
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild_problems, (type(self), self.source, self.problems))
+
+    def _format(self) -> str:
+        problems = getattr(self, "problems", [])
+        n_cols = len({p.column for p in problems})
+        return f"{len(problems)} problems in {n_cols} column{'s' if n_cols != 1 else ''}: " + " | ".join(
+            InputError._format(p) for p in problems
+        )
+
+
+def _rebuild_problems(cls: type[InputProblems], source: str, problems: list[InputError]) -> InputProblems:
+    return cls(source, problems)
 
 
 class ParameterError(CoreError, ValueError):

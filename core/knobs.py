@@ -140,6 +140,12 @@ ANCHOR_RECORDS = Knob("records per anchor", 20_000, int, "stay records sampled p
 
 # The privacy rule (SPEC §8, the OpenUAS rule: a mesh is kept with more than 10 distinct people).
 MIN_USERS = Knob("privacy threshold", 10, int, "a mesh is kept when more than N distinct people stay in it", 1, 1_000_000)
+PRIVACY_DROP_WARN = Knob(
+    "privacy-drop warning", 0.25, float, "warn when the privacy rule drops more than this share of the stays", 0.0, 1.0
+)
+FEW_MESHES_WARN = Knob(
+    "few-meshes warning", 20, int, "warn when a dataset has fewer meshes than this (k is capped by the mesh count)", 1, 1_000_000
+)
 
 # Raw GPS -> stays (SPEC §9).
 TIME_ZONE = Knob("time zone", "Asia/Tokyo", str, "time zone of times without an offset (an IANA name)")

@@ -146,25 +146,58 @@ class Catalog:
     def keys(self) -> list[str]:
         return sorted(self.refs)
 
+    def label(self, key: str) -> str:
+        """A dataset's label: a dataset trained here by the name it was given, exactly (never re-parsed into
+        city and period) and its space ("anchored to demo" or "free"); a release's own by city and period."""
+        ref = self.refs[key]
+        if self.metrics(key) is not None:
+            space = self.spaces()[key]
+            return f"{ref.release} / {ref.name} · " + ("free" if space.free else f"anchored to {space.name}")
+        city = city_in_name(ref.name) or self.get(key).city
+        period = split_name(ref.name)[1]
+        canonical = re.fullmatch(rf"{re.escape(city)}_\d{{4}}(_\d\d)?", ref.name.lower()) is not None
+        if canonical:
+            return f"{ref.release} / {city} {period}".strip()
+        return f"{ref.release} / {ref.name} ({city} {period})".replace(" )", ")")
+
     def options(self) -> list[dict]:
-        """Dropdown options, labelled by the dataset's own name (never two alike) with its city and period,
-        and, for datasets trained here, the space they live in ("anchored to demo" or "free")."""
+        """Dropdown options (searchable by any part of the label), labelled by :meth:`label` (never two alike)."""
+        return [{"label": self.label(key), "value": key} for key in self.keys()]
+
+    def diff_options(self) -> list[dict]:
+        """Options for period comparisons: a free dataset is a space of its own and is never offered
+        (shown, disabled, so that its absence is explained)."""
         spaces = self.spaces()
-        out = []
-        for key in self.keys():
-            ref = self.refs[key]
-            city = city_in_name(ref.name) or self.get(key).city
-            period = split_name(ref.name)[1]
-            canonical = re.fullmatch(rf"{re.escape(city)}_\d{{4}}(_\d\d)?", ref.name.lower()) is not None
-            label = (
-                f"{ref.release} / {city} {period}".strip()
-                if canonical
-                else f"{ref.release} / {ref.name} ({city} {period})".replace(" )", ")")
-            )
-            if self.metrics(key) is not None:
-                label += " · free" if spaces[key].free else f" · anchored to {spaces[key].name}"
-            out.append({"label": label, "value": key})
-        return out
+        return [
+            {"label": o["label"] + " (not comparable)", "value": o["value"], "disabled": True} if spaces[o["value"]].free else o
+            for o in self.options()
+        ]
+
+    def user_options(self) -> list[dict]:
+        """Options of the datasets trained here (the ``user`` release): the ones that can be renamed or deleted."""
+        from core.workflow.userdata import USER_RELEASE
+
+        return [o for o in self.options() if self.refs[o["value"]].release == USER_RELEASE]
+
+    def period(self, key: str) -> str:
+        """The dataset's period: the label given at training, else the one read from its name."""
+        m = self.metrics(key) or {}
+        return str(m.get("period") or self.get(key).period)
+
+    def max_k(self, key: str) -> int:
+        """The most clusters the dataset can show: its trained meshes (complemented ones are copies), at least 2."""
+        m = self.metrics(key) or {}
+        n = self.get(key).n_meshes
+        return max(2, min(n, int(m.get("max_k") or n)))
+
+    def forget(self, name: str) -> None:
+        """Drop the read caches of a dataset named ``name`` (after it was renamed or deleted)."""
+        pattern = re.compile(rf"{re.escape(name)}-[0-9a-f]{{20}}\.npz")
+        if self.cache_dir.is_dir():
+            for f in self.cache_dir.iterdir():
+                if pattern.fullmatch(f.name):
+                    f.unlink(missing_ok=True)
+        self.refresh_if_changed()
 
     def get(self, key: str) -> ReleaseDataset:
         if key not in self.refs:
@@ -246,11 +279,18 @@ class Catalog:
         )
 
     def same_city(self, key: str) -> list[str]:
-        """Datasets of the same release and city as ``key`` (periods), sorted by period."""
+        """Datasets of the same release, city and space as ``key`` (periods), sorted by period.
+
+        A free dataset has a space of its own: it is never listed beside an anchored one (their
+        distances mean nothing)."""
         ref = self.refs[key]
         ds = self.get(key)
-        out = [k for k, r in self.refs.items() if r.release == ref.release and self.get(k).city == ds.city]
-        return sorted(out, key=lambda k: self.get(k).period)
+        spaces = self.spaces()
+        here = spaces[key].name
+        out = [
+            k for k, r in self.refs.items() if r.release == ref.release and spaces[k].name == here and self.get(k).city == ds.city
+        ]
+        return sorted(out, key=lambda k: (self.period(k), k))
 
     def across_periods(self, key: str, code: int, size: int, k: int) -> list[dict]:
         """The mesh ``(code, size)`` in every period of its city: cluster and distance to ``key``'s embedding."""
@@ -261,13 +301,13 @@ class Catalog:
             o = self.get(other)
             hit = np.flatnonzero((o.codes == code) & (o.mesh_sizes == size))
             if hit.size == 0:
-                out.append({"dataset": other, "period": o.period, "cluster": None, "distance": None})
+                out.append({"dataset": other, "period": self.period(other), "cluster": None, "distance": None})
                 continue
             r = int(hit[0])
             out.append(
                 {
                     "dataset": other,
-                    "period": o.period,
+                    "period": self.period(other),
                     "cluster": int(self.labels(other, k)[r]),
                     "distance": float(np.linalg.norm(o.vectors[r].astype(np.float64) - here.vectors[row_here])),
                 }

@@ -126,5 +126,7 @@ def install_input_guard(app: Any) -> None:
         bad = bad_values(request.get_json(silent=True), kinds())
         if bad:
             log.warning("callback request refused: values of the wrong kind for %s", ", ".join(bad[:5]))
-            return Response(f"bad request: values of the wrong kind for {', '.join(bad[:5])}\n", status=400, mimetype="text/plain")
+            return Response(
+                f"bad request: values of the wrong kind for {', '.join(bad[:5])}\n", status=400, mimetype="text/plain"
+            )
         return None

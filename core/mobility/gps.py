@@ -32,7 +32,7 @@ from core.constants import ARRIVAL_TIME, DAY_OF_WEEK, IS_HOLIDAY, STAY_TIME
 from core.errors import InputError
 from core.geo.meshcode import latlon_to_code
 from core.mobility import calendar
-from core.mobility.stays import _bad, read_csv_header
+from core.mobility.stays import ProblemCollector, _bad, read_csv_header
 
 EARTH_RADIUS_M = 6_371_008.8
 USER_ID = "user_id"
@@ -163,7 +163,7 @@ def _find(
     return None
 
 
-def _read_table(path: Path, source: str, data: Any = None) -> pa.Table:
+def _read_table(path: Path, source: str, options: GpsOptions | None = None, data: Any = None) -> pa.Table:
     """A GPS file as an Arrow table; ``data``: a file object holding the CSV instead of ``path``
     (header line included: a byte range of a big CSV, read by one task of the Dask path)."""
     suffix = path.suffix.lower()
@@ -180,7 +180,8 @@ def _read_table(path: Path, source: str, data: Any = None) -> pa.Table:
 
     names = read_csv_header(path, source, "fix")
     stripped = [n.strip() for n in names]
-    text = {n: pa.string() for n in stripped if n.lower() in (*_USER_NAMES, *_TIME_NAMES, "date")}
+    mapped = {c.strip().lower() for c in (options.user_col, options.time_col, options.date_col) if c} if options else set()
+    text = {n: pa.string() for n in stripped if n.lower() in (*_USER_NAMES, *_TIME_NAMES, "date", *mapped)}
     try:
         return pacsv.read_csv(
             path if data is None else data,
@@ -332,14 +333,20 @@ def fixes_from_table(table: pa.Table, source: str, options: GpsOptions = GpsOpti
     lat_col = _find(names, o.lat_col, _LAT_NAMES, "latitude", source)
     lon_col = _find(names, o.lon_col, _LON_NAMES, "longitude", source)
     user_col = _find(names, o.user_col, _USER_NAMES, "user", source, required=default_user is None)
-    t, how = _times(table, time_col, date_col, source, o.tz)
-    lat = _degrees(table[lat_col], source, lat_col, 90.0)
-    lon = _degrees(table[lon_col], source, lon_col, 180.0)
+    # Every column is checked before anything is raised: one error names all failing columns.
+    bag = ProblemCollector(source)
+    timed = bag.run(_times, table, time_col, date_col, source, o.tz)
+    lat = bag.run(_degrees, table[lat_col], source, lat_col, 90.0)
+    lon = bag.run(_degrees, table[lon_col], source, lon_col, 180.0)
     if user_col is not None:
         ucol = table[user_col]
         if ucol.null_count:
-            _bad(source, user_col, ucol.is_null().to_numpy(zero_copy_only=False), ucol, "empty user id", "a user id")
-        users = ucol.cast(pa.string())
+            bag.run(_bad, source, user_col, ucol.is_null().to_numpy(zero_copy_only=False), ucol, "empty user id", "a user id")
+    bag.raise_if_any()
+    assert timed is not None and lat is not None and lon is not None
+    t, how = timed
+    if user_col is not None:
+        users = table[user_col].cast(pa.string())
     else:
         users = pa.chunked_array([pa.array([default_user] * table.num_rows, pa.string())]) if table.num_rows else None
     off = np.zeros(table.num_rows, dtype=bool)
@@ -401,7 +408,7 @@ def read_fixes(paths: Sequence[str | Path] | str | Path, options: GpsOptions = G
     for f in files:
         if f.stat().st_size == 0:
             raise InputError(f.name, "the file is empty", expected="a header line and at least one fix")
-        parts.append(fixes_from_table(_read_table(f, f.name), f.name, options, default_user=f.stem))
+        parts.append(fixes_from_table(_read_table(f, f.name, options), f.name, options, default_user=f.stem))
     return _combine(parts, options, files=[f.name for f in files])
 
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -34,8 +37,11 @@ from core.constants import (
     TOKEN,
     WEEKDAYS,
 )
-from core.errors import InputError
+from core.errors import InputError, InputProblems
 from core.geo import meshcode
+
+if TYPE_CHECKING:
+    from core.mobility.columns import ColumnMap
 
 _TIME_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*$")
 _WEEKDAY_LOOKUP = {name.lower(): i for i, name in enumerate(WEEKDAYS)}
@@ -156,11 +162,15 @@ def factorize_keys(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- reading
 
 
-def read_stays(path: str | Path) -> StayRecords:
+def read_stays(path: str | Path, columns: ColumnMap | None = None) -> StayRecords:
     """Read and validate a stay table from CSV or Parquet.
 
     The area key is ``mesh_id`` (integer; -1 = no valid mesh, skipped) or ``code`` (JIS mesh code,
     with an optional ``mesh_size`` column). Extra columns are accepted and ignored.
+
+    Args:
+        columns: a stay-table :class:`~core.mobility.columns.ColumnMap` naming the file's column of
+            each role (for files whose names differ from the schema's).
 
     Raises:
         InputError: naming the file, column, first offending rows and what was expected.
@@ -171,11 +181,14 @@ def read_stays(path: str | Path) -> StayRecords:
         raise InputError(str(path), "no such file")
     if path.stat().st_size == 0:
         raise InputError(name, "the file is empty", expected="a header line and at least one stay")
+    if columns is not None and columns.kind != "stays":
+        raise InputError(name, f"a {columns.kind} column mapping was given for a stay table", expected="a stays mapping")
+    renames = columns.renames() if columns is not None else None
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        table = _read_parquet(path, name)
+        table = _read_parquet(path, name, renames)
     elif suffix in (".csv", ".txt", ".gz", ".tsv"):
-        table = _read_csv(path, name)
+        table = _read_csv(path, name, renames)
     else:
         raise InputError(name, f"unknown file type '{suffix}'", expected="a .csv or .parquet file")
     return validate_table(table, name)
@@ -338,10 +351,32 @@ def read_frame(path: str | Path) -> pd.DataFrame:
         ) from None
 
 
-def _read_csv(path: Path, name: str) -> pa.Table:
+def renamed_columns(names: list[str], renames: Mapping[str, str] | None, source: str) -> list[str]:
+    """The file's column names after a mapping (``{file column: schema name}``).
+
+    A file column that already bears a mapped schema name, but is not mapped itself, is set aside
+    (``<name> (unmapped)``), so every schema name is held by exactly the column the user chose.
+
+    Raises:
+        InputError: a mapped column the file does not have.
+    """
+    if not renames:
+        return names
+    missing = [c for c in renames if c not in names]
+    if missing:
+        raise InputError(
+            source,
+            f"has no column {missing[0]!r} (mapped to {renames[missing[0]]})",
+            expected=f"one of its columns: {', '.join(names) or 'none'}",
+        )
+    targets = set(renames.values())
+    return [renames.get(n, f"{n} (unmapped)" if n in targets else n) for n in names]
+
+
+def _read_csv(path: Path, name: str, renames: Mapping[str, str] | None = None) -> pa.Table:
     import pyarrow.csv as pacsv
 
-    names = [h.strip() for h in read_csv_header(path, name)]
+    names = renamed_columns([h.strip() for h in read_csv_header(path, name)], renames, name)
     wanted = _check_columns(names, name)
     dict_type = pa.dictionary(pa.int32(), pa.string())
     strings = {DAY_OF_WEEK: dict_type, ARRIVAL_TIME: dict_type, IS_HOLIDAY: dict_type}
@@ -364,13 +399,23 @@ def _read_csv(path: Path, name: str) -> pa.Table:
         raise InputError(name, f"cannot be read as CSV: {exc}") from exc
 
 
-def _read_parquet(path: Path, name: str) -> pa.Table:
+def _read_parquet(path: Path, name: str, renames: Mapping[str, str] | None = None) -> pa.Table:
     import pyarrow.parquet as pq
 
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(name, f"cannot be read as Parquet: {exc}") from exc
+    if renames:
+        names = renamed_columns(list(schema.names), renames, name)
+        wanted = _check_columns(names, name)
+        back = dict(zip(names, schema.names))
+        table = pq.read_table(path, columns=[back[c] for c in wanted])
+        table = table.rename_columns(wanted)
+        strings = [c for c in (DAY_OF_WEEK, ARRIVAL_TIME, IS_HOLIDAY) if pa.types.is_string(table[c].type)]
+        for c in strings:
+            table = table.set_column(table.column_names.index(c), c, pc.dictionary_encode(table[c]))
+        return table
     wanted = _check_columns(list(schema.names), name)
     as_dict = [
         c
@@ -388,19 +433,73 @@ def _nulls(col: pa.ChunkedArray) -> np.ndarray | None:
     return col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
 
 
-def _bad(source: str, column: str, mask: np.ndarray | None, values: object, problem: str, expected: str) -> None:
-    if mask is None or not mask.any():
-        return
+class ProblemCollector:
+    """Gathers every problem of one input instead of stopping at the first (see :func:`collect_problems`).
+
+    A row counts once per column, under its first problem (a text value that is not a number is
+    not reported again as "not finite").
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[InputError] = []
+        self._seen: dict[str | None, np.ndarray] = {}
+
+    def add(self, column: str, mask: np.ndarray, values: object, problem: str, expected: str) -> None:
+        """Record the rows of ``mask`` not already reported for ``column``."""
+        mask = np.asarray(mask, dtype=bool)
+        seen = self._seen.get(column)
+        if seen is not None and seen.shape == mask.shape:
+            mask = mask & ~seen
+            self._seen[column] = seen | mask
+        else:
+            self._seen[column] = mask.copy()
+        if mask.any():
+            self.problems.append(_problem(self.source, column, mask, values, problem, expected))
+
+    def run(self, fn: Callable[..., _T], *args: object) -> _T | None:
+        """``fn(*args)`` with :func:`_bad` collecting; an error it raises itself is recorded and gives ``None``."""
+        token = _COLLECTOR.set(self)
+        try:
+            return fn(*args)
+        except InputError as exc:
+            self.problems.extend(getattr(exc, "problems", None) or [exc])
+            return None
+        finally:
+            _COLLECTOR.reset(token)
+
+    def raise_if_any(self) -> None:
+        """Raise the one problem found, or :class:`~core.errors.InputProblems` with all of them."""
+        if len(self.problems) == 1:
+            raise self.problems[0]
+        if self.problems:
+            raise InputProblems(self.source, self.problems)
+
+
+_T = TypeVar("_T")
+_COLLECTOR: ContextVar[ProblemCollector | None] = ContextVar("input_problem_collector", default=None)
+
+
+def _problem(source: str, column: str, mask: np.ndarray, values: object, problem: str, expected: str) -> InputError:
     rows = np.flatnonzero(mask)
-    if rows.size == 0:
-        return
     shown = rows[:_MAX_BAD_SHOWN]
     if isinstance(values, (pa.ChunkedArray, pa.Array)):
         vals = values.take(pa.array(shown)).to_pylist()
     else:
         vals = [np.asarray(values)[r].item() for r in shown]
     vals = ["" if v is None else v for v in vals]
-    raise InputError(source, problem, column=column, rows=(shown + 1).tolist(), values=vals, n_bad=rows.size, expected=expected)
+    return InputError(source, problem, column=column, rows=(shown + 1).tolist(), values=vals, n_bad=rows.size, expected=expected)
+
+
+def _bad(source: str, column: str, mask: np.ndarray | None, values: object, problem: str, expected: str) -> None:
+    """Report the rows of ``mask``: raise, or record them when a :class:`ProblemCollector` is running."""
+    if mask is None or not mask.any():
+        return
+    collector = _COLLECTOR.get()
+    if collector is not None:
+        collector.add(column, mask, values, problem, expected)
+        return
+    raise _problem(source, column, mask, values, problem, expected)
 
 
 def _as_dictionary(col: pa.ChunkedArray) -> tuple[np.ndarray, list]:
@@ -500,66 +599,81 @@ def _numbers(col: pa.ChunkedArray, source: str, column: str, expected: str) -> n
     return values
 
 
+def _stay_minutes(col: pa.ChunkedArray, source: str) -> np.ndarray:
+    stay = _numbers(col, source, STAY_TIME, "a duration in minutes >= 0")
+    if stay.dtype.kind == "f":
+        _bad(source, STAY_TIME, ~np.isfinite(stay), col, "not a finite number", "a duration in minutes >= 0")
+    elif stay.dtype.kind not in "iu":
+        stay = stay.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        _bad(source, STAY_TIME, stay < 0, col, "negative duration", "a duration in minutes >= 0")
+    return stay
+
+
+def _mesh_ids(col: pa.ChunkedArray, source: str) -> tuple[np.ndarray, None]:
+    raw = _numbers(col, source, MESH_ID, "an integer area id (-1 = no valid mesh)")
+    if raw.dtype.kind == "f":
+        whole = np.isfinite(raw) & (np.floor(raw) == raw)
+        _bad(source, MESH_ID, ~whole, col, "not an integer", "an integer area id (-1 = no valid mesh)")
+        raw = np.where(whole, raw, NO_MESH)  # only reached while collecting: those rows are reported already
+    ids = raw.astype(np.int64, copy=False)
+    if ids.size and int(ids.min()) < NO_MESH:
+        _bad(source, MESH_ID, ids < NO_MESH, col, "negative area id", "an integer area id >= 0 (-1 = no valid mesh)")
+    return ids, None
+
+
+def _mesh_codes(table: pa.Table, source: str) -> tuple[np.ndarray, np.ndarray]:
+    col = table[MESH_CODE]
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    _bad(source, MESH_CODE, _nulls(col), col, "empty mesh code", "a JIS mesh code")
+    given_sizes = None
+    if MESH_SIZE in table.column_names:
+        sizes = _numbers(table[MESH_SIZE], source, MESH_SIZE, "50 or 250")
+        given_sizes = (
+            np.where(np.isfinite(sizes), sizes, 0).astype(np.int64) if sizes.dtype.kind == "f" else sizes.astype(np.int64)
+        )
+        _bad(
+            source,
+            MESH_SIZE,
+            ~np.isin(given_sizes, list(meshcode.EXTENT)),
+            table[MESH_SIZE],
+            "unknown mesh size",
+            "a mesh size in metres: 50, 100, 250, 500 or 1000",
+        )
+    values = col.to_numpy(zero_copy_only=False)
+    if _COLLECTOR.get() is not None and given_sizes is not None and not np.isin(given_sizes, list(meshcode.EXTENT)).all():
+        given_sizes = None  # reported above: judge the codes by their own length
+    return meshcode.parse_code_column(values, source, MESH_CODE, given_sizes)
+
+
 def validate_table(table: pa.Table, source: str) -> StayRecords:
     """Validate an Arrow table of stays and return the checked per-stay arrays.
 
+    Every column is checked before anything is raised, so one error names every failing column
+    and problem (:class:`~core.errors.InputProblems`, with counts and first rows of each).
+
     Raises:
-        InputError: for a missing column, an empty table or any invalid value (first rows named).
+        InputError: for a missing column, an empty table or any invalid value.
     """
     wanted = _check_columns(list(table.column_names), source)
     key = wanted[4]
     if table.num_rows == 0:
         raise InputError(source, "has a header but no stays", expected="at least one stay row")
 
-    stay = _numbers(table[STAY_TIME], source, STAY_TIME, "a duration in minutes >= 0")
-    if stay.dtype.kind == "f":
-        _bad(source, STAY_TIME, ~np.isfinite(stay), table[STAY_TIME], "not a finite number", "a duration in minutes >= 0")
-    elif stay.dtype.kind not in "iu":
-        stay = stay.astype(np.float64)
-    _bad(source, STAY_TIME, stay < 0, table[STAY_TIME], "negative duration", "a duration in minutes >= 0")
-    arrival = _arrival_minutes(table[ARRIVAL_TIME], source)
-    weekday = _weekdays(table[DAY_OF_WEEK], source)
-    holiday = _holidays(table[IS_HOLIDAY], source)
-
-    sizes = None
-    if key == MESH_ID:
-        raw = _numbers(table[MESH_ID], source, MESH_ID, "an integer area id (-1 = no valid mesh)")
-        if raw.dtype.kind == "f":
-            whole = np.isfinite(raw) & (np.floor(raw) == raw)
-            _bad(source, MESH_ID, ~whole, table[MESH_ID], "not an integer", "an integer area id (-1 = no valid mesh)")
-        ids = raw.astype(np.int64, copy=False)
-        lowest = int(ids.min())
-        if lowest < NO_MESH:
-            _bad(
-                source, MESH_ID, ids < NO_MESH, table[MESH_ID], "negative area id", "an integer area id >= 0 (-1 = no valid mesh)"
-            )
-        keep = (ids != NO_MESH) if lowest == NO_MESH else None
-        keys = ids
-    else:
-        col = table[MESH_CODE]
-        if pa.types.is_dictionary(col.type):
-            col = col.cast(col.type.value_type)
-        _bad(source, MESH_CODE, _nulls(col), col, "empty mesh code", "a JIS mesh code")
-        given_sizes = None
-        if MESH_SIZE in table.column_names:
-            given_sizes = _numbers(table[MESH_SIZE], source, MESH_SIZE, "50 or 250").astype(np.int64)
-            _bad(
-                source,
-                MESH_SIZE,
-                ~np.isin(given_sizes, list(meshcode.EXTENT)),
-                table[MESH_SIZE],
-                "unknown mesh size",
-                "a mesh size in metres: 50, 100, 250, 500 or 1000",
-            )
-        values = col.to_numpy(zero_copy_only=False)
-        keys, sizes = meshcode.parse_code_column(values, source, MESH_CODE, given_sizes)
-        keep = None
-
+    bag = ProblemCollector(source)
+    stay = bag.run(_stay_minutes, table[STAY_TIME], source)
+    arrival = bag.run(_arrival_minutes, table[ARRIVAL_TIME], source)
+    weekday = bag.run(_weekdays, table[DAY_OF_WEEK], source)
+    holiday = bag.run(_holidays, table[IS_HOLIDAY], source)
+    keyed = bag.run(_mesh_ids, table[MESH_ID], source) if key == MESH_ID else bag.run(_mesh_codes, table, source)
+    bag.raise_if_any()
+    assert stay is not None and arrival is not None and weekday is not None and holiday is not None and keyed is not None
+    keys, sizes = keyed
+    keep = (keys != NO_MESH) if key == MESH_ID and (keys == NO_MESH).any() else None
     n_skipped = 0 if keep is None else int((~keep).sum())
-    if n_skipped:
+    if keep is not None:
         keys, stay, arrival, weekday, holiday = (a[keep] for a in (keys, stay, arrival, weekday, holiday))
-        if sizes is not None:
-            sizes = sizes[keep]
     if keys.size == 0:
         raise InputError(source, "no stays with a valid mesh (every mesh_id is -1)", column=key)
     return StayRecords(source, key, keys, stay, arrival, weekday, holiday, sizes, n_skipped)

@@ -45,6 +45,8 @@ class TrainRequest:
         name, period: the dataset is saved as ``user/<name>_<period>``.
         anchors: the release whose anchor set to use; ``None`` trains free.
         mapping: a ``mesh_id -> code`` table for stays keyed by ``mesh_id``.
+        columns: which column is which (:meth:`core.mobility.columns.ColumnMap.spec`, e.g.
+            ``gps:user_id=id,time=when,lat=latitude,lon=longitude``) for files whose names are not recognised.
         dim, tol, epochs, schedule, alpha, seed: training settings (:mod:`core.knobs`).
         min_users: the privacy rule for raw GPS (more than N distinct people per mesh).
         tz, distance, min_duration, max_gap: the stay rule for raw GPS.
@@ -56,6 +58,7 @@ class TrainRequest:
     period: str
     anchors: str | None = "demo"
     mapping: str | None = None
+    columns: str | None = None
     dim: int = knobs.DIM.default
     tol: float = knobs.TOL.default
     epochs: int = knobs.EPOCHS.default
@@ -100,7 +103,19 @@ class TrainRequest:
         from core.mobility.gps import _check_tz
 
         _check_tz(values["tz"])
+        if self.columns not in (None, ""):
+            from core.mobility.columns import ColumnMap
+
+            values["columns"] = ColumnMap.parse(self.columns).spec()
+        else:
+            values["columns"] = None
         return TrainRequest(**{**asdict(self), **values, "inputs": tuple(map(str, self.inputs))})
+
+    def column_map(self) -> Any:
+        """The :class:`~core.mobility.columns.ColumnMap` of this request, or ``None``."""
+        from core.mobility.columns import parse_optional
+
+        return parse_optional(self.columns)
 
     @property
     def dataset(self) -> str:
@@ -130,6 +145,7 @@ class TrainRequest:
         argv += ["--anchors", self.anchors] if self.anchors else ["--free"]
         for flag, value in (
             ("--mapping", self.mapping),
+            ("--columns", self.columns),
             ("--dim", self.dim),
             ("--tol", self.tol),
             ("--epochs", self.epochs),
@@ -160,6 +176,7 @@ class TrainRequest:
             period=args.period,
             anchors=None if args.free else args.anchors,
             mapping=args.mapping,
+            columns=args.columns,
             dim=args.dim,
             tol=args.tol,
             epochs=args.epochs,
@@ -184,6 +201,7 @@ class TrainRequest:
         g.add_argument("--anchors", default="demo", metavar="RELEASE", help="release whose anchor set to use (default: demo)")
         g.add_argument("--free", action="store_true", help="train without anchors (not comparable with other datasets)")
         parser.add_argument("--mapping", metavar="CSV", help="mesh_id -> code table for stays keyed by mesh_id")
+        add_columns_argument(parser)
         knobs.MIN_USERS.add_to(parser, "--min-users", metavar="N")
         knobs.TIME_ZONE.add_to(parser, "--tz")
         knobs.STAY_RADIUS.add_to(parser, "--distance")
@@ -199,6 +217,19 @@ class TrainRequest:
         parser.add_argument("--cancel-file", help="stop when this file appears")
         parser.add_argument("--under-job", action="store_true", help="run under a job lock that the caller already holds")
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_columns_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--columns`` option (one definition for every command that reads GPS or stay files)."""
+    parser.add_argument(
+        "--columns",
+        metavar="MAP",
+        help=(
+            "which column is which, for files whose names are not recognised: [gps:|stays:]role=column,... "
+            "GPS roles user_id, time, date, lat, lon (e.g. user_id=id,time=when,lat=latitude,lon=longitude); "
+            "stay roles stay_time, day_of_week, arrival_time, is_holiday, code, mesh_id, mesh_size"
+        ),
+    )
 
 
 def _status_writer(status_file: Path | None) -> Callable[..., None]:
@@ -267,6 +298,7 @@ def run_worker(
             min_users=request.min_users,
             progress=on_progress,
             cancel=cancelled,
+            columns=request.column_map(),
         )
         status("done", fraction=1.0, dataset=result["dataset"], metrics=result["metrics"])
         return EXIT_OK, result

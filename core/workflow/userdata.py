@@ -21,12 +21,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from core.area2vec.trainer import TrainConfig
+    from core.mobility.columns import ColumnMap
     from core.mobility.gps import GpsOptions
     from core.mobility.stays import AreaCounts, StayRecords
 
@@ -168,7 +169,7 @@ def save_upload(
         raise UploadTooLarge(
             ", ".join(names)[:120],
             f"{total / 2**20:.1f} MB is above the upload cap of {cap / 2**20:.1f} MB",
-            expected=f"a smaller file, or copy it into {Path(data_dir) / INBOX} on the server and pick it from the inbox list",
+            expected=f"a smaller file, or copy it into the data folder's {INBOX}/ on the server and pick it from the inbox list",
         )
     root = ensure_writable_dir(Path(data_dir) / USER_RELEASE / UPLOADS)
     cleanup_uploads(data_dir, max_total_bytes=max(UPLOADS_MAX_BYTES - total, 0))  # room for this one: quota on all uploads
@@ -226,7 +227,7 @@ def resolve_inbox(data_dir: str | Path, name: object) -> Path:
     inbox = (Path(data_dir) / INBOX).resolve()
     path = (inbox / base).resolve()
     if path.parent != inbox or not path.is_file():
-        raise InputError(base, "is not a file in the inbox", expected=f"a file directly inside {inbox}")
+        raise InputError(base, "is not a file in the inbox", expected=f"a file directly inside the data folder's {INBOX}/")
     return path
 
 
@@ -289,10 +290,58 @@ def _mesh_sizes(counts: AreaCounts) -> np.ndarray:
     return counts.mesh_sizes
 
 
-def _input_kind(paths: list[Path]) -> str:
-    from core.mobility.gps import looks_like_gps, read_columns
+def input_kind(paths: Sequence[Path], columns: ColumnMap | None = None) -> str:
+    """``gps`` or ``stays``: the mapping's kind, else what the first file's column names say.
 
-    return "gps" if looks_like_gps(read_columns(paths[0])) else "stays"
+    Raises:
+        ColumnsNotRecognised: the names say neither (a column mapping is needed), with the file's columns.
+        InputError: a mapped column the file lacks.
+    """
+    from core.mobility.columns import ColumnsNotRecognised, detect_kind
+    from core.mobility.gps import read_columns
+
+    names = read_columns(paths[0])
+    if columns is not None:
+        for path in paths:
+            columns.check_against(names if path == paths[0] else read_columns(path), path.name)
+        return columns.kind
+    kind = detect_kind(names)
+    if kind is None:
+        raise ColumnsNotRecognised(paths[0].name, names)
+    return kind
+
+
+def input_columns(path: str | Path) -> list[str]:
+    """The column names of an input file (for the column-mapping step)."""
+    from core.mobility.gps import read_columns
+
+    return read_columns(Path(path))
+
+
+def input_warnings(report: dict, min_meshes: int = knobs.FEW_MESHES_WARN.default) -> list[str]:
+    """Plain-language warnings about an input's report: a heavy privacy drop, too few meshes (k capped).
+
+    Args:
+        report: :func:`prepare`'s report (``privacy`` for raw GPS, ``meshes``).
+        min_meshes: fewer meshes than this are warned about.
+    """
+    out: list[str] = []
+    priv = report.get("privacy") or {}
+    if priv.get("stays_in"):
+        share = priv["stays_dropped"] / priv["stays_in"]
+        if share > knobs.PRIVACY_DROP_WARN.default:
+            out.append(
+                f"The privacy rule dropped {share:.0%} of the stays ({priv['stays_dropped']:,} of {priv['stays_in']:,}): "
+                f"they were in meshes where {priv['min_users']} or fewer distinct people stayed. "
+                "More people (or a lower N, if your data's terms allow it) keep more of them."
+            )
+    n = report.get("meshes")
+    if n is not None and n < min_meshes:
+        out.append(
+            f"Only {n:,} mesh{'es' if n != 1 else ''}: the map shows at most {max(n, 2)} clusters (k is capped by the mesh count), "
+            "and an ApproximationLoss over so few meshes says little."
+        )
+    return out
 
 
 def read_mapping(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -403,24 +452,33 @@ def prepare(
     mapping: str | Path | None = None,
     gps_options: GpsOptions | None = None,
     min_users: int = knobs.MIN_USERS.default,
+    columns: ColumnMap | None = None,
 ) -> Prepared:
-    """Read a stay table (or raw GPS, detected by its columns) into per-mesh counts keyed by code.
+    """Read a stay table (or raw GPS, detected by its columns or named by ``columns``) into per-mesh counts keyed by code.
+
+    The report's ``warnings`` say when the privacy rule dropped many stays or the meshes are few.
 
     Raises:
-        InputError: anything wrong with the input, naming file, column and rows.
+        ColumnsNotRecognised: the column names are neither GPS nor a stay table (a mapping is needed).
+        InputError: anything wrong with the input, naming file, columns and rows (every failing column).
     """
     from core.mobility.stays import read_stays, stays_from_frame
 
     files = [Path(p) for p in paths]
     if not files:
         raise InputError("input", "no file")
-    kind = _input_kind(files)
-    report: dict = {"kind": kind, "files": [p.name for p in files]}
+    kind = input_kind(files, columns)
+    report: dict = {"kind": kind, "files": [p.name for p in files], "min_users": int(min_users)}
+    if columns is not None:
+        report["columns"] = columns.as_dict()
     if kind == "gps":
         from core.mobility.gps import GpsOptions, gps_to_stays
         from core.mobility.privacy import apply_privacy
 
-        table, gps_report = gps_to_stays(files, gps_options or GpsOptions())
+        options = gps_options or GpsOptions()
+        if columns is not None:
+            options = columns.gps_options(options)
+        table, gps_report = gps_to_stays(files, options)
         if table.empty:
             raise InputError(
                 ", ".join(report["files"])[:120],
@@ -451,7 +509,7 @@ def prepare(
                 "several stay tables at once",
                 expected="one stay table (or several raw GPS files)",
             )
-        records = read_stays(files[0])
+        records = read_stays(files[0], columns)
         report["date_range"] = _date_range(files[0])
         if records.key_column == MESH_ID:
             if mapping is None:
@@ -476,6 +534,7 @@ def prepare(
             "holiday_stays": int(records.is_holiday.sum()),
         }
     )
+    report["warnings"] = input_warnings(report)
     return Prepared(counts, report)
 
 
@@ -484,11 +543,12 @@ def preview(
     mapping: str | Path | None = None,
     gps_options: GpsOptions | None = None,
     min_users: int = knobs.MIN_USERS.default,
+    columns: ColumnMap | None = None,
 ) -> dict:
-    """What the training view shows before training: counts, shares, where the meshes are (plain data)."""
+    """What the training view shows before training: counts, shares, where the meshes are, warnings (plain data)."""
     from core.geo.meshcode import code_bounds
 
-    prep = prepare(paths, mapping, gps_options, min_users)
+    prep = prepare(paths, mapping, gps_options, min_users, columns)
     counts = prep.counts
     sizes = _mesh_sizes(counts)
     rep = dict(prep.report)
@@ -524,6 +584,7 @@ def add_dataset(
     min_users: int = knobs.MIN_USERS.default,
     progress: Callable[[Progress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    columns: ColumnMap | None = None,
 ) -> dict:
     """Train one dataset (anchored to release ``anchors``'s anchor set, or free) and add it to ``data/user``.
 
@@ -531,6 +592,7 @@ def add_dataset(
         progress: called with :class:`~core.progress.Progress` reports whose ``fraction`` (0..1)
             and ``eta`` (seconds, or ``None``) cover the whole job.
         cancel: polled during training; ``True`` stops it (:class:`core.errors.TrainingCancelled`).
+        columns: which column is which, for files whose names are not recognised.
 
     Returns:
         Plain data: the dataset key (``user/<name>_<period>``) and its metrics.
@@ -557,7 +619,7 @@ def add_dataset(
         progress(Progress(stage, int(step), max(int(total), 1), loss, elapsed, message, frac, eta))
 
     report("prepare", 0, 1, message="reading and validating the input")
-    prep = prepare(paths, mapping, gps_options, min_users)
+    prep = prepare(paths, mapping, gps_options, min_users, columns)
     counts = prep.counts
     anchor_set = None
     anchor_path = None
@@ -586,7 +648,14 @@ def add_dataset(
             "anchor_release": anchors,
             "anchor_folder": str(anchor_path) if anchor_path else None,
             "schedule": metrics["config"]["schedule"] if anchors else None,
+            "name": full,
+            "given_name": str(name).strip(),
+            "period": str(period).strip(),
             "input": dict(prep.report),
+            "source_files": list(prep.report["files"]),
+            "min_users": int(min_users),
+            "warnings": list(prep.report.get("warnings", [])),
+            "max_k": int(counts.n_areas),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
     )
@@ -658,7 +727,9 @@ def read_metrics(geojson: str | Path) -> dict | None:
 def cleanup_incomplete(root: str | Path) -> list[str]:
     """Remove what a killed job left in a release: temporary files, models and metrics without a GeoJSON.
 
-    Only call this when no job is writing (the job registry is free).
+    An interrupted rename is finished first (its GeoJSON waits under a hidden name that records
+    both names), and what an interrupted delete left is removed. Only call this when no job is
+    writing (the job registry is free).
     """
     from core.release.layout import CITY_DIR, GEOJSON_DIR, MODEL_DIR
 
@@ -666,6 +737,16 @@ def cleanup_incomplete(root: str | Path) -> list[str]:
     removed: list[str] = []
     if not city.is_dir():
         return removed
+    if (city / GEOJSON_DIR).is_dir():
+        for pending in sorted((city / GEOJSON_DIR).glob(f"{_RENAMING}*")):
+            parts = pending.name[len(_RENAMING) :].split(_SEP)
+            if len(parts) == 2 and all(_STORED_RE.fullmatch(x) for x in parts):
+                _finish_rename(Path(root), parts[0], parts[1])
+    for sub in (GEOJSON_DIR, MODEL_DIR, METRICS_DIR):
+        if (city / sub).is_dir():
+            for p in (city / sub).glob(f"{_TRASH}*"):
+                p.unlink(missing_ok=True)
+                removed.append(str(p.relative_to(root)))
     done = {p.stem for p in (city / GEOJSON_DIR).glob("*.geojson")} if (city / GEOJSON_DIR).is_dir() else set()
     for sub, suffix in ((MODEL_DIR, ".pth"), (METRICS_DIR, ".json"), (GEOJSON_DIR, ".geojson")):
         folder = city / sub
@@ -677,3 +758,263 @@ def cleanup_incomplete(root: str | Path) -> list[str]:
                 p.unlink(missing_ok=True)
                 removed.append(str(p.relative_to(root)))
     return removed
+
+
+# ---------------------------------------------------------------- managing user datasets: describe, rename, delete
+
+_STORED_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,60}")
+_RENAMING = ".rename~"  # .rename~OLD~NEW (no .geojson suffix: never listed): a rename in flight ('~' is never in a name)
+_TRASH = ".trash~"
+_SEP = "~"
+_OPS_LOCK = ".dataset-op.lock"
+
+
+class DatasetRefused(InputError):
+    """A rename or delete that is not allowed (a release's dataset, a bad or taken name, a running job)."""
+
+
+def check_stored_name(value: object, what: str = "new name") -> str:
+    """A whole dataset name as stored (``kobe_2016-10b``): letters, digits, ``_`` and ``-``, no path characters.
+
+    Raises:
+        DatasetRefused: naming what is allowed.
+    """
+    text = "" if value is None else str(value).strip()
+    if not _STORED_RE.fullmatch(text):
+        raise DatasetRefused(
+            what,
+            f"{text[:60]!r} is not allowed" if text else "is empty",
+            expected="a letter or digit, then letters, digits, '_' or '-' (no spaces, dots or slashes), at most 61 characters",
+        )
+    return text
+
+
+def user_dataset_name(key: object) -> str:
+    """The name of a dataset of the ``user`` release from its key (``user/NAME``).
+
+    Raises:
+        DatasetRefused: for a dataset of any other release (the demo, a downloaded OpenUAS release)
+            or a malformed key.
+    """
+    text = str(key or "")
+    release, sep, name = text.partition("/")
+    if not sep or release != USER_RELEASE:
+        raise DatasetRefused(
+            text[:80] or "dataset",
+            "is not one of your datasets: only datasets trained here (user/...) can be renamed or deleted",
+            expected="a dataset of the 'user' release; the demo and downloaded releases are never changed",
+        )
+    return check_stored_name(name, "dataset")
+
+
+def _dataset_files(root: Path, name: str) -> dict[str, Path]:
+    """The files of user dataset ``name`` that exist (GeoJSON, model, metrics)."""
+    from core.release.layout import CITY_DIR, GEOJSON_DIR, MODEL_DIR
+
+    city = root / CITY_DIR
+    candidates = {
+        "geojson": city / GEOJSON_DIR / f"{name}.geojson",
+        "model": city / MODEL_DIR / f"{name}.pth",
+        "model_pt": city / MODEL_DIR / f"{name}.pt",
+        "metrics": city / METRICS_DIR / f"{name}.json",
+    }
+    return {k: v for k, v in candidates.items() if v.exists()}
+
+
+def _free_clusters(root: Path, name: str) -> Path:
+    from core.release.clusters import CLUSTERS_DIR
+
+    return root / CLUSTERS_DIR / f"free-{name}"
+
+
+class _OpsLock:
+    """One rename or delete at a time per data folder, and none while a training job runs."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from core.workflow.jobs import JOBS_DIR
+
+        self.data_dir = data_dir
+        self.path = data_dir / USER_RELEASE / JOBS_DIR / _OPS_LOCK
+
+    def __enter__(self) -> _OpsLock:
+        from core.workflow.jobs import JobRegistry
+
+        if JobRegistry(self.data_dir / USER_RELEASE).current() is not None:
+            raise DatasetRefused("datasets", "a training job is running", expected="wait for it to finish (or cancel it)")
+        ensure_writable_dir(self.path.parent)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if time.time() - self.path.stat().st_mtime < 60:
+                raise DatasetRefused("datasets", "another rename or delete is under way", expected="try again") from None
+            self.path.unlink(missing_ok=True)  # left by a killed process a minute ago or more
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        os.close(fd)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def rename_dataset(data_dir: str | Path, key: object, new_name: object) -> str:
+    """Rename user dataset ``key`` (``user/OLD``) to ``user/NEW``, atomically; return the new key.
+
+    The GeoJSON (whose presence makes a dataset exist) is first renamed to a hidden name that
+    records both names, the model, metrics and a free dataset's clusters follow, and the GeoJSON
+    takes its new name last. Readers see the old dataset or the new one, never both or half of
+    one; a crash in between is finished by :func:`cleanup_incomplete`.
+
+    Raises:
+        DatasetRefused: not a user dataset, a bad name, a name that exists, a running job.
+    """
+    data_dir = Path(data_dir)
+    old = user_dataset_name(key)
+    new = check_stored_name(new_name)
+    root = data_dir / USER_RELEASE
+    with _OpsLock(data_dir):
+        files = _dataset_files(root, old)
+        if "geojson" not in files:
+            raise DatasetRefused(f"{USER_RELEASE}/{old}", "does not exist (deleted or renamed meanwhile?)")
+        if new == old:
+            return f"{USER_RELEASE}/{old}"
+        if _dataset_files(root, new) or _free_clusters(root, new).exists():
+            raise DatasetRefused(
+                "new name", f"'{USER_RELEASE}/{new}' already exists", expected="a name no other dataset of yours has"
+            )
+        pending = files["geojson"].with_name(f"{_RENAMING}{old}{_SEP}{new}")
+        os.rename(files["geojson"], pending)
+        _finish_rename(root, old, new)
+    return f"{USER_RELEASE}/{new}"
+
+
+def _finish_rename(root: Path, old: str, new: str) -> None:
+    """Move the model, metrics and free clusters of ``old`` to ``new``, then the pending GeoJSON (the commit)."""
+    from core.release.layout import CITY_DIR, GEOJSON_DIR
+
+    for part in ("model", "model_pt", "metrics"):
+        src = _dataset_files(root, old).get(part)
+        if src is not None:
+            dst = src.with_name(new + src.suffix)
+            if not dst.exists():
+                os.rename(src, dst)
+    metrics = _dataset_files(root, new).get("metrics")
+    if metrics is not None:
+        try:
+            m = json.loads(metrics.read_text())
+            m.update({"dataset": f"{USER_RELEASE}/{new}", "name": new})
+            m.setdefault("renamed_from", []).append(old)
+            write_text_atomic(metrics, json.dumps(m, indent=2, default=_plain) + "\n")
+        except (OSError, ValueError):
+            pass  # the record is a convenience; the dataset itself is complete
+    src_c, dst_c = _free_clusters(root, old), _free_clusters(root, new)
+    if src_c.is_dir() and not dst_c.exists():
+        _rename_free_space(src_c, dst_c, f"free:{USER_RELEASE}/{old}", f"free:{USER_RELEASE}/{new}")
+    pending = root / CITY_DIR / GEOJSON_DIR / f"{_RENAMING}{old}{_SEP}{new}"
+    if pending.exists():
+        os.rename(pending, root / CITY_DIR / GEOJSON_DIR / f"{new}.geojson")
+
+
+def _rename_free_space(src: Path, dst: Path, old_space: str, new_space: str) -> None:
+    """A free dataset's own clusters (and the names users gave them) follow it to its new name."""
+    tmp = dst.with_name(f".{dst.name}.part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in src.glob("*.json"):
+        try:
+            d = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue  # a broken file is recomputed later
+        if d.get("space") == old_space:
+            d["space"] = new_space
+        old_key, new_key = old_space.split(":", 1)[1], new_space.split(":", 1)[1]
+        d["datasets"] = [new_key if k == old_key else k for k in d.get("datasets", [])]
+        (tmp / f.name).write_text(json.dumps(d, indent=1))
+    os.rename(tmp, dst)
+    shutil.rmtree(src, ignore_errors=True)
+
+
+def delete_dataset(data_dir: str | Path, key: object) -> list[str]:
+    """Delete user dataset ``key`` (``user/NAME``): its GeoJSON first goes to a trash name (the dataset
+    is gone at once, atomically), then its model, metrics and a free dataset's clusters are removed.
+
+    Returns:
+        The files removed (relative to the user release).
+
+    Raises:
+        DatasetRefused: not a user dataset, no such dataset, a running job.
+    """
+    data_dir = Path(data_dir)
+    name = user_dataset_name(key)
+    root = data_dir / USER_RELEASE
+    tag = secrets.token_hex(4)
+    with _OpsLock(data_dir):
+        files = _dataset_files(root, name)
+        if "geojson" not in files:
+            raise DatasetRefused(f"{USER_RELEASE}/{name}", "does not exist (deleted or renamed meanwhile?)")
+        # Trash names end in the tag, never in .geojson: a trashed dataset is never listed.
+        trash = [(p, p.with_name(f"{_TRASH}{p.name}{_SEP}{tag}")) for p in files.values()]
+        for src, dst in trash:  # the GeoJSON first: from here on the dataset does not exist
+            os.rename(src, dst)
+        clusters = _free_clusters(root, name)
+        if clusters.is_dir():
+            gone = clusters.with_name(f"{_TRASH}{clusters.name}{_SEP}{tag}")
+            os.rename(clusters, gone)
+            shutil.rmtree(gone, ignore_errors=True)
+        for _, dst in trash:
+            dst.unlink(missing_ok=True)
+    return [str(src.relative_to(root)) for src, _ in trash]
+
+
+def describe_dataset(key: str, metrics: dict | None, n_meshes: int, has_model: bool) -> list[tuple[str, str]]:
+    """The facts of a dataset's card, as ``(label, value)`` text pairs, from its stored metrics.
+
+    Older datasets lack some records: those read "not recorded". A release's own datasets (no
+    metrics) say where they come from instead.
+    """
+    release = key.split("/", 1)[0]
+    if metrics is None:
+        return [
+            ("dataset", key),
+            ("kind", f"part of the release '{release}' (read-only: it cannot be renamed or deleted here)"),
+            ("meshes", f"{n_meshes:,}"),
+            ("model file", "yes" if has_model else "no (charts need it)"),
+            ("space", f"the release's own anchored space ('{release}')"),
+        ]
+    m = metrics
+    inp = m.get("input") or {}
+    cfg = m.get("config") or {}
+
+    def known(value: Any, fmt: Callable[[Any], str] = str) -> str:
+        return "not recorded" if value in (None, "", []) else fmt(value)
+
+    files = m.get("source_files") or inp.get("files")
+    min_users = m.get("min_users", inp.get("min_users"))
+    priv = inp.get("privacy") or {}
+    privacy = known(min_users, lambda n: f"more than {n} distinct people per mesh")
+    if priv.get("stays_in"):
+        privacy += (
+            f" ({priv['stays_dropped']:,} of {priv['stays_in']:,} stays dropped, {priv['stays_dropped'] / priv['stays_in']:.0%})"
+        )
+    elif inp.get("kind") == "stays":
+        privacy += " (a stay table: applied before upload)"
+    anchored = m.get("anchored")
+    space = (
+        f"anchored to '{m.get('anchor_release')}' ({known(m.get('n_anchors'), lambda n: f'{n} anchors')}, "
+        f"{known(m.get('schedule') or cfg.get('schedule'))} schedule)"
+        if anchored
+        else "free (a space of its own: not comparable with other datasets)"
+    )
+    loss = m.get("approximation_loss")
+    return [
+        ("dataset", key),
+        ("source files", known(files, lambda f: ", ".join(list(f)[:6]) + (" ..." if len(list(f)) > 6 else ""))),
+        ("input", known(inp.get("kind"), lambda k: {"gps": "raw GPS", "stays": "stay table"}.get(str(k), str(k)))),
+        ("created", known(m.get("created"), lambda c: str(c).replace("T", " ")[:19])),
+        ("stays", known(m.get("n_stays"), lambda n: f"{int(n):,}")),
+        ("meshes", f"{known(m.get('n_meshes'), lambda n: f'{int(n):,}')} trained, {n_meshes:,} on the map (with complemented)"),
+        ("privacy N (min users)", privacy),
+        ("space", space),
+        ("ApproximationLoss", known(loss, lambda x: f"{float(x):.4f}")),
+        ("epochs", known(m.get("epochs"), lambda e: f"{e} (at most {cfg.get('max_epochs', '?')})")),
+        ("warnings", " ".join(m.get("warnings") or []) or ("none" if "warnings" in m else "not recorded")),
+    ]

@@ -550,7 +550,7 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
             dash.no_update,
         )
     k = effective_k(k, k_any)
-    k = min(k, max(2, catalog.get(key).n_meshes))  # a small dataset cannot have more clusters than meshes
+    k = min(k, catalog.max_k(key))  # a small dataset cannot have more clusters than trained meshes
     reduce = reduce if reduce in ("sum", "mean") else "sum"
     ds = catalog.get(key)
     sel = selected if isinstance(selected, dict) and selected.get("ds") == key and _valid_row(selected, ds.n_meshes) else None
@@ -570,7 +570,7 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
         legend_children = legend(catalog, key, k)
     n50 = int((ds.mesh_sizes == 50).sum())
     comp = int(ds.complemented.sum()) if ds.complemented is not None else 0
-    summary = f"{ds.city} {ds.period}: {ds.n_meshes:,} meshes ({n50:,} of 50 m, {ds.n_meshes - n50:,} of 250 m; {comp:,} complemented, drawn paler)"
+    summary = f"{ds.city} {catalog.period(key)}: {ds.n_meshes:,} meshes ({n50:,} of 50 m, {ds.n_meshes - n50:,} of 250 m; {comp:,} complemented, drawn paler)"
     if view == "similar" and sel is None:
         summary += ". Click a mesh to colour the map by similarity to it."
     m = catalog.metrics(key)
