@@ -65,6 +65,8 @@ def input_paths(data_dir: Path, source: dict | None) -> list[Path]:
     """The files of the chosen input (an upload token or an inbox name), validated."""
     if not source:
         raise InputError("input", "no file chosen", expected="an upload or a file from the inbox")
+    if not isinstance(source, dict):  # the store lives in the browser: anything may come back
+        raise InputError("input", "not a file choice", expected="an upload or a file from the inbox")
     if source.get("kind") == "inbox":
         return [resolve_inbox(data_dir, source.get("name"))]
     folder = upload_folder(data_dir, source.get("token"))
@@ -822,7 +824,9 @@ def show_colmap_fields(kind, file_columns, columns):
 def apply_colmap(_n, kind, values, field_ids, source):
     """Check the mapping on the server (roles, the file's real columns) and keep it for the preview and training."""
     try:
-        roles_given = {str(i.get("role")): v for i, v in zip(field_ids or [], values or []) if isinstance(i, dict)}
+        if not isinstance(values, list) or not isinstance(field_ids, list):
+            raise InputError("column mapping", "not a list of fields", expected="the mapping form's fields")
+        roles_given = {str(i.get("role")): v for i, v in zip(field_ids, values) if isinstance(i, dict)}
         cmap = ColumnMap.make(kind, roles_given)
         paths = input_paths(app_context().data_dir, source)
         for path in paths:
@@ -848,8 +852,15 @@ def check_name(name, period):
 @callback(Output(ids.TRAIN_OUTCOME, "children"), Input(ids.TRAIN_RESULT, "data"), prevent_initial_call=True)
 def show_outcome(result):
     """The job's outcome card (hidden while a new job runs: see the ``running`` outputs of :func:`train`)."""
-    if not result:
+    if not isinstance(result, dict):  # nothing yet, or a value no job wrote (the store lives in the browser)
         return ""
+    try:
+        return _outcome_card(result)
+    except (TypeError, ValueError, AttributeError):  # a forged result: fields of the wrong kind
+        return ""
+
+
+def _outcome_card(result: dict):
     state = result.get("state")
     if state in ("busy", "invalid"):
         return html.Div(result.get("message", ""), className="error", role="alert")
