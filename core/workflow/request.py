@@ -25,6 +25,7 @@ from core import knobs
 from core.atomic import write_text_atomic
 from core.errors import CoreError, InputError, TrainingCancelled
 from core.progress import Progress
+from core.workflow.isolate import Limits, check_text_inputs
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a crash: the status file says why
@@ -33,6 +34,10 @@ EXIT_CANCELLED = 3
 
 # The package root's parent: the worker imports ``core`` from here whatever the caller's working folder.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# A training job started from the dashboard reads at most this much (decompressed) text: 16 GB,
+# 400 M rows (the OpenUAS release's biggest city is about 60 M stays). The CLI has no cap.
+JOB_LIMITS = Limits(max_bytes=16 << 30, max_rows=400_000_000)
 
 
 @dataclass(frozen=True)
@@ -286,6 +291,10 @@ def run_worker(
         return stop["flag"] or (cancel_file is not None and cancel_file.exists())
 
     try:
+        if under_job:
+            # Started by the server: inbox files are read here, never by the web process; a .gz is
+            # streamed against the job's cap on decompressed text before any parser holds it.
+            check_text_inputs(list(request.inputs), JOB_LIMITS)
         result = add_dataset(
             request.data_dir,
             list(request.inputs),

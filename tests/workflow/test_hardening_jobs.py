@@ -44,3 +44,26 @@ def test_uploads_quota_drops_the_oldest(tmp_path):
     second = save_upload(tmp_path, [("b.csv", url)])
     assert cleanup_uploads(tmp_path, max_total_bytes=500) == 1
     assert [p.name for p in (tmp_path / USER_RELEASE / UPLOADS).iterdir()] == [second.name]
+
+
+def test_a_server_started_job_streams_a_gzip_bomb_against_its_decompressed_cap(tmp_path, monkeypatch):
+    """A gzip bomb in the inbox: the job stops with a message before any parser inflates it; nothing saved."""
+    import gzip
+    import json
+
+    from core.errors import InputError
+    from core.workflow import request as rq
+    from core.workflow.isolate import Limits
+
+    bomb = tmp_path / "inbox" / "stays.csv.gz"
+    bomb.parent.mkdir()
+    line = b"stay_time,day_of_week,arrival_time,is_holiday,mesh_id\n" + b"10,Monday,08:15,False,1\n" * 400_000
+    bomb.write_bytes(gzip.compress(line, compresslevel=9))  # about 10 MB of text in a small file
+    assert bomb.stat().st_size < len(line) / 50
+    monkeypatch.setattr(rq, "JOB_LIMITS", Limits(max_bytes=1 << 20, max_rows=10**9))
+    status = tmp_path / "status.json"
+    req = rq.TrainRequest((str(bomb),), str(tmp_path), "bomb", "2016-10", anchors=None)
+    with pytest.raises(InputError, match="once decompressed"):
+        rq.run_worker(req, status_file=status, cancel_file=tmp_path / "cancel", under_job=True)
+    assert json.loads(status.read_text())["state"] == "failed"
+    assert not (tmp_path / "user").exists() or not any((tmp_path / "user").glob("*.geojson"))
