@@ -110,7 +110,8 @@ def view_values(ds: str, k: object = 10, k_any: object = None, selected: object 
         "k-select.value": k,
         "k-any.value": k_any,
         "view-mode.value": "cluster",
-        "similarity-threshold.value": thr,
+        "match-by.value": "distance",
+        "match-value.value": thr,
         "selected-mesh.data": selected,
     }
 
@@ -145,12 +146,14 @@ def person(c: Client, rng: random.Random, stop: float) -> None:
             c.fire("click", "mesh-info.children", {**view_values(ds, selected=selected)})
         c.fire(
             "diff",
-            "diff-matrix.figure",
+            "diff-layer.url",
             {
                 "diff-a.value": "demo/nagoya_2019_04",
                 "diff-b.value": "demo/nagoya_2020_04",
+                "diff-k.value": 10,
                 "diff-colour.value": None,
-                "diff-threshold.value": None,
+                "diff-state.data": None,
+                "diff-cell.data": None,
             },
         )
         n += 1
@@ -175,8 +178,8 @@ def forger(c: Client, rng: random.Random, stop: float) -> None:
         c.request("forged:tilebad", f"/tiles/{z}/{x}/{y}.png?ds={ds}&k=abc&sel=999999999999&thr=nan&mode=similar")
         c.fire(
             "forged:baddiff",
-            "diff-matrix.figure",
-            {"diff-a.value": ds, "diff-b.value": "x/y", "diff-colour.value": 5, "diff-threshold.value": -1},
+            "diff-layer.url",
+            {"diff-a.value": ds, "diff-b.value": "x/y", "diff-k.value": 8000, "diff-colour.value": 5, "diff-state.data": -1},
         )
         n += 1
 

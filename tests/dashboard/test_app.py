@@ -132,3 +132,26 @@ def test_distance_class_charts_and_small_multiples(tmp_path):
     assert np.allclose(charts.sum(axis=0), cat.cluster_charts(key, 5, "sum").sum(axis=0), rtol=1e-4)
     fig = class_charts(charts, DISTANCE_LABELS, "sum")
     assert len(fig.data) == 6 * 2 * 7 and fig.layout.annotations[0].text == "the mesh: weekday"
+
+
+def test_figures_built_without_validation_are_valid_plotly():
+    """The per-click figures skip plotly's validation for speed: every spec must still pass it."""
+    import plotly.graph_objects as go
+
+    from dashboard.figures import class_charts, pattern_chart, pattern_pair, transition_heatmap
+
+    chart = np.random.default_rng(0).random((2, 12, 7))
+    a, b = pattern_pair(chart, 2 * chart, "before", "after")
+    figs = [
+        pattern_chart(chart, "t"),
+        a,
+        b,
+        class_charts(np.random.default_rng(1).random((5, 2, 12, 7)), ("a", "b", "c", "d", "e"), "sum"),
+        transition_heatmap(np.arange(16).reshape(4, 4), "A", "B", ["w", "x", "y", "z"], cell=(1, 2)),
+    ]
+    for fig in figs:
+        go.Figure(fig.to_plotly_json())  # raises ValueError on any invalid property
+    assert a.layout.yaxis.range == b.layout.yaxis.range and b.layout.yaxis.range[1] >= 2 * chart.sum(axis=-1).max()
+    five = figs[3]
+    assert len(five.data) == 5 * 2 * 7 and len(five.layout.annotations) == 10
+    assert {t.xaxis for t in five.data} == {"x"} | {f"x{i}" for i in range(2, 11)}
