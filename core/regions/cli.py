@@ -119,7 +119,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from core.progress import TerminalProgress
     from core.regions.methods import fit_method
 
-    graphs = [_load(args, c, None) for c in args.city]
+    graphs = [_load(args, c, ()) for c in args.city]  # labels are not needed to embed
     names = [g.name for g in graphs]
     if len(set(names)) != len(names):
         raise InputError("city", f"two cities with the same folder name {names}", expected="city folders with distinct names")

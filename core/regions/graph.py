@@ -518,7 +518,7 @@ def graph_from_clusters(
     row_of = pd.Series(np.arange(len(mesh_code)), index=mesh_code)
 
     def mesh_of(c: np.ndarray, s: np.ndarray) -> np.ndarray:
-        row = row_of.reindex(c).to_numpy(np.float64)
+        row = row_of.reindex(c).to_numpy(np.float64, copy=True)
         miss = np.isnan(row) & (s == 50)
         if miss.any():
             row[miss] = row_of.reindex(parent_code(c[miss], 50, 250)).to_numpy(np.float64)

@@ -161,8 +161,8 @@ def _with_stays(graphs: Sequence[RegionGraph]) -> Sequence[RegionGraph]:
             ", ".join(missing),
             "no stays: the area2vec method embeds each region's stay counts (168 stay tokens)",
             expected=(
-                "cities built from stay tables (a .parquet / .csv of stays such as DATA/demo/stays/<dataset>.parquet), "
-                "not LibCity folders (*.geo, *.mob), which carry flows only"
+                "cities built from stay tables with their stay columns (stay_time, day_of_week, arrival_time, "
+                "is_holiday), such as DATA/demo/stays/<dataset>.parquet; LibCity folders (*.geo, *.mob) carry flows only"
             ),
         )
     return graphs

@@ -69,7 +69,7 @@ def test_area2vec_needs_stays_and_an_anchor_set(cities, tmp_path: Path) -> None:
     (ga, _), _, anchors = cities
     write_city(tmp_path / "xa", "xa", 40, seed=1)
     folder = read_city(tmp_path / "xa")
-    with pytest.raises(InputError, match=r"xa.*no stays: the area2vec method.*not LibCity folders"):
+    with pytest.raises(InputError, match=r"xa.*no stays: the area2vec method.*LibCity folders .* carry flows only"):
         fit_method([ga, folder], "area2vec", anchors=anchors, area2vec=FAST)
     with pytest.raises(InputError, match="no anchor set"):
         fit_method([ga, ga], "area2vec", area2vec=FAST)
