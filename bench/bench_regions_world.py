@@ -5,8 +5,9 @@
 Simulates one month of stays of two cities' people (``core.simulation.world``), builds each city's
 region graph from consecutive stays of the same person (``graph_from_stays``, 250 m meshes), takes
 the residents and the workers per mesh from the simulation's truth as labels, and scores the
-transfer of each method (incl. Area2Vec with an anchor set built from both cities' stays) beside the ``mean`` and ``area`` baselines (all 250 m meshes have nearly the
-same area, so here the area baseline cannot lean on region size).
+transfer of each method (incl. Area2Vec with an anchor set built from both cities' stay counts,
+``anchor_set_from_graphs``) beside the ``mean`` and ``area`` baselines (all 250 m meshes have nearly
+the same area, so here the area baseline cannot lean on region size).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from core.area2vec.trainer import TrainConfig
 from core.geo.meshcode import cells_to_code
 from core.regions.config import CoreConfig
 from core.regions.evaluate import evaluate_embeddings
 from core.regions.graph import RegionGraph, graph_from_stays
-from core.regions.methods import affine_map, fit_area2vec, procrustes_map, rank_anchors
+from core.regions.methods import affine_map, anchor_set_from_graphs, fit_method, procrustes_map, rank_anchors
 from core.regions.model import CoRE
 from core.simulation.world import CITIES, Period, build_grid, make_population, simulate_month
 from core.threads import torch_threads
@@ -54,7 +56,7 @@ def main() -> None:
     ap.add_argument("--residents-per-cell", type=float, default=2.0)
     args = ap.parse_args()
     torch_threads()
-    (src, src_stays), (tgt, tgt_stays) = (
+    (src, _), (tgt, _) = (
         city_graph(args.source, 1, args.residents_per_cell),
         city_graph(args.target, 2, args.residents_per_cell),
     )
@@ -73,7 +75,8 @@ def main() -> None:
         runs["procrustes"].append((z_s, procrustes_map(z_s, z_t, i_s, i_t)))
         runs["affine"].append((z_s, affine_map(z_s, z_t, i_s, i_t)))
         start = time.perf_counter()
-        a2v = fit_area2vec([src_stays, tgt_stays], [src, tgt], mesh_size=250, seed=s)
+        anchors = anchor_set_from_graphs([src, tgt], n_anchors=64, records_per_anchor=2000, seed=s)
+        a2v = fit_method([src, tgt], "area2vec", cfg, anchors=anchors, area2vec=TrainConfig())
         print(f"seed {s} area2vec (anchored, {a2v[0].shape[1]}-d): {time.perf_counter() - start:.0f} s", flush=True)
         runs["area2vec"].append((a2v[0], a2v[1]))
     rows = []

@@ -8,11 +8,46 @@ import math
 from pathlib import Path
 from typing import Any
 
-from core.regions.config import DEFAULT_LABELS, EPOCHS, METHOD, SCALES, SEED, CoreConfig, TransferConfig
+from core.regions.config import (
+    ANCHORS,
+    CLUSTERS_K,
+    DEFAULT_LABELS,
+    EPOCHS,
+    MESH_SIZE,
+    METHOD,
+    REGIONS,
+    SCALES,
+    SEED,
+    CoreConfig,
+    TransferConfig,
+)
 
 
-def _labels(text: str) -> tuple[str, ...]:
+def _labels(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
     return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _load(args: argparse.Namespace, path: str, labels: tuple[str, ...] | None) -> Any:
+    """A city folder or a stay table, as a region graph (the stay options of ``args`` apply to tables)."""
+    from core.regions.sources import load_city
+
+    return load_city(path, labels, mesh_size=args.mesh_size, regions=args.regions, k=args.k)
+
+
+def _anchors(args: argparse.Namespace, paths: list[str]) -> Any:
+    """The ``area2vec`` method's anchor set: ``--anchors``, else the release of the first stay table that has one."""
+    from core.area2vec.anchors import read_anchor_set
+    from core.regions.sources import release_anchor_dir
+
+    if args.method != "area2vec":
+        return None
+    folder = args.anchors or next((d for d in map(release_anchor_dir, paths) if d is not None), None)
+    if folder is None:
+        return None  # fit_area2vec says what is missing
+    print(f"anchor set: {folder}")
+    return read_anchor_set(folder)
 
 
 def _config(args: argparse.Namespace) -> CoreConfig:
@@ -44,14 +79,26 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 def cmd_transfer(args: argparse.Namespace) -> int:
     """Train a method on source + target and score the source -> target label transfer."""
     from core.atomic import write_text_atomic
+    from core.errors import InputError
     from core.progress import TerminalProgress
     from core.regions.evaluate import transfer
-    from core.regions.graph import read_city
 
     labels = _labels(args.labels)
-    source, target = read_city(args.source, labels), read_city(args.target, labels)
+    source, target = _load(args, args.source, labels), _load(args, args.target, labels)
+    if labels is None:
+        common = set(source.labels) & set(target.labels)
+        labels = tuple(x for x in DEFAULT_LABELS if x in common) or tuple(sorted(common))
+        if not labels:
+            raise InputError(
+                "labels",
+                f"{source.name} and {target.name} share no label",
+                expected=f"labels in both cities ({sorted(source.labels)} / {sorted(target.labels)})",
+            )
+    anchors = _anchors(args, [args.source, args.target])
     with TerminalProgress(f"{args.method} {source.name}->{target.name}", enabled=not args.quiet) as bar:
-        rows, seconds = transfer(source, target, args.method, labels, seeds=args.seeds, config=_config(args), progress=bar)
+        rows, seconds = transfer(
+            source, target, args.method, labels, seeds=args.seeds, config=_config(args), progress=bar, anchors=anchors
+        )
     print(
         f"{source.name} ({source.n} regions) -> {target.name} ({target.n} regions), {args.method}, "
         f"{args.seeds} seeds, {sum(seconds) / len(seconds):.1f} s training per seed"
@@ -70,16 +117,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from core.atomic import atomic_path, ensure_writable_dir
     from core.errors import InputError
     from core.progress import TerminalProgress
-    from core.regions.graph import read_city
     from core.regions.methods import fit_method
 
-    graphs = [read_city(c, labels=()) for c in args.city]
+    graphs = [_load(args, c, ()) for c in args.city]  # labels are not needed to embed
     names = [g.name for g in graphs]
     if len(set(names)) != len(names):
         raise InputError("city", f"two cities with the same folder name {names}", expected="city folders with distinct names")
     out = ensure_writable_dir(Path(args.out))
     with TerminalProgress(f"{args.method}", enabled=not args.quiet) as bar:
-        embeddings = fit_method(graphs, args.method, _config(args), bar)
+        embeddings = fit_method(graphs, args.method, _config(args), bar, anchors=_anchors(args, args.city))
     for g, z in zip(graphs, embeddings):
         frame = pd.DataFrame(z, columns=[f"e{i}" for i in range(z.shape[1])])
         frame.insert(0, "geo_id", g.region_ids)
@@ -105,6 +151,10 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--beta", type=float, default=CoreConfig.beta, help="weight of the individual alignment loss (default: %(default)s)"
     )
+    ANCHORS.add_to(p, "--anchors", metavar="DIR")
+    REGIONS.add_to(p, "--regions", choices=REGIONS.choices)
+    MESH_SIZE.add_to(p, "--mesh-size", choices=(1000, 250, 50))
+    CLUSTERS_K.add_to(p, "--k")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -120,27 +170,34 @@ def add_parser(sub: Any) -> None:
         "transfer",
         help="train on two cities, fit a ridge on the source's labels, score it on the target",
         description=(
-            "Train a method on two city folders (*.geo, *.mob, <label>_*.npy), fit a ridge (alpha 1) on the source "
+            "Train a method on two cities (folders with *.geo, *.mob, <label>_*.npy, or stay tables as regions of "
+            "JIS meshes or of the release's joint clusters), fit a ridge (alpha 1) on the source "
             "city's embeddings and labels, apply it to every target region (negatives clipped) and print MAE, "
             "Spearman and R^2 (mean ± sd over seeds) for labels as sums, per km^2 (density) and log(1 + sum), "
             "beside the baselines 'mean' (the source's mean) and 'area' (a ridge on log area)."
         ),
     )
-    t.add_argument("--source", required=True, help="source city folder (its labels train the ridge)")
-    t.add_argument("--target", required=True, help="target city folder (its labels only score)")
+    t.add_argument("--source", required=True, help="source city folder or stay table (its labels train the ridge)")
+    t.add_argument("--target", required=True, help="target city folder or stay table (its labels only score)")
     t.add_argument(
         "--seeds", type=int, default=TransferConfig.seeds, help="training runs, seeds seed..seed+n-1 (default: %(default)s)"
     )
-    t.add_argument("--labels", default=",".join(DEFAULT_LABELS), help="comma-separated labels (default: %(default)s)")
+    t.add_argument(
+        "--labels",
+        help=f"comma-separated labels (default: {','.join(DEFAULT_LABELS)} where both cities have them, else every common label)",
+    )
     t.add_argument("--out", help=f"write the rows as JSON (method, label, scale in {SCALES}, metrics with *_sd)")
     _training_options(t)
     t.set_defaults(func=cmd_transfer)
     e = rsub.add_parser(
         "embed",
         help="embed two or more cities in one space and write geo_id,e0,... CSVs",
-        description="Embed the regions of two or more city folders with one method; writes OUT/<city folder name>.csv.",
+        description=(
+            "Embed the regions of two or more cities (folders or stay tables) with one method; "
+            "writes OUT/<city folder or table name>.csv."
+        ),
     )
-    e.add_argument("--city", action="append", required=True, help="a city folder (repeat: --city A --city B)")
+    e.add_argument("--city", action="append", required=True, help="a city folder or stay table (repeat: --city A --city B)")
     e.add_argument("--out", required=True, help="output folder")
     _training_options(e)
     e.set_defaults(func=cmd_embed)

@@ -11,9 +11,12 @@ from typing import Any
 
 from core.knobs import Knob
 
-# Methods of :func:`core.regions.methods.fit_method`: CoRE (one stage), each city alone, and post-hoc
-# alignment of the "individual" embeddings on shared-rank anchors (Yabe et al. 2020's RP / RA).
-METHODS = ("core", "individual", "procrustes", "affine")
+# Methods of :func:`core.regions.methods.fit_method`: CoRE (one stage), each city alone, post-hoc
+# alignment of the "individual" embeddings on shared-rank anchors (Yabe et al. 2020's RP / RA), and
+# Area2Vec anchored to a shared anchor set (cities built from stays only).
+METHODS = ("core", "individual", "procrustes", "affine", "area2vec")
+# Regions of a city built from a stay table: JIS meshes, or the joint clusters of its release.
+REGION_KINDS = ("meshes", "clusters")
 # Label scales of the evaluation: as given (sums over a region), per km^2, log(1 + sum).
 SCALES = ("sum", "density", "log")
 # Baselines reported beside every method: the source city's mean, a ridge on log area alone.
@@ -53,3 +56,16 @@ METHOD = Knob("method", "core", str, "embedding method", choices=METHODS)
 EPOCHS = Knob("epochs", CoreConfig.epochs, int, "training epochs, full batch", 1, 5000)
 SEED = Knob("seed", CoreConfig.seed, int, "first seed", 0, 2**31 - 1)
 SCALE = Knob("label scale", "sum", str, "label scale: as given, per km^2, or log(1 + sum)", choices=SCALES)
+# Cities given as stay tables (and the area2vec method).
+REGIONS = Knob(
+    "regions", "meshes", str, "regions of a stay table: JIS meshes, or the joint clusters of its release", choices=REGION_KINDS
+)
+MESH_SIZE = Knob("mesh size", 1000, int, "mesh size of the regions of a stay table (1000, 250 or 50)", 50, 1000, unit="m")
+CLUSTERS_K = Knob("number of clusters", 10, int, "k of the release's joint clusters (--regions clusters)", 2, 50)
+ANCHORS = Knob(
+    "anchor set",
+    None,
+    str,
+    "anchor folder (anchor_df.csv + anchor_embeddings.pth) of the area2vec method; "
+    "none: the anchor_data/ of the release that holds the stay tables",
+)

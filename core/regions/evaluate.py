@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -145,11 +146,15 @@ def transfer(
     config: CoreConfig | None = None,
     scales: Sequence[str] = SCALES,
     progress: Callable[[Progress], None] | None = None,
+    *,
+    anchors: Any = None,
+    area2vec: Any = None,
 ) -> tuple[list[dict[str, object]], list[float]]:
     """Train ``method`` on the two cities once per seed and score the source -> target transfer.
 
     Seeds are ``config.seed, config.seed + 1, ...``; the model of every seed is its last epoch (no
-    selection on any label).
+    selection on any label). ``anchors`` and ``area2vec`` are passed to
+    :func:`~core.regions.methods.fit_method` (the ``area2vec`` method's anchor set and training).
 
     Returns:
         The rows of :func:`evaluate_embeddings` and the training seconds of each seed.
@@ -166,7 +171,9 @@ def transfer(
     runs, seconds = [], []
     for s in range(seeds):
         start = time.perf_counter()
-        z = fit_method([source, target], method, replace(config, seed=config.seed + s), progress)
+        z = fit_method(
+            [source, target], method, replace(config, seed=config.seed + s), progress, anchors=anchors, area2vec=area2vec
+        )
         seconds.append(time.perf_counter() - start)
         runs.append((z[0], z[1]))
     return evaluate_embeddings(source, target, runs, method, labels, scales), seconds

@@ -69,3 +69,32 @@ def write_city(folder: Path, name: str, n: int, seed: int) -> np.ndarray:
     for label, y in labels.items():
         np.save(folder / f"{label}_{name}_sum.npy", y)
     return types
+
+
+def stay_city(n_meshes: int, seed: int, n_people: int = 60, mean_stays: float = 60.0) -> tuple[pd.DataFrame, pd.Series]:
+    """A city as a stay table with user ids: 1 km meshes of four planted types (stay patterns).
+
+    The stays come from :func:`core.simulation.synthetic.synthetic_city` (each mesh's token pattern
+    drawn around its type's), put on a grid of 1 km meshes near Nagoya and spread over ``n_people``
+    people and 30 days at random, so consecutive stays give flows between meshes.
+
+    Returns:
+        The stay table (``user_id``, ``date``, ``lat``, ``lon`` and the stay columns) and each mesh's
+        type, indexed by its 1 km mesh code.
+    """
+    from core.geo.meshcode import latlon_to_code
+    from core.simulation.synthetic import synthetic_city
+
+    city = synthetic_city(n_meshes, mean_stays, seed=seed, n_types=4)
+    rng = np.random.default_rng(seed + 100)
+    # Mesh m at the centre of the 1 km mesh in row m // 40, column m % 40 of a grid (30" x 45" meshes).
+    centre_lat = 35.0 + (np.arange(n_meshes) // 40 + 0.5) / 120
+    centre_lon = 136.5 + (np.arange(n_meshes) % 40 + 0.5) / 80
+    mesh = city.stays.pop("mesh_id").to_numpy()
+    stays = city.stays.assign(
+        user_id=rng.integers(0, n_people, len(mesh)),
+        date=pd.Timestamp("2019-04-01") + pd.to_timedelta(rng.integers(0, 30, len(mesh)), unit="D"),
+        lat=centre_lat[mesh],
+        lon=centre_lon[mesh],
+    )
+    return stays, pd.Series(city.area_type, index=latlon_to_code(centre_lat, centre_lon, 1000))
