@@ -119,30 +119,6 @@ def _city(data_dir: Path, key: object) -> City:
     return offered[key]
 
 
-def _graph_arrays(g: RegionGraph) -> dict[str, Any]:
-    arrays = {k: getattr(g, k) for k in ("region_ids", "area_km2", "lon", "lat", "origin", "destination", "weight")}
-    arrays["geometry"] = np.asarray(g.geometry if g.geometry is not None else [], dtype=str)
-    for name, y in g.labels.items():
-        arrays[f"label_{name}"] = y
-    return arrays
-
-
-def _graph_from_arrays(name: str, z: Any) -> RegionGraph:
-    geometry = z["geometry"]
-    return RegionGraph(
-        name=name,
-        region_ids=z["region_ids"],
-        area_km2=z["area_km2"],
-        lon=z["lon"],
-        lat=z["lat"],
-        origin=z["origin"],
-        destination=z["destination"],
-        weight=z["weight"],
-        labels={k[len("label_") :]: z[k] for k in z.files if k.startswith("label_")},
-        geometry=geometry.astype(object) if geometry.size else None,
-    )
-
-
 def load_graph(data_dir: Path, key: object) -> RegionGraph:
     """The region graph of an offered city (memoised; demo graphs also cached on disk).
 
@@ -158,17 +134,23 @@ def load_graph(data_dir: Path, key: object) -> RegionGraph:
     if city.kind == "folder":
         graph = read_city(city.path, name=city.name)
     else:
-        path = data_dir.joinpath(*CACHE, "graphs", f"{city.name}-{DEMO_MESH}m-{fp}.npz")
+        # v2: with each region's stay-token counts (the area2vec method embeds them)
+        path = data_dir.joinpath(*CACHE, "graphs", f"{city.name}-{DEMO_MESH}m-v2-{fp}.npz")
         if path.is_file():
             with np.load(path, allow_pickle=False) as z:
-                graph = _graph_from_arrays(city.name, z)
+                graph = RegionGraph.from_arrays(city.name, z)
         else:
-            stays = pd.read_parquet(city.path, columns=["user_id", "lat", "lon", "date", "arrival_time"])
+            import pyarrow.parquet as pq
+
+            have = set(pq.read_schema(city.path).names)
+            wanted = ["user_id", "lat", "lon", "date", "arrival_time", "stay_time", "day_of_week", "is_holiday"]
+            stays = pd.read_parquet(city.path, columns=[c for c in wanted if c in have])
             graph = graph_from_stays(stays, DEMO_MESH, name=city.name, source=city.path.name)
             from core.atomic import atomic_path
 
+            arrays: dict[str, Any] = graph.to_arrays()
             with atomic_path(path) as tmp, tmp.open("wb") as fh:
-                np.savez(fh, **_graph_arrays(graph))
+                np.savez(fh, **arrays)
     return _put(_GRAPHS, (city.key, fp), graph)
 
 
@@ -258,7 +240,13 @@ def fit_and_cache(
 
     source, target = load_graph(data_dir, sel.source), load_graph(data_dir, sel.target)
     start = time.perf_counter()
-    z = fit_method([source, target], sel.method, replace(CoreConfig(), epochs=sel.epochs, seed=sel.seed), progress)
+    anchors = None
+    if sel.method == "area2vec":  # the demo cities' stays are anchored to the demo release's anchor set
+        from core.regions.sources import release_anchor_dir
+
+        anchors = release_anchor_dir(_city(data_dir, sel.source).path)
+    config = replace(CoreConfig(), epochs=sel.epochs, seed=sel.seed)
+    z = fit_method([source, target], sel.method, config, progress, anchors=anchors)
     seconds = time.perf_counter() - start
     info = {**asdict(sel), "seconds": seconds, "regions": [source.n, target.n]}
     from core.atomic import atomic_path

@@ -292,3 +292,36 @@ def test_layout_offers_the_cities_and_the_declared_choices(data):
     for text in ("'value': 'regions/alpha'", "'value': 'demo/town_2020_01'", "'value': 'procrustes'", "'value': 'density'"):
         assert text in page
     assert "regions/notes" not in page
+
+
+def test_area2vec_aligns_two_demo_cities_through_the_release_anchor_set(tmp_path):
+    """The view's area2vec choice on demo cities: token counts cached with the graph, the demo's anchors used."""
+    from core.area2vec.anchors import build_anchor_set
+    from core.mobility.stays import stays_from_frame
+    from core.release.layout import ANCHOR_DIR
+    from core.simulation.synthetic import synthetic_city
+
+    root = tmp_path / "data"
+    stays_dir = root / "demo" / "stays"
+    stays_dir.mkdir(parents=True)
+    frames = []
+    for i, name in enumerate(("east_2021_04", "west_2021_04")):
+        city = synthetic_city(300, 60, seed=40 + i).stays
+        frames.append(city)
+        at = np.asarray(_stays()[["lat", "lon"]])[np.arange(len(city)) % len(_stays())]
+        city = city.assign(
+            user_id=np.arange(len(city)) % 50,
+            lat=at[:, 0] + 0.01 * (city["mesh_id"].to_numpy() % 7),
+            lon=at[:, 1] + 0.01 * (city["mesh_id"].to_numpy() // 7 % 7),
+            date=pd.Timestamp("2021-04-05") + pd.to_timedelta(np.arange(len(city)) // 40, unit="D"),
+        )
+        city.to_parquet(stays_dir / f"{name}.parquet", index=False)
+    anchors = build_anchor_set([stays_from_frame(f) for f in frames], n_anchors=16, records_per_anchor=500, seed=0)
+    anchors.save(root / "demo" / ANCHOR_DIR)
+    g = store.load_graph(root, "demo/east_2021_04")
+    assert g.token_counts is not None and g.token_counts.sum() == g.labels["stays"].sum()
+    sel = store.Selection.from_browser(root, "demo/east_2021_04", "demo/west_2021_04", "area2vec", 0, 30)
+    out = store.fit_and_cache(root, sel, lambda p: None)
+    assert out["state"] == "done"
+    z = store.cached_embeddings(root, sel)
+    assert z is not None and z[0].shape[1] == anchors.dim and np.isfinite(z[0]).all()
