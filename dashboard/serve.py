@@ -70,10 +70,24 @@ def app_process(data_dir: str | Path, args: tuple[str, ...] = ()) -> Iterator[tu
         Path(log.name).unlink(missing_ok=True)
 
 
+LOGS: dict[str, Path] = {}  # URL of a running app -> its log file (tests read it when a page fails)
+
+
+def server_errors(url: str, limit: int = 4000) -> str:
+    """The tracebacks in a running app's log (empty when none): what a failing browser test should show."""
+    path = LOGS.get(url)
+    if path is None or not path.is_file():
+        return ""
+    text = path.read_text(errors="replace")
+    start = text.find("Traceback")
+    return text[max(start - 300, 0) : start + limit] if start >= 0 else ""
+
+
 @contextlib.contextmanager
 def running_app(data_dir: str | Path, timeout: float = 30.0, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
     """Start ``app.py`` over ``data_dir`` (no basemap, no demo build, plus ``extra_args``); yield its URL once the app is ready; stop it."""
     with app_process(data_dir, ("--no-demo", *extra_args)) as (url, proc, log):
+        LOGS[url] = log
         deadline = time.monotonic() + timeout
         while (state := (build_status(url) or {}).get("state")) != "ready":
             if state == "failed" or proc.poll() is not None or time.monotonic() > deadline:

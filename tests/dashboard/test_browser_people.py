@@ -31,14 +31,16 @@ def server(people_data):
 
 
 @pytest.fixture
-def page(chromium):
+def page(chromium, server):
+    from dashboard.serve import server_errors
+
     pg = chromium.new_page(viewport={"width": 1400, "height": 1300})
     errors: list[str] = []
     pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     pg.on("pageerror", lambda e: errors.append(str(e)))
     yield pg
     pg.close()
-    assert errors == [], errors
+    assert errors == [], [*errors, server_errors(server)]
 
 
 def _count(page, sel: str) -> int:
