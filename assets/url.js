@@ -8,7 +8,7 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       q.set("ds", ds);
       q.set("k", String(kAny || k || 10));
       if (selected && selected.ds === ds && selected.code !== undefined) { q.set("mesh", String(selected.code)); }
-      if (tab === "diff" || tab === "train") { q.set("view", tab); }
+      if (["diff", "train", "people", "regions"].includes(tab)) { q.set("view", tab); }
       window.history.replaceState(null, "", "?" + q.toString());
       return q.toString();
     },

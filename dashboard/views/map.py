@@ -252,7 +252,7 @@ def describe_threshold(by: str, value: float) -> str:
     return f"within distance {value:g}"
 
 
-VIEWS = ("map", "diff", "train", "people")
+VIEWS = ("map", "diff", "train", "people", "regions")  # the tabs a link may open (tabs.value)
 
 
 def parse_url_state(search: str | None, catalog: Catalog) -> dict:

@@ -72,6 +72,9 @@ def test_url_state_is_parsed_and_clamped(catalog):
         "view": "train",
         "notes": [],
     }
+    for tab in ("people", "regions"):  # every tab a link may open
+        st = map_view.parse_url_state(f"?ds={KEY}&view={tab}", catalog)
+        assert st["view"] == tab and st["notes"] == []
 
 
 def test_the_url_callback_sets_dataset_and_k_radio_or_box(catalog):
