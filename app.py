@@ -49,6 +49,20 @@ def _view_callbacks() -> tuple[Any, Any]:
     return copy.deepcopy((_dash_callbacks.GLOBAL_CALLBACK_MAP, _dash_callbacks.GLOBAL_CALLBACK_LIST))
 
 
+def _import_request_modules() -> None:
+    """Import now, in one thread, what requests would otherwise import lazily in several at once.
+
+    Threads importing a package with circular imports at the same moment can be handed a partly
+    initialised module (Python's import deadlock avoidance): under load the first tiles of a page
+    failed with "partially initialized module 'PIL.Image' has no attribute 'Image'" (HTTP 500).
+    """
+    import scipy.sparse  # noqa: F401 - joint clusters' pooled patterns
+    import sklearn.cluster  # noqa: F401 - joint clusters at a new k
+    from PIL import Image
+
+    Image.preinit()  # the PNG encoder of the tiles (PIL loads its plugins on first save otherwise)
+
+
 def _initial_state(catalog: Catalog) -> dict:
     """Default view (the URL's ds / k / mesh / view are applied in the browser, see callbacks.sync_state)."""
     keys = catalog.keys()
@@ -140,6 +154,7 @@ def create_app(
     _dash_callbacks.GLOBAL_CALLBACK_LIST[:] = listed
     register_tiles(app.server)
     install_input_guard(app)
+    _import_request_modules()
     return app
 
 

@@ -155,3 +155,19 @@ def test_figures_built_without_validation_are_valid_plotly():
     five = figs[3]
     assert len(five.data) == 5 * 2 * 7 and len(five.layout.annotations) == 10
     assert {t.xaxis for t in five.data} == {"x"} | {f"x{i}" for i in range(2, 11)}
+
+
+def test_the_app_imports_what_requests_need_before_serving(tmp_path):
+    """Lazy imports raced between request threads (a 500 under load): create_app imports them first."""
+    import subprocess
+    import sys
+
+    from dashboard.serve import ROOT
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import app; app.create_app(sys.argv[2], basemap=None); "
+        "missing = [m for m in ('PIL.Image', 'PIL.PngImagePlugin', 'sklearn.cluster', 'scipy.sparse') if m not in sys.modules]; "
+        "print(missing); sys.exit(1 if missing else 0)"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(ROOT), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr[-2000:]
