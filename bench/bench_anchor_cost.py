@@ -33,20 +33,9 @@ GEOMETRIES = ("embedding", "whitened", "pattern")
 
 
 def _counts(stays_file: Path):
-    from core.mobility.stays import StayRecords
+    from core.mobility.stays import stays_from_frame
 
-    s = pd.read_parquet(stays_file)
-    rec = StayRecords(
-        stays_file.name,
-        "code",
-        s["code"].to_numpy(),
-        s["stay_time"].to_numpy(),
-        s["arrival_time"].cat.codes.to_numpy().astype(np.int16),
-        s["day_of_week"].cat.codes.to_numpy().astype(np.int8),
-        s["is_holiday"].to_numpy(),
-        s["mesh_size"].to_numpy().astype(np.int64),
-    )
-    return rec.to_counts()
+    return stays_from_frame(pd.read_parquet(stays_file), stays_file.name).to_counts()
 
 
 def _geometry(vectors: np.ndarray, decoder: np.ndarray, kind: str) -> np.ndarray:

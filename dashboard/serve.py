@@ -87,11 +87,14 @@ def server_errors(url: str, limit: int = 4000) -> str:
 def running_app(data_dir: str | Path, timeout: float = 30.0, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
     """Start ``app.py`` over ``data_dir`` (no basemap, no demo build, plus ``extra_args``); yield its URL once the app is ready; stop it."""
     with app_process(data_dir, ("--no-demo", *extra_args)) as (url, proc, log):
-        LOGS[url] = log
         deadline = time.monotonic() + timeout
         while (state := (build_status(url) or {}).get("state")) != "ready":
             if state == "failed" or proc.poll() is not None or time.monotonic() > deadline:
                 out = log.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"the app did not start: {out}")
             time.sleep(0.25)
-        yield url
+        LOGS[url] = log
+        try:
+            yield url
+        finally:
+            LOGS.pop(url, None)  # the log file goes with the process
