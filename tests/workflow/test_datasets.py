@@ -65,16 +65,20 @@ def test_rename_moves_every_file_and_keeps_the_dataset_whole(with_user):
     assert leftovers == []
 
 
-def test_a_reader_sees_the_old_or_the_new_dataset_never_both_or_none(with_user):
+def test_a_reader_sees_the_old_or_the_new_dataset_never_both(with_user):
     seen: list[set[str]] = []
-    stop = threading.Event()
+    stop, looked = threading.Event(), threading.Event()
 
     def watch():
         while not stop.is_set():
             seen.append(_user_names(with_user))
+            looked.set()
 
     t = threading.Thread(target=watch)
     t.start()
+    # The watcher looks at least once before the renames start (a thread scheduled late could otherwise
+    # see only the short windows between the two renames of the GeoJSON, and the checks below nothing).
+    assert looked.wait(30)
     try:
         for i in range(20):
             rename_dataset(
@@ -85,7 +89,7 @@ def test_a_reader_sees_the_old_or_the_new_dataset_never_both_or_none(with_user):
         t.join()
     # A dataset is its GeoJSON: at each moment exactly one name, or (between the two renames of the GeoJSON) none visible yet.
     assert all(len(s) <= 1 and s <= {"kobe_2016-10b", "renamed"} for s in seen), {frozenset(s) for s in seen}
-    assert {"kobe_2016-10b"} in seen and _user_names(with_user) == {"kobe_2016-10b"}
+    assert seen[0] == {"kobe_2016-10b"} and _user_names(with_user) == {"kobe_2016-10b"}
 
 
 def test_a_rename_killed_halfway_is_finished_by_the_cleanup(with_user):
