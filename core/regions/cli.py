@@ -13,6 +13,7 @@ from core.regions.config import (
     CLUSTERS_K,
     DEFAULT_LABELS,
     EPOCHS,
+    LOSSES,
     MESH_SIZE,
     METHOD,
     REGIONS,
@@ -51,7 +52,9 @@ def _anchors(args: argparse.Namespace, paths: list[str]) -> Any:
 
 
 def _config(args: argparse.Namespace) -> CoreConfig:
-    return CoreConfig(epochs=args.epochs, seed=args.seed, n_anchors=args.n_anchors, alpha=args.alpha, beta=args.beta)
+    return CoreConfig(
+        epochs=args.epochs, seed=args.seed, n_anchors=args.n_anchors, alpha=args.alpha, beta=args.beta, losses=args.losses
+    )
 
 
 def _json_ready(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -151,6 +154,7 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--beta", type=float, default=CoreConfig.beta, help="weight of the individual alignment loss (default: %(default)s)"
     )
+    LOSSES.add_to(p, "--losses", choices=LOSSES.choices)
     ANCHORS.add_to(p, "--anchors", metavar="DIR")
     REGIONS.add_to(p, "--regions", choices=REGIONS.choices)
     MESH_SIZE.add_to(p, "--mesh-size", choices=(1000, 250, 50))

@@ -17,6 +17,10 @@ from core.knobs import Knob
 METHODS = ("core", "individual", "procrustes", "affine", "area2vec")
 # Regions of a city built from a stay table: JIS meshes, or the joint clusters of its release.
 REGION_KINDS = ("meshes", "clusters")
+# How CoRE's losses are normalised: as the paper writes them (per-region mean RE, cosine anchors, cycle
+# against Z Z^T), or as the authors' public code computes them (summed RE, dot-product anchors / N_a,
+# cycle against the city's own attention, biased Q / K): the weights of the three losses differ.
+LOSS_FORMS = ("paper", "reference")
 # Label scales of the evaluation: as given (sums over a region), per km^2, log(1 + sum).
 SCALES = ("sum", "density", "log")
 # Baselines reported beside every method: the source city's mean, a ridge on log area alone.
@@ -37,6 +41,7 @@ class CoreConfig:
     alpha: float = 1.0  # weight of the latent manifold alignment loss
     beta: float = 1.0  # weight of the latent individual alignment loss
     seed: int = 0
+    losses: str = "paper"  # "paper": the paper's normalisations; "reference": the public code's (LOSS_FORMS)
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-ready dict."""
@@ -55,6 +60,13 @@ class TransferConfig:
 METHOD = Knob("method", "core", str, "embedding method", choices=METHODS)
 EPOCHS = Knob("epochs", CoreConfig.epochs, int, "training epochs, full batch", 1, 5000)
 SEED = Knob("seed", CoreConfig.seed, int, "first seed", 0, 2**31 - 1)
+LOSSES = Knob(
+    "loss form",
+    CoreConfig.losses,
+    str,
+    "CoRE's loss normalisations: as the paper writes them, or as the authors' public code computes them",
+    choices=LOSS_FORMS,
+)
 SCALE = Knob("label scale", "sum", str, "label scale: as given, per km^2, or log(1 + sum)", choices=SCALES)
 # Cities given as stay tables (and the area2vec method).
 REGIONS = Knob(

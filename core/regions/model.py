@@ -15,6 +15,14 @@ the flow as edge feature, PReLU between the layers) maps the mobility graph to r
   ``Attn^{X->Y} = Q^X K^Y^T / sqrt(d)``) and the cycle ``Attn^{X->Y} Attn^{Y->X}`` compared with
   ``Cor^{X->X}`` (mean squared error), both ways.
 
+``CoreConfig.losses = "reference"`` computes the three losses with the normalisations of the
+authors' public code instead (their weights relative to each other differ by orders of magnitude):
+RE summed over the regions, not averaged; LMA from dot products ``norm_rows(A Z^T)`` (no cosine, no
+second normalisation), squared distances summed over an anchor's row and averaged over the anchors;
+LIA compares each city's cycle with its own attention ``Q K^T / sqrt(d)`` (not ``Z Z^T``), ``Q`` and
+``K`` are linear layers with biases, summed over a row and averaged over the regions; one PReLU is
+shared by the cities' encoders.
+
 With more than two cities the alignment losses are summed over every pair. ``alpha = beta = 0``
 trains every city alone ("Individual").
 
@@ -34,7 +42,7 @@ import numpy as np
 
 from core.errors import CoreError, InputError
 from core.progress import Progress
-from core.regions.config import CoreConfig
+from core.regions.config import LOSS_FORMS, CoreConfig
 from core.regions.graph import RegionGraph
 
 
@@ -158,11 +166,11 @@ def _modules(dim: int, heads: int) -> Any:
     class Encoder(nn.Module):
         """Learned node inputs -> GAT -> PReLU -> GAT."""
 
-        def __init__(self, n: int) -> None:
+        def __init__(self, n: int, act: nn.Module | None = None) -> None:
             super().__init__()
             self.inputs = nn.Embedding(n, dim)
             self.gat1, self.gat2 = GATLayer(dim, dim), GATLayer(dim, dim)
-            self.act = nn.PReLU()
+            self.act = act if act is not None else nn.PReLU()
 
         def forward(self, g: dict[str, torch.Tensor]) -> torch.Tensor:
             return self.gat2(self.act(self.gat1(self.inputs.weight, g)), g)
@@ -224,6 +232,81 @@ def lia_loss(z_x: Any, z_y: Any, w_q: Any, w_k: Any) -> Any:
     return err_x / z_x.shape[0] ** 2 + err_y / z_y.shape[0] ** 2
 
 
+def re_loss_summed(z: Any, od: Any, rows: Any) -> Any:
+    """RE as the public code computes it: the cross-entropy summed over every region (not averaged).
+
+    Only the relative weight of RE and the alignment losses differs from :func:`re_loss` (by a factor
+    of the number of regions with outflows); Adam is otherwise indifferent to the loss's scale.
+    """
+    zr = z[rows]
+    return -(od[rows] * torch_log_softmax(zr @ z.T)).sum()
+
+
+def anchor_gram_reference(z: Any, anchors: Any) -> Any:
+    """The public code's relative representation: ``S = norm_rows(A Z^T)`` (dot products, each anchor's row
+    normalised over the regions), returned as ``S S^T`` (``N_a x N_a``) through the ``d x d`` Gram matrix."""
+    ag = anchors @ (z.T @ z)  # N_a x d
+    norms = (ag * anchors).sum(1).clamp(min=1e-12).sqrt()
+    return (ag @ anchors.T) / norms[:, None] / norms[None, :]
+
+
+def lma_loss_reference(z_x: Any, z_y: Any, anchors: Any) -> Any:
+    """LMA as the public code computes it: ``sum((S_x S_x^T - S_y S_y^T)^2) / N_a`` (per-anchor squared
+    distance of the rows of ``1 - S S^T``, averaged over the anchors)."""
+    diff = anchor_gram_reference(z_x, anchors) - anchor_gram_reference(z_y, anchors)
+    return (diff * diff).sum() / anchors.shape[0]
+
+
+def _attention_cycle_error(q: Any, k: Any, q_o: Any, k_o: Any) -> Any:
+    """``||Q K_o^T Q_o K^T / d - Q K^T / sqrt(d)||_F^2`` through ``d x d`` matrices.
+
+    The cycle ``Attn^{X->Y} Attn^{Y->X}`` minus the city's own attention ``Attn^{X->X}`` is
+    ``Q M K^T`` with ``M = K_o^T Q_o / d - I / sqrt(d)``, and ``||Q M K^T||^2 = sum((M^T Q^T Q M) * (K^T K))``.
+    """
+    import torch
+
+    d = q.shape[1]
+    m = (k_o.T @ q_o) / d - torch.eye(d, dtype=q.dtype) / d**0.5
+    return ((m.T @ (q.T @ q) @ m) * (k.T @ k)).sum()
+
+
+def lia_loss_reference(z_x: Any, z_y: Any, wq: Any, wk: Any) -> Any:
+    """LIA as the public code computes it: each city's cross-attention cycle against its own attention
+    ``Q K^T / sqrt(d)`` (not ``Z Z^T``), squared error summed over a row and averaged over the regions;
+    ``wq``, ``wk`` are linear layers with biases shared by the cities."""
+    q_x, k_x, q_y, k_y = wq(z_x), wk(z_x), wq(z_y), wk(z_y)
+    return _attention_cycle_error(q_x, k_x, q_y, k_y) / z_x.shape[0] + _attention_cycle_error(q_y, k_y, q_x, k_x) / z_y.shape[0]
+
+
+class _Losses:
+    """CoRE's three losses in one of :data:`~core.regions.config.LOSS_FORMS`, with the cross-attention's parameters."""
+
+    def __init__(self, form: str, dim: int) -> None:
+        import torch
+
+        self.reference = form == "reference"
+        if self.reference:
+            self.wq, self.wk = torch.nn.Linear(dim, dim), torch.nn.Linear(dim, dim)
+            self.attention_params = [*self.wq.parameters(), *self.wk.parameters()]
+        else:
+            self.w_q = torch.nn.Parameter(torch.empty(dim, dim))
+            self.w_k = torch.nn.Parameter(torch.empty(dim, dim))
+            torch.nn.init.xavier_uniform_(self.w_q)
+            torch.nn.init.xavier_uniform_(self.w_k)
+            self.attention_params = [self.w_q, self.w_k]
+
+    def re(self, z: Any, od: Any, rows: Any) -> Any:
+        return re_loss_summed(z, od, rows) if self.reference else re_loss(z, od, rows)
+
+    def lma(self, z_x: Any, z_y: Any, anchors: Any) -> Any:
+        return lma_loss_reference(z_x, z_y, anchors) if self.reference else lma_loss(z_x, z_y, anchors)
+
+    def lia(self, z_x: Any, z_y: Any) -> Any:
+        if self.reference:
+            return lia_loss_reference(z_x, z_y, self.wq, self.wk)
+        return lia_loss(z_x, z_y, self.w_q, self.w_k)
+
+
 class CoRE:
     """CoRE: region embeddings of two or more cities, learned and aligned in one stage.
 
@@ -244,6 +327,7 @@ class CoRE:
         graphs: Sequence[RegionGraph],
         progress: Callable[[Progress], None] | None = None,
         cancel: Callable[[], bool] | None = None,
+        snapshots: Sequence[int] = (),
     ) -> CoRE:
         """Train on the cities' mobility graphs.
 
@@ -251,6 +335,8 @@ class CoRE:
             graphs: two or more cities (one city trains it alone).
             progress: called with a :class:`~core.progress.Progress` every few epochs.
             cancel: polled every epoch; when it returns True, training stops with TrainingCancelled.
+            snapshots: epochs after which to keep a copy of the embeddings (``snapshots_``), for
+                training curves; the model is always the last epoch's.
 
         Returns:
             self.
@@ -272,19 +358,22 @@ class CoRE:
                 raise InputError(g.name, "no flow between its regions", expected="OD flows with positive weights")
         if cfg.dim < 1 or cfg.heads < 1 or cfg.epochs < 1 or cfg.n_anchors < 1:
             raise InputError("config", "dim, heads, epochs and n_anchors must be >= 1", expected="positive sizes")
+        if cfg.losses not in LOSS_FORMS:
+            raise InputError("config", f"unknown loss form {cfg.losses!r}", expected=f"one of {', '.join(LOSS_FORMS)}")
+        keep = set(snapshots)
+        self.snapshots_: dict[int, list[np.ndarray]] = {}
         torch.manual_seed(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         _, Encoder = _modules(cfg.dim, cfg.heads)
         tensors = [_graph_tensors(g, cfg.heads) for g in graphs]
-        encoders = [Encoder(g.n) for g in graphs]
-        w_q = torch.nn.Parameter(torch.empty(cfg.dim, cfg.dim))
-        w_k = torch.nn.Parameter(torch.empty(cfg.dim, cfg.dim))
-        torch.nn.init.xavier_uniform_(w_q)
-        torch.nn.init.xavier_uniform_(w_k)
-        params = [p for e in encoders for p in e.parameters()]
+        # The public code shares one PReLU between the cities' encoders; created in the same order as before.
+        shared_act = torch.nn.PReLU() if cfg.losses == "reference" else None
+        encoders = [Encoder(g.n, shared_act) for g in graphs]
+        losses = _Losses(cfg.losses, cfg.dim)
         align = len(graphs) > 1 and (cfg.alpha > 0 or cfg.beta > 0)
+        params = list({id(p): p for e in encoders for p in e.parameters()}.values())
         if align:
-            params += [w_q, w_k]
+            params += losses.attention_params
         opt = torch.optim.Adam(params, lr=cfg.lr)
         pairs = [(i, j) for i in range(len(graphs)) for j in range(i + 1, len(graphs))] if align else []
         history: list[dict[str, float]] = []
@@ -295,18 +384,21 @@ class CoRE:
                 raise TrainingCancelled(f"CoRE training cancelled at epoch {epoch}")
             opt.zero_grad()
             zs = [enc(t) for enc, t in zip(encoders, tensors)]
-            re = sum((re_loss(z, t["od"], t["rows"]) for z, t in zip(zs, tensors)), torch.zeros(()))
+            re = sum((losses.re(z, t["od"], t["rows"]) for z, t in zip(zs, tensors)), torch.zeros(()))
             lma, lia = torch.zeros(()), torch.zeros(())
             if pairs and cfg.alpha > 0:
                 anchors = torch.randn(cfg.n_anchors, cfg.dim, generator=gen)
-                lma = sum((lma_loss(zs[i], zs[j], anchors) for i, j in pairs), lma)
+                lma = sum((losses.lma(zs[i], zs[j], anchors) for i, j in pairs), lma)
             if pairs and cfg.beta > 0:
-                lia = sum((lia_loss(zs[i], zs[j], w_q, w_k) for i, j in pairs), lia)
+                lia = sum((losses.lia(zs[i], zs[j]) for i, j in pairs), lia)
             total = re + cfg.alpha * lma + cfg.beta * lia
             if not torch.isfinite(total):
                 raise CoreError(f"CoRE loss is not finite at epoch {epoch} (lr {cfg.lr} too large?)")
             total.backward()
             opt.step()
+            if epoch in keep:
+                with torch.no_grad():
+                    self.snapshots_[epoch] = [enc(t).numpy().astype(np.float32) for enc, t in zip(encoders, tensors)]
             history.append({k: float(v.detach()) for k, v in (("total", total), ("re", re), ("lma", lma), ("lia", lia))})
             if progress is not None and (epoch % every == 0 or epoch == cfg.epochs):
                 elapsed = time.perf_counter() - start

@@ -70,6 +70,33 @@ def test_gat_layer_equals_torch_geometric(tmp_path: Path) -> None:
     assert torch.allclose(grad_ours, x.grad, atol=1e-5)
 
 
+def test_reference_losses_equal_the_public_codes_definitions() -> None:
+    """The ``reference`` loss form: the public code's normalisations, written here the naive way
+    (N_a x N dot products, N x N attention matrices, row-wise squared distances)."""
+    g = torch.Generator().manual_seed(2)
+    zx, zy = torch.randn(50, 16, generator=g), torch.randn(40, 16, generator=g) * 2 + 1
+    anchors = torch.randn(30, 16, generator=g)
+    torch.manual_seed(3)
+    wq, wk = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16)
+
+    def rows_sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return ((a - b) ** 2).sum(1).mean()
+
+    sx, sy = F.normalize(anchors @ zx.T, dim=1), F.normalize(anchors @ zy.T, dim=1)
+    naive_lma_ref = rows_sq(1 - sx @ sx.T, 1 - sy @ sy.T)
+    d = math.sqrt(16)
+    qx, kx, qy, ky = wq(zx), wk(zx), wq(zy), wk(zy)
+    xx, yy, xy, yx = qx @ kx.T / d, qy @ ky.T / d, qx @ ky.T / d, qy @ kx.T / d
+    naive_lia_ref = rows_sq(xy @ yx, xx) + rows_sq(yx @ xy, yy)
+    od = torch.softmax(torch.randn(50, 50, generator=g), 1)
+    naive_re = -(od * torch.log_softmax(zx @ zx.T, 1)).sum()
+    assert float(m.lma_loss_reference(zx, zy, anchors)) == pytest.approx(float(naive_lma_ref), rel=1e-4)
+    assert float(m.lia_loss_reference(zx, zy, wq, wk)) == pytest.approx(float(naive_lia_ref.detach()), rel=1e-4)
+    rows = torch.ones(50, dtype=torch.bool)
+    assert float(m.re_loss_summed(zx, od, rows)) == pytest.approx(float(naive_re), rel=1e-5)
+    assert float(m.re_loss_summed(zx, od, rows)) == pytest.approx(50 * float(m.re_loss(zx, od, rows)), rel=1e-5)
+
+
 def test_alignment_losses_cannot_see_a_flip_along_a_principal_axis() -> None:
     """LMA and LIA depend on each city's embeddings only through Gram matrices, so reflecting one city
     along a principal axis of its own embeddings changes no loss, yet moves its regions in the shared
@@ -119,6 +146,21 @@ def test_training_is_seeded_and_learns_planted_types(two_cities) -> None:
         assert _type_accuracy(z[:half], t[:half], z[half:], t[half:]) >= 0.8
 
 
+def test_reference_form_trains_and_keeps_snapshots(two_cities) -> None:
+    """The public code's loss form trains the same encoders; snapshots are the embeddings at those epochs."""
+    a, b, ta, tb = two_cities
+    cfg = CoreConfig(dim=32, heads=2, epochs=150, lr=0.01, n_anchors=200, losses="reference")
+    model = m.CoRE(cfg).fit([a, b], snapshots=(1, 75, 150))
+    assert sorted(model.snapshots_) == [1, 75, 150]
+    assert np.array_equal(model.snapshots_[150][1], model.embeddings_[1])
+    assert not np.allclose(model.snapshots_[1][0], model.snapshots_[150][0])
+    first, last = model.loss_history_[0], model.loss_history_[-1]
+    # Summed over the regions (about 1,400 at the start); these flows are near-uniform, so it falls ~7 %.
+    assert first["re"] > 500 and last["re"] < 0.97 * first["re"]
+    half = len(tb) // 2
+    assert _type_accuracy(model.embeddings_[1][:half], tb[:half], model.embeddings_[1][half:], tb[half:]) >= 0.8
+
+
 def test_individual_is_not_aligned(two_cities) -> None:
     """Each city alone: a classifier trained on city A's types is near chance on city B."""
     a, b, ta, tb = two_cities
@@ -149,8 +191,10 @@ def test_procrustes_recovers_a_known_rotation(two_cities) -> None:
     assert np.allclose(procrustes_map(z, z @ rot + 3.0, i_a, i_b), z, atol=1e-4)
 
 
-def test_bad_inputs() -> None:
+def test_bad_inputs(two_cities) -> None:
     with pytest.raises(InputError, match="unknown method 'umap'"):
         fit_method([], "umap")
     with pytest.raises(InputError, match="at least one city"):
         m.CoRE().fit([])
+    with pytest.raises(InputError, match="unknown loss form 'code'"):
+        m.CoRE(CoreConfig(losses="code")).fit([two_cities[0]])
