@@ -60,14 +60,19 @@ def test_gat_layer_equals_torch_geometric(tmp_path: Path) -> None:
     x = torch.randn(80, 16, requires_grad=True)
     target = torch.randn(80, 16)
     keep = t["src"] != t["dst"]
-    a = ours(x, t)
-    (a * target).sum().backward()
-    grad_ours = x.grad.clone()
-    x.grad = None
     b = conv(x, torch.stack([t["src"][keep], t["dst"][keep]]), t["w"][keep][:, None])
     (b * target).sum().backward()
-    assert torch.allclose(a, b, atol=1e-5)
-    assert torch.allclose(grad_ours, x.grad, atol=1e-5)
+    grad_conv, x.grad = x.grad.clone(), None
+    # Both ways of computing the attention's gradient (all pairs at once, or gathered per edge).
+    att_grads = []
+    for dense in (True, False):
+        a = ours(x, {**t, "dense_backward": dense})
+        (a * target).sum().backward()
+        assert torch.allclose(a, b, atol=1e-5)
+        assert torch.allclose(x.grad, grad_conv, atol=1e-5)
+        att_grads.append(ours.att_src.grad.clone())
+        x.grad, ours.att_src.grad = None, None
+    assert torch.allclose(att_grads[0], att_grads[1], atol=1e-5) and float(att_grads[0].abs().max()) > 1e-4
 
 
 def test_reference_losses_equal_the_public_codes_definitions() -> None:
