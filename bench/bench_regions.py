@@ -143,6 +143,12 @@ def train_all(data: Path, xa, cd, trained: list[str], seeds: int, epochs: int) -
     return runs, seconds, curves
 
 
+def _find(rows: list[dict], direction: str, method: str, label: str, scale: str) -> dict | None:
+    return next(
+        (x for x in rows if (x["direction"], x["method"], x["label"], x["scale"]) == (direction, method, label, scale)), None
+    )
+
+
 def print_tables(rows: list[dict]) -> None:
     """The README's tables: per direction and scale, MAE (± sd) / Spearman; published MAE and ours vs it."""
     for direction in ("XA->CD", "CD->XA"):
@@ -155,45 +161,23 @@ def print_tables(rows: list[dict]) -> None:
             print("| method | " + " | ".join(LABELS) + " |")
             print("|---|" + "---|" * len(LABELS))
             for method in (*ORDER, ORACLE):
+                found = [_find(rows, direction, method, label, scale) for label in LABELS]
+                if any(r is None for r in found):
+                    continue
                 cells = []
-                for label in LABELS:
-                    r = next(
-                        (
-                            x
-                            for x in rows
-                            if x["direction"] == direction
-                            and x["method"] == method
-                            and x["label"] == label
-                            and x["scale"] == scale
-                        ),
-                        None,
-                    )
-                    if r is None:
-                        break
+                for r in found:
+                    assert r is not None
                     sd = f" ± {r['mae_sd']:.1f}" if r["runs"] > 1 else ""
                     sp = "-" if np.isnan(r["spearman"]) else f"{r['spearman']:.2f}"
                     cells.append(f"{r['mae']:.4g}{sd} / {sp}")
-                if len(cells) == len(LABELS):
-                    print(f"| {method} | " + " | ".join(cells) + " |")
+                print(f"| {method} | " + " | ".join(cells) + " |")
             if scale == "sum":
                 print("| published CoRE | " + " | ".join(f"{pub[label]}" for label in LABELS) + " |")
                 for method in ("core", "core-ref"):
-                    vs = [
-                        next(
-                            (
-                                x["mae"] / pub[label] - 1
-                                for x in rows
-                                if x["direction"] == direction
-                                and x["method"] == method
-                                and x["label"] == label
-                                and x["scale"] == scale
-                            ),
-                            None,
-                        )
-                        for label in LABELS
-                    ]
-                    if all(v is not None for v in vs):
-                        print(f"| {method} vs published | " + " | ".join(f"{100 * float(v or 0):+.0f} %" for v in vs) + " |")
+                    mine = [_find(rows, direction, method, label, scale) for label in LABELS]
+                    if all(r is not None for r in mine):
+                        vs = [100 * (r["mae"] / pub[label] - 1) for r, label in zip(mine, LABELS) if r is not None]
+                        print(f"| {method} vs published | " + " | ".join(f"{v:+.0f} %" for v in vs) + " |")
 
 
 def main() -> None:
