@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 from urllib.parse import urlencode
 
 import dash_leaflet as dl
 import numpy as np
-from dash import html
+from dash import dcc, html
 
 from core import knobs
 from core.geo.meshcode import code_bounds
+from core.knobs import Knob
 
 from . import ids
 from .catalog import Catalog
 from .figures import DISTANCE_COLOURS, DISTANCE_LABELS, MATCH_COLOURS, cluster_color
 
 JAPAN = (36.2, 138.2)
+
+
+def knob_input(text: str, component_id: str, knob: Knob, **props: Any) -> html.Label:
+    """A labelled number box whose bounds, step, default and hover hint come from ``knob``.
+
+    The knob (``core.knobs``) is the one declaration the command line and the server's checks read
+    too; ``props`` override or add ``dcc.Input`` properties (``value``, ``debounce``...).
+    """
+    base = {"type": "number", "min": knob.low, "max": knob.high, "step": 1 if knob.kind is int else None, "value": knob.default}
+    base.update(props)
+    field = dcc.Input(id=component_id, **{k: v for k, v in base.items() if v is not None or k == "value"})
+    return html.Label([text, field], title=f"{knob.help}: {knob.allowed()}")
 
 
 def make_map(

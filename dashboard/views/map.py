@@ -25,6 +25,7 @@ from ..catalog import Catalog, app_context, get_catalog
 from ..components import (
     distance_legend,
     effective_k,
+    knob_input,
     legend,
     make_map,
     match_legend,
@@ -57,20 +58,13 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                             ),
                         ]
                     ),
-                    html.Label(
-                        [
-                            "any k",
-                            dcc.Input(
-                                id=ids.K_ANY,
-                                type="number",
-                                min=knobs.K.low,
-                                max=knobs.K.high,
-                                step=1,
-                                value=None if state["k"] in RELEASED_KS else state["k"],
-                                debounce=True,
-                                style={"width": "5em"},
-                            ),
-                        ]
+                    knob_input(
+                        "any k",
+                        ids.K_ANY,
+                        knobs.K,
+                        value=None if state["k"] in RELEASED_KS else state["k"],
+                        debounce=True,
+                        style={"width": "5em"},
                     ),
                     html.Label(
                         [

@@ -24,6 +24,7 @@ from core.regions.config import EPOCHS, METHOD, METHODS, SCALE, SCALES, SEED
 from .. import ids
 from .. import regions as store
 from ..catalog import app_context
+from ..components import knob_input
 
 METHOD_LABELS = {
     "core": "CoRE (one stage)",
@@ -44,24 +45,6 @@ SELECTION = [
 
 def _data_dir() -> Path:
     return app_context().data_dir
-
-
-def _number(knob: Any, field_id: str) -> html.Label:
-    return html.Label(
-        title=knob.allowed(),
-        children=[
-            knob.name,
-            dcc.Input(
-                id=field_id,
-                type="number",
-                min=knob.low,
-                max=knob.high,
-                step=1,
-                value=knob.default,
-                debounce=True,
-            ),
-        ],
-    )
 
 
 def layout(data_dir: Path, basemap: str | None) -> html.Div:
@@ -137,8 +120,8 @@ def layout(data_dir: Path, basemap: str | None) -> html.Div:
                         ],
                         className="wide",
                     ),
-                    _number(EPOCHS, ids.REGIONS_EPOCHS),
-                    _number(SEED, ids.REGIONS_SEED),
+                    knob_input(EPOCHS.name, ids.REGIONS_EPOCHS, EPOCHS, debounce=True),
+                    knob_input(SEED.name, ids.REGIONS_SEED, SEED, debounce=True),
                 ],
             ),
             html.Div(

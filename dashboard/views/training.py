@@ -45,6 +45,7 @@ from core.workflow.userdata import (
 
 from .. import ids
 from ..catalog import app_context
+from ..components import knob_input
 
 
 def anchor_options(data_dir: Path) -> list[dict]:
@@ -460,44 +461,9 @@ def layout(anchor_options: list[dict], inbox: list[dict], upload_cap: int) -> ht
                                     html.Div(
                                         className="inline",
                                         children=[
-                                            html.Label(
-                                                [
-                                                    "dim (free only)",
-                                                    dcc.Input(
-                                                        id=ids.TRAIN_DIM,
-                                                        type="number",
-                                                        min=knobs.DIM.low,
-                                                        max=knobs.DIM.high,
-                                                        step=1,
-                                                        value=knobs.DIM.default,
-                                                    ),
-                                                ]
-                                            ),
-                                            html.Label(
-                                                [
-                                                    "stopping tolerance",
-                                                    dcc.Input(
-                                                        id=ids.TRAIN_TOL,
-                                                        type="number",
-                                                        min=knobs.TOL.low,
-                                                        max=knobs.TOL.high,
-                                                        value=knobs.TOL.default,
-                                                    ),
-                                                ]
-                                            ),
-                                            html.Label(
-                                                [
-                                                    "most epochs",
-                                                    dcc.Input(
-                                                        id=ids.TRAIN_EPOCHS,
-                                                        type="number",
-                                                        min=knobs.EPOCHS.low,
-                                                        max=knobs.EPOCHS.high,
-                                                        step=1,
-                                                        value=knobs.EPOCHS.default,
-                                                    ),
-                                                ]
-                                            ),
+                                            knob_input("dim (free only)", ids.TRAIN_DIM, knobs.DIM),
+                                            knob_input("stopping tolerance", ids.TRAIN_TOL, knobs.TOL),
+                                            knob_input("most epochs", ids.TRAIN_EPOCHS, knobs.EPOCHS),
                                             html.Label(
                                                 [
                                                     "anchor schedule",
@@ -509,43 +475,22 @@ def layout(anchor_options: list[dict], inbox: list[dict], upload_cap: int) -> ht
                                                     ),
                                                 ]
                                             ),
-                                            html.Label(
-                                                [
-                                                    "privacy: more than N people per mesh (raw GPS)",
-                                                    dcc.Input(
-                                                        id=ids.TRAIN_MIN_USERS,
-                                                        type="number",
-                                                        min=knobs.MIN_USERS.low,
-                                                        step=1,
-                                                        value=knobs.MIN_USERS.default,
-                                                    ),
-                                                ]
+                                            knob_input(
+                                                "privacy: more than N people per mesh (raw GPS)",
+                                                ids.TRAIN_MIN_USERS,
+                                                knobs.MIN_USERS,
                                             ),
-                                            html.Label(
-                                                [
-                                                    "stay radius, m (raw GPS)",
-                                                    dcc.Input(
-                                                        id=ids.TRAIN_GPS_DISTANCE,
-                                                        type="number",
-                                                        min=knobs.STAY_RADIUS.low,
-                                                        max=knobs.STAY_RADIUS.high,
-                                                        value=knobs.STAY_RADIUS.default,
-                                                        debounce=True,
-                                                    ),
-                                                ]
+                                            knob_input(
+                                                "stay radius, m (raw GPS)",
+                                                ids.TRAIN_GPS_DISTANCE,
+                                                knobs.STAY_RADIUS,
+                                                debounce=True,
                                             ),
-                                            html.Label(
-                                                [
-                                                    "shortest stay, min (raw GPS)",
-                                                    dcc.Input(
-                                                        id=ids.TRAIN_GPS_MINUTES,
-                                                        type="number",
-                                                        min=knobs.MIN_STAY.low,
-                                                        max=knobs.MIN_STAY.high,
-                                                        value=knobs.MIN_STAY.default,
-                                                        debounce=True,
-                                                    ),
-                                                ]
+                                            knob_input(
+                                                "shortest stay, min (raw GPS)",
+                                                ids.TRAIN_GPS_MINUTES,
+                                                knobs.MIN_STAY,
+                                                debounce=True,
                                             ),
                                             html.Label(
                                                 [
