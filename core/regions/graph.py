@@ -139,22 +139,27 @@ def _drop_index_column(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _rows_error(source: str, problem: str, column: str, bad: np.ndarray, values: np.ndarray, expected: str) -> InputError:
+    """The error for the rows where ``bad`` is true: the first five (1-based) with their values, and how many."""
+    rows = np.flatnonzero(bad)[:5]
+    return InputError(
+        source,
+        problem,
+        column=column,
+        rows=(rows + 1).tolist(),
+        values=np.asarray(values)[rows].tolist(),
+        n_bad=int(bad.sum()),
+        expected=expected,
+    )
+
+
 def _integers(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
     if column not in frame.columns:
         raise InputError(source, f"missing column '{column}'", expected=f"columns {list(frame.columns)} to include '{column}'")
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values) | (values != np.round(values))
     if bad.any():
-        rows = np.flatnonzero(bad)[:5]
-        raise InputError(
-            source,
-            "not an integer id",
-            column=column,
-            rows=(rows + 1).tolist(),
-            values=frame[column].to_numpy()[rows].tolist(),
-            n_bad=int(bad.sum()),
-            expected="integer ids",
-        )
+        raise _rows_error(source, "not an integer id", column, bad, frame[column].to_numpy(), "integer ids")
     return values.astype(np.int64)
 
 
@@ -177,16 +182,7 @@ def _areas_and_centres(geo: pd.DataFrame, source: str) -> tuple[np.ndarray, np.n
         raise InputError(source, "no region areas", expected=f"a '{AREA_M2}' column (m^2) or a '{GEOMETRY}' column (WKT)")
     bad = ~np.isfinite(area) | (area <= 0)
     if bad.any():
-        rows = np.flatnonzero(bad)[:5]
-        raise InputError(
-            source,
-            "area not positive",
-            column=AREA_M2,
-            rows=(rows + 1).tolist(),
-            values=area[rows].tolist(),
-            n_bad=int(bad.sum()),
-            expected="areas > 0",
-        )
+        raise _rows_error(source, "area not positive", AREA_M2, bad, area, "areas > 0")
     if set(CENTRE) <= set(geo.columns):
         lon = pd.to_numeric(geo[CENTRE[0]], errors="coerce").to_numpy(dtype=np.float64)
         lat = pd.to_numeric(geo[CENTRE[1]], errors="coerce").to_numpy(dtype=np.float64)
@@ -222,16 +218,7 @@ def read_city(folder: str | Path, labels: tuple[str, ...] | None = None, name: s
     ids = _integers(geo, GEO_ID, geo_path.name)
     dup = pd.Series(ids).duplicated().to_numpy()
     if dup.any():
-        rows = np.flatnonzero(dup)[:5]
-        raise InputError(
-            geo_path.name,
-            "duplicate region id",
-            column=GEO_ID,
-            rows=(rows + 1).tolist(),
-            values=ids[rows].tolist(),
-            n_bad=int(dup.sum()),
-            expected="unique ids",
-        )
+        raise _rows_error(geo_path.name, "duplicate region id", GEO_ID, dup, ids, "unique ids")
     area, lon, lat, wkt = _areas_and_centres(geo, geo_path.name)
 
     mob = _drop_index_column(pd.read_csv(mob_path))
@@ -242,15 +229,13 @@ def read_city(folder: str | Path, labels: tuple[str, ...] | None = None, name: s
         pos = position.reindex(raw).to_numpy()
         unknown = np.isnan(pos)
         if unknown.any():
-            rows = np.flatnonzero(unknown)[:5]
-            raise InputError(
+            raise _rows_error(
                 mob_path.name,
                 "region id not in the .geo file",
-                column=column,
-                rows=(rows + 1).tolist(),
-                values=raw[rows].tolist(),
-                n_bad=int(unknown.sum()),
-                expected=f"ids among the {len(ids)} geo_id values of {geo_path.name} ({ids.min()}..{ids.max()})",
+                column,
+                unknown,
+                raw,
+                f"ids among the {len(ids)} geo_id values of {geo_path.name} ({ids.min()}..{ids.max()})",
             )
         ends.append(pos.astype(np.int64))
     if WEIGHT not in mob.columns:
@@ -258,16 +243,7 @@ def read_city(folder: str | Path, labels: tuple[str, ...] | None = None, name: s
     weight = pd.to_numeric(mob[WEIGHT], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(weight) | (weight < 0)
     if bad.any():
-        rows = np.flatnonzero(bad)[:5]
-        raise InputError(
-            mob_path.name,
-            "flow not a number >= 0",
-            column=WEIGHT,
-            rows=(rows + 1).tolist(),
-            values=mob[WEIGHT].to_numpy()[rows].tolist(),
-            n_bad=int(bad.sum()),
-            expected="flows >= 0",
-        )
+        raise _rows_error(mob_path.name, "flow not a number >= 0", WEIGHT, bad, mob[WEIGHT].to_numpy(), "flows >= 0")
 
     found: dict[str, Path] = {}
     for path in sorted(folder.glob("*.npy")):
