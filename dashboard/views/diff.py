@@ -688,7 +688,7 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
     legend_a = render_legend(legend_entries(diff, "cluster", names, "a", thr is not None, cell_t))
     legend_b = render_legend(legend_entries(diff, by, names, "b", thr is not None, cell_t))
     fig = transition_heatmap(diff.transitions(), a.split("/", 1)[1], b.split("/", 1)[1], names, cell_t)
-    fig.update_layout(clickmode="event")
+    fig["layout"]["clickmode"] = "event"  # a click on a cell highlights its meshes
     table = change_table(diff, names, cell_t)
     if cell_t is not None:
         inside = len(table)

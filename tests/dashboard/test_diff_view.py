@@ -204,7 +204,7 @@ def test_csv_export_and_pick_panel(catalog):
     assert outline_a["features"][0]["properties"]["code"] == code
     graphs = [c for c in _walk(panel) if type(c).__name__ == "Graph"]
     assert len(graphs) == 2
-    assert graphs[0].figure.layout.yaxis.range == graphs[1].figure.layout.yaxis.range  # one scale before / after
+    assert graphs[0].figure["layout"]["yaxis"]["range"] == graphs[1].figure["layout"]["yaxis"]["range"]  # one scale
     osaka = int(catalog.get("rel/osaka_2021_04").codes[0])
     miss, *_ = view.show_pick({"code": osaka, "size": 50}, A, B, 10, None)
     assert "is not compared" in miss.children
