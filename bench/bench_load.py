@@ -63,6 +63,7 @@ class Client:
 
     def __init__(self, url: str, deps: list[dict], stats: dict, lock: threading.Lock) -> None:
         self.url, self.deps, self.stats, self.lock = url, deps, stats, lock
+        self.workers: dict[str, set[str]] = defaultdict(set)  # request type -> worker pids that answered it
 
     def _record(self, kind: str, seconds: float, status: int) -> None:
         with self.lock:
@@ -75,6 +76,7 @@ class Client:
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 status, payload = r.status, r.read()
+                self.workers[kind].add(r.headers.get("X-Area-Worker", ""))
         except urllib.error.HTTPError as exc:
             status, payload = exc.code, exc.read()
         except OSError:
@@ -240,7 +242,12 @@ def main() -> None:
         stats: dict = defaultdict(list)
         lock = threading.Lock()
         warm = Client(url, deps, defaultdict(list), lock)
-        person(warm, random.Random(-1), time.monotonic() + 5)  # caches warm, as after a first visitor
+        # Caches warm, as after a first visitor of each worker process (each has its own caches).
+        until = time.monotonic() + 120
+        while time.monotonic() < until:
+            person(warm, random.Random(-1), time.monotonic() + 5)
+            if len(warm.workers["diff"]) >= args.workers:
+                break
         rss0 = server_rss(url)
         stop = time.monotonic() + duration
         threads = [
