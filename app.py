@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import knobs
-from dashboard.server import THREADS, check_binding, serve
+from dashboard.server import THREADS, can_fork, check_binding, listening_socket, run_workers, serve
 
 if TYPE_CHECKING:
     from dash import Dash
@@ -183,29 +183,68 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("AREA_TOKEN") or None,
         help="access token (default: $AREA_TOKEN); required to serve a non-loopback --host; open the address with ?token=... once",
     )
-    ap.add_argument("--threads", type=int, default=THREADS, help=f"requests served at once (default {THREADS})")
+    ap.add_argument("--threads", type=int, default=THREADS, help=f"requests served at once per process (default {THREADS})")
+    knobs.WORKERS.add_to(ap, "--workers", metavar="N")
+    knobs.REQUEST_TIMEOUT.add_to(ap, "--timeout", metavar="SECONDS")
     args = ap.parse_args(argv)
     check_binding(args.host, args.token)  # before anything else: refuse early
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     basemap = None if args.basemap.lower() == "none" else args.basemap
     people = tuple(args.people)
+    threads = max(1, args.threads)
+    body = upload_body_limit(int(args.upload_cap_mb * 2**20))
+    url = f"http://{args.host}:{args.port}"
+    workers = args.workers if can_fork() else 1
 
     from dashboard.startup import Startup
 
-    startup = Startup(
-        data,
-        lambda: create_app(data, basemap, args.upload_cap_mb, people),
-        None if args.no_demo else args.demo_scale,
-        url=f"http://{args.host}:{args.port}",
-        token=args.token,
-        prepare=_view_callbacks,
+    def startup_for(follow: bool, demo: str | None) -> Startup:
+        return Startup(
+            data,
+            lambda: create_app(data, basemap, args.upload_cap_mb, people),
+            demo,
+            url=url,
+            token=args.token,
+            prepare=_view_callbacks,
+            follow=follow,
+        )
+
+    demo_scale = None if args.no_demo else args.demo_scale
+    if workers == 1:
+        startup = startup_for(False, demo_scale)
+        # A demo build outliving the server would keep building: stop it with the server, however that stops.
+        atexit.register(startup.stop)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        startup.start()
+        serve(startup.app, args.host, args.port, args.token, threads, body, timeout=args.timeout)
+        return
+    # Several processes accept on one socket. This one builds the demo release (once) and supervises;
+    # each worker shows the build's progress from its status file, then builds its own app and caches.
+    sock = listening_socket(args.host, args.port)
+    main_startup = startup_for(False, demo_scale)
+    building = main_startup.needs_demo()
+    if building:
+        main_startup.begin_build()
+        atexit.register(main_startup.stop)
+    outcome: list[int] = []
+
+    def tick() -> None:  # the supervisor's loop: has the build ended?
+        if building and not outcome and (code := main_startup.poll_build()) is not None:
+            outcome.append(code)
+            main_startup.end_build(code)
+
+    def work(_: int) -> None:
+        startup = startup_for(True, demo_scale if building else None)
+        startup.start()
+        serve(startup.app, args.host, args.port, args.token, threads, body, timeout=args.timeout, sock=sock, worker_header=True)
+
+    print(
+        f"Serving on {url} ({workers} processes x {threads} threads){' with an access token' if args.token else ''}", flush=True
     )
-    # A demo build outliving the server would keep building: stop it with the server, however that stops.
-    atexit.register(startup.stop)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    startup.start()
-    serve(startup.app, args.host, args.port, args.token, max(1, args.threads), upload_body_limit(int(args.upload_cap_mb * 2**20)))
+    code = run_workers(workers, work, tick)
+    main_startup.stop()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Bounded loopback load test of the dashboard server: ``python -m bench.bench_load [--clients 20] [--duration 60]``.
+"""Bounded loopback load test of the dashboard server: ``python -m bench.bench_load [--clients 20] [--duration 60] [--workers N] [--think S]``.
 
 Starts ``app.py`` (waitress) on 127.0.0.1 over ``--data`` (default: a synthetic release of three
 datasets of 50,176 meshes of 50 m in ``bench/out/load-data``, built once), then runs ``--clients``
@@ -6,7 +6,11 @@ threads that act like people (open the page, show a dataset, load its tiles, cli
 selects it and lists its similar meshes, compare two periods) while one more client sends forged
 expensive requests (k = 8000, k = 'abc', unknown datasets, huge thresholds, bad click data, tiles with
 malformed parameters). Prints throughput, p50 / p95 / p99 per request type, errors, and the server's
-memory before and after. Loopback only; every loop is bounded in count and time.
+memory before and after (all its processes). ``--think 0`` (the default) hammers: every client sends its
+next request as soon as the last one is answered (the stress figure); ``--think S`` paces each person
+as a person: a think time drawn from an exponential distribution of mean S seconds (seeded) after each
+action (open the page, show a dataset, load its tiles, click a mesh, compare two periods). The forger
+never pauses. Loopback only; every loop is bounded in count and time.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from core import knobs
 
 OUT = Path(__file__).resolve().parent / "out" / "load-data"
 MAX_CLIENTS, MAX_DURATION_S, MAX_REQUESTS = 64, 600, 1_000_000
@@ -57,6 +63,7 @@ class Client:
 
     def __init__(self, url: str, deps: list[dict], stats: dict, lock: threading.Lock) -> None:
         self.url, self.deps, self.stats, self.lock = url, deps, stats, lock
+        self.workers: dict[str, set[str]] = defaultdict(set)  # request type -> worker pids that answered it
 
     def _record(self, kind: str, seconds: float, status: int) -> None:
         with self.lock:
@@ -69,6 +76,7 @@ class Client:
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 status, payload = r.status, r.read()
+                self.workers[kind].add(r.headers.get("X-Area-Worker", ""))
         except urllib.error.HTTPError as exc:
             status, payload = exc.code, exc.read()
         except OSError:
@@ -126,17 +134,25 @@ def tiles_of(centre: tuple[float, float], z: int = 14) -> list[tuple[int, int, i
     return [(z, cx + dx, cy + dy) for dx in (-2, -1, 0, 1, 2) for dy in (-1, 0, 1)]
 
 
-def person(c: Client, rng: random.Random, stop: float) -> None:
+def person(c: Client, rng: random.Random, stop: float, think: float = 0.0) -> None:
+    """One person's loop until ``stop``: after each action, a pause of mean ``think`` seconds (0: none)."""
     ds = "demo/tokyo_2021_04"
     lat0, lon0 = CENTRES["tokyo_2021_04"]
     n = 0
+
+    def pause() -> None:
+        if think > 0:
+            time.sleep(min(rng.expovariate(1.0 / think), max(stop - time.monotonic(), 0.0), 10 * think))
+
     while time.monotonic() < stop and n < MAX_REQUESTS:
         c.request("page", "/")
         c.request("page", "/_dash-layout")
+        pause()
         resp = c.fire("map view", "mesh-layer.url", view_values(ds))
         layer = (resp.get("mesh-layer") or {}).get("url") or f"/tiles/{{z}}/{{x}}/{{y}}.png?ds={ds}&k=10&mode=cluster"
         for z, x, y in tiles_of((lat0 + 0.02, lon0 + 0.03)):
             c.request("tile", layer.replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y)))
+        pause()
         for _ in range(3):
             if time.monotonic() >= stop:
                 break
@@ -144,6 +160,7 @@ def person(c: Client, rng: random.Random, stop: float) -> None:
             sel = c.fire("click", "selected-mesh.data", {"mesh-map.clickData": {"latlng": ll}, "dataset-select.value": ds})
             selected = (sel.get("selected-mesh") or {}).get("data")
             c.fire("click", "mesh-info.children", {**view_values(ds, selected=selected)})
+            pause()
         c.fire(
             "diff",
             "diff-layer.url",
@@ -156,6 +173,7 @@ def person(c: Client, rng: random.Random, stop: float) -> None:
                 "diff-cell.data": None,
             },
         )
+        pause()
         n += 1
 
 
@@ -184,16 +202,18 @@ def forger(c: Client, rng: random.Random, stop: float) -> None:
         n += 1
 
 
-def server_rss(port_url: str) -> float:
+def server_rss(port_url: str) -> tuple[float, int]:
+    """Resident memory of the server's processes (MB, summed) and how many there are."""
     import psutil
 
+    total, n = 0.0, 0
     for p in psutil.Process().children(recursive=True):
         try:
             if "app.py" in " ".join(p.cmdline()):
-                return p.memory_info().rss / 2**20
+                total, n = total + p.memory_info().rss / 2**20, n + 1
         except psutil.Error:
             continue
-    return float("nan")
+    return (total, n) if n else (float("nan"), 0)
 
 
 def main() -> None:
@@ -204,7 +224,10 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=0)
+    knobs.WORKERS.add_to(ap, "--workers", metavar="N")
+    ap.add_argument("--think", type=float, default=0.0, help="mean think time of a person between actions, s (0: hammer)")
     args = ap.parse_args()
+    think = max(0.0, min(args.think, 60.0))
     clients = max(1, min(args.clients, MAX_CLIENTS))
     duration = max(1.0, min(args.duration, MAX_DURATION_S))
     data = Path(args.data) if args.data else OUT
@@ -212,18 +235,23 @@ def main() -> None:
         synthetic_release(data)
     from dashboard.serve import running_app
 
-    with running_app(data, timeout=120) as url:
+    with running_app(data, timeout=120, extra_args=("--workers", str(args.workers))) as url:
         assert url.startswith("http://127.0.0.1:"), url  # loopback only
         with urllib.request.urlopen(url + "/_dash-dependencies", timeout=30) as r:
             deps = json.load(r)
         stats: dict = defaultdict(list)
         lock = threading.Lock()
         warm = Client(url, deps, defaultdict(list), lock)
-        person(warm, random.Random(-1), time.monotonic() + 5)  # caches warm, as after a first visitor
+        # Caches warm, as after a first visitor of each worker process (each has its own caches).
+        until = time.monotonic() + 120
+        while time.monotonic() < until:
+            person(warm, random.Random(-1), time.monotonic() + 5)
+            if len(warm.workers["diff"]) >= args.workers:
+                break
         rss0 = server_rss(url)
         stop = time.monotonic() + duration
         threads = [
-            threading.Thread(target=person, args=(Client(url, deps, stats, lock), random.Random(args.seed + i), stop))
+            threading.Thread(target=person, args=(Client(url, deps, stats, lock), random.Random(args.seed + i), stop, think))
             for i in range(clients)
         ]
         threads.append(threading.Thread(target=forger, args=(Client(url, deps, stats, lock), random.Random(args.seed - 1), stop)))
@@ -237,8 +265,12 @@ def main() -> None:
     for k in [k for k in stats if k.startswith("forged:")]:
         stats["forged"].extend(stats[k])
     total = sum(len(v) for k, v in stats.items() if not k.startswith("forged"))
-    print(f"{clients} clients + 1 forger for {duration:.0f} s (wall {wall:.1f} s), loopback, waitress")
-    print(f"throughput (normal requests): {total / wall:.1f} req/s; server RSS {rss0:.0f} MB before, {rss1:.0f} MB after")
+    mode = f"person-paced (think {think:g} s)" if think else "hammer (no think time)"
+    print(f"{clients} clients + 1 forger for {duration:.0f} s (wall {wall:.1f} s), {mode}, loopback, waitress x {args.workers}")
+    print(
+        f"throughput (normal requests): {total / wall:.1f} req/s; server RSS {rss0[0]:.0f} MB before, {rss1[0]:.0f} MB after "
+        f"({rss1[1]} processes)"
+    )
     print(f"{'type':<10} {'n':>7} {'errors':>7} {'4xx':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     kinds = ["page", "map view", "tile", "click", "diff", "forged"] + sorted(k for k in stats if k.startswith("forged:"))
     for kind in kinds:

@@ -177,6 +177,26 @@ UPLOAD_CAP = Knob(
     "upload cap", 50.0, float, "largest browser upload; bigger files go into DATA/inbox/", 0.001, 100_000.0, unit="MB"
 )
 
+# The web server (`python app.py --workers / --timeout`): processes sharing the port, and how long one request may run.
+WORKERS = Knob(
+    "server processes",
+    2,
+    int,
+    "server processes sharing the port, each with its own threads and caches (1 on Windows)",
+    1,
+    32,
+)
+REQUEST_TIMEOUT = Knob(
+    "request timeout",
+    180.0,
+    float,
+    "a request still running after this long gets HTTP 503 (its work finishes in the background); above the "
+    "upload preview's 120 s",
+    0.01,
+    3600.0,
+    unit="s",
+)
+
 # The demo release (core.simulation.demo.SCALES holds each scale's sizes): `python -m core demo --scale`, `app.py --demo-scale`.
 DEMO_SCALE = Knob(
     "demo scale",

@@ -53,6 +53,8 @@ class _LRU(OrderedDict):
 # so they live in their own cache; in the heavy one, 20 people clicking evicted the period diffs
 # (7 s each to recompute) within seconds (bench_load: diff p95 7.2 s with one client).
 _PER_CLICK = frozenset({"from", "matches"})
+# Light per-dataset views (a copy of its arrays) read by every click: their own cache too, for the same reason.
+_PER_DATASET = frozenset({"own"})
 
 
 class Catalog:
@@ -73,6 +75,7 @@ class Catalog:
             self._data = _LRU(64)
             self._derived = _LRU(64)
             self._clicks = _LRU(128)  # per clicked mesh (a distance per mesh each): never evicts the heavy values
+            self._views = _LRU(64)  # per dataset, light (_PER_DATASET)
             self._metrics: dict[str, dict | None] = {}
             self.version = getattr(self, "version", 0) + 1
 
@@ -105,6 +108,7 @@ class Catalog:
             # Derived values of other datasets may depend on the changed ones (diffs, similar lists): drop them all.
             self._derived = _LRU(64)
             self._clicks = _LRU(128)  # per clicked mesh (a distance per mesh each): never evicts the heavy values
+            self._views = _LRU(64)
             self.version += 1
             return True
 
@@ -215,17 +219,20 @@ class Catalog:
                 self._data.put(key, read_dataset(self.refs[key], cache_dir=self.cache_dir))
             return self._data[key]
 
+    def _store(self, kind: str) -> _LRU:
+        return self._clicks if kind in _PER_CLICK else self._views if kind in _PER_DATASET else self._derived
+
     def _memo(self, key, make):
         """The cached value of ``key``, computed once: concurrent requests for a missing key wait for the
         one computing it (20 clients opening the same diff cost one computation, not 20)."""
         with self._lock:
-            store = self._clicks if key[0] in _PER_CLICK else self._derived
+            store = self._store(key[0])
             if key in store:
                 return store[key]
             flight = self._flights.setdefault(key, threading.Lock())
         with flight:
             with self._lock:
-                store = self._clicks if key[0] in _PER_CLICK else self._derived
+                store = self._store(key[0])
                 if key in store:
                     return store[key]
             try:
@@ -387,6 +394,14 @@ class Catalog:
             return out
 
         return self._memo(("parents", key), make)
+
+    def own_meshes(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Codes, embeddings and sizes of the dataset's meshes that have an embedding of their own (not complemented)."""
+        ds = self.get(key)
+        if ds.complemented is None or not ds.complemented.any():
+            return ds.codes, ds.vectors, ds.mesh_sizes
+        own = ~ds.complemented
+        return self._memo(("own", key), lambda: (ds.codes[own], ds.vectors[own], ds.mesh_sizes[own]))
 
     def own_row(self, key: str, row: int) -> int:
         """The row whose embedding mesh ``row`` shows: its 250 m parent when complemented, else itself."""

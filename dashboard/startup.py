@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.progress import format_seconds, public_message, read_status
+from core.progress import StatusFile, format_seconds, public_message, read_status
 from dashboard.server import install_token_gate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,6 +154,31 @@ class DemoBuild:
             proc.wait()
 
 
+class FollowedBuild:
+    """A demo build that another process runs (the main process of several server workers): read its status file.
+
+    The main process starts the build before it starts the workers and records a failure the build
+    could not write itself (killed, out of memory), so the file's ``done`` or ``failed`` ends the wait.
+    """
+
+    def __init__(self, data_dir: Path, scale: str) -> None:
+        self.data_dir = data_dir.resolve()
+        self.scale = scale
+        self.status_path = self.data_dir / STATUS_FILE
+
+    def report(self) -> dict[str, Any] | None:
+        return read_status(self.status_path)
+
+    def wait(self, poll_s: float = 0.2) -> int:
+        """0 once the status file says ``done``, 1 once it says ``failed``."""
+        while (state := (self.report() or {}).get("state")) not in ("done", "failed"):
+            time.sleep(poll_s)
+        return 0 if state == "done" else 1
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Nothing to stop here: the main process owns the build."""
+
+
 class Startup:
     """Find a release, build the demo when there is none, then build the app; report each step.
 
@@ -164,6 +189,8 @@ class Startup:
         prepare: work that does not need the data (imports), run while the demo builds.
         url: where the server answers, for the terminal's messages.
         token: access token required by every page (``None``: none).
+        follow: this is one of several server workers and the main process runs the demo build
+            (see :meth:`begin_build`): show its progress from its status file, say nothing on the terminal.
     """
 
     def __init__(
@@ -174,12 +201,17 @@ class Startup:
         url: str,
         token: str | None = None,
         prepare: Callable[[], object] | None = None,
+        follow: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.make_app = make_app
         self.prepare = prepare
         self.url = url
-        self.build = DemoBuild(data_dir, demo_scale) if demo_scale else None
+        self.follow = follow
+        self.build: DemoBuild | FollowedBuild | None = None
+        if demo_scale:
+            self.build = FollowedBuild(data_dir, demo_scale) if follow else DemoBuild(data_dir, demo_scale)
+        self._t0 = 0.0
         self.state = "starting"
         self.error: str | None = None
         self.app = StartupApp(self.status, token)
@@ -200,7 +232,12 @@ class Startup:
             self.build.stop()
 
     def _say(self, text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
+        if not self.follow:  # the main process tells the terminal, once
+            print(text, file=sys.stderr, flush=True)
+
+    def needs_demo(self) -> bool:
+        """Whether there is no release yet and the demo release is to be built."""
+        return self._needs_demo()
 
     def _run(self) -> None:
         try:
@@ -222,6 +259,8 @@ class Startup:
     def _needs_demo(self) -> bool:
         if self.build is None:
             return False
+        if self.follow:  # the main process found no release and started the build
+            return True
         if not _may_hold_a_release(self.data_dir):  # a fresh folder: start the build without importing anything
             return True
         from core.release.layout import discover
@@ -229,19 +268,42 @@ class Startup:
         return not discover(self.data_dir)
 
     def _build_demo(self) -> bool:
+        self.begin_build()
+        if self.prepare is not None:
+            self.prepare()  # beside the build: it needs a core for a few seconds, the build runs for minutes
+        assert self.build is not None
+        return self.end_build(self.build.wait())
+
+    def begin_build(self) -> None:
+        """Start the demo build (in a child process) and tell the terminal; :meth:`end_build` takes its outcome.
+
+        The main process of several workers calls these itself, before starting the workers (which
+        follow the build's status file), and checks the build from its supervising loop.
+        """
         assert self.build is not None
         self._say(
             f"No release under {self.data_dir}: building the demo release ({self.build.scale} scale) in a child process. "
             f"Open {self.url} to watch its progress; the map opens there when it is done."
         )
-        t0 = time.perf_counter()
+        self._t0 = time.perf_counter()
         self.state = "building"
-        self.build.start()
-        if self.prepare is not None:
-            self.prepare()  # beside the build: it needs a core for a few seconds, the build runs for minutes
-        code = self.build.wait()
+        if isinstance(self.build, DemoBuild):
+            self.build.start()
+
+    def poll_build(self) -> int | None:
+        """The build's outcome as :meth:`DemoBuild.wait` gives it, or ``None`` while it runs (main process)."""
+        assert isinstance(self.build, DemoBuild) and self.build.proc is not None
+        code = self.build.proc.poll()
+        if (self.build.report() or {}).get("state") == "done":
+            return 0
+        return code
+
+    def end_build(self, code: int) -> bool:
+        """Record the build's exit ``code`` (0: done), tell the terminal; a failure the build could not
+        record itself (a signal) goes into its status file, for workers that follow it."""
+        assert self.build is not None
         if code == 0:
-            self._say(f"Demo release built in {time.perf_counter() - t0:.0f} s; opening the map at {self.url}")
+            self._say(f"Demo release built in {time.perf_counter() - self._t0:.0f} s; opening the map at {self.url}")
             return True
         report = self.build.report() or {}
         if code < 0:
@@ -250,6 +312,8 @@ class Startup:
             why = report.get("error") or f"the build process ended with exit status {code}"
         self.error = str(why)
         self.state = "failed"
+        if isinstance(self.build, DemoBuild) and report.get("state") != "failed":
+            StatusFile(self.build.status_path).fail(str(why))
         self._say(
             f"error: the demo build failed: {why}\n"
             f"  What to do: run `python -m core demo --data {self.data_dir} --scale {self.build.scale}` to see its full output "

@@ -125,20 +125,30 @@ def distance_edges(distance: np.ndarray, quantiles: Sequence[float] = DISTANCE_Q
     return np.unique(rounded[rounded > 0])
 
 
-def change_table(diff: PeriodDiff, names: Sequence[str] | None = None, cell: tuple[int, int] | None = None) -> pd.DataFrame:
+def change_table(
+    diff: PeriodDiff, names: Sequence[str] | None = None, cell: tuple[int, int] | None = None, limit: int | None = None
+) -> pd.DataFrame:
     """The compared meshes ranked by pattern change, the most changed first (ties: by code).
 
     Args:
         diff: the diff of periods A and B.
         names: the shown name of every cluster at ``diff.k`` (one shared space: the same in A and B).
         cell: only the meshes of this transition-matrix cell ``(cluster in A, cluster in B)``.
+        limit: only the first ``limit`` (>= 1) rows: ``.head(limit)`` of the whole table, without
+            ranking every mesh (the dashboard shows the top of the list).
 
     Returns:
         One row per mesh: ``rank`` (1 = the most changed), ``code``, ``mesh_size``, ``cluster_a``,
         ``name_a``, ``cluster_b``, ``name_b``, ``pattern_change``, ``distance``, ``changed``.
     """
     rows = np.flatnonzero(diff.in_cell(cell))
-    order = rows[np.lexsort((diff.codes[rows], -diff.pattern_change[rows]))]
+    if limit is not None and 1 <= limit < len(rows):
+        # Every row of the first ``limit`` has a key no larger than the limit-th smallest: rank only those
+        # (ties and NaN included, so the order below picks exactly the rows of the full ranking).
+        key = -diff.pattern_change[rows]
+        kth = np.partition(key, limit - 1)[limit - 1]
+        rows = rows[~(key > kth)]
+    order = rows[np.lexsort((diff.codes[rows], -diff.pattern_change[rows]))][:limit]
     n = len(order)
     no_labels = np.full(n, -1, dtype=np.int64)
     la = diff.labels_a[order].astype(np.int64) if diff.labels_a is not None else no_labels

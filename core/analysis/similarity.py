@@ -118,6 +118,7 @@ def similar_across(
     k: int = 10,
     exclude: tuple[str, int] | None = None,
     per_dataset: int | None = None,
+    dists: dict[str, np.ndarray] | None = None,
 ) -> list[Match]:
     """The ``k`` areas nearest to ``query`` over several datasets of one anchored space.
 
@@ -127,10 +128,11 @@ def similar_across(
         k: how many matches in all.
         exclude: ``(dataset, index)`` of the query area itself, left out.
         per_dataset: at most this many matches from one dataset (``None``: no limit).
+        dists: name -> :func:`distances` of its embeddings to ``query``, where the caller has them already.
     """
     found: list[Match] = []
     for name, (keys, emb) in datasets.items():
-        d = distances(emb, query)
+        d = dists[name] if dists is not None and name in dists else distances(emb, query)
         skip = exclude[1] if exclude is not None and exclude[0] == name else None
         take = per_dataset if per_dataset is not None else k
         for i in top_k(d, take, exclude=skip):

@@ -688,11 +688,12 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
     legend_a = render_legend(legend_entries(diff, "cluster", names, "a", thr is not None, cell_t))
     legend_b = render_legend(legend_entries(diff, by, names, "b", thr is not None, cell_t))
     fig = transition_heatmap(diff.transitions(), a.split("/", 1)[1], b.split("/", 1)[1], names, cell_t)
-    fig.update_layout(clickmode="event")
-    table = change_table(diff, names, cell_t)
+    fig["layout"]["clickmode"] = "event"  # a click on a cell highlights its meshes
+    table = change_table(diff, names, cell_t, limit=RANK_ROWS)  # the top of the list, without ranking every mesh
     if cell_t is not None:
-        inside = len(table)
-        cell_info = f"Highlighted: {inside:,} meshes went from {cell_t[0]}: {names[cell_t[0]]} to {cell_t[1]}: {names[cell_t[1]]} ({int(table['changed'].sum()):,} of them changed their stay pattern)."
+        in_cell = diff.in_cell(cell_t)
+        inside = int(in_cell.sum())
+        cell_info = f"Highlighted: {inside:,} meshes went from {cell_t[0]}: {names[cell_t[0]]} to {cell_t[1]}: {names[cell_t[1]]} ({int(diff.changed[in_cell].sum()):,} of them changed their stay pattern)."
     else:
         cell_info = "Click a cell to highlight its meshes on the maps (click it again to clear)."
     ranking = [ranking_table(table)] if len(table) else [html.P("No mesh in this transition.")]

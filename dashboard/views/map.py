@@ -694,14 +694,16 @@ def show_selection(selected, k, k_any, match_by, match_value, key):
     by, value = match_threshold(match_by, match_value)
     top = catalog.matches(key, row, by, value)
     space = catalog.space(key)
-    own = {o: _own_meshes(catalog, o) for o in catalog.comparable(key)}
-    found = similar_across(ds.vectors[query], {o: (c, v) for o, (c, v, _) in own.items()}, k=10, per_dataset=3)
+    own = {o: catalog.own_meshes(o) for o in catalog.comparable(key)}
+    # Distances to each other dataset, computed once: for the nearest there and for the counts "as near".
+    near = {o: distances(v, ds.vectors[query]) for o, (_, v, _) in own.items()}
+    found = similar_across(ds.vectors[query], {o: (c, v) for o, (c, v, _) in own.items()}, k=10, per_dataset=3, dists=near)
     matches = [(m.distance, m.dataset, m.key, int(own[m.dataset][2][m.index])) for m in found]
     across = [
         html.Li(_link(f"{other.split('/', 1)[1]}: {code_} ({size_} m) - distance {dist:.2f}", other, k, code_))
         for dist, other, code_, size_ in matches[:10]
     ]
-    within = {o: int((distances(v, ds.vectors[query]) <= top.cutoff).sum()) for o, (_, v, _) in own.items()} if top.count else {}
+    within = {o: int((near[o] <= top.cutoff).sum()) for o in own} if top.count else {}
     similar = [
         html.P(
             match_count_text(describe_threshold(by, value), top.count, top.candidates, top.cutoff, within),
@@ -781,15 +783,6 @@ def export(_g, _c, _p, key, k, k_any):
 
     frame = pd.DataFrame({"code": ds.codes, "mesh_size": ds.mesh_sizes, **columns})
     return {"content": frame.to_csv(index=False), "filename": f"{stem}.csv", "type": "text/csv"}
-
-
-def _own_meshes(catalog: Catalog, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Codes, embeddings and sizes of a dataset's meshes that have an embedding of their own."""
-    ds = catalog.get(key)
-    if ds.complemented is None or not ds.complemented.any():
-        return ds.codes, ds.vectors, ds.mesh_sizes
-    own = ~ds.complemented
-    return ds.codes[own], ds.vectors[own], ds.mesh_sizes[own]
 
 
 def _valid_row(selected: dict, n: int) -> bool:

@@ -47,15 +47,17 @@ def test_transition_matrix_by_hand():
 
 
 def test_figures():
+    import plotly.graph_objects as go
+
     from dashboard.figures import pattern_chart, transition_heatmap
 
     chart = np.zeros((2, 12, 7))
     chart[1, 3, 6] = 5.0
-    fig = pattern_chart(chart, "t")
+    fig = go.Figure(pattern_chart(chart, "t"))
     assert len(fig.data) == 14 and fig.layout.barmode == "stack"
     holiday_long = [t for t in fig.data if t.xaxis == "x2" and t.name == "> 12 h"][0]
     assert list(holiday_long.y)[3] == 5.0
-    hm = transition_heatmap(np.array([[3, 1], [0, 2]]), "a", "b")
+    hm = go.Figure(transition_heatmap(np.array([[3, 1], [0, 2]]), "a", "b"))
     assert [list(r) for r in hm.data[0].z] == [[3, 1], [0, 2]] and "6 meshes" in hm.layout.title.text
 
 
@@ -118,6 +120,8 @@ def test_mesh_across_periods(tmp_path):
 
 
 def test_distance_class_charts_and_small_multiples(tmp_path):
+    import plotly.graph_objects as go
+
     from dashboard.catalog import Catalog
     from dashboard.figures import DISTANCE_LABELS, class_charts
 
@@ -130,13 +134,17 @@ def test_distance_class_charts_and_small_multiples(tmp_path):
     assert np.allclose(charts[0], cat.mesh_pattern(key, 0), atol=1e-5)
     # the classes partition the meshes: their charts add up to the chart of all meshes
     assert np.allclose(charts.sum(axis=0), cat.cluster_charts(key, 5, "sum").sum(axis=0), rtol=1e-4)
-    fig = class_charts(charts, DISTANCE_LABELS, "sum")
+    fig = go.Figure(class_charts(charts, DISTANCE_LABELS, "sum"))
     assert len(fig.data) == 6 * 2 * 7 and fig.layout.annotations[0].text == "the mesh: weekday"
 
 
 def test_figures_built_without_validation_are_valid_plotly():
-    """The per-click figures skip plotly's validation for speed: every spec must still pass it."""
+    """The per-click figures are plain specs (no plotly objects, for speed): every spec must pass plotly's
+    validation and reach the browser as the same JSON as the validated figure, plotly's template included."""
+    import json
+
     import plotly.graph_objects as go
+    from dash._utils import to_json
 
     from dashboard.figures import class_charts, pattern_chart, pattern_pair, transition_heatmap
 
@@ -149,8 +157,16 @@ def test_figures_built_without_validation_are_valid_plotly():
         class_charts(np.random.default_rng(1).random((5, 2, 12, 7)), ("a", "b", "c", "d", "e"), "sum"),
         transition_heatmap(np.arange(16).reshape(4, 4), "A", "B", ["w", "x", "y", "z"], cell=(1, 2)),
     ]
-    for fig in figs:
-        go.Figure(fig.to_plotly_json())  # raises ValueError on any invalid property
+    for i, spec in enumerate(figs):
+        assert isinstance(spec, dict)
+        go.Figure(spec)  # raises ValueError on any invalid property
+        # Dash sends what it sent for the unvalidated plotly figure these specs replace (plotly adds its template).
+        layout = {k: v for k, v in spec["layout"].items() if k != "template"}
+        plain = go.Figure({"data": spec["data"], "layout": layout}, _validate=False)
+        assert json.loads(to_json(spec)) == json.loads(to_json(plain)), i
+        assert spec["layout"]["template"]["layout"]["colorway"]
+    figs = [go.Figure(spec) for spec in figs]
+    a, b = figs[1], figs[2]
     assert a.layout.yaxis.range == b.layout.yaxis.range and b.layout.yaxis.range[1] >= 2 * chart.sum(axis=-1).max()
     five = figs[3]
     assert len(five.data) == 5 * 2 * 7 and len(five.layout.annotations) == 10

@@ -81,6 +81,34 @@ def test_ranking_puts_the_most_changed_first_ties_by_code():
     assert cell["code"].tolist() == [15, 12]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_the_top_of_the_ranking_is_the_head_of_the_whole_one(seed):
+    """``limit`` ranks only the candidates for the top rows: ties (many) and NaN land exactly as in the full table."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    change = rng.integers(0, 6, n) / 10.0  # many ties
+    change[rng.random(n) < 0.05] = np.nan
+    labels = rng.integers(0, 3, (2, n))
+    d = PeriodDiff(
+        codes=rng.permutation(n) + 1000,
+        index_a=np.arange(n),
+        index_b=np.arange(n),
+        distance=rng.random(n),
+        pattern_change=change,
+        changed=change > 0.25,
+        labels_a=labels[0],
+        labels_b=labels[1],
+        k=3,
+        threshold=0.25,
+        sizes=np.full(n, 50),
+    )
+    names = ["a", "b", "c"]
+    for cell in (None, (1, 2)):
+        whole = change_table(d, names, cell)
+        for limit in (1, 7, 20, len(whole), len(whole) + 5):
+            pd.testing.assert_frame_equal(change_table(d, names, cell, limit=limit), whole.head(limit))
+
+
 def test_threshold_refags_without_recomputing():
     d = _diff().with_threshold(0.04)
     assert d.changed.tolist() == [False, True, True, True, True] and d.threshold == 0.04
@@ -204,7 +232,7 @@ def test_csv_export_and_pick_panel(catalog):
     assert outline_a["features"][0]["properties"]["code"] == code
     graphs = [c for c in _walk(panel) if type(c).__name__ == "Graph"]
     assert len(graphs) == 2
-    assert graphs[0].figure.layout.yaxis.range == graphs[1].figure.layout.yaxis.range  # one scale before / after
+    assert graphs[0].figure["layout"]["yaxis"]["range"] == graphs[1].figure["layout"]["yaxis"]["range"]  # one scale
     osaka = int(catalog.get("rel/osaka_2021_04").codes[0])
     miss, *_ = view.show_pick({"code": osaka, "size": 50}, A, B, 10, None)
     assert "is not compared" in miss.children

@@ -76,7 +76,7 @@ def test_a_box_selection_drives_tiles_chart_and_summary(client):
     url_all, chart_all, _ = view.show_selection(None, "all", [0, 24], KEY)
     url_sel, chart_sel, summary = view.show_selection(token, "all", [0, 24], KEY)
     assert "sel=" in url_sel and "sel=" not in url_all
-    total = lambda fig: sum(float(np.sum(t.y)) for t in fig.data)  # noqa: E731
+    total = lambda spec: sum(float(np.sum(t["y"])) for t in spec["data"])  # noqa: E731
     assert 0 < total(chart_sel) < total(chart_all)
     from PIL import Image
 
