@@ -155,7 +155,22 @@ def create_app(
     register_tiles(app.server)
     install_input_guard(app)
     _import_request_modules()
+    _render_page_once(app)
     return app
+
+
+def _render_page_once(app: Dash) -> None:
+    """Render the page once, in-process, before serving.
+
+    Dash sets itself up on its first request and records the script files it may serve only when it
+    renders the page. With several worker processes the browser can get the page from one worker and
+    its scripts from another that has never rendered it: that one refused them (HTTP 500 "dash is not
+    a registered library"). Doing it here also sets the app up while its callbacks are the ones just
+    installed.
+    """
+    answer = app.server.test_client().get("/")
+    if answer.status_code != 200:
+        raise RuntimeError(f"the dashboard page could not be rendered (HTTP {answer.status_code})")
 
 
 def main(argv: list[str] | None = None) -> None:

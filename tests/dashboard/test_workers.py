@@ -83,6 +83,27 @@ def test_two_workers_share_the_port_and_both_answer(data_copy):
         assert _get(url + "/_dash-layout")[0] == 200
 
 
+def test_fresh_workers_serve_a_burst_of_script_requests(data_copy):
+    """A browser asks for the page's ~15 scripts at once, and with several workers they land on a
+    worker that may not have answered anything yet. Dash sets itself up (and records the scripts it
+    may serve) on a worker's first request, unguarded: the requests beside that one were refused
+    (HTTP 500 "dash is not a registered library", a blank page). Each worker now sets itself up
+    before it serves."""
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    with running_app(data_copy, extra_args=("--workers", "2")) as url:
+        status, _, page, _ = _get(url + "/")
+        assert status == 200
+        scripts = re.findall(r'src="(/_dash-component-suites/[^"]+)"', page.decode())
+        assert len(scripts) >= 5
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda src: _get(url + src), scripts * 4))
+        codes = [a[0] for a in answers]
+        assert codes == [200] * len(codes), codes
+        assert len({a[1][WORKER_HEADER] for a in answers}) == 2  # both workers took part
+
+
 def test_stopping_the_server_stops_every_worker(data_copy):
     with app_process(data_copy, ("--no-demo", "--workers", "2")) as (url, proc, _log):
         deadline = time.monotonic() + 60
