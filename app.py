@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> None:
         serve(startup.app, args.host, args.port, args.token, threads, body, timeout=args.timeout)
         return
     # Several processes accept on one socket. This one builds the demo release (once) and supervises;
-    # each worker shows the build's progress from its status file, then builds its own app and caches.
+    # the first worker shows the build's progress from its status file; every worker builds its own
+    # app and caches, and the others accept requests only once theirs is ready.
     sock = listening_socket(args.host, args.port)
     main_startup = startup_for(False, demo_scale)
     building = main_startup.needs_demo()
@@ -249,9 +250,14 @@ def main(argv: list[str] | None = None) -> None:
             outcome.append(code)
             main_startup.end_build(code)
 
-    def work(_: int) -> None:
+    def work(i: int, first: bool) -> None:
         startup = startup_for(True, demo_scale if building else None)
         startup.start()
+        if i > 0 or not first:
+            # Only the first worker answers while the apps are built (its progress page, and 503 for the
+            # rest); the others take requests once their app is ready: a page one worker rendered must
+            # never get its scripts or callbacks answered 503 by another still starting.
+            startup.wait_ready()
         serve(startup.app, args.host, args.port, args.token, threads, body, timeout=args.timeout, sock=sock, worker_header=True)
 
     print(

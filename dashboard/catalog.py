@@ -6,6 +6,7 @@ and the app's settings through :func:`app_context` / :func:`get_catalog`, never 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections import OrderedDict
@@ -57,6 +58,14 @@ _PER_CLICK = frozenset({"from", "matches"})
 _PER_DATASET = frozenset({"own"})
 
 
+def _version_of(stamps: dict[str, tuple]) -> int:
+    """The catalog's version: a digest of its datasets' files (path, size, mtime), the same number in
+    every server process that sees the same files (the page keeps it to notice new datasets, and its
+    requests may reach any of several workers)."""
+    digest = hashlib.sha1(repr(sorted(stamps.items())).encode()).hexdigest()
+    return int(digest[:12], 16)
+
+
 class Catalog:
     """The datasets under a data folder (releases found by their layout), with caches."""
 
@@ -77,7 +86,7 @@ class Catalog:
             self._clicks = _LRU(128)  # per clicked mesh (a distance per mesh each): never evicts the heavy values
             self._views = _LRU(64)  # per dataset, light (_PER_DATASET)
             self._metrics: dict[str, dict | None] = {}
-            self.version = getattr(self, "version", 0) + 1
+            self.version = _version_of(self._stamp)
 
     def _discover(self) -> dict[str, DatasetRef]:
         return {f"{r.release}/{r.name}": r for r in discover(self.data_dir)}
@@ -109,7 +118,7 @@ class Catalog:
             self._derived = _LRU(64)
             self._clicks = _LRU(128)  # per clicked mesh (a distance per mesh each): never evicts the heavy values
             self._views = _LRU(64)
-            self.version += 1
+            self.version = _version_of(stamps)
             return True
 
     def metrics(self, key: str) -> dict | None:
@@ -138,7 +147,16 @@ class Catalog:
     def joint(self, key: str, k: int) -> JointClusters:
         """The joint clusters at ``k`` of ``key``'s space (stored with its release; computed once)."""
         space = self.spaces()[key]
-        return self._memo(("joint", space.name, k), lambda: joint_clusters(space, k, self.get, self.cache_dir / "clusters"))
+        # Keyed by the stored file's stamp too: names given to the clusters through another server
+        # process (several workers) are read again here.
+        try:
+            st = stored_path(space, k, self.cache_dir / "clusters").stat()
+            stamp: tuple = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = ()
+        return self._memo(
+            ("joint", space.name, k, stamp), lambda: joint_clusters(space, k, self.get, self.cache_dir / "clusters")
+        )
 
     def cluster_names(self, key: str, k: int) -> list[str]:
         """The shown name of every cluster of ``key``'s space at ``k``."""
@@ -280,12 +298,9 @@ class Catalog:
     def cluster_summary(self, key: str, k: int) -> list[dict]:
         """Per cluster: its meshes in this dataset and the space's name for it (plain data for the legend)."""
 
-        def make():
-            sizes = np.bincount(self.labels(key, k), minlength=k)
-            names = self.cluster_names(key, k)
-            return [{"cluster": c, "meshes": int(sizes[c]), "description": names[c]} for c in range(k)]
-
-        return self._memo(("summary", key, k), make)
+        sizes = self._memo(("summary", key, k), lambda: np.bincount(self.labels(key, k), minlength=k))
+        names = self.cluster_names(key, k)  # read fresh: another server process may have renamed one
+        return [{"cluster": c, "meshes": int(sizes[c]), "description": names[c]} for c in range(k)]
 
     def cluster_charts(self, key: str, k: int, reduce: str = "sum") -> np.ndarray:
         """Charts per cluster ``(k, 2, 12, 7)`` (zeros when the dataset has no model file)."""

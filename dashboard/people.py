@@ -102,12 +102,38 @@ def projection(key: str, method: str) -> Projection:
         return _put(_PROJ, (key, method), proj, 2 * _MAX_PEOPLE)
 
 
+_MAX_SELECTION_FILES = 256  # selections kept on disk for the server's other worker processes
+
+
+def _selection_dir() -> Path | None:
+    try:
+        return app_context().data_dir / ".cache" / "people-selections"
+    except RuntimeError:  # no app (a library caller): memory only
+        return None
+
+
 def remember_selection(key: str, rows: np.ndarray) -> str:
-    """Keep a selection on the server; the browser gets its token (16 hex digits)."""
+    """Keep a selection on the server; the browser gets its token (16 hex digits).
+
+    The selection is also written to the data folder's cache (atomically, the oldest beyond 256
+    removed): with several server processes the next request (a heatmap tile) may reach another one.
+    """
     rows = np.asarray(rows, np.int64)
     token = hashlib.sha1(key.encode() + b"\0" + rows.tobytes()).hexdigest()[:16]
     with _LOCK:
         _put(_SELECTIONS, token, (key, rows), _MAX_SELECTIONS)
+    folder = _selection_dir()
+    if folder is not None:
+        from core.atomic import atomic_path
+
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{token}.npz"
+        if not target.exists():
+            with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, key=np.array(key), rows=rows)
+            files = sorted(folder.glob("*.npz"), key=lambda f: f.stat().st_mtime_ns)
+            for old in files[:-_MAX_SELECTION_FILES]:
+                old.unlink(missing_ok=True)
     return token
 
 
@@ -116,7 +142,18 @@ def selection(token: object) -> tuple[str, np.ndarray] | None:
     if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
         return None
     with _LOCK:
-        return _SELECTIONS.get(token)
+        if token in _SELECTIONS:
+            return _SELECTIONS[token]
+    folder = _selection_dir()
+    if folder is None or not (folder / f"{token}.npz").is_file():
+        return None
+    try:
+        with np.load(folder / f"{token}.npz", allow_pickle=False) as z:
+            found = (str(z["key"]), np.asarray(z["rows"], np.int64))
+    except (OSError, ValueError, KeyError):
+        return None  # removed meanwhile, or not ours: as forgotten
+    with _LOCK:
+        return _put(_SELECTIONS, token, found, _MAX_SELECTIONS)
 
 
 def heat(key: str, token: str | None, flt: StayFilter) -> np.ndarray:

@@ -161,8 +161,10 @@ def can_fork() -> bool:
     return hasattr(os, "fork")
 
 
-def run_workers(n: int, work: Callable[[int], None], tick: Callable[[], None] | None = None, poll_s: float = 0.5) -> int:
-    """Fork ``n`` processes running ``work(i)``; restart one that dies; stop them all on SIGTERM / SIGINT.
+def run_workers(n: int, work: Callable[[int, bool], None], tick: Callable[[], None] | None = None, poll_s: float = 0.5) -> int:
+    """Fork ``n`` processes running ``work(i, first)``; restart one that dies; stop them all on SIGTERM / SIGINT.
+
+    ``first`` is true for the first start of worker ``i``, false when it replaces one that died.
 
     The calling process only supervises (and calls ``tick`` every ``poll_s`` seconds). A worker that
     dies is started again (its in-flight requests fail); five deaths within 10 s of their start stop
@@ -177,8 +179,9 @@ def run_workers(n: int, work: Callable[[int], None], tick: Callable[[], None] | 
 class _Supervisor:
     """The main process of several workers (see :func:`run_workers`)."""
 
-    def __init__(self, work: Callable[[int], None]) -> None:
+    def __init__(self, work: Callable[[int, bool], None]) -> None:
         self.work = work
+        self.started: set[int] = set()  # workers started at least once
         self.parent = os.getpid()
         self.children: dict[int, tuple[int, float]] = {}  # pid -> (worker number, start time)
         self.stopping = False
@@ -204,18 +207,20 @@ class _Supervisor:
     def spawn(self, i: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        first = i not in self.started
+        self.started.add(i)
         pid = os.fork()
         if pid == 0:
-            self._worker(i)
+            self._worker(i, first)
         self.children[pid] = (i, time.monotonic())
 
-    def _worker(self, i: int) -> None:
+    def _worker(self, i: int, first: bool) -> None:
         code = 1
         try:
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
             signal.signal(signal.SIGINT, signal.default_int_handler)
             _exit_with_parent(self.parent)
-            self.work(i)
+            self.work(i, first)
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 0

@@ -226,6 +226,10 @@ class Startup:
         """Start the background work (returns at once)."""
         self._thread.start()
 
+    def wait_ready(self) -> None:
+        """Wait until the background work has ended (the app is ready, or the start failed)."""
+        self._thread.join()
+
     def stop(self) -> None:
         """Stop a running demo build (when the server stops)."""
         if self.build is not None:

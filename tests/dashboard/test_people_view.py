@@ -87,6 +87,24 @@ def test_a_box_selection_drives_tiles_chart_and_summary(client):
     assert _triggered(f"{ids.PEOPLE_CLEAR}.n_clicks", view.remember, box, 1, KEY, "pca") is None
 
 
+def test_a_selection_reaches_another_server_process(client):
+    """With several workers the heatmap tile of a selection may reach a process that did not make it:
+    the selection is read back from the data folder's cache (the token is its content's digest)."""
+    from dashboard import people as store
+
+    rows = np.array([3, 5, 8, 13], dtype=np.int64)
+    token = store.remember_selection(KEY, rows)
+    with store._LOCK:
+        store._SELECTIONS.clear()  # as in another process: nothing in memory
+    key, back = store.selection(token)
+    assert key == KEY and np.array_equal(back, rows)
+    url = f"/tiles/{{z}}/{{x}}/{{y}}.png?mode=people&src={KEY}&sel={token}&day=all&h0=0&h1=24"
+    with store._LOCK:
+        store._SELECTIONS.clear()
+    assert _tile(client, url).status_code == 200
+    assert store.selection("0123456789abcdef") is None  # never made: still unknown (the tile says 404)
+
+
 @pytest.mark.parametrize(
     ("query", "status"),
     [

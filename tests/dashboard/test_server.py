@@ -86,3 +86,18 @@ def test_catalog_computes_a_missing_value_once_for_concurrent_requests(tmp_path)
     for t in threads:
         t.join()
     assert results == [42] * 8 and len(calls) == 1
+
+
+def test_two_server_processes_agree_on_the_catalog(data_copy):
+    """Several workers each hold a Catalog of one folder: the page's catalog version and the cluster
+    names a user gave through one of them mean the same in the other."""
+    from dashboard.catalog import Catalog
+
+    a, b = Catalog(data_copy), Catalog(data_copy)
+    assert a.version == b.version  # a digest of the datasets' files, not a per-process counter
+    key = a.keys()[0]
+    before = b.cluster_names(key, 5)  # cached in b
+    renamed = a.rename_cluster(key, 5, 0, "harbour offices")
+    assert renamed[0] == "harbour offices" != before[0]
+    assert b.cluster_names(key, 5)[0] == "harbour offices"
+    assert b.cluster_summary(key, 5)[0]["description"] == "harbour offices"
