@@ -258,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
             # rest); the others take requests once their app is ready: a page one worker rendered must
             # never get its scripts or callbacks answered 503 by another still starting.
             startup.wait_ready()
+            if startup.state != "ready":  # it said why on the terminal; the supervisor starts it again
+                raise SystemExit(1)
         serve(startup.app, args.host, args.port, args.token, threads, body, timeout=args.timeout, sock=sock, worker_header=True)
 
     print(
