@@ -14,6 +14,9 @@ import functools
 import os
 import signal
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,6 +155,12 @@ def create_app(
     _dash_callbacks.GLOBAL_CALLBACK_MAP.clear()
     _dash_callbacks.GLOBAL_CALLBACK_MAP.update(callbacks)
     _dash_callbacks.GLOBAL_CALLBACK_LIST[:] = listed
+
+    @app.server.before_request
+    def _see_new_datasets() -> None:
+        """A dataset written through another worker (or a job) is seen at the next request, not the next poll."""
+        catalog.refresh_if_stale()
+
     register_tiles(app.server)
     install_input_guard(app)
     _import_request_modules()
@@ -250,16 +259,31 @@ def main(argv: list[str] | None = None) -> None:
             outcome.append(code)
             main_startup.end_build(code)
 
+    # The first worker's app is ready: the others wait for it (see work).
+    first_ready = Path(tempfile.gettempdir()) / f"area-server-{os.getpid()}-first-ready"
+    first_ready.unlink(missing_ok=True)
+    atexit.register(first_ready.unlink, missing_ok=True)
+
     def work(i: int, first: bool) -> None:
         startup = startup_for(True, demo_scale if building else None)
         startup.start()
-        if i > 0 or not first:
-            # Only the first worker answers while the apps are built (its progress page, and 503 for the
-            # rest); the others take requests once their app is ready: a page one worker rendered must
-            # never get its scripts or callbacks answered 503 by another still starting.
+        if building and i == 0 and first:
+            # While the demo builds, the first worker answers alone: its progress page (503 for the rest).
+            def mark() -> None:
+                startup.wait_ready()
+                first_ready.touch()
+
+            threading.Thread(target=mark, name="first-ready", daemon=True).start()
+        else:
+            # Every other worker (all of them when there is no build) takes requests only once its app
+            # is ready: a page one worker rendered must never get its scripts or callbacks answered 503
+            # by another still starting. Connections wait in the socket's queue meanwhile.
             startup.wait_ready()
             if startup.state != "ready":  # it said why on the terminal; the supervisor starts it again
                 raise SystemExit(1)
+            deadline = time.monotonic() + 600
+            while building and first and not first_ready.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)  # after a build, the first worker (still showing progress) goes first
         serve(startup.app, args.host, args.port, args.token, threads, body, timeout=args.timeout, sock=sock, worker_header=True)
 
     print(

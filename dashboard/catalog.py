@@ -102,6 +102,22 @@ class Catalog:
                 out[key] = (str(ref.geojson), -1, -1)
         return out
 
+    def refresh_if_stale(self, seconds: float = 1.0) -> bool:
+        """:meth:`refresh_if_changed`, at most once every ``seconds`` (called before every request).
+
+        With several server processes a dataset trained, renamed or deleted through one of them must be
+        known to the others at the next request (a page's lists come from one worker, its next callback
+        may reach another); a look costs a folder listing and one ``stat`` per dataset.
+        """
+        import time
+
+        now = time.monotonic()
+        with self._lock:
+            if now - getattr(self, "_looked", -float("inf")) < seconds:
+                return False
+            self._looked = now
+        return self.refresh_if_changed()
+
     def refresh_if_changed(self) -> bool:
         """Look for added, removed or rewritten datasets (a finished training job); keep caches of the others."""
         refs = self._discover()

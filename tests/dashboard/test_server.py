@@ -101,3 +101,20 @@ def test_two_server_processes_agree_on_the_catalog(data_copy):
     assert renamed[0] == "harbour offices" != before[0]
     assert b.cluster_names(key, 5)[0] == "harbour offices"
     assert b.cluster_summary(key, 5)[0]["description"] == "harbour offices"
+
+
+def test_a_dataset_written_elsewhere_is_seen_at_the_next_request(data_copy):
+    """Another worker (or a job) writes a dataset: this process's catalog sees it within a second."""
+    import shutil
+    import time
+
+    from dashboard.catalog import Catalog
+
+    cat = Catalog(data_copy)
+    assert cat.refresh_if_stale(60.0) is False  # looks (nothing changed since the catalog was made)
+    before = set(cat.keys())
+    src = next(p for p in (data_copy / "demo" / "japan_city" / "geojson").glob("*.geojson"))
+    shutil.copy(src, src.with_name("copy_2021_04.geojson"))
+    assert cat.refresh_if_stale(60.0) is False and set(cat.keys()) == before  # looked less than 60 s ago
+    time.sleep(0.05)
+    assert cat.refresh_if_stale(0.01) is True and "demo/copy_2021_04" in set(cat.keys()) - before
