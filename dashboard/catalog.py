@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,7 @@ class Catalog:
         self.cache_dir = self.data_dir / ".cache"
         self._lock = threading.RLock()
         self._flights: dict = {}  # key -> lock held while one thread computes it
+        self._looked = -float("inf")  # when refresh_if_stale last looked (time.monotonic)
         self.refresh()
 
     def refresh(self) -> None:
@@ -109,11 +111,9 @@ class Catalog:
         known to the others at the next request (a page's lists come from one worker, its next callback
         may reach another); a look costs a folder listing and one ``stat`` per dataset.
         """
-        import time
-
         now = time.monotonic()
         with self._lock:
-            if now - getattr(self, "_looked", -float("inf")) < seconds:
+            if now - self._looked < seconds:
                 return False
             self._looked = now
         return self.refresh_if_changed()

@@ -239,13 +239,9 @@ class Startup:
         if not self.follow:  # the main process tells the terminal, once
             print(text, file=sys.stderr, flush=True)
 
-    def needs_demo(self) -> bool:
-        """Whether there is no release yet and the demo release is to be built."""
-        return self._needs_demo()
-
     def _run(self) -> None:
         try:
-            if self._needs_demo() and not self._build_demo():
+            if self.needs_demo() and not self._build_demo():
                 return
             self.state = "loading"
             app = self.make_app()
@@ -260,7 +256,8 @@ class Startup:
             self.state = "failed"
             self._say(f"error: the app could not start: {exc}")
 
-    def _needs_demo(self) -> bool:
+    def needs_demo(self) -> bool:
+        """Whether there is no release yet and the demo release is to be built."""
         if self.build is None:
             return False
         if self.follow:  # the main process found no release and started the build
