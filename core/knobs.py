@@ -221,4 +221,19 @@ MATCH_BY = Knob(
 )
 MATCH_PERCENT = Knob("top percent", 1.0, float, "matches: this percentage of meshes, the nearest", 0.01, 100.0, unit="%")
 MATCH_RANK = Knob("top matches", 100, int, "matches: this many meshes, the nearest", 1, 1_000_000)
-MATCH_DISTANCE = Knob("largest distance", 16.0, float, "matches: meshes within this embedding distance", 0.0, 1e6)
+MATCH_DISTANCE = Knob(
+    "largest distance", 16.0, float, "matches: meshes within this embedding distance (the OpenUAS distance classes)", 0.0, 1e6
+)
+
+# What "similar" means: stay patterns (the Hellinger distance between the stay distributions the
+# meshes' models predict, 0 = the same pattern, 1 = nothing in common; robust across independently
+# trained anchored datasets, like the joint clusters) or the embeddings (Euclidean distance, the
+# OpenUAS definition). A search falls back to embedding distance when a dataset it reads has no model file.
+SIMILARITY_SPACE = Knob(
+    "similarity space",
+    "pattern",
+    str,
+    "similar areas by stay pattern (Hellinger distance of predicted stay distributions) or by embedding (Euclidean "
+    "distance); embedding where a dataset has no model file",
+    choices=("pattern", "embedding"),
+)

@@ -31,6 +31,7 @@ import numpy as np
 from core.analysis.charts import stay_patterns
 from core.analysis.clustering import order_scores
 from core.analysis.naming import name_clusters
+from core.analysis.similarity import sqrt_patterns
 from core.area2vec.model import predict_distributions
 from core.constants import KMEANS_SEED, N_TOKENS
 from core.errors import ParameterError, ReleaseError
@@ -46,10 +47,7 @@ def represent(vectors: np.ndarray, decoder: np.ndarray | None, basis: str, chunk
         return np.asarray(vectors, dtype=np.float32)
     if decoder is None:
         raise ParameterError("clusters in pattern space need the dataset's decoder (its model file)")
-    out = np.empty((len(vectors), N_TOKENS), dtype=np.float32)
-    for s in range(0, len(vectors), chunk):
-        out[s : s + chunk] = np.sqrt(predict_distributions(vectors[s : s + chunk], decoder, dtype=np.float32))
-    return out
+    return sqrt_patterns(vectors, decoder, chunk)
 
 
 @dataclass(frozen=True)

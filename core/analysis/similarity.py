@@ -1,12 +1,97 @@
-"""Similar areas: distances in embedding space, OpenUAS distance bins, thresholds, top-k (SPEC §7)."""
+"""Similar areas: distances in pattern or embedding space, OpenUAS distance bins, thresholds, top-k (SPEC §7).
+
+Two meanings of "similar", chosen by ``knobs.SIMILARITY_SPACE``:
+
+- ``pattern`` (the default): the **Hellinger distance** between the stay distributions that the
+  meshes' models predict, ``H(p, q) = sqrt(1 - sum_t sqrt(p_t q_t)) = ||sqrt p - sqrt q|| / sqrt 2``,
+  from 0 (the same pattern) to 1 (no token in common). Each mesh is represented once by its
+  sqrt-pattern ``sqrt(softmax(e W^T))`` (168 float32 numbers, :func:`sqrt_patterns`), the space the
+  joint clusters live in (:mod:`core.analysis.joint`); it does not see the small shift anchoring
+  leaves between independently trained datasets.
+- ``embedding``: the Euclidean distance between embeddings (the OpenUAS definition; the fallback
+  when a dataset has no decoder). The OpenUAS distance classes (:func:`distance_classes`) are
+  always in embedding units.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from core.constants import SIMILARITY_EDGES
+from core.constants import N_TOKENS, SIMILARITY_EDGES
+from core.errors import ParameterError
+
+SPACES = ("pattern", "embedding")
+# What a distance in each space is called where it is shown.
+DISTANCE_NAMES = {"pattern": "pattern distance (Hellinger)", "embedding": "embedding distance (Euclidean)"}
+
+
+def sqrt_patterns(vectors: np.ndarray, decoder: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """Every mesh's sqrt-pattern ``sqrt(softmax(e W^T))`` ``(n, 168)`` float32, computed in chunks.
+
+    Args:
+        vectors: the meshes' embeddings ``(n, dim)``.
+        decoder: the dataset's decoder ``W`` ``(168, dim)``.
+        chunk: rows per step (bounds the temporary memory).
+    """
+    from core.area2vec.model import predict_distributions
+
+    vectors = np.asarray(vectors, dtype=np.float32)
+    out = np.empty((len(vectors), N_TOKENS), dtype=np.float32)
+    for s in range(0, len(vectors), chunk):
+        out[s : s + chunk] = np.sqrt(predict_distributions(vectors[s : s + chunk], decoder, dtype=np.float32))
+    return out
+
+
+def hellinger(patterns: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Hellinger distance of every row of ``patterns`` to ``query``, both square roots of distributions.
+
+    ``H = sqrt(1 - patterns @ query)`` (rows and query are unit vectors, since a distribution sums to
+    1): one matrix-vector product, no ``(n, 168)`` temporary. In [0, 1].
+    """
+    p = np.asarray(patterns, dtype=np.float32)
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    return np.sqrt(np.clip(1.0 - (p @ q).astype(np.float64), 0.0, 1.0))
+
+
+def resolve_space(space: str, decoders: Sequence[np.ndarray | None]) -> str:
+    """The space a search runs in: ``space``, except ``embedding`` when ``pattern`` was asked for and a
+    dataset it reads has no decoder (one list never mixes the two kinds of distance).
+
+    Raises:
+        ParameterError: for an unknown space.
+    """
+    if space not in SPACES:
+        raise ParameterError(f"unknown similarity space {space!r}: expected one of {', '.join(SPACES)}")
+    if space == "pattern" and any(d is None for d in decoders):
+        return "embedding"
+    return space
+
+
+def points(vectors: np.ndarray, decoder: np.ndarray | None, space: str) -> np.ndarray:
+    """The meshes as points of ``space``: sqrt-patterns (pattern) or the embeddings themselves.
+
+    Raises:
+        ParameterError: pattern space without a decoder, or an unknown space.
+    """
+    if space == "embedding":
+        return np.asarray(vectors, dtype=np.float32)
+    if space != "pattern":
+        raise ParameterError(f"unknown similarity space {space!r}: expected one of {', '.join(SPACES)}")
+    if decoder is None:
+        raise ParameterError("similarity by stay pattern needs the dataset's decoder (its model file)")
+    return sqrt_patterns(vectors, decoder)
+
+
+def space_distances(pts: np.ndarray, query: np.ndarray, space: str) -> np.ndarray:
+    """Distance of every row of ``pts`` to ``query``, both points of ``space`` (:func:`points`)."""
+    if space == "pattern":
+        return hellinger(pts, query)
+    if space == "embedding":
+        return distances(pts, query)
+    raise ParameterError(f"unknown similarity space {space!r}: expected one of {', '.join(SPACES)}")
 
 
 def distances(embeddings: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -119,20 +204,23 @@ def similar_across(
     exclude: tuple[str, int] | None = None,
     per_dataset: int | None = None,
     dists: dict[str, np.ndarray] | None = None,
+    space: str = "embedding",
 ) -> list[Match]:
     """The ``k`` areas nearest to ``query`` over several datasets of one anchored space.
 
     Args:
-        query: the embedding to match.
-        datasets: name -> ``(keys, embeddings)``.
+        query: the point to match (an embedding, or a sqrt-pattern in pattern space).
+        datasets: name -> ``(keys, points)``, points of ``space`` (:func:`points`).
         k: how many matches in all.
         exclude: ``(dataset, index)`` of the query area itself, left out.
         per_dataset: at most this many matches from one dataset (``None``: no limit).
-        dists: name -> :func:`distances` of its embeddings to ``query``, where the caller has them already.
+        dists: name -> distances of its points to ``query``, where the caller has them already
+            (``inf`` for rows that must not match).
+        space: ``embedding`` (Euclidean distance) or ``pattern`` (Hellinger distance).
     """
     found: list[Match] = []
-    for name, (keys, emb) in datasets.items():
-        d = dists[name] if dists is not None and name in dists else distances(emb, query)
+    for name, (keys, pts) in datasets.items():
+        d = dists[name] if dists is not None and name in dists else space_distances(pts, query, space)
         skip = exclude[1] if exclude is not None and exclude[0] == name else None
         take = per_dataset if per_dataset is not None else k
         for i in top_k(d, take, exclude=skip):
