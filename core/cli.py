@@ -145,30 +145,52 @@ def cmd_make_anchors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decoder_of(emb) -> np.ndarray | None:
+    """The decoder of loaded embeddings, ``None`` when there is none (an embeddings CSV carries zeros)."""
+    dec = getattr(emb, "decoder", None)
+    return dec if dec is not None and np.any(dec) else None
+
+
 def cmd_similar(args: argparse.Namespace) -> int:
-    from core.analysis.similarity import distance_classes, distances, similar_across, top_matches
+    from core.analysis.similarity import (
+        DISTANCE_NAMES,
+        distance_classes,
+        distances,
+        points,
+        resolve_space,
+        similar_across,
+        space_distances,
+        top_matches,
+    )
 
     emb = _load_embeddings(args.embeddings)
     hit = np.flatnonzero(emb.keys == args.key)
     if hit.size == 0:
         raise CoreError(f"area {args.key} is not in {args.embeddings}")
     i = int(hit[0])
-    query = emb.vectors[i]
-    d = distances(emb.vectors, query)
-    sets = {str(args.embeddings): (emb.keys, emb.vectors)}
+    loaded = {str(args.embeddings): emb}
     for other in args.across or []:
-        o = _load_embeddings(other)
-        sets[str(other)] = (o.keys, o.vectors)
-    matches = similar_across(query, sets, k=args.top, exclude=(str(args.embeddings), i))
+        loaded[str(other)] = _load_embeddings(other)
+    space = resolve_space(args.space, [_decoder_of(e) for e in loaded.values()])
+    if space != args.space:
+        missing = [name for name, e in loaded.items() if _decoder_of(e) is None]
+        print(f"note: no model file for {', '.join(missing)}: similar by embedding distance", file=sys.stderr)
+    sets = {name: (e.keys, points(e.vectors, _decoder_of(e), space)) for name, e in loaded.items()}
+    query = sets[str(args.embeddings)][1][i]
+    matches = similar_across(query, sets, k=args.top, exclude=(str(args.embeddings), i), space=space)
     if args.threshold is not None:
         matches = [m for m in matches if m.distance <= args.threshold]
-    classes = np.bincount(distance_classes(d, i), minlength=6)
+    d_emb = distances(emb.vectors, emb.vectors[i])  # the OpenUAS distance classes are in embedding units
+    classes = np.bincount(distance_classes(d_emb, i), minlength=6)
     out: dict = {
         "query": {"key": args.key, emb.key_column: args.key},
+        "space": space,
+        "distance": DISTANCE_NAMES[space],
         "distance_class_counts": {str(c): int(n) for c, n in enumerate(classes)},
         "matches": [{"dataset": m.dataset, "key": m.key, "distance": round(m.distance, 6)} for m in matches],
     }
     if args.percent is not None:
+        d = d_emb if space == "embedding" else space_distances(sets[str(args.embeddings)][1], query, space)
         top = top_matches(d, "percent", args.percent, exclude=i)
         out["top_percent"] = {"percent": args.percent, "areas": top.count, "of": top.candidates, "within": round(top.cutoff, 6)}
     print(json.dumps(out, indent=2))
@@ -385,13 +407,17 @@ def build_parser() -> argparse.ArgumentParser:
         "similar",
         help="areas most similar to one area, here and in other datasets",
         description=(
-            "Euclidean distance in embedding space from area KEY; prints the OpenUAS distance-class counts and the nearest areas."
+            "The areas nearest to area KEY by stay pattern (the Hellinger distance between the stay distributions the "
+            "models predict, 0 to 1; the default) or by embedding (Euclidean distance; also where a dataset has no model "
+            "file, e.g. an embeddings CSV); prints the space used, the OpenUAS distance-class counts (embedding units) "
+            "and the nearest areas."
         ),
     )
     s.add_argument("embeddings", help="a folder written by 'train' or an embeddings CSV")
     s.add_argument("key", type=int, help="the area's mesh_id or code")
     knobs.TOP.add_to(s, "--top")
-    s.add_argument("--threshold", type=_nonnegative, default=None, help="keep matches within this distance")
+    s.add_argument("--threshold", type=_nonnegative, default=None, help="keep matches within this distance (of the space used)")
+    knobs.SIMILARITY_SPACE.add_to(s, "--space")
     knobs.MATCH_PERCENT.add_to(s, "--percent", default=None)
     s.add_argument("--across", nargs="*", metavar="OTHER", help="other embedding sets of the same anchored space")
     s.set_defaults(func=cmd_similar)

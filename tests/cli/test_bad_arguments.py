@@ -47,6 +47,7 @@ def bad_invocations(d: Path) -> list[list[str]]:
         ["diff", nowhere, nowhere, "--threshold", "-1"],
         ["similar", nowhere, "12"],
         ["similar", nowhere, "not-a-key"],
+        ["similar", nowhere, "12", "--space", "cosine"],
         ["demo", "--scale", "huge"],
         ["export", nowhere, "--release", out, "--name", "x"],
         ["stays", str(d / "gps.csv"), "--out", str(d / "s.csv"), "--tz", "Mars/Base"],

@@ -51,6 +51,13 @@ def test_train_anchored_then_similar_and_cluster(stays_file, small_anchor_set, t
     assert len(res["matches"]) == 3 and all(m["key"] != 5 for m in res["matches"])
     d = [m["distance"] for m in res["matches"]]
     assert d == sorted(d)
+    # By stay pattern (the default): Hellinger distances, 0 to 1; by embedding when asked, or without a model file.
+    assert res["space"] == "pattern" and all(0 <= x <= 1 for x in d)
+    assert main(["similar", str(out), "5", "--top", "3", "--space", "embedding"]) == 0
+    assert json.loads(capsys.readouterr().out)["space"] == "embedding"
+    assert main(["similar", str(out / "embeddings.csv"), "5", "--top", "3", "--percent", "5"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["space"] == "embedding" and "no model file" in captured.err
     assert main(["cluster", str(out), "--k", "5", "--out", str(tmp_path / "labels.csv")]) == 0
     labels = pd.read_csv(tmp_path / "labels.csv")
     assert sorted(labels["cluster"].unique()) == [0, 1, 2, 3, 4]
