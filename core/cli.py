@@ -147,8 +147,9 @@ def cmd_make_anchors(args: argparse.Namespace) -> int:
 
 def _decoder_of(emb) -> np.ndarray | None:
     """The decoder of loaded embeddings, ``None`` when there is none (an embeddings CSV carries zeros)."""
-    dec = getattr(emb, "decoder", None)
-    return dec if dec is not None and np.any(dec) else None
+    from core.analysis.similarity import has_decoder
+
+    return emb.decoder if has_decoder(emb.decoder) else None
 
 
 def cmd_similar(args: argparse.Namespace) -> int:

@@ -56,16 +56,22 @@ def hellinger(patterns: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(1.0 - (p @ q).astype(np.float64), 0.0, 1.0))
 
 
+def has_decoder(decoder: np.ndarray | None) -> bool:
+    """Whether a dataset has a decoder to predict stay patterns with (an embeddings CSV, or a release
+    dataset exported from one, carries an all-zero decoder: every pattern would be uniform)."""
+    return decoder is not None and bool(np.any(decoder))
+
+
 def resolve_space(space: str, decoders: Sequence[np.ndarray | None]) -> str:
     """The space a search runs in: ``space``, except ``embedding`` when ``pattern`` was asked for and a
-    dataset it reads has no decoder (one list never mixes the two kinds of distance).
+    dataset it reads has no decoder (:func:`has_decoder`; one list never mixes two kinds of distance).
 
     Raises:
         ParameterError: for an unknown space.
     """
     if space not in SPACES:
         raise ParameterError(f"unknown similarity space {space!r}: expected one of {', '.join(SPACES)}")
-    if space == "pattern" and any(d is None for d in decoders):
+    if space == "pattern" and not all(has_decoder(d) for d in decoders):
         return "embedding"
     return space
 

@@ -53,6 +53,7 @@ def test_the_space_falls_back_to_embedding_without_a_decoder():
     assert knobs.SIMILARITY_SPACE.default == "pattern"
     assert resolve_space("pattern", [dec, dec]) == "pattern"
     assert resolve_space("pattern", [dec, None]) == "embedding"
+    assert resolve_space("pattern", [dec, np.zeros((168, 2))]) == "embedding"  # an embeddings CSV's empty decoder
     assert resolve_space("embedding", [dec]) == "embedding"
     with pytest.raises(ParameterError, match="unknown similarity space 'cosine'"):
         resolve_space("cosine", [dec])
