@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import knobs
 from core.analysis.charts import cluster_charts, stay_patterns
 from core.analysis.diff import PeriodDiff, diff_datasets
 from core.analysis.joint import JointClusters
-from core.analysis.similarity import TopMatches, distances, top_matches
+from core.analysis.similarity import TopMatches, resolve_space, space_distances, sqrt_patterns, top_matches
 from core.area2vec.model import predict_distributions
 from core.geo.meshcode import code_centers, parent_code
 from core.geo.places import empty_places, read_places
@@ -371,9 +372,45 @@ class Catalog:
         cls = distance_classes(self.distances_from(key, row), row)
         return cluster_charts(self.distributions(key), cls, 6, reduce=reduce)
 
-    def distances_from(self, key: str, row: int) -> np.ndarray:
+    def similarity_space(self, key: str, requested: str | None = None) -> str:
+        """The space a similar-area search from ``key`` runs in: ``requested`` (the knob's default when
+        ``None`` or unknown: ``knobs.SIMILARITY_SPACE``), or ``embedding`` when ``key`` or another
+        dataset of its space has no model file (one list never mixes two kinds of distance)."""
+        space = str(knobs.SIMILARITY_SPACE.clamp(requested))
+        if space == "embedding":
+            return space
+        return self._memo(
+            ("space-of", key, space), lambda: resolve_space(space, [self.get(k).decoder for k in (key, *self.comparable(key))])
+        )
+
+    def points(self, key: str, space: str) -> np.ndarray:
+        """The dataset's meshes as points of ``space``: embeddings, or sqrt-patterns (float32, 168 a mesh,
+        computed once per dataset and cached)."""
         ds = self.get(key)
-        return self._memo(("from", key, row), lambda: distances(ds.vectors, ds.vectors[row]))
+        if space == "embedding":
+            return ds.vectors
+        if ds.decoder is None:
+            raise ValueError(f"{key} has no model file")
+        return self._memo(("sqrt", key), lambda: sqrt_patterns(ds.vectors, ds.decoder))
+
+    def distances_from(self, key: str, row: int, space: str = "embedding") -> np.ndarray:
+        """Distance in ``space`` of every mesh of ``key`` to its mesh ``row`` (cached per click)."""
+        return self._memo(
+            ("from", key, row, space), lambda: space_distances(self.points(key, space), self.points(key, space)[row], space)
+        )
+
+    def distances_across(self, key: str, row: int, space: str) -> dict[str, np.ndarray]:
+        """Distance in ``space`` of every mesh of each other dataset of ``key``'s space to mesh ``row`` of
+        ``key`` (``inf`` for complemented meshes: they repeat their parent). Not cached: one per click."""
+        query = self.points(key, space)[row]
+        out = {}
+        for other in self.comparable(key):
+            d = space_distances(self.points(other, space), query, space)
+            comp = self.get(other).complemented
+            if comp is not None and comp.any():
+                d = np.where(comp, np.inf, d)
+            out[other] = d
+        return out
 
     def release_root(self, key: str) -> Path:
         """The folder of the release holding dataset ``key`` (``<root>/japan_city/geojson/<name>.geojson``)."""
@@ -439,17 +476,23 @@ class Catalog:
         parent = int(self.parent_rows(key)[row])
         return parent if parent >= 0 else row
 
-    def matches(self, key: str, row: int, by: str, value: float) -> TopMatches:
+    def match_space(self, key: str, by: str, space: str | None = None) -> str:
+        """The space of :meth:`matches`: :meth:`similarity_space`, except embedding for a distance
+        threshold (the OpenUAS distance classes are in embedding units)."""
+        return "embedding" if by == "distance" else self.similarity_space(key, space)
+
+    def matches(self, key: str, row: int, by: str, value: float, space: str | None = None) -> TopMatches:
         """Meshes of ``key`` nearest to mesh ``row`` (a percent, a rank or a distance; see
         :func:`core.analysis.similarity.top_matches`), among meshes with an embedding of their own; the
-        query mesh (for a complemented one: its parent) is left out."""
+        query mesh (for a complemented one: its parent) is left out. Distances in :meth:`match_space`."""
         ds = self.get(key)
         query = self.own_row(key, row)
         own = ~ds.complemented if ds.complemented is not None else None
+        where = self.match_space(key, by, space)
 
         return self._memo(
-            ("matches", key, query, by, value),
-            lambda: top_matches(self.distances_from(key, query), by, value, candidates=own, exclude=query),
+            ("matches", key, query, by, value, where),
+            lambda: top_matches(self.distances_from(key, query, where), by, value, candidates=own, exclude=query),
         )
 
     def datasets_at(self, lat: float, lon: float) -> list[str]:

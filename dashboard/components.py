@@ -179,14 +179,15 @@ def distance_legend() -> list:
     ]
 
 
-def match_legend(what: str, count: int, candidates: int, cutoff: float) -> list:
-    """Legend of the similar-areas colouring: the selected mesh, its matches (counted) and the rest."""
+def match_legend(what: str, count: int, candidates: int, cutoff: float, distance: str = "distance") -> list:
+    """Legend of the similar-areas colouring: the selected mesh, its matches (counted) and the rest
+    (``distance``: what the cutoff is, e.g. ``pattern distance``)."""
     rows = [
         (MATCH_COLOURS[0], 1.0, "the selected mesh"),
         (
             MATCH_COLOURS[1],
             1.0,
-            f"a match ({what}): {count:,} of {candidates:,} meshes" + (f", distance up to {cutoff:.3f}" if count else ""),
+            f"a match ({what}): {count:,} of {candidates:,} meshes" + (f", {distance} up to {cutoff:.3f}" if count else ""),
         ),
         (MATCH_COLOURS[2], 0.5, "any other mesh"),
     ]

@@ -53,7 +53,8 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
     """Per-mesh colour index and the colour table for a layer described by query arguments.
 
     Modes: ``cluster`` (k; complemented meshes paler), ``similar`` (sel = mesh row; by = percent or
-    rank with top = the threshold: the selected mesh, its matches and the rest; by = distance with
+    rank with top = the threshold and space = pattern or embedding (default: the knob's): the selected
+    mesh, its matches and the rest; by = distance with
     thr: the OpenUAS distance classes within it), ``diff`` (other = the other period: :func:`diff_layer`).
     """
     key = args.get("ds", "")
@@ -85,7 +86,10 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
         top = _float(args.get("top", knob.default))
         if knob.clamp(top) != top:  # out of its range, or a fraction of a rank
             abort(400)
-        return match_values(catalog, key, row, by, top), MATCH_TABLE
+        space = args.get("space")
+        if space is not None and space not in (knobs.SIMILARITY_SPACE.choices or ()):
+            abort(400)
+        return match_values(catalog, key, row, by, top, space), MATCH_TABLE
     if mode == "diff":
         return diff_layer(catalog, key, args)
     abort(400)
@@ -146,9 +150,10 @@ MATCH_TABLE = np.array(
 )
 
 
-def match_values(catalog: Catalog, key: str, row: int, by: str, value: float) -> np.ndarray:
-    """Per mesh: 0 the selected mesh, 1 a match, 2 any other; a complemented mesh takes its parent's class."""
-    top = catalog.matches(key, row, by, value)
+def match_values(catalog: Catalog, key: str, row: int, by: str, value: float, space: str | None = None) -> np.ndarray:
+    """Per mesh: 0 the selected mesh, 1 a match, 2 any other; a complemented mesh takes its parent's class
+    (``space``: the similarity space asked for, :meth:`Catalog.match_space`; ``None``: the knob's default)."""
+    top = catalog.matches(key, row, by, value, space)
     query = catalog.own_row(key, row)
     values = np.full(catalog.get(key).n_meshes, 2, dtype=np.int64)
     values[top.index] = 1

@@ -14,7 +14,7 @@ import numpy as np
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
 
 from core import knobs
-from core.analysis.similarity import distances, similar_across, top_k
+from core.analysis.similarity import similar_across, top_k
 from core.constants import RELEASED_KS
 from core.errors import CoreError
 from core.geo.meshcode import code_centers
@@ -106,6 +106,22 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                             ),
                         ],
                         title="the matches of the selected mesh, highlighted when colouring by similarity",
+                    ),
+                    html.Label(
+                        [
+                            "Similar by",
+                            dcc.RadioItems(
+                                id=ids.SIM_SPACE,
+                                options=[{"label": SPACE_LABELS[v], "value": v} for v in knobs.SIMILARITY_SPACE.choices or ()],
+                                value=knobs.SIMILARITY_SPACE.default,
+                                inline=True,
+                            ),
+                        ],
+                        title=(
+                            "stay pattern: the Hellinger distance between the meshes' predicted stay distributions "
+                            "(0 = the same, 1 = nothing in common); embedding: the Euclidean distance between embeddings "
+                            "(used where a dataset has no model file)"
+                        ),
                     ),
                     html.Label(
                         [
@@ -217,6 +233,14 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
 
 
 MATCH_BY_LABELS = {"percent": "top %", "rank": "top N", "distance": "within distance"}
+SPACE_LABELS = {"pattern": "stay pattern", "embedding": "embedding"}
+# What a distance is called beside its value in the lists, legend and counts.
+DISTANCE_WORDS = {"pattern": "pattern distance", "embedding": "embedding distance"}
+SPACE_NOTES = {
+    "pattern": "Pattern distance: the Hellinger distance between the meshes' predicted stay patterns "
+    "(0 = the same pattern, 1 = nothing in common).",
+    "embedding": "Embedding distance: the Euclidean distance between the meshes' embeddings (the OpenUAS definition).",
+}
 
 
 def match_knob(by: str) -> knobs.Knob:
@@ -522,8 +546,9 @@ def place_options(key):
     Input(ids.CHART_REDUCE, "value"),
     Input(ids.NAMES_VERSION, "data"),
     Input(ids.FOCUS, "data"),
+    Input(ids.SIM_SPACE, "value"),
 )
-def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _names_version=None, focus=None):
+def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _names_version=None, focus=None, sim_space=None):
     """The map layer, legend, summary and cluster chart of the chosen dataset and colouring.
 
     A new dataset gets a new map, opened on its extent or on the mesh a link or a search asked for
@@ -554,9 +579,12 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
             url = tile_url({"ds": key, "mode": "similar", "sel": sel["row"], "by": by, "thr": value})
             legend_children = distance_legend()
         else:
-            top = catalog.matches(key, sel["row"], by, value)
-            url = tile_url({"ds": key, "mode": "similar", "sel": sel["row"], "by": by, "top": value})
-            legend_children = match_legend(describe_threshold(by, value), top.count, top.candidates, top.cutoff)
+            space = catalog.match_space(key, by, sim_space)
+            top = catalog.matches(key, sel["row"], by, value, space)
+            url = tile_url({"ds": key, "mode": "similar", "sel": sel["row"], "by": by, "top": value, "space": space})
+            legend_children = match_legend(
+                describe_threshold(by, value), top.count, top.candidates, top.cutoff, DISTANCE_WORDS[space]
+            )
         title = "Similar to the selected mesh"
     else:
         title = f"Clusters (k = {k})"
@@ -620,8 +648,9 @@ def _link(text: str, key: str, k: int, code: int) -> dcc.Link:
     Input(ids.MATCH_BY, "value"),
     Input(ids.MATCH_VALUE, "value"),
     State(ids.DATASET, "value"),
+    Input(ids.SIM_SPACE, "value"),
 )
-def show_selection(selected, k, k_any, match_by, match_value, key):
+def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=None):
     """Facts, stay pattern and similar meshes of the selected mesh, with the count of its matches."""
     catalog = get_catalog()
     if (
@@ -684,53 +713,82 @@ def show_selection(selected, k, k_any, match_by, match_value, key):
     # Complemented meshes repeat their 250 m parent's embedding: listing them would show the clicked
     # mesh's own siblings (and its parent) at distance 0, so candidates are the meshes with an
     # embedding of their own, and the query mesh is the parent of a complemented one.
-    d = catalog.distances_from(key, query).copy()
+    space = catalog.similarity_space(key, sim_space)  # embedding where a dataset of the space has no model file
+    word = DISTANCE_WORDS[space]
+    d = catalog.distances_from(key, query, space).copy()
     if ds.complemented is not None:
         d[ds.complemented] = np.inf
     here = [
-        html.Li(_link(f"{int(ds.codes[i])} ({int(ds.mesh_sizes[i])} m) - distance {d[i]:.2f}", key, k, int(ds.codes[i])))
+        html.Li(_link(f"{int(ds.codes[i])} ({int(ds.mesh_sizes[i])} m) - {word} {d[i]:.3f}", key, k, int(ds.codes[i])))
         for i in top_k(d, 5, exclude=query)
     ]
     by, value = match_threshold(match_by, match_value)
-    top = catalog.matches(key, row, by, value)
-    space = catalog.space(key)
-    own = {o: catalog.own_meshes(o) for o in catalog.comparable(key)}
-    # Distances to each other dataset, computed once: for the nearest there and for the counts "as near".
-    near = {o: distances(v, ds.vectors[query]) for o, (_, v, _) in own.items()}
-    found = similar_across(ds.vectors[query], {o: (c, v) for o, (c, v, _) in own.items()}, k=10, per_dataset=3, dists=near)
-    matches = [(m.distance, m.dataset, m.key, int(own[m.dataset][2][m.index])) for m in found]
+    top_space = catalog.match_space(key, by, sim_space)
+    top = catalog.matches(key, row, by, value, top_space)
+    space_name = catalog.space(key)
+    # Distances to each other dataset's meshes, computed once: for the nearest there and for the counts "as near".
+    near = catalog.distances_across(key, query, space)
+    others = {o: catalog.get(o) for o in near}
+    found = similar_across(
+        catalog.points(key, space)[query],
+        {o: (o_ds.codes, catalog.points(o, space)) for o, o_ds in others.items()},
+        k=10,
+        per_dataset=3,
+        dists=near,
+        space=space,
+    )
     across = [
-        html.Li(_link(f"{other.split('/', 1)[1]}: {code_} ({size_} m) - distance {dist:.2f}", other, k, code_))
-        for dist, other, code_, size_ in matches[:10]
+        html.Li(
+            _link(
+                f"{m.dataset.split('/', 1)[1]}: {m.key} ({int(others[m.dataset].mesh_sizes[m.index])} m) - {word} {m.distance:.3f}",
+                m.dataset,
+                k,
+                m.key,
+            )
+        )
+        for m in found
     ]
-    within = {o: int((near[o] <= top.cutoff).sum()) for o in own} if top.count else {}
+    if top.count and top_space != space:  # a distance threshold: the OpenUAS classes, in embedding units
+        near = catalog.distances_across(key, query, top_space)
+    within = {o: int((near[o] <= top.cutoff).sum()) for o in near} if top.count else {}
     similar = [
         html.P(
-            match_count_text(describe_threshold(by, value), top.count, top.candidates, top.cutoff, within),
+            match_count_text(
+                describe_threshold(by, value), top.count, top.candidates, top.cutoff, within, DISTANCE_WORDS[top_space]
+            ),
             id=ids.MATCH_COUNT,
             className="match-count",
         ),
-        html.H3("Most similar here"),
+        html.H3(f"Most similar here (by {SPACE_LABELS[space]})"),
         html.Ol(here, className="similar-here"),
         html.H3(
-            "Most similar in other datasets of this space" + ("" if space.startswith("free:") else f" (anchored to '{space}')")
+            "Most similar in other datasets of this space"
+            + ("" if space_name.startswith("free:") else f" (anchored to '{space_name}')")
         ),
         html.Ol(across, className="similar-across")
         if across
         else html.P(
             "No other dataset in this space (trained without anchors)."
-            if space.startswith("free:")
+            if space_name.startswith("free:")
             else "No other dataset in this space."
+        ),
+        html.P(
+            SPACE_NOTES[space]
+            + ("" if space == knobs.SIMILARITY_SPACE.clamp(sim_space) else " (a dataset of this space has no model file)"),
+            id=ids.SIM_NOTE,
+            className="hint",
         ),
     ]
     return facts, chart, {"display": "block"}, similar, mesh_polygon(code, size)
 
 
-def match_count_text(what: str, count: int, candidates: int, cutoff: float, within: dict[str, int]) -> str:
-    """``Matches (top 1 %): 37 of 3,689 meshes here, distance up to 0.123; within it: nagoya_2020_04 41.``"""
+def match_count_text(
+    what: str, count: int, candidates: int, cutoff: float, within: dict[str, int], distance: str = "distance"
+) -> str:
+    """``Matches (top 1 %): 37 of 3,689 meshes here, pattern distance up to 0.123; as near in other datasets: nagoya_2020_04 41.``"""
     if count == 0:
         return f"Matches ({what}): none of {candidates:,} meshes here."
-    text = f"Matches ({what}): {count:,} of {candidates:,} meshes here, distance up to {cutoff:.3f}"
+    text = f"Matches ({what}): {count:,} of {candidates:,} meshes here, {distance} up to {cutoff:.3f}"
     if within:
         text += "; as near in other datasets: " + ", ".join(f"{o.split('/', 1)[1]} {n:,}" for o, n in within.items())
     return text + "."

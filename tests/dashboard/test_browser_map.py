@@ -109,9 +109,17 @@ def _clear_meshes(ds, keep) -> np.ndarray:
     return rows[ok]
 
 
-def _own_distances(ds, row):
+def _own_distances(ds, row, space="pattern"):
+    """Distances to mesh ``row`` among meshes with an embedding of their own, computed here in float64: by
+    stay pattern (the default: Hellinger distance of the predicted distributions) or by embedding."""
     own = ~ds.complemented
-    d = np.linalg.norm(ds.vectors.astype(np.float64) - ds.vectors[row], axis=1)
+    if space == "pattern":
+        logits = ds.vectors.astype(np.float64) @ ds.decoder.astype(np.float64).T
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        d = np.sqrt(np.clip(1.0 - np.sqrt(p) @ np.sqrt(p[row]), 0.0, 1.0))
+    else:
+        d = np.linalg.norm(ds.vectors.astype(np.float64) - ds.vectors[row], axis=1)
     d[~own] = np.inf
     d[row] = np.inf
     return d, int(own.sum()) - 1
@@ -136,7 +144,8 @@ def test_top_one_percent_highlights_and_counts_the_matches(page, server, data):
         page.wait_for_selector(f"#match-count:has-text('{expected}')", timeout=30_000)
         page.wait_for_selector(f".legend-item:has-text('a match (top {percent} %): {n:,} of {candidates:,} meshes')")
     page.wait_for_function(
-        "[...document.querySelectorAll('#mesh-map img.leaflet-tile')].some(i => i.src.includes('by=percent&top=1'))",
+        "[...document.querySelectorAll('#mesh-map img.leaflet-tile')]"
+        ".some(i => i.src.includes('by=percent&top=1') && i.src.includes('space=pattern'))",
         timeout=30_000,
     )
     page.wait_for_function("document.querySelectorAll('#mesh-map .leaflet-tile-loaded').length > 0", timeout=30_000)
@@ -187,11 +196,19 @@ def test_a_complemented_mesh_lists_no_sibling_and_not_its_parent(page, server, d
     assert len(items) == 5
     listed = {int(t.split(" ")[0]) for t in items}
     assert not listed & family, listed & family
-    assert not any("distance 0.00" in t for t in items)
+    assert not any(t.endswith(" 0.000") for t in items)  # no copy of the query (its siblings, its parent)
     # The list is the 5 nearest meshes with an embedding of their own, nearest first.
     parent_row = int(np.flatnonzero((ds.codes == parent_code_) & (ds.mesh_sizes == 250))[0])
     d, _ = _own_distances(ds, parent_row)
     assert [int(t.split(" ")[0]) for t in items] == ds.codes[np.argsort(d, kind="stable")[:5]].tolist()
+    assert all("pattern distance" in t for t in items)
+    # By embedding: the list follows, and says so.
+    page.locator("#similarity-space input[value='embedding']").check()
+    page.wait_for_selector(".similar-here li:has-text('embedding distance')", timeout=30_000)
+    items = page.locator(".similar-here li").all_inner_texts()
+    d, _ = _own_distances(ds, parent_row, "embedding")
+    assert [int(t.split(" ")[0]) for t in items] == ds.codes[np.argsort(d, kind="stable")[:5]].tolist()
+    assert not {int(t.split(" ")[0]) for t in items} & family
 
 
 def test_hover_shows_code_cluster_and_name(page, server, data, demo_data):
@@ -265,7 +282,7 @@ def test_following_a_similar_area_link_stays_in_the_app(page, server, data):
     page.get_by_text("similarity to the clicked mesh").click()
     page.evaluate("window.__same_page = true")
     link = page.locator(".similar-across a").first
-    target = link.inner_text()  # "osaka_2021_04: <code> (50 m) - distance 0.54"
+    target = link.inner_text()  # "osaka_2021_04: <code> (50 m) - pattern distance 0.054"
     other, code = target.split(": ")[0], target.split(": ")[1].split(" ")[0]
     t0 = time.perf_counter()
     link.click()

@@ -208,6 +208,67 @@ def test_match_layer_colours_selected_matches_and_the_rest(catalog):
     assert set(np.flatnonzero(values == 1)) == set(catalog.matches(KEY, child, "rank", 5).index.tolist())
 
 
+def _reference_distances(ds, row: int, space: str) -> np.ndarray:
+    """Distances to mesh ``row`` in float64, computed here: Hellinger of the predicted stay patterns, or Euclidean."""
+    if space == "embedding":
+        return np.linalg.norm(ds.vectors.astype(np.float64) - ds.vectors[row], axis=1)
+    logits = ds.vectors.astype(np.float64) @ ds.decoder.astype(np.float64).T
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return np.sqrt(np.clip(1.0 - np.sqrt(p) @ np.sqrt(p[row]), 0.0, 1.0))
+
+
+@pytest.mark.parametrize("space", ["pattern", "embedding"])
+def test_matches_rank_by_the_chosen_space(catalog, space):
+    ds = catalog.get(KEY)
+    assert catalog.similarity_space(KEY) == "pattern"  # the knob's default: every dataset here has a model
+    assert catalog.similarity_space(KEY, "bogus") == "pattern" and catalog.similarity_space(KEY, "embedding") == "embedding"
+    ref = _reference_distances(ds, 3, space)
+    ref[ds.complemented] = np.inf
+    ref[3] = np.inf
+    order = np.argsort(ref, kind="stable")
+    assert ref[order[5]] - ref[order[4]] > 1e-5  # no near tie at the cut (the data is seeded)
+    top = catalog.matches(KEY, 3, "rank", 5, space)
+    assert set(top.index.tolist()) == set(order[:5].tolist())
+    assert top.cutoff == pytest.approx(ref[order[4]], abs=1e-4)
+    # a distance threshold keeps the OpenUAS distance classes: embedding units whatever the space
+    assert catalog.match_space(KEY, "distance", space) == "embedding"
+
+
+def test_match_tiles_follow_the_space_and_refuse_an_unknown_one(catalog):
+    from flask import Flask
+    from werkzeug.datastructures import MultiDict
+    from werkzeug.exceptions import HTTPException
+
+    from dashboard.tiles import layer_values
+
+    args = {"ds": KEY, "mode": "similar", "sel": "3", "by": "rank", "top": "5"}
+    with Flask(__name__).test_request_context():
+        for space in ("pattern", "embedding"):
+            values, _ = layer_values(catalog, MultiDict({**args, "space": space}))
+            assert set(np.flatnonzero(values == 1)) == set(catalog.matches(KEY, 3, "rank", 5, space).index.tolist())
+        default, _ = layer_values(catalog, MultiDict(args))
+        assert np.array_equal(default, layer_values(catalog, MultiDict({**args, "space": "pattern"}))[0])
+        with pytest.raises(HTTPException):
+            layer_values(catalog, MultiDict({**args, "space": "cosine"}))
+
+
+def test_the_lists_say_which_distance_they_show(catalog):
+    selected = {"ds": KEY, "row": 3, "code": int(catalog.get(KEY).codes[3])}
+    texts = {}
+    for space in ("pattern", "embedding"):
+        *_, similar, _ = map_view.show_selection(selected, 10, None, "rank", 5, KEY, space)
+        texts[space] = str(similar)
+    assert "pattern distance" in texts["pattern"] and "Hellinger" in texts["pattern"]
+    assert "embedding distance" in texts["embedding"] and "pattern distance" not in texts["embedding"]
+    # the nearest in Osaka by pattern: its Hellinger distance, to 3 decimals
+    osaka = catalog.get(OSAKA)
+    near = catalog.distances_across(KEY, 3, "pattern")[OSAKA]
+    best = int(np.argmin(near))
+    assert not osaka.complemented[best]
+    assert f"{int(osaka.codes[best])} ({int(osaka.mesh_sizes[best])} m) - pattern distance {near[best]:.3f}" in texts["pattern"]
+
+
 def test_places_of_a_dataset_are_its_release_places_and_cities_within_its_extent(catalog):
     names = set(catalog.places(KEY)["name"])
     assert {"Sakae Station", "Higashi-Sakae", "Nagoya"} <= names
