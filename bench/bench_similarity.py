@@ -2,6 +2,7 @@
 
     python -m bench.bench_similarity --data DIR            # a demo release under DIR/demo (e.g. --scale small)
     python -m bench.bench_similarity --timing              # time per query only (synthetic, no demo needed)
+    python -m bench.bench_similarity --data DIR --click    # plus the app's search per click over the space
 
 Quality: for query meshes of each district type in Tokyo (up to ``--queries`` per type, drawn with
 a fixed seed), the share of the top-N similar meshes in each other dataset of the space (and within
@@ -76,6 +77,7 @@ def quality(data: Path, queries: int, n: int, seed: int) -> None:
         one = max(1, int(np.ceil(len(types) * 0.01)))
         chance = float(np.mean([np.mean(types == w) for w in want]))
         res = {}
+        held = np.array([(types == w).sum() >= 10 for w in want])  # queries of a type this dataset holds (>= 10 meshes)
         for space in SPACES:
             d = _dist_matrix(q[space], x[space], space)
             if name == QUERY:  # within Tokyo: the query itself left out
@@ -83,6 +85,7 @@ def quality(data: Path, queries: int, n: int, seed: int) -> None:
             for label, m in ((f"p@{n}", n), ("p@1%", one)):
                 p = _precision(d, types, want, m)
                 res[(space, label)] = float(p.mean())
+                res[(space, label + " held")] = float(p[held].mean())
                 for k in kinds:
                     per_type.setdefault((space, label, k), []).append(float(p[want == k].mean()))
         rows.append((name, len(types), one, chance, res))
@@ -99,6 +102,11 @@ def quality(data: Path, queries: int, n: int, seed: int) -> None:
     print(
         f"| mean of the {len(others)} other datasets | | | {np.mean([r[3] for r in others]):.3f} | "
         + " | ".join(f"{mean[(s, lab)]:.3f}" for lab in (f"p@{n}", "p@1%") for s in SPACES)
+        + " |"
+    )
+    print(
+        "| mean, queries of a type the target holds (>= 10 meshes) | | | | "
+        + " | ".join(f"{mean[(s, lab + ' held')]:.3f}" for lab in (f"p@{n}", "p@1%") for s in SPACES)
         + " |"
     )
     worse = [r[0] for r in others if r[4][("pattern", f"p@{n}")] < r[4][("embedding", f"p@{n}")]]
@@ -141,6 +149,36 @@ def timing(meshes: int, repeats: int = 50, seed: int = 0) -> None:
     )
 
 
+def click(data: Path, repeats: int = 20, seed: int = 0) -> None:
+    """The app's search per click (warm caches): distances from a Tokyo mesh to every mesh of the 22 other
+    datasets of the space, then the 3 nearest in each, as the map view's list does."""
+    from core.analysis.similarity import similar_across
+    from dashboard.catalog import Catalog
+
+    cat = Catalog(data)
+    key = f"demo/{QUERY}"
+    ds = cat.get(key)
+    rows = np.random.default_rng(seed).choice(np.flatnonzero(~ds.complemented), repeats, replace=False)
+    total = sum(cat.get(o).n_meshes for o in cat.comparable(key))
+    print(f"\nclick on a Tokyo mesh -> distances to {total:,} meshes of {len(cat.comparable(key))} datasets + 3 nearest in each")
+    for space in SPACES:
+        t0 = time.perf_counter()
+        for o in (key, *cat.comparable(key)):
+            cat.points(o, space)
+        pre = time.perf_counter() - t0
+        times = []
+        for r in rows:
+            t = time.perf_counter()
+            near = cat.distances_across(key, int(r), space)
+            sets = {o: (cat.get(o).codes, cat.get(o).vectors) for o in near}
+            similar_across(cat.points(key, space)[r], sets, k=10, per_dataset=3, dists=near, space=space)
+            times.append(time.perf_counter() - t)
+        ms = np.array(times) * 1000
+        print(
+            f"| {space} | median {np.median(ms):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms | points of every dataset once: {pre:.2f} s |"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, help="data folder holding a demo release (demo/)")
@@ -149,9 +187,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timing", action="store_true", help="time per query on a synthetic dataset")
     ap.add_argument("--meshes", type=int, default=200_000, help="meshes of the synthetic dataset")
+    ap.add_argument("--click", action="store_true", help="with --data: time the app's search per click over the whole space")
     args = ap.parse_args(argv)
     if args.data is not None:
         quality(args.data, args.queries, args.top, args.seed)
+    if args.data is not None and args.click:
+        click(args.data)
     if args.timing:
         timing(args.meshes)
     if args.data is None and not args.timing:
