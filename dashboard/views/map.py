@@ -700,7 +700,7 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
                             ),
                             _link(p["period"] or p["dataset"], p["dataset"], k, code),
                             html.Span(
-                                f" cluster {p['cluster']}, distance {p['distance']:.2f}"
+                                f" cluster {p['cluster']}, embedding distance {p['distance']:.2f}"
                                 if p["cluster"] is not None
                                 else " not in this dataset"
                             ),
