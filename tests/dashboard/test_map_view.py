@@ -374,3 +374,30 @@ def test_similar_tile_parameters_are_checked(catalog):
     assert client.get(base + "&by=rank&top=100").status_code == 200
     for bad in ("&by=percent&top=abc", "&by=percent&top=500", "&by=rank&top=1.5", "&by=median&top=1", "&by=rank&top=0"):
         assert client.get(base + bad).status_code == 400, bad
+
+
+def test_a_space_with_a_dataset_without_model_file_is_searched_by_embedding(tmp_path):
+    rng = np.random.default_rng(9)
+    for name, (lat0, lon0) in {"nagoya_2019_04": (35.165, 136.905), "osaka_2021_04": (34.69, 135.50)}.items():
+        codes = np.unique(latlon_to_code(lat0 + rng.random(60) * 0.01, lon0 + rng.random(60) * 0.01, 50))
+        vec = rng.normal(size=(len(codes), 8)).astype(np.float32)
+        labels = {k: np.arange(len(codes)) % k for k in (5, 10, 20)}
+        write_dataset(tmp_path / "rel", name, codes, np.full(len(codes), 50), vec, rng.normal(size=(168, 8)), labels)
+    (tmp_path / "rel" / "japan_city" / "model" / "osaka_2021_04.pth").unlink()  # Osaka: no model file
+    cat = Catalog(tmp_path)
+    assert cat.similarity_space(KEY) == "embedding" and cat.similarity_space(KEY, "pattern") == "embedding"
+    top = cat.matches(KEY, 0, "rank", 3)
+    ds = cat.get(KEY)
+    ref = np.linalg.norm(ds.vectors.astype(np.float64) - ds.vectors[0], axis=1)
+    ref[0] = np.inf
+    assert set(top.index.tolist()) == set(np.argsort(ref)[:3].tolist())
+    from dashboard import catalog as catalog_module
+
+    before = catalog_module._CONTEXT
+    install(AppContext(catalog=cat, basemap=None, upload_cap=2**20))
+    try:
+        *_, similar, _ = map_view.show_selection({"ds": KEY, "row": 0, "code": int(ds.codes[0])}, 10, None, "rank", 3, KEY)
+    finally:
+        catalog_module._CONTEXT = before  # the other tests' app
+    text = str(similar)
+    assert "embedding distance" in text and "pattern distance" not in text and "has no model file" in text
