@@ -22,7 +22,6 @@ from core.analysis.charts import cluster_charts, stay_patterns
 from core.analysis.diff import PeriodDiff, diff_datasets
 from core.analysis.joint import JointClusters
 from core.analysis.similarity import TopMatches, resolve_space, space_distances, sqrt_patterns, top_matches
-from core.area2vec.model import predict_distributions
 from core.geo.meshcode import code_centers, parent_code
 from core.geo.places import empty_places, read_places
 from core.geo.tiles import MeshIndex
@@ -297,17 +296,18 @@ class Catalog:
         return self._memo(("labels", key, k, space.name), lambda: jc.assign(ds.vectors, ds.decoder))
 
     def distributions(self, key: str) -> np.ndarray:
-        """Each mesh's ``softmax(e W^T)`` (float32, cached)."""
-        ds = self.get(key)
-        if ds.decoder is None:
-            raise ValueError(f"{key} has no model file")
-        return self._memo(("dist", key), lambda: predict_distributions(ds.vectors, ds.decoder, dtype=np.float32))
+        """Each mesh's ``softmax(e W^T)`` (float32), squared from the cached sqrt-patterns.
+
+        Only the sqrt-patterns are kept (the similar-areas search needs them): one ``(n, 168)`` float32
+        array per dataset instead of two. Callers that keep the result (the cluster charts) cache it.
+        """
+        return np.square(self.points(key, "pattern"))
 
     def mesh_pattern(self, key: str, row: int) -> np.ndarray:
         """The chart ``(2, 12, 7)`` of one mesh (zeros without a model file)."""
         if not self.has_model(key):
             return np.zeros((2, 12, 7))
-        return stay_patterns(self.distributions(key)[row : row + 1])[0]
+        return stay_patterns(np.square(self.points(key, "pattern")[row : row + 1]))[0]
 
     def has_model(self, key: str) -> bool:
         return self.get(key).decoder is not None
@@ -462,14 +462,6 @@ class Catalog:
             return out
 
         return self._memo(("parents", key), make)
-
-    def own_meshes(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Codes, embeddings and sizes of the dataset's meshes that have an embedding of their own (not complemented)."""
-        ds = self.get(key)
-        if ds.complemented is None or not ds.complemented.any():
-            return ds.codes, ds.vectors, ds.mesh_sizes
-        own = ~ds.complemented
-        return self._memo(("own", key), lambda: (ds.codes[own], ds.vectors[own], ds.mesh_sizes[own]))
 
     def own_row(self, key: str, row: int) -> int:
         """The row whose embedding mesh ``row`` shows: its 250 m parent when complemented, else itself."""
