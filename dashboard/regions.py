@@ -49,6 +49,8 @@ CITY_COLOURS = ("#1f77b4", "#ff7f0e")  # source, target (projection and legends)
 SEQUENTIAL = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725")
 DIVERGING = ("#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d", "#b2182b")
 NO_VALUE = "#bdbdbd"
+FEW_REGIONS = 30  # below this many regions in a city, the view warns that a ridge and an alignment say little
+FLAT_SPREAD = 1e-3  # a prediction whose spread is below this share of the truth's is "nearly constant"
 
 _LOCK = threading.RLock()
 _GRAPHS: OrderedDict[tuple[str, str], RegionGraph] = OrderedDict()
@@ -295,6 +297,56 @@ def transfer_table(data_dir: Path, sel: Selection, label: str, scale: object) ->
         for name, col in ((sel.method, "predicted"), ("mean", "mean"), ("area", "area"))
     ]
     return table, rows
+
+
+def transfer_notes(table: pd.DataFrame, regions: tuple[int, int], method: str) -> list[str]:
+    """Plain-language warnings about a transfer: too few regions, a (nearly) constant prediction.
+
+    A ridge on embeddings that carry no signal for the label predicts about the source's mean for
+    every target region; tiny differences between those predictions still give a rank order, so
+    Spearman can read 1 while the MAE equals the mean baseline's. The view says so instead of
+    presenting such a row as a success.
+
+    Args:
+        table: the frame of :func:`transfer_table` (``true``, ``predicted``).
+        regions: the number of regions of the source and the target city.
+        method: the method's label, for the message.
+    """
+    notes = []
+    few = min(regions)
+    if few < FEW_REGIONS:
+        notes.append(
+            f"Only {few:,} region{'s' if few != 1 else ''} in the smaller city: too few for a reliable alignment "
+            f"or ridge (at least {FEW_REGIONS} recommended); read these numbers as a smoke test."
+        )
+    y = table["true"].to_numpy(dtype=np.float64)
+    pred = table["predicted"].to_numpy(dtype=np.float64)
+    spread_true = float(np.ptp(y)) if y.size else 0.0
+    spread_pred = float(np.ptp(pred)) if pred.size else 0.0
+    if spread_true > 0 and spread_pred <= FLAT_SPREAD * spread_true:
+        share = 100.0 * spread_pred / spread_true
+        notes.append(
+            f"{method}'s prediction is nearly constant (its spread is {share:.2g} % of the true values'): "
+            "the embeddings carry no usable signal for this label, so its Spearman reflects tiny differences "
+            "and its MAE is about the mean baseline's."
+        )
+    return notes
+
+
+def format_value(v: float | None) -> str:
+    """A number for tables and legends: thousands separated from 1,000 up, 3 significant digits below,
+    never in e-notation; ``–`` for a missing value."""
+    if v is None or not np.isfinite(v):
+        return "–"
+    a = abs(float(v))
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a == 0:
+        return "0"
+    if a < 0.001:
+        return f"{v:.2e}"
+    digits = max(0, 2 - int(np.floor(np.log10(a))))
+    return f"{v:.{digits}f}"
 
 
 def colour_scale(

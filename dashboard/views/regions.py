@@ -213,10 +213,15 @@ def _key(sel: store.Selection) -> list:
 
 
 def _fmt(v: float) -> str:
-    return "–" if v is None or not math.isfinite(v) else f"{v:.4g}"
+    return store.format_value(v)
 
 
-def metrics_view(rows: list[dict], label: str, scale: str) -> html.Div:
+def _fmt_rank(v: float) -> str:
+    """Spearman and R²: three decimals (``1.000``, ``-0.288``), ``–`` when undefined."""
+    return "–" if v is None or not math.isfinite(v) else f"{v:.3f}"
+
+
+def metrics_view(rows: list[dict], label: str, scale: str, notes: list[str] | None = None) -> html.Div:
     """The metrics row: the method and both baselines, MAE / Spearman / R² on the current label and scale."""
     head = html.Tr([html.Th(f"{label}, {SCALE_LABELS.get(scale, scale)}"), html.Th("MAE"), html.Th("Spearman"), html.Th("R²")])
     body = [
@@ -224,8 +229,8 @@ def metrics_view(rows: list[dict], label: str, scale: str) -> html.Div:
             [
                 html.Td(BASELINE_LABELS.get(r["method"], METHOD_LABELS.get(r["method"], r["method"]))),
                 html.Td(_fmt(r["mae"])),
-                html.Td(_fmt(r["spearman"])),
-                html.Td(_fmt(r["r2"])),
+                html.Td(_fmt_rank(r["spearman"])),
+                html.Td(_fmt_rank(r["r2"])),
             ],
             className="method" if i == 0 else "baseline",
         )
@@ -235,6 +240,7 @@ def metrics_view(rows: list[dict], label: str, scale: str) -> html.Div:
         [
             html.Table([html.Thead(head), html.Tbody(body)], className="regions-metrics", id="regions-metrics-table"),
             html.Div("Spearman is undefined (–) for a constant prediction.", className="hint"),
+            *[html.Div(n, className="warning", role="alert") for n in (notes or [])],
         ]
     )
 
@@ -389,7 +395,9 @@ def show(source, target, method, seed, epochs, label, scale, colour, result):
         "true": f"true {label} ({scale}; same scale as predicted)",
         "error": f"error, predicted − true ({scale}): blue too low, red too high",
     }[by]
-    return {"fill": fill}, legend_view(legend, title), metrics_view(rows, label, scale), msg
+    sizes = (int(info["regions"][0]), int(info["regions"][1]))
+    notes = store.transfer_notes(table, sizes, METHOD_LABELS.get(sel.method, sel.method))
+    return {"fill": fill}, legend_view(legend, title), metrics_view(rows, label, scale, notes), msg
 
 
 @callback(

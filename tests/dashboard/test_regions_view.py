@@ -325,3 +325,30 @@ def test_area2vec_aligns_two_demo_cities_through_the_release_anchor_set(tmp_path
     assert out["state"] == "done"
     z = store.cached_embeddings(root, sel)
     assert z is not None and z[0].shape[1] == anchors.dim and np.isfinite(z[0]).all()
+
+
+def test_a_flat_prediction_and_few_regions_are_called_out():
+    """The walk's case: six regions each, a ridge on embeddings with no signal predicts ~the mean for
+    every region; tiny differences rank perfectly (Spearman 1) while the MAE is the mean baseline's."""
+    true = np.array([1013.0, 2500.0, 4000.0, 5200.0, 7000.0, 11090.0])
+    flat = pd.DataFrame({"true": true, "predicted": 4170.0 + np.arange(6) * 1e-6})
+    notes = store.transfer_notes(flat, (6, 6), "CoRE")
+    assert len(notes) == 2
+    assert "Only 6 regions" in notes[0]
+    assert "nearly constant" in notes[1] and "CoRE" in notes[1]
+    # A real prediction on big enough cities: no note.
+    good = pd.DataFrame({"true": true, "predicted": true * 0.8 + 300.0})
+    assert store.transfer_notes(good, (120, 160), "CoRE") == []
+    # Nothing to compare against when the truth itself is constant: no "flat" claim.
+    assert store.transfer_notes(pd.DataFrame({"true": np.ones(4), "predicted": np.ones(4)}), (40, 40), "CoRE") == []
+
+
+def test_numbers_read_the_same_in_tables_and_legends():
+    assert store.format_value(11090.4) == "11,090"
+    assert store.format_value(1013.0) == "1,013"
+    assert store.format_value(4.2345) == "4.23"
+    assert store.format_value(0.371412) == "0.371"
+    assert store.format_value(-0.2881) == "-0.288"
+    assert store.format_value(0.0) == "0"
+    assert store.format_value(float("nan")) == "–"
+    assert "e" not in store.format_value(123456789.0)
