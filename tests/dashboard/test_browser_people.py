@@ -36,11 +36,19 @@ def page(chromium, server):
 
     pg = chromium.new_page(viewport={"width": 1400, "height": 1300})
     errors: list[str] = []
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: errors.append(str(e)))
+    failed: list[str] = []  # context for a failure: every HTTP error answer, with its URL
+    pg.on("console", lambda m: errors.append(_console_text(m)) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(f"page error: {e}\n{e.stack}"))
+    pg.on("response", lambda r: failed.append(f"{r.status} {r.request.method} {r.url}") if r.status >= 400 else None)
     yield pg
     pg.close()
-    assert errors == [], [*errors, server_errors(server)]
+    assert errors == [], "\n".join([*errors, "HTTP errors:", *failed, server_errors(server)])
+
+
+def _console_text(msg) -> str:
+    """A console error in full: its text and where it came from (a failed load names only its status, the URL says which)."""
+    loc = msg.location or {}
+    return f"console error: {msg.text} (at {loc.get('url', '?')}:{loc.get('lineNumber', '?')})"
 
 
 def _count(page, sel: str) -> int:
