@@ -63,6 +63,11 @@ def test_source_is_found_and_opened(client):
     assert "80 people" in msg and "simple per-person features" in msg
     fig, variance = view.draw_scatter(KEY, "commuter", "pca", 0)
     assert sum(len(t.x) for t in fig.data) == 80 and "Explained variance" in variance
+    # the person rows travel as a plain list: plotly.js leaves typed (base64) customdata out of click events
+    import json
+
+    sent = [t["customdata"] for t in json.loads(fig.to_json())["data"]]
+    assert all(isinstance(rows, list) for rows in sent) and sorted(sum(sent, [])) == list(range(80))
 
 
 def test_a_box_selection_drives_tiles_chart_and_summary(client):
