@@ -14,7 +14,9 @@ from core.walkers.explore import (
     FEATURES,
     StayFilter,
     attribute_options,
+    calendar_note,
     colour_values,
+    day_panels,
     pattern,
     person_stays,
     stay_mask,
@@ -28,6 +30,7 @@ from .. import people as store
 from ..components import make_map, tile_url
 from ..figures import HEAT_COLOURS_NOTE, pattern_chart, people_scatter, person_week
 
+DAY_LABELS = {"all": "all", "weekday": "weekdays", "holiday": "weekends / holidays"}
 ATTR_LABELS = {
     "commuter": "commuter (truth)",
     "role": "role (truth)",
@@ -104,7 +107,7 @@ def layout(basemap: str | None) -> html.Div:
                                 id=ids.PEOPLE_DAY,
                                 inline=True,
                                 value="all",
-                                options=[{"label": d, "value": d} for d in DAYS],
+                                options=[{"label": DAY_LABELS[d], "value": d} for d in DAYS],
                             ),
                         ]
                     ),
@@ -194,10 +197,7 @@ def open_source(source, colour, day, hours):
             ids.PEOPLE_MAP, ids.PEOPLE_LAYER, basemap, _view(source), url=layer_url(source, None, day, hours), height="460px"
         )
     ]
-    note = (
-        "" if people.weekday_known else " Days are anonymised in this file: weekday/weekend filters see every stay as a weekday."
-    )
-    msg = f"{people.n:,} people, {len(people.person):,} stays. Embeddings: {people.encoder}." + note
+    msg = f"{people.n:,} people, {len(people.person):,} stays. Embeddings: {people.encoder}. {calendar_note(people)}"
     if people.encoder == FEATURES:
         msg += " Train a walkers run ('python -m core walkers train FILE --out DATA/walkers/NAME') to explore model embeddings."
     return [{"label": ATTR_LABELS.get(a, a), "value": a} for a in attrs], value, box, msg
@@ -263,7 +263,9 @@ def show_selection(token, day, hours, source):
     info = selection_summary(people, rows, mask)
     who = "everyone" if rows is None else f"{info['people']:,} selected people"
     when = f"{flt.day} days, arriving {flt.h0:02d}-{flt.h1:02d} h"
-    fig = pattern_chart(pattern(people, mask), f"Stay pattern of {who} ({info['stays']:,} stays; {when})")
+    fig = pattern_chart(
+        pattern(people, mask), f"Stay pattern of {who} ({info['stays']:,} stays; {when})", panels=day_panels(people)
+    )
     share = "unknown" if info["commuter_share"] is None else f"{100 * info['commuter_share']:.1f} %"
     places = [html.Li(f"mesh {p['code']} ({p['mesh_size']} m): {p['stays']:,} stays") for p in info["top_places"]]
     text = [
@@ -275,11 +277,24 @@ def show_selection(token, day, hours, source):
                 f" stays ({when}); commuters: {share}",
             ]
         ),
+        html.Div(_holiday_line(people, info)),
         html.Div("Top places:"),
         html.Ol(places),
         html.Div("Click a person in the scatter to see their week.", className="hint"),
     ]
     return layer_url(source, token, day, hours), fig, text
+
+
+def _holiday_line(people, info: dict) -> str:
+    """How many of the stays fall on days off, in the words of the chart's second panel."""
+    if not people.weekday_known:
+        return calendar_note(people)
+    if not people.dates_known:
+        return f"Weekend stays: {info['holiday_stays']:,}. " + calendar_note(people)
+    return (
+        f"Weekend / holiday stays: {info['holiday_stays']:,} ({info['national_holiday_stays']:,} on national holidays,"
+        f" {people.country} calendar)."
+    )
 
 
 @callback(
@@ -289,7 +304,7 @@ def show_selection(token, day, hours, source):
     State(ids.PEOPLE_SOURCE, "value"),
 )
 def show_person(click, source):
-    """A clicked person's first week of stays as a timeline."""
+    """A clicked person's first week of stays as a timeline (days labelled with their dates where known)."""
     if source not in store.sources() or not isinstance(click, dict):
         return no_update, no_update
     try:
@@ -308,5 +323,6 @@ def show_person(click, source):
         week["duration"].to_numpy(),
         week["code"].to_numpy(),
         f"Person {people.uids[row]}: first week of stays ({len(week)} of {len(st)})",
+        labels=week["label"].tolist(),
     )
     return fig, {"display": "block"}

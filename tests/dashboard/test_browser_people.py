@@ -125,8 +125,8 @@ def test_lasso_a_group_changes_heatmap_chart_and_summary(page, server, people_da
     after_chart = _chart_total(page)
     assert after_chart < before_chart
 
-    # A filter narrows the same selection: weekend stays only.
-    page.locator("#people-day").get_by_text("weekend", exact=True).click()
+    # A filter narrows the same selection: stays on weekends and national holidays only.
+    page.locator("#people-day").get_by_text("weekends / holidays", exact=True).click()
     page.wait_for_function(
         f"() => document.querySelector('#people-stays').innerText.replace(/,/g, '') != '{stays}'", timeout=30_000
     )

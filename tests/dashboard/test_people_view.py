@@ -5,6 +5,7 @@ from __future__ import annotations
 from io import BytesIO
 
 import numpy as np
+import pandas as pd
 import pytest
 from dash._callback_context import context_value
 from dash._utils import AttributeDict
@@ -23,6 +24,7 @@ def client(tmp_path_factory):
 
     data = tmp_path_factory.mktemp("people-view")
     frame, truth = mixed_frame()
+    frame["date"] = frame["date"] + pd.Timedelta(days=21)  # Monday 26 April to Saturday 1 May: Showa Day on Thursday
     (data / "rel" / "stays").mkdir(parents=True)
     (data / "rel" / "truth").mkdir()
     frame.drop(columns=["place"]).to_parquet(data / "rel" / "stays" / "mixed.parquet", index=False)
@@ -127,10 +129,26 @@ def test_tile_queries_are_validated(client, query, status):
     assert client.get(f"/tiles/{_zxy()}.png?{query}").status_code == status
 
 
+def test_the_chart_and_summary_count_national_holidays(client):
+    from dashboard.views import people as view
+
+    _, chart, summary = view.show_selection(None, "all", [0, 24], KEY)
+    panels = [a["text"] for a in chart["layout"]["annotations"]]
+    assert panels == ["weekday", "holiday"]
+    holiday_bars = sum(float(np.sum(t["y"])) for t in chart["data"] if t["xaxis"] == "x2")
+    assert holiday_bars > 0
+    text = str(summary)
+    # 80 people x 2 stays on Showa Day and on the Saturday
+    assert "Weekend / holiday stays: 320 (160 on national holidays, JP calendar)" in text
+    *_, msg = view.open_source(KEY, None, "all", [0, 24])
+    assert "national holiday (JP calendar)" in msg
+
+
 def test_clicking_a_person_shows_their_week(client):
     from dashboard.views import people as view
 
     fig, style = view.show_person({"points": [{"customdata": 3}]}, KEY)
     assert style == {"display": "block"} and sum(len(t.x) for t in fig.data) == 12
+    assert "2021-04-29 (Thu, holiday)" in {y for t in fig.data for y in t.y}
     assert view.show_person({"points": [{"customdata": 10**9}]}, KEY)[0] is view.no_update
     assert view.show_person({"points": [{"customdata": "x"}]}, KEY)[0] is view.no_update
