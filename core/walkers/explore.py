@@ -500,23 +500,56 @@ def calendar_note(people: People) -> str:
     return "Days are anonymised in this source (no weekdays, no dates): every stay counts as a weekday."
 
 
-def person_stays(people: People, row: int) -> pd.DataFrame:
+def n_weeks(people: People) -> int:
+    """Weeks the source spans, counted from its first day (at least 1)."""
+    return int(people.start.max() // DAY_MINUTES) // 7 + 1 if len(people.start) else 1
+
+
+def clamp_week(people: People, week: object) -> int:
+    """A week number from a browser value: 1-based, clamped to ``1..n_weeks`` (anything else: 1)."""
+    try:
+        w = float(week)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 1
+    if not np.isfinite(w):
+        return 1
+    return int(np.clip(np.floor(w), 1, n_weeks(people)))
+
+
+def week_label(people: People, week: int) -> str:
+    """``week 2 of 5 (2021-04-08 to 2021-04-14)``, or the day indices without calendar dates."""
+    first, last = 7 * (week - 1), 7 * week - 1
+    head = f"week {week} of {n_weeks(people)}"
+    if people.day0 is None:
+        return f"{head} (days {first}-{last})"
+    a, b = (str(np.datetime64(people.day0 + d, "D")) for d in (first, last))
+    return f"{head} ({a} to {b})"
+
+
+def person_stays(people: People, row: int, week: int | None = None) -> pd.DataFrame:
     """One person's stays: day index, weekday, start (minutes of day), duration, region code,
-    national-holiday flag and a day label (the date where known)."""
+    national-holiday flag and a day label (the date where known).
+
+    Args:
+        week: only the stays of this week of the source (1-based, days ``7 (week - 1) .. 7 week - 1``);
+            None: all of them.
+    """
     off = people.offsets()
     row = int(np.clip(row, 0, people.n - 1))
     s = slice(int(off[row]), int(off[row + 1]))
     start = people.start[s]
     day = (start // DAY_MINUTES).astype(np.int64)
-    weekday = people.weekday[s]
-    holiday = people.holiday[s]
+    keep = slice(None) if week is None else (day >= 7 * (week - 1)) & (day < 7 * week)
+    day, start = day[keep], start[keep]
+    weekday = people.weekday[s][keep]
+    holiday = people.holiday[s][keep]
     return pd.DataFrame(
         {
             "day": day,
             "weekday": weekday,
             "minute": start % DAY_MINUTES,
-            "duration": people.duration[s],
-            "code": people.codes[people.region[s]],
+            "duration": people.duration[s][keep],
+            "code": people.codes[people.region[s][keep]],
             "holiday": holiday,
             "label": _day_labels(people, day, weekday, holiday),
         }

@@ -15,12 +15,14 @@ from core.walkers.explore import (
     StayFilter,
     attribute_options,
     calendar_note,
+    clamp_week,
     colour_values,
     day_panels,
     pattern,
     person_stays,
     stay_mask,
     umap_available,
+    week_label,
 )
 from core.walkers.explore import select as select_rows
 from core.walkers.explore import summary as selection_summary
@@ -160,7 +162,21 @@ def layout(basemap: str | None) -> html.Div:
                         className="half",
                         children=[
                             html.Div(id=ids.PEOPLE_SUMMARY, className="summary", role="status"),
-                            dcc.Graph(id=ids.PEOPLE_WEEK, config={"displaylogo": False}, style={"display": "none"}),
+                            html.Div(
+                                id=ids.PEOPLE_PERSON,
+                                style={"display": "none"},
+                                children=[
+                                    html.Label(
+                                        [
+                                            "Week ",
+                                            dcc.Input(
+                                                id=ids.PEOPLE_WEEK_NO, type="number", min=1, step=1, value=1, debounce=True
+                                            ),
+                                        ]
+                                    ),
+                                    dcc.Graph(id=ids.PEOPLE_WEEK, config={"displaylogo": False}),
+                                ],
+                            ),
                         ],
                     ),
                 ],
@@ -299,30 +315,33 @@ def _holiday_line(people, info: dict) -> str:
 
 @callback(
     Output(ids.PEOPLE_WEEK, "figure"),
-    Output(ids.PEOPLE_WEEK, "style"),
+    Output(ids.PEOPLE_PERSON, "style"),
+    Output(ids.PEOPLE_WEEK_NO, "value"),
     Input(ids.PEOPLE_SCATTER, "clickData"),
+    Input(ids.PEOPLE_WEEK_NO, "value"),
     State(ids.PEOPLE_SOURCE, "value"),
 )
-def show_person(click, source):
-    """A clicked person's first week of stays as a timeline (days labelled with their dates where known)."""
+def show_person(click, week, source):
+    """A clicked person's stays in the chosen week of the source (clamped to the weeks it spans) as a timeline."""
     if source not in store.sources() or not isinstance(click, dict):
-        return no_update, no_update
+        return no_update, no_update, no_update
     try:
         row = int(click["points"][0]["customdata"])
     except (KeyError, IndexError, TypeError, ValueError):
-        return no_update, no_update
+        return no_update, no_update, no_update
     people = store.get(source)
     if not 0 <= row < people.n:
-        return no_update, no_update
-    st = person_stays(people, row)
-    week = st[st["day"] < st["day"].min() + 7]
+        return no_update, no_update, no_update
+    week = clamp_week(people, week)
+    st = person_stays(people, row, week)
+    n_all = int(np.diff(people.offsets()[row : row + 2])[0])
     fig = person_week(
-        week["day"].to_numpy(),
-        week["weekday"].to_numpy(),
-        week["minute"].to_numpy(),
-        week["duration"].to_numpy(),
-        week["code"].to_numpy(),
-        f"Person {people.uids[row]}: first week of stays ({len(week)} of {len(st)})",
-        labels=week["label"].tolist(),
+        st["day"].to_numpy(),
+        st["weekday"].to_numpy(),
+        st["minute"].to_numpy(),
+        st["duration"].to_numpy(),
+        st["code"].to_numpy(),
+        f"Person {people.uids[row]}: {week_label(people, week)}, {len(st)} of {n_all} stays",
+        labels=st["label"].tolist(),
     )
-    return fig, {"display": "block"}
+    return fig, {"display": "block"}, week

@@ -141,3 +141,17 @@ def test_lasso_a_group_changes_heatmap_chart_and_summary(page, server, people_da
     )
     assert _count(page, "#people-stays") == total_stays
     assert abs(_chart_total(page) - before_chart) < 1e-6 * before_chart
+
+    # Click a person: their first week; then the week is chosen (and clamped on the server: April 2021 has 5).
+    x, y = page.evaluate(
+        "() => { const gd = document.querySelector('#people-scatter .js-plotly-plot'), fl = gd._fullLayout,"
+        " t = gd._fullData[0], r = gd.getBoundingClientRect();"
+        " return [r.left + fl._size.l + fl.xaxis.l2p(t.x[0]), r.top + fl._size.t + fl.yaxis.l2p(t.y[0])] }"
+    )
+    page.mouse.click(x, y)
+    title = page.locator("#people-week .gtitle")
+    title.filter(has_text="week 1 of 5 (2021-04-01 to 2021-04-07)").wait_for(timeout=30_000)
+    page.locator("#people-week-no").fill("9")
+    page.locator("#people-week-no").press("Enter")
+    title.filter(has_text="week 5 of 5 (2021-04-29 to 2021-05-05)").wait_for(timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#people-week-no').value === '5'", timeout=30_000)

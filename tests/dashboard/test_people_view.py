@@ -12,6 +12,7 @@ from dash._utils import AttributeDict
 
 from dashboard import ids
 
+from ..walkers.conftest import commute_frame
 from ..walkers.test_explore import mixed_frame
 
 SRC = "rel/stays/mixed"
@@ -29,6 +30,7 @@ def client(tmp_path_factory):
     (data / "rel" / "truth").mkdir()
     frame.drop(columns=["place"]).to_parquet(data / "rel" / "stays" / "mixed.parquet", index=False)
     truth.to_parquet(data / "rel" / "truth" / "people_mixed.parquet", index=False)
+    commute_frame(4, days=20, seed=2).to_parquet(data / "rel" / "stays" / "long.parquet", index=False)  # three weeks
     return app_module.create_app(data, basemap=None).server.test_client()
 
 
@@ -147,8 +149,18 @@ def test_the_chart_and_summary_count_national_holidays(client):
 def test_clicking_a_person_shows_their_week(client):
     from dashboard.views import people as view
 
-    fig, style = view.show_person({"points": [{"customdata": 3}]}, KEY)
-    assert style == {"display": "block"} and sum(len(t.x) for t in fig.data) == 12
+    fig, style, week = view.show_person({"points": [{"customdata": 3}]}, 99, KEY)
+    assert style == {"display": "block"} and sum(len(t.x) for t in fig.data) == 12 and week == 1
+    assert "week 1 of 1 (2021-04-26 to 2021-05-02)" in fig.layout.title.text
     assert "2021-04-29 (Thu, holiday)" in {y for t in fig.data for y in t.y}
-    assert view.show_person({"points": [{"customdata": 10**9}]}, KEY)[0] is view.no_update
-    assert view.show_person({"points": [{"customdata": "x"}]}, KEY)[0] is view.no_update
+    assert view.show_person({"points": [{"customdata": 10**9}]}, 1, KEY)[0] is view.no_update
+    assert view.show_person({"points": [{"customdata": "x"}]}, 1, KEY)[0] is view.no_update
+
+
+@pytest.mark.parametrize(("asked", "week", "days"), [(2, 2, 7), ("3", 3, 6), (7, 3, 6), (-1, 1, 7), (None, 1, 7), ("x", 1, 7)])
+def test_the_week_is_chosen_and_clamped_on_the_server(client, asked, week, days):
+    from dashboard.views import people as view
+
+    fig, _, got = view.show_person({"points": [{"customdata": 1}]}, asked, "stays:rel/long")
+    assert got == week and f"week {week} of 3" in fig.layout.title.text
+    assert len({y for t in fig.data for y in t.y}) == days  # one row per day of that week

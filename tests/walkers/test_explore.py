@@ -9,9 +9,11 @@ import pytest
 from core.walkers.explore import (
     FEATURES,
     StayFilter,
+    clamp_week,
     day_panels,
     heat_classes,
     in_polygon,
+    n_weeks,
     pattern,
     people_from_trajectories,
     person_stays,
@@ -22,6 +24,7 @@ from core.walkers.explore import (
     stay_mask,
     summary,
     token_histogram,
+    week_label,
 )
 from core.walkers.trajectories import trajectories_from_frame
 
@@ -228,3 +231,15 @@ def test_weekdays_without_dates_say_the_panel_holds_weekends_only():
     assert token_histogram(p, stay_mask(p, None)).reshape(2, 12, 7)[1].sum() == 20
     assert day_panels(p) == ("weekday", "weekend (no calendar dates in this source)")
     assert person_stays(p, 0)["label"].iloc[0] == "day 0 (Mon)"
+
+
+def test_a_week_of_the_source_is_chosen_and_clamped():
+    frame = commute_frame(4, days=20, seed=2)  # 2021-04-05 (Monday) to 2021-04-24: weeks 1-3
+    p = people_from_trajectories(trajectories_from_frame(frame, "long"))
+    assert n_weeks(p) == 3
+    for value, week in [(2, 2), ("2", 2), (2.7, 2), (99, 3), (-4, 1), (0, 1), (None, 1), ("x", 1), (float("nan"), 1), ([2], 1)]:
+        assert clamp_week(p, value) == week, value
+    two, three = person_stays(p, 1, 2), person_stays(p, 1, 3)
+    assert len(two) == 14 and set(two["day"]) == set(range(7, 14)) and len(three) == 12 and three["day"].max() == 19
+    assert week_label(p, 2) == "week 2 of 3 (2021-04-12 to 2021-04-18)"
+    assert len(person_stays(p, 1)) == 40
