@@ -298,8 +298,7 @@ def people_scatter(xy: np.ndarray, category: np.ndarray, names: list[str], title
             go.Scattergl(
                 x=xy[rows, 0],
                 y=xy[rows, 1],
-                # A plain list: plotly.js leaves a typed (base64) customdata out of scattergl click events.
-                customdata=rows.tolist(),
+                customdata=rows,  # for the hover label: click events leave typed customdata out (explore.clicked_row)
                 mode="markers",
                 name=f"{name} ({len(rows):,})",
                 marker={"size": 4, "color": PALETTE[c % len(PALETTE)], "opacity": 0.6},

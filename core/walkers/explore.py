@@ -382,6 +382,31 @@ def select(xy: np.ndarray, selected: object) -> np.ndarray | None:
     return None
 
 
+def clicked_row(xy: np.ndarray, click: object) -> int | None:
+    """The person behind a plotly ``clickData``: the point's ``customdata`` when it came along, else the
+    person drawn exactly at the clicked ``x``, ``y`` (None when neither names one).
+
+    plotly.js leaves a typed (base64) ``customdata`` out of scattergl click events, and the figure
+    sends typed arrays (a plain list of 100 k rows costs ~1 s to build); the clicked coordinates are
+    the drawn float32 values, so an exact match finds the person.
+    """
+    try:
+        point = click["points"][0]  # type: ignore[index]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if not isinstance(point, dict):
+        return None
+    n = len(xy)
+    row = point.get("customdata")
+    if isinstance(row, int | float) and not isinstance(row, bool) and float(row).is_integer():
+        return int(row) if 0 <= row < n else None
+    x, y = point.get("x"), point.get("y")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in (x, y)):
+        return None
+    hit = np.flatnonzero((xy[:, 0] == np.float32(x)) & (xy[:, 1] == np.float32(y)))
+    return int(hit[0]) if len(hit) else None
+
+
 @dataclass(frozen=True)
 class StayFilter:
     """Which stays of the selected people count: day kind and arrival hours ``[h0, h1)``."""

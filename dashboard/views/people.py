@@ -16,6 +16,7 @@ from core.walkers.explore import (
     attribute_options,
     calendar_note,
     clamp_week,
+    clicked_row,
     colour_values,
     day_panels,
     pattern,
@@ -320,17 +321,15 @@ def _holiday_line(people, info: dict) -> str:
     Input(ids.PEOPLE_SCATTER, "clickData"),
     Input(ids.PEOPLE_WEEK_NO, "value"),
     State(ids.PEOPLE_SOURCE, "value"),
+    State(ids.PEOPLE_METHOD, "value"),
 )
-def show_person(click, week, source):
+def show_person(click, week, source, method):
     """A clicked person's stays in the chosen week of the source (clamped to the weeks it spans) as a timeline."""
     if source not in store.sources() or not isinstance(click, dict):
         return no_update, no_update, no_update
-    try:
-        row = int(click["points"][0]["customdata"])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return no_update, no_update, no_update
     people = store.get(source)
-    if not 0 <= row < people.n:
+    row = clicked_row(store.projection(source, method if method in ("pca", "umap") else "pca").xy, click)
+    if row is None:
         return no_update, no_update, no_update
     week = clamp_week(people, week)
     st = person_stays(people, row, week)

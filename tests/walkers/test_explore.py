@@ -10,6 +10,7 @@ from core.walkers.explore import (
     FEATURES,
     StayFilter,
     clamp_week,
+    clicked_row,
     day_panels,
     heat_classes,
     in_polygon,
@@ -243,3 +244,25 @@ def test_a_week_of_the_source_is_chosen_and_clamped():
     assert len(two) == 14 and set(two["day"]) == set(range(7, 14)) and len(three) == 12 and three["day"].max() == 19
     assert week_label(p, 2) == "week 2 of 3 (2021-04-12 to 2021-04-18)"
     assert len(person_stays(p, 1)) == 40
+
+
+def test_a_clicked_person_is_found_by_row_or_by_position():
+    xy = np.array([[0.1, 0.2], [1.5, -2.25], [1.5, 3.0]], np.float32)
+    assert clicked_row(xy, {"points": [{"customdata": 2, "x": 0.1, "y": 0.2}]}) == 2  # the row when it came along
+    # as plotly.js sends a scattergl click: the drawn float32 position, printed as a double
+    assert clicked_row(xy, {"points": [{"x": float(xy[0, 0]), "y": float(xy[0, 1])}]}) == 0
+    assert clicked_row(xy, {"points": [{"x": 1.5, "y": -2.25}]}) == 1
+    for forged in [
+        None,
+        "x",
+        {},
+        {"points": []},
+        {"points": ["a"]},
+        {"points": [{"customdata": 3}]},
+        {"points": [{"customdata": -1}]},
+        {"points": [{"customdata": True}]},
+        {"points": [{"x": 0.1000001, "y": 0.2}]},
+        {"points": [{"x": "0.1", "y": 0.2}]},
+        {"points": [{"x": float("nan"), "y": 0.2}]},
+    ]:
+        assert clicked_row(xy, forged) is None, forged
