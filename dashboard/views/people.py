@@ -149,7 +149,11 @@ def layout(basemap: str | None) -> html.Div:
                             html.H3("Where they stay (" + HEAT_COLOURS_NOTE + ")"),
                             html.Div(
                                 id=ids.PEOPLE_MAP_BOX,
-                                children=[make_map(ids.PEOPLE_MAP, ids.PEOPLE_LAYER, basemap, None, height="460px")],
+                                children=[
+                                    make_map(
+                                        ids.PEOPLE_MAP, ids.PEOPLE_LAYER, basemap, None, height="460px", track_viewport=False
+                                    )
+                                ],
                             ),
                         ],
                     ),
@@ -211,7 +215,13 @@ def open_source(source, colour, day, hours):
     basemap = app_context().basemap
     box = [
         make_map(
-            ids.PEOPLE_MAP, ids.PEOPLE_LAYER, basemap, _view(source), url=layer_url(source, None, day, hours), height="460px"
+            ids.PEOPLE_MAP,
+            ids.PEOPLE_LAYER,
+            basemap,
+            _view(source),
+            url=layer_url(source, None, day, hours),
+            height="460px",
+            track_viewport=False,  # nothing reads this map's viewport (see make_map)
         )
     ]
     msg = f"{people.n:,} people, {len(people.person):,} stays. Embeddings: {people.encoder}. {calendar_note(people)}"
