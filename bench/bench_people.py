@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     del records
     held = sum(a.nbytes for a in (people.embeddings, people.person, people.region, people.hour, people.weekend, people.token))
-    held += sum(a.nbytes for a in (people.start, people.duration, people.weekday, index.keys, index.rows))
+    held += sum(a.nbytes for a in (people.start, people.duration, people.weekday, people.holiday, index.keys, index.rows))
     print(f"the view holds {held / 2**20:,.0f} MB of arrays for these people (embeddings, stays, mesh index)")
 
     pca_s, proj = _best(lambda: project(people.embeddings), args.repeats)

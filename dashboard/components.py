@@ -43,6 +43,7 @@ def make_map(
     height: str = "560px",
     places: list[dict] | None = None,
     hover: bool = False,
+    track_viewport: bool = True,
 ) -> html.Div:
     """A Leaflet map: optional basemap, our mesh tile layer and (main map) the selected-mesh outline.
 
@@ -54,6 +55,11 @@ def make_map(
         places: named places (``name``, ``kind``, ``lat``, ``lon``) drawn as labels when there is no
             basemap (offline), so that the map keeps its context.
         hover: show the mesh under the mouse (code, cluster and name) in a tooltip (assets/map.js).
+        track_viewport: report the map's centre, zoom and bounds to Dash as the user moves it. Only for
+            maps whose viewport a callback reads: dash-leaflet reports it from a timer started when the
+            map is ready (and on every move), and when React has removed the map by then (a tab the
+            address switches away from at page load, a map replaced by a callback) that timer throws
+            ``Cannot read properties of undefined (reading '_leaflet_pos')``.
     """
     children: list = [dl.GestureHandling()]
     if basemap:
@@ -90,6 +96,7 @@ def make_map(
         zoomAnimation=False,
         fadeAnimation=False,
         markerZoomAnimation=False,
+        trackViewport=track_viewport,
     )
     # react-leaflet ignores a new centre after mount: a wrapper with a new id makes React mount a fresh map.
     tag = f"{view['center'][0]:.5f}-{view['center'][1]:.5f}-{view['zoom']}".replace(".", "_")

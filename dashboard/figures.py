@@ -149,8 +149,12 @@ def pattern_chart(
     y_range: list[float] | None = None,
     x_title: str = PATTERN_X_TITLE,
     tickangle: int | None = None,
+    panels: tuple[str, str] = ("weekday", "holiday"),
 ) -> FigureSpec:
-    """Stacked stay-pattern chart ``(2, 12, 7)``: weekday and holiday panels (one y scale), bars by duration."""
+    """Stacked stay-pattern chart ``(2, 12, 7)``: weekday and holiday panels (one y scale), bars by duration.
+
+    ``panels`` names the two day types (a source without calendar dates says what its second one holds).
+    """
     chart = np.asarray(chart, dtype=np.float64)
     data = _pattern_bars(chart[0], "x", "y", True) + _pattern_bars(chart[1], "x2", "y2", False)
     xaxis: dict[str, Any] = {"title": {"text": x_title}, "anchor": "y"}
@@ -171,7 +175,7 @@ def pattern_chart(
         "xaxis2": {**xaxis, "anchor": "y2", "domain": [0.52, 1.0]},
         "yaxis": yaxis,
         "yaxis2": yaxis2,
-        "annotations": [_panel_title("weekday", 0.24), _panel_title("holiday", 0.76)],
+        "annotations": [_panel_title(name, x, size=16 if len(name) <= 12 else 11) for name, x in zip(panels, (0.24, 0.76))],
     }
     return _figure(data, layout)
 
@@ -294,7 +298,7 @@ def people_scatter(xy: np.ndarray, category: np.ndarray, names: list[str], title
             go.Scattergl(
                 x=xy[rows, 0],
                 y=xy[rows, 1],
-                customdata=rows,
+                customdata=rows,  # for the hover label: click events leave typed customdata out (explore.clicked_row)
                 mode="markers",
                 name=f"{name} ({len(rows):,})",
                 marker={"size": 4, "color": PALETTE[c % len(PALETTE)], "opacity": 0.6},
@@ -320,11 +324,21 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def person_week(
-    day: np.ndarray, weekday: np.ndarray, minute: np.ndarray, duration: np.ndarray, place: np.ndarray, title: str
+    day: np.ndarray,
+    weekday: np.ndarray,
+    minute: np.ndarray,
+    duration: np.ndarray,
+    place: np.ndarray,
+    title: str,
+    labels: list[str] | None = None,
 ) -> go.Figure:
-    """One person's stays as a timeline: a row per day, a bar from arrival to departure, coloured by place."""
+    """One person's stays as a timeline: a row per day, a bar from arrival to departure, coloured by place.
+
+    ``labels``: each stay's day label (such as its date); default ``day 3 (Thu)``.
+    """
     fig = go.Figure()
-    labels = [f"day {d}" + (f" ({WEEKDAYS[w]})" if 0 <= w < 7 else "") for d, w in zip(day, weekday)]
+    if labels is None:
+        labels = [f"day {d}" + (f" ({WEEKDAYS[w]})" if 0 <= w < 7 else "") for d, w in zip(day, weekday)]
     start_h = np.asarray(minute, np.float64) / 60
     length = np.minimum(np.asarray(duration, np.float64) / 60, 24 - start_h)
     places = list(dict.fromkeys(int(p) for p in place))
@@ -349,6 +363,7 @@ def person_week(
         xaxis={"title": {"text": "hour of day"}, "range": [0, 24], "dtick": 3},
         yaxis={
             "autorange": "reversed",
+            "automargin": True,
             "type": "category",
             "categoryorder": "array",
             "categoryarray": list(dict.fromkeys(labels)),

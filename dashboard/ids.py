@@ -127,6 +127,8 @@ PEOPLE_LAYER = "people-layer"
 PEOPLE_CHART = "people-chart"
 PEOPLE_SUMMARY = "people-summary"
 PEOPLE_WEEK = "people-week"
+PEOPLE_PERSON = "people-person"  # the clicked person's panel: week chooser and timeline
+PEOPLE_WEEK_NO = "people-week-no"
 PEOPLE_MSG = "people-msg"
 # Regions view (cross-city alignment)
 REGIONS_SOURCE = "regions-source"

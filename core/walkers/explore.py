@@ -1,10 +1,13 @@
 """The People explorer's logic: people with embeddings, a 2-D projection, selections and what they show.
 
 A :class:`People` holds one embedding per person, their known attributes (commuter, role, home
-district, activity) and their stays (person, region, arrival hour, weekend flag, stay token), all
-as numpy arrays sorted by person. Everything a selection shows is a numpy group-by over those
-arrays: per-region stay counts for the heatmap, the 168-token histogram behind the stacked
-stay-pattern chart, and a summary. No Dash here (the dashboard's People view is a thin adapter).
+district, activity) and their stays (person, region, arrival hour, weekend and holiday flags, stay
+token), all as numpy arrays sorted by person. A stay's day type is the one of the cluster charts:
+a Saturday, Sunday or national holiday (from the calendar, :mod:`core.mobility.calendar`) is a
+"holiday"; a source without calendar dates (HuMob) knows neither. Everything a selection shows is
+a numpy group-by over those arrays: per-region stay counts for the heatmap, the 168-token
+histogram behind the stacked stay-pattern chart, and a summary. No Dash here (the dashboard's
+People view is a thin adapter).
 
 Embeddings come from a walkers run (``python -m core walkers train TRAJ --out DIR``: ``users.csv``,
 and ``metrics.json`` naming TRAJ) or, when no run exists, from :func:`simple_features`: a dozen
@@ -20,13 +23,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import knobs
 from core.errors import InputError
-from core.walkers.trajectories import HUMOB, Trajectories, find_demo_truth, people_table, read_trajectories
+from core.walkers.trajectories import (
+    DAY_MINUTES,
+    HUMOB,
+    Trajectories,
+    find_demo_truth,
+    people_table,
+    read_trajectories,
+)
 
 FEATURES = "simple per-person features (no model run)"
 # HuMob cells are not georeferenced: the map places the grid at a nominal origin (cell 100, 100 there).
 NOMINAL_ORIGIN = (35.17, 136.88)
-DAYS = ("all", "weekday", "weekend")
+DAYS = ("all", "weekday", "holiday")  # day filter: every day, working days, weekends and national holidays
 MAX_LASSO_VERTICES = 5000  # a browser lasso sends at most this many vertices (more are thinned)
 N_CLUSTERS = 6
 
@@ -46,9 +57,12 @@ class People:
         codes, sizes: the regions' JIS mesh codes and sizes (metres).
         hour: arrival hour 0..23 of each stay.
         weekend: stay on a Saturday or Sunday (False where the weekday is unknown).
+        holiday: stay on a national holiday of the source's calendar (False without calendar dates).
         token: the stay's Area2Vec token 0..167 (day type, 2-hour bin, duration class).
         start: minutes from the first day's midnight; duration: minutes.
         weekday_known: False for HuMob files (anonymised days).
+        day0: the date of day 0 (days since 1970-01-01), None without calendar dates.
+        country: the holiday calendar (ISO code) of ``holiday``.
     """
 
     name: str
@@ -62,11 +76,14 @@ class People:
     sizes: np.ndarray
     hour: np.ndarray
     weekend: np.ndarray
+    holiday: np.ndarray
     token: np.ndarray
     start: np.ndarray
     duration: np.ndarray
     weekday: np.ndarray
     weekday_known: bool = True
+    day0: int | None = None
+    country: str = knobs.COUNTRY.default
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -75,6 +92,16 @@ class People:
 
     def offsets(self) -> np.ndarray:
         return np.searchsorted(self.person, np.arange(self.n + 1)).astype(np.int64)
+
+    @property
+    def dates_known(self) -> bool:
+        """Whether the stays have calendar dates (then national holidays are known too)."""
+        return self.day0 is not None
+
+    @property
+    def day_off(self) -> np.ndarray:
+        """The day type of each stay as in the cluster charts: Saturday, Sunday or a national holiday."""
+        return self.weekend | self.holiday
 
 
 # ---------------------------------------------------------------- building
@@ -120,14 +147,31 @@ def simple_features(traj: Trajectories) -> np.ndarray:
     return np.column_stack([mx, my, rg, far, np.log(cnt), shares, weekend, logdur]).astype(np.float32)
 
 
+def stay_holidays(traj: Trajectories, country: str = knobs.COUNTRY.default) -> np.ndarray:
+    """Whether each record falls on a national holiday of ``country`` (all False without calendar dates).
+
+    The calendar is the project's (:func:`core.mobility.calendar.is_holiday`: jpholiday for JP, the
+    ``holidays`` package elsewhere), asked once for the records' date range.
+    """
+    if traj.day0 is None or traj.space == HUMOB or len(traj) == 0:
+        return np.zeros(len(traj), bool)
+    from core.mobility.calendar import is_holiday
+
+    return is_holiday(traj.day0 + (traj.start // DAY_MINUTES).astype(np.int64), country)
+
+
 def people_from_trajectories(
     traj: Trajectories,
     embeddings: np.ndarray | None = None,
     attrs: pd.DataFrame | None = None,
     name: str = "",
     encoder: str = FEATURES,
+    country: str = knobs.COUNTRY.default,
 ) -> People:
-    """Assemble :class:`People` (embeddings: one row per ``traj.users``; None = :func:`simple_features`)."""
+    """Assemble :class:`People` (embeddings: one row per ``traj.users``; None = :func:`simple_features`).
+
+    ``country`` names the holiday calendar of sources with calendar dates (stay tables).
+    """
     from core.area2vec.tokens import make_tokens
 
     emb = simple_features(traj) if embeddings is None else np.asarray(embeddings, np.float32)
@@ -139,7 +183,8 @@ def people_from_trajectories(
     minute = (traj.start % 1440).astype(np.int64)
     known = traj.space != HUMOB
     wd = np.where(traj.weekday >= 0, traj.weekday, 0).astype(np.int64)
-    tok = make_tokens(np.round(traj.duration).astype(np.int64), minute, wd, np.zeros(len(traj), bool))
+    holiday = stay_holidays(traj, country)
+    tok = make_tokens(np.round(traj.duration).astype(np.int64), minute, wd, holiday)
     if attrs is None:
         attrs = pd.DataFrame({"activity": np.bincount(traj.uid, minlength=traj.n_users)})
     return People(
@@ -154,11 +199,14 @@ def people_from_trajectories(
         sizes=uniq % 10_000,
         hour=(minute // 60).astype(np.int8),
         weekend=(traj.weekday >= 5) if known else np.zeros(len(traj), bool),
+        holiday=holiday,
         token=tok.astype(np.uint8),
         start=traj.start,
         duration=traj.duration,
         weekday=traj.weekday.astype(np.int8),
         weekday_known=known,
+        day0=traj.day0 if known else None,
+        country=country,
     )
 
 
@@ -167,15 +215,15 @@ def _attrs(traj: Trajectories, path: Path, truth: Path | None) -> pd.DataFrame:
     return table.drop(columns=[c for c in ("uid", "home_code", "work_code") if c in table.columns])
 
 
-def load_people(path: str | Path, truth: str | Path | None = None) -> People:
+def load_people(path: str | Path, truth: str | Path | None = None, country: str = knobs.COUNTRY.default) -> People:
     """People of a trajectory file (stay table or HuMob) with :func:`simple_features` embeddings."""
     p = Path(path)
     traj = read_trajectories(p)
     t = Path(truth) if truth else find_demo_truth(p)
-    return people_from_trajectories(traj, attrs=_attrs(traj, p, t), name=p.name, encoder=FEATURES)
+    return people_from_trajectories(traj, attrs=_attrs(traj, p, t), name=p.name, encoder=FEATURES, country=country)
 
 
-def load_run(run_dir: str | Path) -> People:
+def load_run(run_dir: str | Path, country: str = knobs.COUNTRY.default) -> People:
     """People of a walkers run (``users.csv`` + ``metrics.json`` naming the trajectory file it embedded)."""
     from core.walkers.regions import read_users_csv
 
@@ -201,6 +249,7 @@ def load_run(run_dir: str | Path) -> People:
         attrs=_attrs(traj, src, truth),
         name=run.name,
         encoder=f"run '{run.name}' ({metrics.get('encoder', 'walkers transformer')})",
+        country=country,
     )
 
 
@@ -333,6 +382,31 @@ def select(xy: np.ndarray, selected: object) -> np.ndarray | None:
     return None
 
 
+def clicked_row(xy: np.ndarray, click: object) -> int | None:
+    """The person behind a plotly ``clickData``: the point's ``customdata`` when it came along, else the
+    person drawn exactly at the clicked ``x``, ``y`` (None when neither names one).
+
+    plotly.js leaves a typed (base64) ``customdata`` out of scattergl click events, and the figure
+    sends typed arrays (a plain list of 100 k rows costs ~1 s to build); the clicked coordinates are
+    the drawn float32 values, so an exact match finds the person.
+    """
+    try:
+        point = click["points"][0]  # type: ignore[index]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if not isinstance(point, dict):
+        return None
+    n = len(xy)
+    row = point.get("customdata")
+    if isinstance(row, int | float) and not isinstance(row, bool) and float(row).is_integer():
+        return int(row) if 0 <= row < n else None
+    x, y = point.get("x"), point.get("y")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in (x, y)):
+        return None
+    hit = np.flatnonzero((xy[:, 0] == np.float32(x)) & (xy[:, 1] == np.float32(y)))
+    return int(hit[0]) if len(hit) else None
+
+
 @dataclass(frozen=True)
 class StayFilter:
     """Which stays of the selected people count: day kind and arrival hours ``[h0, h1)``."""
@@ -364,9 +438,9 @@ def stay_mask(people: People, rows: np.ndarray | None, flt: StayFilter = StayFil
         chosen[np.asarray(rows, np.int64)] = True
         mask = chosen[people.person]
     if flt.day == "weekday":
-        mask &= ~people.weekend
-    elif flt.day == "weekend":
-        mask &= people.weekend
+        mask &= ~people.day_off
+    elif flt.day == "holiday":
+        mask &= people.day_off
     if (flt.h0, flt.h1) != (0, 24):
         mask &= (people.hour >= flt.h0) & (people.hour < flt.h1)
     return mask
@@ -404,14 +478,22 @@ def pattern(people: People, mask: np.ndarray) -> np.ndarray:
 
 
 def summary(people: People, rows: np.ndarray | None, mask: np.ndarray, top: int = 5) -> dict:
-    """People, stays, top places (code, size, stays) and the share of commuters where known."""
+    """People, stays (on holidays: weekends or national holidays; on national holidays), top places
+    (code, size, stays) and the share of commuters where known."""
     n_people = people.n if rows is None else len(rows)
     counts = region_counts(people, mask)
     order = np.argsort(-counts, kind="stable")[:top]
     places = [
         {"code": int(people.codes[i]), "mesh_size": int(people.sizes[i]), "stays": int(counts[i])} for i in order if counts[i] > 0
     ]
-    out: dict = {"people": int(n_people), "stays": int(mask.sum()), "top_places": places, "commuter_share": None}
+    out: dict = {
+        "people": int(n_people),
+        "stays": int(mask.sum()),
+        "holiday_stays": int((people.day_off & mask).sum()),
+        "national_holiday_stays": int((people.holiday & mask).sum()),
+        "top_places": places,
+        "commuter_share": None,
+    }
     if "commuter" in people.attrs.columns:
         com = pd.to_numeric(people.attrs["commuter"], errors="coerce").to_numpy(np.float64)
         sel = com if rows is None else com[np.asarray(rows, np.int64)]
@@ -421,21 +503,91 @@ def summary(people: People, rows: np.ndarray | None, mask: np.ndarray, top: int 
     return out
 
 
-def person_stays(people: People, row: int) -> pd.DataFrame:
-    """One person's stays: day index, weekday, start (minutes of day), duration, region code."""
+def day_panels(people: People) -> tuple[str, str]:
+    """Names of the stay-pattern chart's two day-type panels for these people's stays.
+
+    With calendar dates they mean what they mean in the cluster charts (weekday; Saturday, Sunday or
+    national holiday). Without dates only the weekend is known; without weekdays (HuMob), nothing.
+    """
+    if people.dates_known:
+        return "weekday", "holiday"
+    if people.weekday_known:
+        return "weekday", "weekend (no calendar dates in this source)"
+    return "every day (no weekdays in this source)", "holiday (unknown: no calendar dates)"
+
+
+def calendar_note(people: People) -> str:
+    """One sentence on what "holiday" means for these people's stays."""
+    if people.dates_known:
+        return f"Holiday = a Saturday, Sunday or national holiday ({people.country} calendar), as in the cluster charts."
+    if people.weekday_known:
+        return "No calendar dates in this source: 'holiday' counts weekends only (national holidays unknown)."
+    return "Days are anonymised in this source (no weekdays, no dates): every stay counts as a weekday."
+
+
+def n_weeks(people: People) -> int:
+    """Weeks the source spans, counted from its first day (at least 1)."""
+    return int(people.start.max() // DAY_MINUTES) // 7 + 1 if len(people.start) else 1
+
+
+def clamp_week(people: People, week: object) -> int:
+    """A week number from a browser value: 1-based, clamped to ``1..n_weeks`` (anything else: 1)."""
+    try:
+        w = float(week)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 1
+    if not np.isfinite(w):
+        return 1
+    return int(np.clip(np.floor(w), 1, n_weeks(people)))
+
+
+def week_label(people: People, week: int) -> str:
+    """``week 2 of 5 (2021-04-08 to 2021-04-14)``, or the day indices without calendar dates."""
+    first, last = 7 * (week - 1), 7 * week - 1
+    head = f"week {week} of {n_weeks(people)}"
+    if people.day0 is None:
+        return f"{head} (days {first}-{last})"
+    a, b = (str(np.datetime64(people.day0 + d, "D")) for d in (first, last))
+    return f"{head} ({a} to {b})"
+
+
+def person_stays(people: People, row: int, week: int | None = None) -> pd.DataFrame:
+    """One person's stays: day index, weekday, start (minutes of day), duration, region code,
+    national-holiday flag and a day label (the date where known).
+
+    Args:
+        week: only the stays of this week of the source (1-based, days ``7 (week - 1) .. 7 week - 1``);
+            None: all of them.
+    """
     off = people.offsets()
     row = int(np.clip(row, 0, people.n - 1))
     s = slice(int(off[row]), int(off[row + 1]))
     start = people.start[s]
+    day = (start // DAY_MINUTES).astype(np.int64)
+    keep = slice(None) if week is None else (day >= 7 * (week - 1)) & (day < 7 * week)
+    day, start = day[keep], start[keep]
+    weekday = people.weekday[s][keep]
+    holiday = people.holiday[s][keep]
     return pd.DataFrame(
         {
-            "day": (start // 1440).astype(np.int64),
-            "weekday": people.weekday[s],
-            "minute": start % 1440,
-            "duration": people.duration[s],
-            "code": people.codes[people.region[s]],
+            "day": day,
+            "weekday": weekday,
+            "minute": start % DAY_MINUTES,
+            "duration": people.duration[s][keep],
+            "code": people.codes[people.region[s][keep]],
+            "holiday": holiday,
+            "label": _day_labels(people, day, weekday, holiday),
         }
     )
+
+
+def _day_labels(people: People, day: np.ndarray, weekday: np.ndarray, holiday: np.ndarray) -> list[str]:
+    from core.constants import WEEKDAYS
+
+    if people.day0 is None:
+        return [f"day {d}" + (f" ({WEEKDAYS[w][:3]})" if 0 <= w < 7 else "") for d, w in zip(day, weekday)]
+    dates = (np.datetime64(people.day0, "D") + day).astype(str)
+    return [f"{t} ({WEEKDAYS[w][:3]}{', holiday' if h else ''})" for t, w, h in zip(dates, weekday, holiday)]
 
 
 def colour_values(people: People, attr: str) -> tuple[np.ndarray, list[str]]:

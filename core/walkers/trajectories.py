@@ -54,6 +54,8 @@ class Trajectories:
         weekday: Monday = 0 .. Sunday = 6, or -1 when unknown (HuMob).
         code: the table's own mesh code per record, when it has one (else None).
         mesh_size: the mesh size of ``code`` (metres), when known.
+        day0: the calendar date of day 0 as a day number (days since 1970-01-01), or None when the
+            source has no calendar dates (HuMob: anonymised day indices).
     """
 
     source: str
@@ -67,6 +69,7 @@ class Trajectories:
     weekday: np.ndarray
     code: np.ndarray | None = None
     mesh_size: np.ndarray | None = None
+    day0: int | None = None
 
     def __len__(self) -> int:
         return int(self.uid.shape[0])
@@ -161,6 +164,7 @@ def _build(
     weekday: np.ndarray,
     code: np.ndarray | None = None,
     mesh_size: np.ndarray | None = None,
+    day0: int | None = None,
 ) -> Trajectories:
     """Factorise the person labels, sort by person then time and check there are people to model."""
     if len(labels) == 0:
@@ -182,6 +186,7 @@ def _build(
         np.asarray(weekday, np.int8)[order],
         pick(code),
         pick(mesh_size),
+        day0,
     )
 
 
@@ -307,8 +312,8 @@ def _find_user_column(cols: list[str], source: str) -> str:
     )
 
 
-def _start_minutes(frame: pd.DataFrame, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Start of each stay in minutes from the first day's midnight, and its weekday."""
+def _start_minutes(frame: pd.DataFrame, source: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Start of each stay in minutes from the first day's midnight, its weekday, and that first day (days since 1970-01-01)."""
     cols = list(frame.columns)
     if "arrival" in cols:
         raw = frame["arrival"]
@@ -333,7 +338,8 @@ def _start_minutes(frame: pd.DataFrame, source: str) -> tuple[np.ndarray, np.nda
         )
     day0 = ts.min().normalize()
     minutes = (ts - day0).dt.total_seconds().to_numpy(np.float64) / 60.0
-    return minutes, ts.dt.day_of_week.to_numpy(np.int8)
+    day_number = int((day0 - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1))
+    return minutes, ts.dt.day_of_week.to_numpy(np.int8), day_number
 
 
 def stays_to_trajectories(frame: pd.DataFrame, source: str) -> Trajectories:
@@ -349,7 +355,7 @@ def stays_to_trajectories(frame: pd.DataFrame, source: str) -> Trajectories:
     lon = pd.to_numeric(frame["lon"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
     _bad_rows(source, "lat", ~(np.abs(lat) <= 90), frame["lat"], "not a latitude", "-90..90")
     _bad_rows(source, "lon", ~(np.abs(lon) <= 180), frame["lon"], "not a longitude", "-180..180")
-    start, weekday = _start_minutes(frame, source)
+    start, weekday, day0 = _start_minutes(frame, source)
     if "stay_time" in cols:
         dur = pd.to_numeric(frame["stay_time"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
         _bad_rows(source, "stay_time", ~(dur >= 0), frame["stay_time"], "not a duration", "minutes >= 0")
@@ -369,7 +375,7 @@ def stays_to_trajectories(frame: pd.DataFrame, source: str) -> Trajectories:
     labels = users.to_numpy()
     if labels.dtype == object:
         labels = labels.astype(str)
-    return _build(source, LATLON, labels, start, dur, lat, lon, weekday, code, size)
+    return _build(source, LATLON, labels, start, dur, lat, lon, weekday, code, size, day0)
 
 
 def covering_record(

@@ -155,7 +155,8 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                     html.Div(
                         className="map-col",
                         id=ids.MAP_BOX,
-                        children=[make_map(ids.MAP, ids.MESH_LAYER, basemap, view, selection=True)],
+                        # No callback reads this map's viewport; tracking it raised when an address opened another tab (see make_map).
+                        children=[make_map(ids.MAP, ids.MESH_LAYER, basemap, view, selection=True, track_viewport=False)],
                     ),
                     html.Div(
                         className="side-col",
@@ -623,7 +624,9 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
             else viewport(catalog, key)
         )
         places = catalog.places(key).to_dict("records") if basemap is None else None
-        new_map = make_map(ids.MAP, ids.MESH_LAYER, basemap, view_at, url, selection=True, places=places, hover=True)
+        new_map = make_map(
+            ids.MAP, ids.MESH_LAYER, basemap, view_at, url, selection=True, places=places, hover=True, track_viewport=False
+        )
         return (dash.no_update, legend_children, summary, fig, [new_map], title, rename_options, dash.no_update)
     move: object = dash.no_update
     if f"{ids.FOCUS}.data" in fired and isinstance(focus, dict) and focus.get("ds") == key:

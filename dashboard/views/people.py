@@ -14,11 +14,16 @@ from core.walkers.explore import (
     FEATURES,
     StayFilter,
     attribute_options,
+    calendar_note,
+    clamp_week,
+    clicked_row,
     colour_values,
+    day_panels,
     pattern,
     person_stays,
     stay_mask,
     umap_available,
+    week_label,
 )
 from core.walkers.explore import select as select_rows
 from core.walkers.explore import summary as selection_summary
@@ -28,6 +33,7 @@ from .. import people as store
 from ..components import make_map, tile_url
 from ..figures import HEAT_COLOURS_NOTE, pattern_chart, people_scatter, person_week
 
+DAY_LABELS = {"all": "all", "weekday": "weekdays", "holiday": "weekends / holidays"}
 ATTR_LABELS = {
     "commuter": "commuter (truth)",
     "role": "role (truth)",
@@ -104,7 +110,7 @@ def layout(basemap: str | None) -> html.Div:
                                 id=ids.PEOPLE_DAY,
                                 inline=True,
                                 value="all",
-                                options=[{"label": d, "value": d} for d in DAYS],
+                                options=[{"label": DAY_LABELS[d], "value": d} for d in DAYS],
                             ),
                         ]
                     ),
@@ -143,7 +149,11 @@ def layout(basemap: str | None) -> html.Div:
                             html.H3("Where they stay (" + HEAT_COLOURS_NOTE + ")"),
                             html.Div(
                                 id=ids.PEOPLE_MAP_BOX,
-                                children=[make_map(ids.PEOPLE_MAP, ids.PEOPLE_LAYER, basemap, None, height="460px")],
+                                children=[
+                                    make_map(
+                                        ids.PEOPLE_MAP, ids.PEOPLE_LAYER, basemap, None, height="460px", track_viewport=False
+                                    )
+                                ],
                             ),
                         ],
                     ),
@@ -157,7 +167,21 @@ def layout(basemap: str | None) -> html.Div:
                         className="half",
                         children=[
                             html.Div(id=ids.PEOPLE_SUMMARY, className="summary", role="status"),
-                            dcc.Graph(id=ids.PEOPLE_WEEK, config={"displaylogo": False}, style={"display": "none"}),
+                            html.Div(
+                                id=ids.PEOPLE_PERSON,
+                                style={"display": "none"},
+                                children=[
+                                    html.Label(
+                                        [
+                                            "Week ",
+                                            dcc.Input(
+                                                id=ids.PEOPLE_WEEK_NO, type="number", min=1, step=1, value=1, debounce=True
+                                            ),
+                                        ]
+                                    ),
+                                    dcc.Graph(id=ids.PEOPLE_WEEK, config={"displaylogo": False}),
+                                ],
+                            ),
                         ],
                     ),
                 ],
@@ -191,13 +215,16 @@ def open_source(source, colour, day, hours):
     basemap = app_context().basemap
     box = [
         make_map(
-            ids.PEOPLE_MAP, ids.PEOPLE_LAYER, basemap, _view(source), url=layer_url(source, None, day, hours), height="460px"
+            ids.PEOPLE_MAP,
+            ids.PEOPLE_LAYER,
+            basemap,
+            _view(source),
+            url=layer_url(source, None, day, hours),
+            height="460px",
+            track_viewport=False,  # nothing reads this map's viewport (see make_map)
         )
     ]
-    note = (
-        "" if people.weekday_known else " Days are anonymised in this file: weekday/weekend filters see every stay as a weekday."
-    )
-    msg = f"{people.n:,} people, {len(people.person):,} stays. Embeddings: {people.encoder}." + note
+    msg = f"{people.n:,} people, {len(people.person):,} stays. Embeddings: {people.encoder}. {calendar_note(people)}"
     if people.encoder == FEATURES:
         msg += " Train a walkers run ('python -m core walkers train FILE --out DATA/walkers/NAME') to explore model embeddings."
     return [{"label": ATTR_LABELS.get(a, a), "value": a} for a in attrs], value, box, msg
@@ -263,7 +290,9 @@ def show_selection(token, day, hours, source):
     info = selection_summary(people, rows, mask)
     who = "everyone" if rows is None else f"{info['people']:,} selected people"
     when = f"{flt.day} days, arriving {flt.h0:02d}-{flt.h1:02d} h"
-    fig = pattern_chart(pattern(people, mask), f"Stay pattern of {who} ({info['stays']:,} stays; {when})")
+    fig = pattern_chart(
+        pattern(people, mask), f"Stay pattern of {who} ({info['stays']:,} stays; {when})", panels=day_panels(people)
+    )
     share = "unknown" if info["commuter_share"] is None else f"{100 * info['commuter_share']:.1f} %"
     places = [html.Li(f"mesh {p['code']} ({p['mesh_size']} m): {p['stays']:,} stays") for p in info["top_places"]]
     text = [
@@ -275,6 +304,7 @@ def show_selection(token, day, hours, source):
                 f" stays ({when}); commuters: {share}",
             ]
         ),
+        html.Div(_holiday_line(people, info)),
         html.Div("Top places:"),
         html.Ol(places),
         html.Div("Click a person in the scatter to see their week.", className="hint"),
@@ -282,31 +312,45 @@ def show_selection(token, day, hours, source):
     return layer_url(source, token, day, hours), fig, text
 
 
+def _holiday_line(people, info: dict) -> str:
+    """How many of the stays fall on days off, in the words of the chart's second panel."""
+    if not people.weekday_known:
+        return calendar_note(people)
+    if not people.dates_known:
+        return f"Weekend stays: {info['holiday_stays']:,}. " + calendar_note(people)
+    return (
+        f"Weekend / holiday stays: {info['holiday_stays']:,} ({info['national_holiday_stays']:,} on national holidays,"
+        f" {people.country} calendar)."
+    )
+
+
 @callback(
     Output(ids.PEOPLE_WEEK, "figure"),
-    Output(ids.PEOPLE_WEEK, "style"),
+    Output(ids.PEOPLE_PERSON, "style"),
+    Output(ids.PEOPLE_WEEK_NO, "value"),
     Input(ids.PEOPLE_SCATTER, "clickData"),
+    Input(ids.PEOPLE_WEEK_NO, "value"),
     State(ids.PEOPLE_SOURCE, "value"),
+    State(ids.PEOPLE_METHOD, "value"),
 )
-def show_person(click, source):
-    """A clicked person's first week of stays as a timeline."""
+def show_person(click, week, source, method):
+    """A clicked person's stays in the chosen week of the source (clamped to the weeks it spans) as a timeline."""
     if source not in store.sources() or not isinstance(click, dict):
-        return no_update, no_update
-    try:
-        row = int(click["points"][0]["customdata"])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return no_update, no_update
+        return no_update, no_update, no_update
     people = store.get(source)
-    if not 0 <= row < people.n:
-        return no_update, no_update
-    st = person_stays(people, row)
-    week = st[st["day"] < st["day"].min() + 7]
+    row = clicked_row(store.projection(source, method if method in ("pca", "umap") else "pca").xy, click)
+    if row is None:
+        return no_update, no_update, no_update
+    week = clamp_week(people, week)
+    st = person_stays(people, row, week)
+    n_all = int(np.diff(people.offsets()[row : row + 2])[0])
     fig = person_week(
-        week["day"].to_numpy(),
-        week["weekday"].to_numpy(),
-        week["minute"].to_numpy(),
-        week["duration"].to_numpy(),
-        week["code"].to_numpy(),
-        f"Person {people.uids[row]}: first week of stays ({len(week)} of {len(st)})",
+        st["day"].to_numpy(),
+        st["weekday"].to_numpy(),
+        st["minute"].to_numpy(),
+        st["duration"].to_numpy(),
+        st["code"].to_numpy(),
+        f"Person {people.uids[row]}: {week_label(people, week)}, {len(st)} of {n_all} stays",
+        labels=st["label"].tolist(),
     )
-    return fig, {"display": "block"}
+    return fig, {"display": "block"}, week

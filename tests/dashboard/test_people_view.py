@@ -5,12 +5,14 @@ from __future__ import annotations
 from io import BytesIO
 
 import numpy as np
+import pandas as pd
 import pytest
 from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
 from dashboard import ids
 
+from ..walkers.conftest import commute_frame
 from ..walkers.test_explore import mixed_frame
 
 SRC = "rel/stays/mixed"
@@ -23,10 +25,12 @@ def client(tmp_path_factory):
 
     data = tmp_path_factory.mktemp("people-view")
     frame, truth = mixed_frame()
+    frame["date"] = frame["date"] + pd.Timedelta(days=21)  # Monday 26 April to Saturday 1 May: Showa Day on Thursday
     (data / "rel" / "stays").mkdir(parents=True)
     (data / "rel" / "truth").mkdir()
     frame.drop(columns=["place"]).to_parquet(data / "rel" / "stays" / "mixed.parquet", index=False)
     truth.to_parquet(data / "rel" / "truth" / "people_mixed.parquet", index=False)
+    commute_frame(4, days=20, seed=2).to_parquet(data / "rel" / "stays" / "long.parquet", index=False)  # three weeks
     return app_module.create_app(data, basemap=None).server.test_client()
 
 
@@ -63,6 +67,7 @@ def test_source_is_found_and_opened(client):
     assert "80 people" in msg and "simple per-person features" in msg
     fig, variance = view.draw_scatter(KEY, "commuter", "pca", 0)
     assert sum(len(t.x) for t in fig.data) == 80 and "Explained variance" in variance
+    assert view.draw_scatter("nope", "commuter", "pca", 0)[0] is view.no_update
 
 
 def test_a_box_selection_drives_tiles_chart_and_summary(client):
@@ -122,10 +127,52 @@ def test_tile_queries_are_validated(client, query, status):
     assert client.get(f"/tiles/{_zxy()}.png?{query}").status_code == status
 
 
+def test_the_chart_and_summary_count_national_holidays(client):
+    from dashboard.views import people as view
+
+    _, chart, summary = view.show_selection(None, "all", [0, 24], KEY)
+    panels = [a["text"] for a in chart["layout"]["annotations"]]
+    assert panels == ["weekday", "holiday"]
+    holiday_bars = sum(float(np.sum(t["y"])) for t in chart["data"] if t["xaxis"] == "x2")
+    assert holiday_bars > 0
+    text = str(summary)
+    # 80 people x 2 stays on Showa Day and on the Saturday
+    assert "Weekend / holiday stays: 320 (160 on national holidays, JP calendar)" in text
+    *_, msg = view.open_source(KEY, None, "all", [0, 24])
+    assert "national holiday (JP calendar)" in msg
+
+
 def test_clicking_a_person_shows_their_week(client):
     from dashboard.views import people as view
 
-    fig, style = view.show_person({"points": [{"customdata": 3}]}, KEY)
-    assert style == {"display": "block"} and sum(len(t.x) for t in fig.data) == 12
-    assert view.show_person({"points": [{"customdata": 10**9}]}, KEY)[0] is view.no_update
-    assert view.show_person({"points": [{"customdata": "x"}]}, KEY)[0] is view.no_update
+    fig, style, week = view.show_person({"points": [{"customdata": 3}]}, 99, KEY, "pca")
+    assert style == {"display": "block"} and sum(len(t.x) for t in fig.data) == 12 and week == 1
+    assert "week 1 of 1 (2021-04-26 to 2021-05-02)" in fig.layout.title.text
+    assert "2021-04-29 (Thu, holiday)" in {y for t in fig.data for y in t.y}
+    assert view.show_person({"points": [{"customdata": 10**9}]}, 1, KEY, "pca")[0] is view.no_update
+    assert view.show_person({"points": [{"customdata": "x"}]}, 1, KEY, "pca")[0] is view.no_update
+
+
+def test_a_click_as_the_browser_sends_it_finds_the_person(client):
+    """plotly.js sends a scattergl click without the (typed) customdata: the clicked x, y name the person."""
+    from dashboard import people as store
+    from dashboard.views import people as view
+
+    fig, _ = view.draw_scatter(KEY, "commuter", "pca", 0)
+    trace = fig.data[1]
+    row, x, y = int(trace.customdata[5]), float(trace.x[5]), float(trace.y[5])
+    assert np.array_equal(store.projection(KEY, "pca").xy[row], [x, y])
+    click = {"points": [{"curveNumber": 1, "pointNumber": 5, "x": x, "y": y}]}
+    by_xy, _, _ = view.show_person(click, 1, KEY, "pca")
+    by_row, _, _ = view.show_person({"points": [{"customdata": row}]}, 1, KEY, "pca")
+    assert by_xy.layout.title.text == by_row.layout.title.text
+    assert by_xy.layout.title.text.startswith(f"Person {store.get(KEY).uids[row]}:")
+
+
+@pytest.mark.parametrize(("asked", "week", "days"), [(2, 2, 7), ("3", 3, 6), (7, 3, 6), (-1, 1, 7), (None, 1, 7), ("x", 1, 7)])
+def test_the_week_is_chosen_and_clamped_on_the_server(client, asked, week, days):
+    from dashboard.views import people as view
+
+    fig, _, got = view.show_person({"points": [{"customdata": 1}]}, asked, "stays:rel/long", "pca")
+    assert got == week and f"week {week} of 3" in fig.layout.title.text
+    assert len({y for t in fig.data for y in t.y}) == days  # one row per day of that week

@@ -9,8 +9,12 @@ import pytest
 from core.walkers.explore import (
     FEATURES,
     StayFilter,
+    clamp_week,
+    clicked_row,
+    day_panels,
     heat_classes,
     in_polygon,
+    n_weeks,
     pattern,
     people_from_trajectories,
     person_stays,
@@ -20,6 +24,8 @@ from core.walkers.explore import (
     separation,
     stay_mask,
     summary,
+    token_histogram,
+    week_label,
 )
 from core.walkers.trajectories import trajectories_from_frame
 
@@ -113,7 +119,8 @@ def test_a_long_lasso_is_thinned_not_refused():
 
 
 def test_filters_are_clamped():
-    assert StayFilter.clamp("weekend", [20, 6]) == StayFilter("weekend", 6, 20)
+    assert StayFilter.clamp("holiday", [20, 6]) == StayFilter("holiday", 6, 20)
+    assert StayFilter.clamp("weekend", [0, 24]) == StayFilter("all", 0, 24)  # the day kinds are weekday and holiday
     assert StayFilter.clamp("friday", [-5, 99]) == StayFilter("all", 0, 24)
     assert StayFilter.clamp(None, "x") == StayFilter("all", 0, 24)
     assert StayFilter.clamp("weekday", [float("nan"), 3]) == StayFilter("weekday", 0, 24)
@@ -177,4 +184,85 @@ def test_a_humob_file_opens_with_its_truth(tmp_path):
     assert (records["x"] == 999).any() and p.embeddings.shape == (p.n, 12) and np.isfinite(p.embeddings).all()
     com = truth.set_index("uid").loc[p.uids, "commuter"].to_numpy()
     assert (p.attrs["commuter"].to_numpy() == com).all()
-    assert stay_mask(p, None, StayFilter("weekend")).sum() == 0
+    assert stay_mask(p, None, StayFilter("holiday")).sum() == 0
+    assert p.day0 is None and not p.holiday.any() and "no calendar dates" in day_panels(p)[1]
+
+
+def _showa_day_frame() -> pd.DataFrame:
+    """Six days from Monday 2021-04-26: Thursday 29 April is Showa Day (a national holiday), Saturday 1 May a weekend day."""
+    frame = commute_frame(10, days=6, seed=3)
+    frame["date"] = frame["date"] + pd.Timedelta(days=21)
+    return frame
+
+
+def test_holidays_come_from_the_calendar_for_sources_with_dates():
+    frame = _showa_day_frame()
+    p = people_from_trajectories(trajectories_from_frame(frame, "showa"))
+    dates = pd.to_datetime(frame.sort_values(["user_id", "date", "arrival_time"])["date"]).dt.strftime("%m-%d").to_numpy()
+    assert p.dates_known and p.country == "JP" and str(np.datetime64(p.day0, "D")) == "2021-04-26"
+    assert (p.holiday == (dates == "04-29")).all() and (p.weekend == (dates == "05-01")).all()
+    # 10 people x 2 stays a day: Showa Day and the Saturday are the chart's holiday panel, as for clusters
+    hist = token_histogram(p, stay_mask(p, None)).reshape(2, 12, 7)
+    assert hist[1].sum() == 10 * 2 * 2 and hist[0].sum() == 10 * 2 * 4
+    assert stay_mask(p, None, StayFilter("holiday")).sum() == 40 and stay_mask(p, None, StayFilter("weekday")).sum() == 80
+    info = summary(p, None, stay_mask(p, None))
+    assert info["holiday_stays"] == 40 and info["national_holiday_stays"] == 20
+    assert day_panels(p) == ("weekday", "holiday")
+    week = person_stays(p, 0)
+    assert "2021-04-29 (Thu, holiday)" in set(week["label"]) and "2021-05-01 (Sat)" in set(week["label"])
+
+
+def test_local_timestamps_decide_the_holiday():
+    """An arrival at 00:30 local time on 29 April is on Showa Day; 23:30 the evening before is not."""
+    arrivals = ["2021-04-28T23:30:00+09:00", "2021-04-29T00:30:00+09:00", "2021-04-30T08:00:00+09:00"]
+    frame = pd.DataFrame(
+        {"user_id": [1, 1, 2], "lat": [35.0] * 3, "lon": [139.0] * 3, "arrival": arrivals, "stay_time": [30, 30, 30]}
+    )
+    p = people_from_trajectories(trajectories_from_frame(frame, "tz"))
+    assert p.holiday.tolist() == [False, True, False]
+
+
+def test_weekdays_without_dates_say_the_panel_holds_weekends_only():
+    import dataclasses
+
+    frame = _showa_day_frame()
+    traj = dataclasses.replace(trajectories_from_frame(frame, "showa"), day0=None)
+    p = people_from_trajectories(traj)
+    assert not p.holiday.any() and p.weekend.sum() == 20
+    assert token_histogram(p, stay_mask(p, None)).reshape(2, 12, 7)[1].sum() == 20
+    assert day_panels(p) == ("weekday", "weekend (no calendar dates in this source)")
+    assert person_stays(p, 0)["label"].iloc[0] == "day 0 (Mon)"
+
+
+def test_a_week_of_the_source_is_chosen_and_clamped():
+    frame = commute_frame(4, days=20, seed=2)  # 2021-04-05 (Monday) to 2021-04-24: weeks 1-3
+    p = people_from_trajectories(trajectories_from_frame(frame, "long"))
+    assert n_weeks(p) == 3
+    for value, week in [(2, 2), ("2", 2), (2.7, 2), (99, 3), (-4, 1), (0, 1), (None, 1), ("x", 1), (float("nan"), 1), ([2], 1)]:
+        assert clamp_week(p, value) == week, value
+    two, three = person_stays(p, 1, 2), person_stays(p, 1, 3)
+    assert len(two) == 14 and set(two["day"]) == set(range(7, 14)) and len(three) == 12 and three["day"].max() == 19
+    assert week_label(p, 2) == "week 2 of 3 (2021-04-12 to 2021-04-18)"
+    assert len(person_stays(p, 1)) == 40
+
+
+def test_a_clicked_person_is_found_by_row_or_by_position():
+    xy = np.array([[0.1, 0.2], [1.5, -2.25], [1.5, 3.0]], np.float32)
+    assert clicked_row(xy, {"points": [{"customdata": 2, "x": 0.1, "y": 0.2}]}) == 2  # the row when it came along
+    # as plotly.js sends a scattergl click: the drawn float32 position, printed as a double
+    assert clicked_row(xy, {"points": [{"x": float(xy[0, 0]), "y": float(xy[0, 1])}]}) == 0
+    assert clicked_row(xy, {"points": [{"x": 1.5, "y": -2.25}]}) == 1
+    for forged in [
+        None,
+        "x",
+        {},
+        {"points": []},
+        {"points": ["a"]},
+        {"points": [{"customdata": 3}]},
+        {"points": [{"customdata": -1}]},
+        {"points": [{"customdata": True}]},
+        {"points": [{"x": 0.1000001, "y": 0.2}]},
+        {"points": [{"x": "0.1", "y": 0.2}]},
+        {"points": [{"x": float("nan"), "y": 0.2}]},
+    ]:
+        assert clicked_row(xy, forged) is None, forged
