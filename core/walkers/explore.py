@@ -613,6 +613,13 @@ def colour_values(people: People, attr: str) -> tuple[np.ndarray, list[str]]:
 
 
 def attribute_options(people: People) -> list[str]:
-    """Attributes the scatter can be coloured by, for these people."""
+    """Attributes the scatter can be coloured by, for these people; the first is the default.
+
+    Known attributes that tell people apart (two or more values) come first; one that is the same for
+    everybody (the small demo scales have no commuters: their cities are too small for a 3 km commute)
+    would paint the scatter one colour, so it is offered last, after activity and the clustering.
+    """
     known = [c for c in ("commuter", "role", "home_district") if c in people.attrs.columns and people.attrs[c].notna().any()]
-    return [*known, "activity", "cluster"]
+    varying = [c for c in known if people.attrs[c].nunique(dropna=True) > 1]
+    constant = [c for c in known if c not in varying]
+    return [*varying, "activity", "cluster", *constant]

@@ -9,6 +9,7 @@ import pytest
 from core.walkers.explore import (
     FEATURES,
     StayFilter,
+    attribute_options,
     clamp_week,
     clicked_row,
     day_panels,
@@ -266,3 +267,17 @@ def test_a_clicked_person_is_found_by_row_or_by_position():
         {"points": [{"x": float("nan"), "y": 0.2}]},
     ]:
         assert clicked_row(xy, forged) is None, forged
+
+
+def test_the_default_colouring_tells_people_apart():
+    """A truth column that is the same for everybody (no commuters in a small city) is not the default."""
+    frame, truth = mixed_frame()
+    traj = trajectories_from_frame(frame, "mixed")
+    act = np.bincount(traj.uid)
+    varying = people_from_trajectories(traj, attrs=pd.DataFrame({"activity": act, "commuter": traj.users < 40}), name="v")
+    assert attribute_options(varying)[0] == "commuter"
+    flat = pd.DataFrame(
+        {"activity": act, "commuter": np.zeros(len(act), bool), "role": np.where(traj.users < 40, "worker", "student")}
+    )
+    options = attribute_options(people_from_trajectories(traj, attrs=flat, name="flat"))
+    assert options == ["role", "activity", "cluster", "commuter"]
