@@ -171,7 +171,7 @@ def _build(
         raise InputError(source, "no usable records", expected="at least one record with a known position")
     users, uid = np.unique(labels, return_inverse=True)
     if len(users) < 2:
-        raise InputError(source, f"only one person ({users[0]!r})", expected="records of at least two people")
+        raise InputError(source, f"only one person ({users[0]})", expected="records of at least two people")
     order = np.lexsort((start, uid))
     pick = lambda a: None if a is None else np.asarray(a)[order]  # noqa: E731
     return Trajectories(
@@ -317,7 +317,13 @@ def _start_minutes(frame: pd.DataFrame, source: str) -> tuple[np.ndarray, np.nda
     cols = list(frame.columns)
     if "arrival" in cols:
         raw = frame["arrival"]
-        ts = pd.to_datetime(raw, errors="coerce", utc=False, format="mixed")
+        try:
+            ts = pd.to_datetime(raw, errors="coerce", utc=False, format="mixed")
+        except ValueError:
+            # Offsets that differ between rows (a trip across time zones, a daylight-saving change):
+            # each stay keeps its own local wall time, as with one offset, so the offset is dropped.
+            local = raw.astype("string").str.replace(r"(?:Z|[+-]\d{2}:?\d{2})\s*$", "", regex=True)
+            ts = pd.to_datetime(local, errors="coerce", format="mixed")
         if getattr(ts.dt, "tz", None) is not None:
             ts = ts.dt.tz_localize(None)  # local wall time, as the stays' own day_of_week
         _bad_rows(source, "arrival", ts.isna().to_numpy(), raw, "not a time", "ISO 8601 timestamps")

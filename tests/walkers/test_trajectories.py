@@ -125,3 +125,19 @@ def test_model_split_has_no_user_overlap(commute):
     assert len(np.intersect1d(m.train_users_, m.test_users_)) == 0
     assert len(m.train_users_) + len(m.test_users_) == tr.n_users
     assert m.held_out(tr).sum() == len(m.test_users_) == 15
+
+
+def test_arrivals_with_different_offsets_keep_their_local_time():
+    """A trip across time zones: each stay keeps its own wall time (a pandas error before)."""
+    trip = {
+        "lat": [35.68, 51.50, 51.51],
+        "lon": [139.76, -0.12, -0.13],
+        "arrival": ["2021-04-05T08:00:00+09:00", "2021-04-06T10:30:00+01:00", "2021-04-07T09:00Z"],
+    }
+    frame = pd.concat([pd.DataFrame({"user_id": u, **trip}) for u in (1, 2)], ignore_index=True)
+    tr = trajectories_from_frame(frame, "trip.csv")
+    assert tr.start.tolist() == [8 * 60, 24 * 60 + 10 * 60 + 30, 48 * 60 + 9 * 60] * 2
+    assert tr.weekday.tolist() == [0, 1, 2] * 2
+    bad = frame.assign(arrival=[*trip["arrival"], "2021-04-05T08:00:00+09:00", "soon", "2021-04-07T09:00Z"])
+    with pytest.raises(InputError, match=r"column 'arrival': not a time; at row 5"):
+        trajectories_from_frame(bad, "trip.csv")
