@@ -273,14 +273,21 @@ def describe_threshold(by: str, value: float) -> str:
 VIEWS = ("map", "diff", "train", "people", "regions")  # the tabs a link may open (tabs.value)
 
 
-def parse_url_state(search: str | None, catalog: Catalog) -> dict:
+def parse_url_state(search: str | None, catalog: Catalog, current: str | None = None) -> dict:
     """The view a URL's query asks for: ``ds``, ``k``, ``mesh`` (a code) and ``view``.
+
+    Args:
+        search: the URL's query (``?ds=...&k=...``).
+        catalog: the datasets.
+        current: the dataset shown when the URL names none (or an unknown one): its ``k`` and
+            ``mesh`` are checked against that one.
 
     Returns:
         ``{"ds", "k", "selected", "view", "notes"}``: ``ds`` is ``None`` when the URL names no known
-        dataset; ``k`` is clamped to the allowed range (and to the dataset's meshes); ``selected`` is
-        the mesh row (or ``None``); ``notes`` says, in words, what the URL asked for that does not
-        exist and what is shown instead (empty when all is well).
+        dataset; ``k`` is clamped to the allowed range (and to the dataset's meshes), ``None`` when
+        the URL names neither a dataset nor a k; ``selected`` is the mesh row (or ``None``); ``notes``
+        says, in words, what the URL asked for that does not exist and what is shown instead (empty
+        when all is well).
     """
     q = {key: v[0] for key, v in parse_qs((search or "").lstrip("?")).items()}
     notes: list[str] = []
@@ -291,20 +298,23 @@ def parse_url_state(search: str | None, catalog: Catalog) -> dict:
     key = q.get("ds")
     if key is not None and key not in catalog.refs:
         catalog.refresh_if_changed()  # a dataset trained since this server process last looked
-    if key is None or key not in catalog.refs:
-        if key is not None:
-            notes.append(f"The link asks for dataset '{_short(key)}', which is not in the data folder; showing another one.")
+    named = key is not None and key in catalog.refs
+    if key is not None and not named:
+        notes.append(f"The link asks for dataset '{_short(key)}', which is not in the data folder; showing another one.")
+    # Without a (known) dataset, k and mesh apply to the dataset shown: checked against it all the same.
+    shown = key if named else current if current in catalog.refs else None
+    if shown is None:
         return {"ds": None, "k": None, "selected": None, "view": view, "notes": notes}
-    ds = catalog.get(key)
+    ds = catalog.get(shown)
+    label = catalog.label(shown)
     raw_k = q.get("k")
-    k = int(knobs.K.clamp(raw_k if raw_k is not None else knobs.K.default))
-    if raw_k is not None and str(k) != raw_k.strip():
-        what = (
-            "is not a number of clusters" if not raw_k.strip().lstrip("-").isdigit() else f"is out of range ({knobs.K.allowed()})"
-        )
-        notes.append(f"k = '{_short(raw_k)}' {what}; showing k = {k}.")
-    if k > max(2, ds.n_meshes):
-        notes.append(f"{key} has only {ds.n_meshes} meshes: k = {k} is more than it can have; showing k = {ds.n_meshes}.")
+    k: int | None = None
+    if raw_k is not None or named:
+        k, note = clamp_note(knobs.K, raw_k, "k", "showing")
+        if note:
+            notes.append(note)
+        if k > max(2, ds.n_meshes):
+            notes.append(f"{label} has only {ds.n_meshes} meshes: k = {k} is more than it can have; showing k = {ds.n_meshes}.")
     selected = None
     mesh = q.get("mesh")
     if mesh is not None:
@@ -312,10 +322,41 @@ def parse_url_state(search: str | None, catalog: Catalog) -> dict:
         if hit is None:
             notes.append(f"mesh '{_short(mesh)}' is not a mesh code (8 to 12 digits).")
         elif not hit.size:
-            notes.append(f"mesh {mesh} is not in {key}.")
+            notes.append(f"mesh {mesh} is not in {label}.")
         else:
-            selected = {"ds": key, "row": int(hit[0]), "code": int(mesh)}
-    return {"ds": key, "k": k, "selected": selected, "view": view, "notes": notes}
+            selected = {"ds": shown, "row": int(hit[0]), "code": int(mesh)}
+    return {"ds": key if named else None, "k": k, "selected": selected, "view": view, "notes": notes}
+
+
+def clamp_note(knob: knobs.Knob, raw: object, name: str, verb: str = "using") -> tuple:
+    """A value from a URL or a form box forced into ``knob``'s range, and a note when it was not in it.
+
+    Returns:
+        ``(value, note)``: the clamped value (the default when ``raw`` is empty or unreadable) and
+        e.g. ``"k = '999' is out of range (an integer from 2 to 50); showing k = 50."`` (``""`` when
+        ``raw`` is empty or allowed as it is).
+    """
+    value = knob.clamp(raw)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return value, ""
+    try:
+        if knob.check(raw) == value:
+            return value, ""
+    except CoreError:
+        pass
+    text = raw.strip() if isinstance(raw, str) else f"{raw:g}" if isinstance(raw, (int, float)) else str(raw)
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if not np.isfinite(number):
+        what = "is not a number of clusters" if knob is knobs.K else "is not a number"
+    elif knob.kind is int and not number.is_integer():
+        what = f"is not a whole number ({knob.allowed()})"
+    else:
+        what = f"is out of range ({knob.allowed()})"
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return value, f"{name} = '{_short(text)}' {what}; {verb} {name} = {shown}."
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -428,8 +469,9 @@ def nearest_mesh(catalog: Catalog, key: str, lat: float, lon: float, within_m: f
     Input(ids.URL, "search"),
     Input(ids.K, "value"),
     Input(ids.K_ANY, "value"),
+    State(ids.DATASET, "value"),
 )
-def on_url_or_k(search, k, k_any):
+def on_url_or_k(search, k, k_any, current=None):
     """Shareable state: the URL sets dataset, k, mesh and view (on load and when a link inside the app is
     followed, without a reload); the two k inputs exclude each other. A URL asking for something that
     does not exist gets a visible note."""
@@ -439,14 +481,17 @@ def on_url_or_k(search, k, k_any):
     if ctx.triggered_id == ids.K_ANY:
         return keep, None if k_any else keep, keep, keep, keep, keep, keep
     catalog = get_catalog()
-    state = parse_url_state(search, catalog)
+    state = parse_url_state(search, catalog, current)
     note = " ".join(state["notes"])
-    if state["ds"] is None:
-        return keep, keep, keep, keep, state["view"], keep, note
-    released = state["k"] in RELEASED_KS
     sel = state["selected"]
-    focus = focus_on(catalog, state["ds"], sel["row"]) if sel else keep
-    return state["ds"], state["k"] if released else None, None if released else state["k"], sel, state["view"], focus, note
+    focus = focus_on(catalog, sel["ds"], sel["row"]) if sel else keep
+    if state["ds"] is None and sel is None:
+        sel = keep  # a URL naming no dataset keeps the shown one's selection unless it names a mesh of it
+    if state["k"] is None:
+        return state["ds"] or keep, keep, keep, sel, state["view"], focus, note
+    released = state["k"] in RELEASED_KS
+    k_radio, k_box = (state["k"], None) if released else (None, state["k"])
+    return state["ds"] or keep, k_radio, k_box, sel, state["view"], focus, note
 
 
 clientside_callback(

@@ -321,13 +321,36 @@ def test_search_that_finds_nothing_says_so(catalog, text, message):
         (f"?ds={KEY}&k=999", "k = '999' is out of range (an integer from 2 to 50); showing k = 50."),
         (f"?ds={KEY}&k=abc", "k = 'abc' is not a number of clusters; showing k = 10."),
         (f"?ds={KEY}&mesh=abc", "mesh 'abc' is not a mesh code"),
-        (f"?ds={KEY}&mesh=523657929010", f"mesh 523657929010 is not in {KEY}."),
+        (f"?ds={KEY}&mesh=523657929010", "mesh 523657929010 is not in rel / nagoya 2019-04."),
         (f"?ds={KEY}&view=settings", "view 'settings', which does not exist; showing the map"),
     ],
 )
 def test_urls_asking_for_what_does_not_exist_get_a_note(catalog, query, note):
     notes = map_view.parse_url_state(query, catalog)["notes"]
     assert len(notes) == 1 and note in notes[0]
+
+
+@pytest.mark.parametrize(
+    ("query", "note"),
+    [
+        ("?k=999", "k = '999' is out of range (an integer from 2 to 50); showing k = 50."),
+        ("?k=-1", "k = '-1' is out of range (an integer from 2 to 50); showing k = 2."),
+        ("?k=abc", "k = 'abc' is not a number of clusters; showing k = 10."),
+        ("?mesh=abc", "mesh 'abc' is not a mesh code"),
+        ("?mesh=523657929010", "mesh 523657929010 is not in rel / nagoya 2019-04."),
+        ("?ds=rel/atlantis_2021_04&k=999", "k = '999' is out of range"),
+    ],
+)
+def test_urls_without_a_dataset_are_checked_against_the_one_shown(catalog, query, note):
+    state = map_view.parse_url_state(query, catalog, current=KEY)
+    assert state["ds"] is None and any(note in n for n in state["notes"]), state["notes"]
+
+
+def test_a_url_without_a_dataset_applies_k_and_mesh_to_the_one_shown(catalog):
+    code = int(catalog.get(KEY).codes[4])
+    state = map_view.parse_url_state(f"?k=20&mesh={code}", catalog, current=KEY)
+    assert state == {"ds": None, "k": 20, "selected": {"ds": KEY, "row": 4, "code": code}, "view": "map", "notes": []}
+    assert map_view.parse_url_state("?view=diff", catalog, current=KEY)["k"] is None  # no k asked: none set
 
 
 def test_a_good_url_has_no_note(catalog):
