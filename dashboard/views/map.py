@@ -396,10 +396,14 @@ def _other_dataset(catalog: Catalog, here: str, candidates: list[str]) -> str | 
 def resolve_search(catalog: Catalog, key: str | None, text: object) -> dict:
     """What a search box's text points at: a mesh code, ``lat, lon`` or a place name the data knows.
 
+    A point or a place between meshes selects the nearest mesh when its centre lies within
+    :data:`NEAR_M` (and says how far); a mesh code selects the mesh under its centre.
+
     Returns:
         ``{"ds", "selected", "focus", "message"}``: the dataset to show (the current one when the
         target is in it, else a dataset that has it), the mesh to select (or ``None``), the map view
-        (or ``None`` when nothing was found) and a message for the person.
+        (or ``None`` when nothing was found) and a message for the person, naming the dataset by its
+        label (:meth:`Catalog.label`).
     """
     q = parse_query(text)
     none = {"ds": key, "selected": None, "focus": None}
@@ -426,36 +430,73 @@ def resolve_search(catalog: Catalog, key: str | None, text: object) -> dict:
     else:
         assert q.lat is not None and q.lon is not None
         lat, lon, label = q.lat, q.lon, f"{q.lat:.5f}, {q.lon:.5f}"
-        target = _other_dataset(catalog, here or "", catalog.datasets_at(lat, lon))
+        target = _other_dataset(catalog, here or "", datasets_near(catalog, lat, lon, NEAR_M))
     if target is None:
         where = {"ds": here, "center": [lat, lon], "zoom": 15} if here else None
-        return {"ds": key, "selected": None, "focus": where, "message": f"No dataset has a mesh at {label}."}
+        near = "at" if q.kind == "code" else f"at or within {NEAR_M:.0f} m of"
+        return {"ds": key, "selected": None, "focus": where, "message": f"No dataset has a mesh {near} {label}."}
+    name = catalog.label(target)
     picked = pick_mesh(catalog, target, lat, lon)
-    moved = "" if target == here else f" (in {target})"
-    away = ""
-    if picked is None and q.kind == "name":  # a place beside the meshes: the nearest one, when close
-        picked, metres = nearest_mesh(catalog, target, lat, lon, NEAR_M)
-        away = f", {metres:.0f} m away" if picked is not None else ""
-    if picked is None:  # a point between meshes: show it, select nothing
-        spot = {"ds": target, "center": [lat, lon], "zoom": 16}
-        return {"ds": target, "selected": None, "focus": spot, "message": f"{label}{moved}: no mesh right there."}
-    focus = focus_on(catalog, target, picked["row"])
-    if q.kind != "code":
-        focus["center"] = [lat, lon]
-    return {"ds": target, "selected": picked, "focus": focus, "message": f"{label}{moved}: mesh {picked['code']}{away}."}
+    if q.kind == "code":
+        assert picked is not None  # the dataset was chosen for having a mesh there
+        size = int(catalog.get(target).mesh_sizes[picked["row"]])
+        said = (
+            f"mesh {q.code} in {name}."
+            if picked["code"] == q.code
+            else f"mesh {q.code} lies in the {size} m mesh {picked['code']} of {name}."
+        )
+        return {"ds": target, "selected": picked, "focus": focus_on(catalog, target, picked["row"]), "message": said}
+    if picked is not None:
+        message = f"{label} in {name}: mesh {picked['code']}."
+    else:  # between meshes: the nearest one, when close
+        picked, metres = nearest_mesh(catalog, target, lat, lon, float("inf"))
+        if picked is None or metres > NEAR_M:
+            # Nothing close: a view that holds both the spot and the nearest mesh, nothing selected.
+            far = f" (the nearest is {metres:,.0f} m away)" if picked is not None else ""
+            center = [lat, lon]
+            if picked is not None:
+                c = focus_on(catalog, target, picked["row"])["center"]
+                center = [(lat + c[0]) / 2, (lon + c[1]) / 2]
+            spot = {"ds": target, "center": center, "zoom": 15 if metres < 1500 else 13}
+            return {
+                "ds": target,
+                "selected": None,
+                "focus": spot,
+                "message": f"{label} in {name}: no mesh within {NEAR_M:.0f} m{far}.",
+            }
+        message = f"{label} in {name}: nearest mesh {picked['code']}, {metres:.0f} m away."
+    focus = {**focus_on(catalog, target, picked["row"]), "center": [lat, lon]}  # the spot asked for, its mesh in view
+    return {"ds": target, "selected": picked, "focus": focus, "message": message}
 
 
-NEAR_M = 300.0  # a searched place selects the nearest mesh within this distance when none lies under it
+NEAR_M = 300.0  # a searched place or point selects the nearest mesh within this distance when none lies under it
 
 
 def nearest_mesh(catalog: Catalog, key: str, lat: float, lon: float, within_m: float) -> tuple[dict | None, float]:
-    """The mesh of ``key`` whose centre is nearest to a point, when within ``within_m`` metres."""
+    """The mesh of ``key`` whose centre is nearest to a point, when within ``within_m`` metres (and its distance)."""
     c_lat, c_lon = catalog.centres(key)
     metres = 111_320.0 * np.hypot(c_lat - lat, (c_lon - lon) * np.cos(np.radians(lat)))
     row = int(np.argmin(metres)) if len(metres) else -1
     if row < 0 or metres[row] > within_m:
-        return None, float("nan")
+        return None, float(metres[row]) if row >= 0 else float("nan")
     return {"ds": key, "row": row, "code": int(catalog.get(key).codes[row])}, float(metres[row])
+
+
+def datasets_near(catalog: Catalog, lat: float, lon: float, within_m: float) -> list[str]:
+    """Datasets with a mesh under a point, else those with a mesh centre within ``within_m`` metres of it (nearest first)."""
+    under = catalog.datasets_at(lat, lon)
+    if under:
+        return under
+    dy = within_m / 111_320.0
+    dx = dy / max(np.cos(np.radians(lat)), 1e-6)
+    found = []
+    for other in sorted(catalog.refs):
+        s, w, n, e = catalog.index(other).bounds
+        if s - dy <= lat <= n + dy and w - dx <= lon <= e + dx:
+            picked, metres = nearest_mesh(catalog, other, lat, lon, within_m)
+            if picked is not None:
+                found.append((metres, other))
+    return [other for _, other in sorted(found)]
 
 
 @callback(
@@ -637,7 +678,7 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
         legend_children = legend(catalog, key, k)
     n50 = int((ds.mesh_sizes == 50).sum())
     comp = int(ds.complemented.sum()) if ds.complemented is not None else 0
-    summary = f"{ds.city} {catalog.period(key)}: {ds.n_meshes:,} meshes ({n50:,} of 50 m, {ds.n_meshes - n50:,} of 250 m; {comp:,} complemented, drawn paler)"
+    summary = f"{catalog.label(key)}: {ds.n_meshes:,} meshes ({n50:,} of 50 m, {ds.n_meshes - n50:,} of 250 m; {comp:,} complemented, drawn paler)"
     if view == "similar" and sel is None:
         summary += ". Click a mesh to colour the map by similarity to it."
     m = catalog.metrics(key)
@@ -716,6 +757,8 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
     info = html.Dl(
         className="mesh-facts",
         children=[
+            html.Dt("dataset"),
+            html.Dd(catalog.label(key), id="mesh-dataset"),
             html.Dt("code"),
             html.Dd(str(code), id="mesh-code"),
             html.Dt("size"),
@@ -743,11 +786,11 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
                                 className="swatch",
                                 style={"background": cluster_color(p["cluster"]) if p["cluster"] is not None else "transparent"},
                             ),
-                            _link(p["period"] or p["dataset"], p["dataset"], k, code),
+                            _link(catalog.label(p["dataset"]), p["dataset"], k, code),
                             html.Span(
-                                f" cluster {p['cluster']}, embedding distance {p['distance']:.2f}"
+                                f": cluster {p['cluster']}, embedding distance {p['distance']:.2f}"
                                 if p["cluster"] is not None
-                                else " not in this dataset"
+                                else ": not in this dataset"
                             ),
                         ],
                     )
@@ -785,7 +828,7 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
     across = [
         html.Li(
             _link(
-                f"{m.dataset.split('/', 1)[1]}: {m.key} ({int(others[m.dataset].mesh_sizes[m.index])} m) - {word} {m.distance:.3f}",
+                f"{catalog.label(m.dataset)}: {m.key} ({int(others[m.dataset].mesh_sizes[m.index])} m) - {word} {m.distance:.3f}",
                 m.dataset,
                 k,
                 m.key,
@@ -795,7 +838,7 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
     ]
     if top.count and top_space != space:  # a distance threshold: the OpenUAS classes, in embedding units
         near = catalog.distances_across(key, query, top_space)
-    within = {o: int((near[o] <= top.cutoff).sum()) for o in near} if top.count else {}
+    within = {catalog.label(o): int((near[o] <= top.cutoff).sum()) for o in near} if top.count else {}
     similar = [
         html.P(
             match_count_text(
@@ -830,12 +873,14 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
 def match_count_text(
     what: str, count: int, candidates: int, cutoff: float, within: dict[str, int], distance: str = "distance"
 ) -> str:
-    """``Matches (top 1 %): 37 of 3,689 meshes here, pattern distance up to 0.123; as near in other datasets: nagoya_2020_04 41.``"""
+    """``Matches (top 1 %): 37 of 3,689 meshes here, pattern distance up to 0.123; as near in other datasets: demo / nagoya 2020-04 41.``
+
+    ``within``: the meshes as near in each other dataset, by the dataset's label."""
     if count == 0:
         return f"Matches ({what}): none of {candidates:,} meshes here."
     text = f"Matches ({what}): {count:,} of {candidates:,} meshes here, {distance} up to {cutoff:.3f}"
     if within:
-        text += "; as near in other datasets: " + ", ".join(f"{o.split('/', 1)[1]} {n:,}" for o, n in within.items())
+        text += "; as near in other datasets: " + ", ".join(f"{o} {n:,}" for o, n in within.items())
     return text + "."
 
 

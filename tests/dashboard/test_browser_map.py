@@ -282,8 +282,9 @@ def test_following_a_similar_area_link_stays_in_the_app(page, server, data):
     page.get_by_text("similarity to the clicked mesh").click()
     page.evaluate("window.__same_page = true")
     link = page.locator(".similar-across a").first
-    target = link.inner_text()  # "osaka_2021_04: <code> (50 m) - pattern distance 0.054"
-    other, code = target.split(": ")[0], target.split(": ")[1].split(" ")[0]
+    target = link.inner_text()  # "demo / osaka 2021-04: <code> (50 m) - pattern distance 0.054": the dataset's label
+    label, code = target.split(": ")[0], target.split(": ")[1].split(" ")[0]
+    other = {"demo / osaka 2021-04": OSAKA, "demo / nagoya 2019-04": NAGOYA}[label]
     t0 = time.perf_counter()
     link.click()
     page.wait_for_selector(f"#mesh-code:has-text('{code}')", timeout=30_000)

@@ -11,11 +11,26 @@ from core.analysis.similarity import top_matches
 from core.geo.meshcode import code_bounds, code_centers, latlon_to_code, parent_code
 from core.geo.places import find_places, parse_query, read_places, write_places
 from core.release.layout import write_dataset
+from dashboard import ids
 from dashboard.catalog import AppContext, Catalog, install
 from dashboard.views import map as map_view
 
 KEY = "rel/nagoya_2019_04"
 OSAKA = "rel/osaka_2021_04"
+
+
+def _as_callback(fn, prop_id: str, *args):
+    """Call a callback as Dash would, with ``prop_id`` as the input that fired."""
+    from contextvars import copy_context
+
+    from dash._callback_context import context_value
+    from dash._utils import AttributeDict
+
+    def call():
+        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": None}]))
+        return fn(*args)
+
+    return copy_context().run(call)
 
 
 # ------------------------------------------------------------------ thresholds
@@ -68,9 +83,10 @@ def test_threshold_descriptions():
     assert map_view.describe_threshold("percent", 1.0) == "top 1 %"
     assert map_view.describe_threshold("rank", 100.0) == "top 100"
     assert map_view.describe_threshold("distance", 2.0) == "within distance 2"
-    text = map_view.match_count_text("top 1 %", 37, 3689, 0.1234, {"demo/osaka_2021_04": 12})
+    text = map_view.match_count_text("top 1 %", 37, 3689, 0.1234, {"demo / osaka 2021-04": 12})
     assert (
-        text == "Matches (top 1 %): 37 of 3,689 meshes here, distance up to 0.123; as near in other datasets: osaka_2021_04 12."
+        text
+        == "Matches (top 1 %): 37 of 3,689 meshes here, distance up to 0.123; as near in other datasets: demo / osaka 2021-04 12."
     )
 
 
@@ -269,6 +285,39 @@ def test_the_lists_say_which_distance_they_show(catalog):
     assert f"{int(osaka.codes[best])} ({int(osaka.mesh_sizes[best])} m) - pattern distance {near[best]:.3f}" in texts["pattern"]
 
 
+def test_a_trained_dataset_is_named_by_its_label_everywhere_in_the_map_view(tmp_path):
+    """A dataset trained here keeps its user's name and its space in the summary, lists and messages."""
+    import json
+
+    from dashboard import catalog as catalog_module
+
+    rng = np.random.default_rng(11)
+    codes = np.unique(latlon_to_code(35.165 + rng.random(80) * 0.01, 136.905 + rng.random(80) * 0.01, 50))
+    vec = rng.normal(size=(len(codes), 8)).astype(np.float32)
+    labels = {k: np.arange(len(codes)) % k for k in (5, 10, 20)}
+    for release, name in (("demo", "nagoya_2019_04"), ("user", "walkthru_2019-04")):
+        write_dataset(tmp_path / release, name, codes, np.full(len(codes), 50), vec, rng.normal(size=(168, 8)), labels)
+    metrics = tmp_path / "user" / "japan_city" / "metrics"
+    metrics.mkdir(parents=True)
+    (metrics / "walkthru_2019-04.json").write_text(json.dumps({"anchored": False, "period": "2019-04", "seconds": 1.0}))
+    cat = Catalog(tmp_path)
+    user = "user/walkthru_2019-04"
+    label = cat.label(user)
+    assert label.startswith("user / walkthru_2019-04 · ") and label != cat.label("demo/nagoya_2019_04")
+    before = catalog_module._CONTEXT
+    install(AppContext(catalog=cat, basemap=None, upload_cap=2**20))
+    try:
+        summary = _as_callback(map_view.show_map, f"{ids.DATASET}.value", user, 10, None, "cluster", "percent", 1, None, "sum")[2]
+        code = int(cat.get(user).codes[3])
+        facts, *_ = map_view.show_selection({"ds": user, "row": 3, "code": code}, 10, None, "percent", 1, user)
+    finally:
+        catalog_module._CONTEXT = before
+    assert summary.startswith(f"{label}: {len(codes):,} meshes")
+    assert label in str(facts) and "nagoya 2019-04" not in summary
+    found = map_view.resolve_search(cat, user, str(code))
+    assert found["selected"]["row"] == 3 and label in found["message"]
+
+
 def test_places_of_a_dataset_are_its_release_places_and_cities_within_its_extent(catalog):
     names = set(catalog.places(KEY)["name"])
     assert {"Sakae Station", "Higashi-Sakae", "Nagoya"} <= names
@@ -291,7 +340,7 @@ def test_search_a_code_and_a_point(catalog):
     assert found["selected"] == {"ds": KEY, "row": 7, "code": code} and found["ds"] == KEY
     lat, lon = code_centers(ds.codes[7:8], ds.mesh_sizes[7:8])
     found = map_view.resolve_search(catalog, OSAKA, f"{lat[0]:.6f}, {lon[0]:.6f}")
-    assert found["ds"] == KEY and found["selected"]["row"] == 7 and "in rel/nagoya_2019_04" in found["message"]
+    assert found["ds"] == KEY and found["selected"]["row"] == 7 and "in rel / nagoya 2019-04" in found["message"]
     # a 50 m code inside a 250 m mesh selects the 250 m mesh (the mesh under its centre)
     big = int(np.flatnonzero(ds.mesh_sizes == 250)[0])
     s, w, n, e = (float(v[0]) for v in code_bounds(ds.codes[big : big + 1], ds.mesh_sizes[big : big + 1]))
@@ -300,13 +349,53 @@ def test_search_a_code_and_a_point(catalog):
     assert map_view.resolve_search(catalog, KEY, str(inside))["selected"]["row"] == big
 
 
+def _metres(lat, lon, c_lat, c_lon):
+    return 111_320.0 * np.hypot(c_lat - lat, (c_lon - lon) * np.cos(np.radians(lat)))
+
+
+def test_search_a_code_names_it_once_with_the_dataset_label(catalog):
+    code = int(catalog.get(KEY).codes[7])
+    message = map_view.resolve_search(catalog, OSAKA, str(code))["message"]
+    assert message == f"mesh {code} in rel / nagoya 2019-04."
+
+
+def test_a_point_or_place_beside_the_meshes_selects_the_nearest_within_300_m(catalog, monkeypatch):
+    ds = catalog.get(KEY)
+    c_lat, c_lon = code_centers(ds.codes, ds.mesh_sizes)
+    south = int(np.argmin(c_lat))
+    lat, lon = float(c_lat[south]) - 0.0013, float(c_lon[south])  # about 145 m south of the southernmost centre
+    d = _metres(lat, lon, c_lat, c_lon)
+    best = int(np.argmin(d))
+    assert 50 < d[best] < 300 and map_view.pick_mesh(catalog, KEY, lat, lon) is None  # between meshes, close to one
+    found = map_view.resolve_search(catalog, OSAKA, f"{lat:.6f}, {lon:.6f}")
+    assert found["ds"] == KEY and found["selected"] == {"ds": KEY, "row": best, "code": int(ds.codes[best])}
+    assert found["message"].endswith(f"in rel / nagoya 2019-04: nearest mesh {int(ds.codes[best])}, {d[best]:.0f} m away.")
+    # places: one 145 m beside the meshes (selected), one about 600 m west of them (shown, not selected)
+    west = int(np.argmin(c_lon))
+    far_lat, far_lon = float(c_lat[west]), float(c_lon[west]) - 600 / (111_320.0 * np.cos(np.radians(c_lat[west])))
+    far_d = _metres(far_lat, far_lon, c_lat, c_lon).min()
+    places = pd.DataFrame(
+        {"name": ["Near Corner", "Far Corner"], "kind": "park", "city": "nagoya", "lat": [lat, far_lat], "lon": [lon, far_lon]}
+    ).assign(key=KEY)
+    monkeypatch.setattr(catalog, "all_places", lambda: places)
+    near = map_view.resolve_search(catalog, OSAKA, "near corner")
+    assert near["selected"]["row"] == best and f"nearest mesh {int(ds.codes[best])}, {d[best]:.0f} m away" in near["message"]
+    far = map_view.resolve_search(catalog, OSAKA, "far corner")
+    assert far["ds"] == KEY and far["selected"] is None
+    assert (
+        far["message"] == f"Far Corner (park) in rel / nagoya 2019-04: no mesh within 300 m (the nearest is {far_d:,.0f} m away)."
+    )
+    # the view holds both the place and its nearest mesh (half way between them)
+    assert far["focus"]["center"][1] == pytest.approx((far_lon + c_lon[west]) / 2, abs=0.002)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("", "Type a mesh code"),
         ("12345", "not a mesh code"),
         ("Atlantis", "No place called 'Atlantis'"),
-        ("43.06, 141.35", "No dataset has a mesh at 43.06000, 141.35000"),
+        ("43.06, 141.35", "No dataset has a mesh at or within 300 m of 43.06000, 141.35000."),
     ],
 )
 def test_search_that_finds_nothing_says_so(catalog, text, message):
