@@ -34,6 +34,7 @@ from ..components import (
     viewport,
 )
 from ..figures import DISTANCE_LABELS, GRAPH_CONFIG, class_charts, cluster_color, pattern_chart
+from ..plotly_text import plotly_text
 
 
 def layout(options: list[dict], state: dict, basemap: str | None, view: dict | None = None) -> html.Div:
@@ -699,7 +700,7 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
         fig = class_charts(cls, DISTANCE_LABELS, reduce)
     elif sel is not None:
         c = int(catalog.labels(key, k)[sel["row"]])
-        fig = pattern_chart(charts[c], f"cluster {c}: {names[c]} ({reduce} over its meshes here)")
+        fig = pattern_chart(charts[c], f"cluster {c}: {plotly_text(names[c])} ({reduce} over its meshes here)")
     fired = ctx.triggered_prop_ids  # several inputs may change at once (the URL sets them all)
     if not fired or f"{ids.DATASET}.value" in fired:
         # A new dataset: a new map on its extent, or on the mesh a link or a search asked for.
@@ -735,9 +736,11 @@ def _link(text: str, key: str, k: int, code: int) -> dcc.Link:
     Input(ids.MATCH_VALUE, "value"),
     State(ids.DATASET, "value"),
     Input(ids.SIM_SPACE, "value"),
+    Input(ids.NAMES_VERSION, "data"),
 )
-def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=None):
-    """Facts, stay pattern and similar meshes of the selected mesh, with the count of its matches."""
+def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=None, _names_version=None):
+    """Facts, stay pattern and similar meshes of the selected mesh, with the count of its matches (again
+    after a cluster was renamed: the facts name its cluster)."""
     catalog = get_catalog()
     if (
         not isinstance(selected, dict)

@@ -318,6 +318,28 @@ def test_a_trained_dataset_is_named_by_its_label_everywhere_in_the_map_view(tmp_
     assert found["selected"]["row"] == 3 and label in found["message"]
 
 
+def test_a_renamed_cluster_is_shown_in_the_panel_and_user_text_stays_text(catalog):
+    from dash._callback import GLOBAL_CALLBACK_MAP
+
+    # the panel's callback listens to renames (the legend's did; the panel kept the old name)
+    panel = next(v for key, v in GLOBAL_CALLBACK_MAP.items() if f"{ids.MESH_INFO}.children" in key)
+    assert {"id": ids.NAMES_VERSION, "property": "data"} in panel["inputs"]
+    row = 3
+    c = int(catalog.labels(KEY, 10)[row])
+    selected = {"ds": KEY, "row": row, "code": int(catalog.get(KEY).codes[row])}
+    catalog.rename_cluster(KEY, 10, c, "Nightlife <b>strip</b> & bars")
+    try:
+        facts, *_ = map_view.show_selection(selected, 10, None, "percent", 1, KEY, None, 1)
+        fig = _as_callback(
+            map_view.show_map, f"{ids.NAMES_VERSION}.data", KEY, 10, None, "cluster", "percent", 1, selected, "sum", 1
+        )[3]
+    finally:
+        catalog.rename_cluster(KEY, 10, c, "")
+    assert f"{c} of 10: Nightlife <b>strip</b> & bars" in str(facts)  # a Dash text node: shown as typed
+    title = fig["layout"]["title"]["text"]
+    assert f"cluster {c}: Nightlife &lt;b&gt;strip&lt;/b&gt; &amp; bars (sum" in title and "<b>" not in title
+
+
 def test_places_of_a_dataset_are_its_release_places_and_cities_within_its_extent(catalog):
     names = set(catalog.places(KEY)["name"])
     assert {"Sakae Station", "Higashi-Sakae", "Nagoya"} <= names
