@@ -59,6 +59,8 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                             ),
                         ]
                     ),
+                    # No min / max / step in the browser: a value out of them would reach the server as
+                    # empty (Dash sends an invalid number box as None); the server clamps and says so.
                     knob_input(
                         "any k",
                         ids.K_ANY,
@@ -66,7 +68,11 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                         value=None if state["k"] in RELEASED_KS else state["k"],
                         debounce=True,
                         style={"width": "5em"},
+                        min=None,
+                        max=None,
+                        step="any",
                     ),
+                    html.Span(id=ids.K_NOTE, className="note control-note", role="alert"),
                     html.Label(
                         [
                             "Colour by",
@@ -99,12 +105,13 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                                         id=ids.MATCH_VALUE,
                                         type="number",
                                         value=knobs.MATCH_PERCENT.default,
-                                        **_value_range("percent"),
+                                        step="any",  # no browser-side range: checked and noted on the server
                                         debounce=True,
                                         style={"width": "6em"},
                                     ),
                                 ],
                             ),
+                            html.Span(id=ids.MATCH_NOTE, className="note control-note", role="alert"),
                         ],
                         title="the matches of the selected mesh, highlighted when colouring by similarity",
                     ),
@@ -249,26 +256,63 @@ def match_knob(by: str) -> knobs.Knob:
     return {"percent": knobs.MATCH_PERCENT, "rank": knobs.MATCH_RANK}.get(by, knobs.MATCH_DISTANCE)
 
 
-def _value_range(by: str) -> dict:
-    knob = match_knob(by)
-    step = 1 if knob.kind is int else "any"
-    return {"min": knob.low, "max": knob.high, "step": step}
-
-
-def match_threshold(by: object, value: object) -> tuple[str, float]:
+def match_threshold(by: object, value: object) -> tuple[str, float | None]:
     """A browser's threshold kind and value, validated: an unknown kind is the default one, a value
-    out of range is clamped into it, an unreadable one is the kind's default."""
+    out of range is clamped into it, an unreadable one is the kind's default (``None`` for a distance:
+    taken from the data by :func:`resolve_threshold`)."""
     kind = str(knobs.MATCH_BY.clamp(by))
-    return kind, float(match_knob(kind).clamp(value))
+    v = match_knob(kind).clamp(value)
+    return kind, None if v is None else float(v)
 
 
-def describe_threshold(by: str, value: float) -> str:
-    """``top 1 %`` / ``top 100`` / ``within 2``."""
+def resolve_threshold(catalog: Catalog, key: str, row: int, by: str, value: float | None) -> tuple[float, bool]:
+    """The threshold in force for mesh ``row``: ``value``, or for an unset distance the embedding
+    distance of the mesh's top ``MATCH_PERCENT.default`` % (its nearest 1 %; a fixed radius fits no
+    embedding scale: the OpenUAS edges 2 / 4 / 8 / 16 took in every demo mesh). Returns the value and
+    whether it came from the data."""
+    if value is not None:
+        return value, False
+    top = catalog.matches(key, row, "percent", float(knobs.MATCH_PERCENT.default), "embedding")
+    return (float(top.cutoff) if top.count else 0.0), True
+
+
+def describe_threshold(by: str, value: float, auto: bool = False) -> str:
+    """``top 1 %`` / ``top 100`` / ``within distance 2`` / ``within distance 0.412, its top 1 %'s``."""
     if by == "percent":
         return f"top {value:g} %"
     if by == "rank":
         return f"top {int(value):,}"
+    if auto:
+        return f"within distance {value:.3f}, its top {knobs.MATCH_PERCENT.default:g} %'s"
     return f"within distance {value:g}"
+
+
+def within_legend(catalog: Catalog, key: str, row: int, radius: float, auto: bool) -> list:
+    """Legend of the within-distance colouring: the OpenUAS classes that hold a drawn mesh, and what
+    the radius is (a class with no mesh within it is left out)."""
+    d = catalog.distances_from(key, catalog.own_row(key, row))
+    drawn = np.bincount(catalog.distance_classes(key, row)[d <= radius], minlength=len(DISTANCE_LABELS))
+    base = distance_legend()
+    items = list(base[0].children)
+    base[0].children = [items[c] for c in range(len(items)) if drawn[c]]
+    where = f"the distance of its top {knobs.MATCH_PERCENT.default:g} %; type a distance to change it" if auto else "typed"
+    note = f"Drawn: the meshes within embedding distance {radius:.3f} ({where}), by OpenUAS distance class."
+    return [*base, html.P(note, className="legend-note", id=ids.MATCH_NOTE + "-legend")]
+
+
+def class_figure(catalog: Catalog, key: str, row: int, reduce: str) -> dict:
+    """The stay patterns by OpenUAS distance class from mesh ``row``: one panel per class that holds
+    meshes, titled with their count (empty classes are left out and named in the figure's title)."""
+    counts = np.bincount(catalog.distance_classes(key, row), minlength=len(DISTANCE_LABELS))
+    keep = [c for c in range(len(DISTANCE_LABELS)) if counts[c]]
+    labels = tuple(f"{DISTANCE_LABELS[c]} ({counts[c]:,} mesh{'es' if counts[c] != 1 else ''})" for c in keep)
+    fig = class_charts(catalog.distance_class_charts(key, row, reduce)[keep], labels, reduce)
+    empty = [DISTANCE_LABELS[c] for c in range(len(DISTANCE_LABELS)) if not counts[c]]
+    if empty:
+        title = fig["layout"].setdefault("title", {})
+        text = title.get("text") or f"stay patterns by distance to the clicked mesh ({reduce})"
+        title["text"] = f"{text}; no meshes at distance {', '.join(empty)}"
+    return fig
 
 
 VIEWS = ("map", "diff", "train", "people", "regions")  # the tabs a link may open (tabs.value)
@@ -589,17 +633,51 @@ def on_search(_submit, _go, text, key):
 
 @callback(
     Output(ids.MATCH_VALUE, "value"),
-    Output(ids.MATCH_VALUE, "min"),
-    Output(ids.MATCH_VALUE, "max"),
-    Output(ids.MATCH_VALUE, "step"),
+    Output(ids.MATCH_VALUE, "placeholder"),
     Input(ids.MATCH_BY, "value"),
     prevent_initial_call=True,
 )
 def on_match_kind(by):
-    """A new kind of threshold starts at its default, with its range."""
+    """A new kind of threshold starts at its default (a distance: empty, taken from the data)."""
     kind, _ = match_threshold(by, None)
-    r = _value_range(kind)
-    return match_knob(kind).default, r["min"], r["max"], r["step"]
+    return match_knob(kind).default, f"its top {knobs.MATCH_PERCENT.default:g} %'s" if kind == "distance" else ""
+
+
+@callback(
+    Output(ids.MATCH_NOTE, "children"),
+    Input(ids.MATCH_BY, "value"),
+    Input(ids.MATCH_VALUE, "value"),
+)
+def on_threshold(by, value):
+    """A note beside the similar-areas box when its value is out of range (what is used instead)."""
+    return threshold_note(by, value)
+
+
+@callback(
+    Output(ids.K_NOTE, "children"),
+    Input(ids.K, "value"),
+    Input(ids.K_ANY, "value"),
+    Input(ids.DATASET, "value"),
+)
+def on_k_box(k, k_any, key):
+    """A note beside the any-k box when its k is out of range or more than the dataset can have."""
+    return k_note(get_catalog(), key, k, k_any)
+
+
+def threshold_note(by: object, value: object) -> str:
+    """``top % = '500' is out of range (a number from 0.01 to 100 %); using top % = 100.`` (``""`` when allowed)."""
+    kind = str(knobs.MATCH_BY.clamp(by))
+    return clamp_note(match_knob(kind), value, MATCH_BY_LABELS[kind])[1]
+
+
+def k_note(catalog: Catalog, key: str | None, k: object, k_any: object) -> str:
+    """What the any-k box's value becomes: clamped into the knob's range, then to the dataset's meshes."""
+    note = clamp_note(knobs.K, k_any, "k")[1] if k_any not in (None, "") else ""
+    if key in catalog.refs:
+        asked, most = effective_k(k, k_any), catalog.max_k(key)
+        if asked > most:
+            note += (" " if note else "") + f"{catalog.label(key)} has only {most} meshes to cluster; using k = {most}."
+    return note
 
 
 @callback(
@@ -660,11 +738,12 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
     reduce = reduce if reduce in ("sum", "mean") else "sum"
     ds = catalog.get(key)
     sel = selected if isinstance(selected, dict) and selected.get("ds") == key and _valid_row(selected, ds.n_meshes) else None
-    by, value = match_threshold(match_by, match_value)
+    by, asked = match_threshold(match_by, match_value)
     if view == "similar" and sel is not None:
+        value, auto = resolve_threshold(catalog, key, sel["row"], by, asked)
         if by == "distance":
             url = tile_url({"ds": key, "mode": "similar", "sel": sel["row"], "by": by, "thr": value})
-            legend_children = distance_legend()
+            legend_children = within_legend(catalog, key, sel["row"], value, auto)
         else:
             space = catalog.match_space(key, by, sim_space)
             top = catalog.matches(key, sel["row"], by, value, space)
@@ -696,8 +775,7 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
     fig = pattern_chart(charts.sum(axis=0) if reduce == "sum" else charts.mean(axis=0), f"all clusters ({reduce})")
     if sel is not None and view == "similar":
         # One chart per distance class: the meshes at each distance from the clicked one.
-        cls = catalog.distance_class_charts(key, sel["row"], reduce)
-        fig = class_charts(cls, DISTANCE_LABELS, reduce)
+        fig = class_figure(catalog, key, sel["row"], reduce)
     elif sel is not None:
         c = int(catalog.labels(key, k)[sel["row"]])
         fig = pattern_chart(charts[c], f"cluster {c}: {plotly_text(names[c])} ({reduce} over its meshes here)")
@@ -813,7 +891,8 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
         html.Li(_link(f"{int(ds.codes[i])} ({int(ds.mesh_sizes[i])} m) - {word} {d[i]:.3f}", key, k, int(ds.codes[i])))
         for i in top_k(d, 5, exclude=query)
     ]
-    by, value = match_threshold(match_by, match_value)
+    by, asked = match_threshold(match_by, match_value)
+    value, auto = resolve_threshold(catalog, key, row, by, asked)
     top_space = catalog.match_space(key, by, sim_space)
     top = catalog.matches(key, row, by, value, top_space)
     space_name = catalog.space(key)
@@ -845,7 +924,7 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
     similar = [
         html.P(
             match_count_text(
-                describe_threshold(by, value), top.count, top.candidates, top.cutoff, within, DISTANCE_WORDS[top_space]
+                describe_threshold(by, value, auto), top.count, top.candidates, top.cutoff, within, DISTANCE_WORDS[top_space]
             ),
             id=ids.MATCH_COUNT,
             className="match-count",

@@ -71,12 +71,61 @@ def test_top_matches_count_only_candidates():
         ("rank", 100, ("rank", 100.0)),
         ("rank", 0, ("rank", 1.0)),
         ("distance", 2.5, ("distance", 2.5)),
+        ("distance", None, ("distance", None)),  # no fixed radius: taken from the clicked mesh
         ("bogus", 5, ("percent", 5.0)),
         (None, None, ("percent", knobs.MATCH_PERCENT.default)),
     ],
 )
 def test_thresholds_from_the_browser_are_validated(by, value, expected):
     assert map_view.match_threshold(by, value) == expected
+
+
+@pytest.mark.parametrize(
+    ("by", "value", "note"),
+    [
+        ("percent", 0, "top % = '0' is out of range (a number from 0.01 to 100 %); using top % = 0.01."),
+        ("percent", 500, "top % = '500' is out of range (a number from 0.01 to 100 %); using top % = 100."),
+        ("percent", -3, "top % = '-3' is out of range (a number from 0.01 to 100 %); using top % = 0.01."),
+        ("rank", 2.5, "top N = '2.5' is not a whole number (an integer from 1 to 1,000,000); using top N = 2."),
+        ("distance", -1, "within distance = '-1' is out of range (a number from 0 to 1e+06); using within distance = 0."),
+        ("percent", 1, ""),
+        ("percent", None, ""),
+        ("rank", 100, ""),
+        ("distance", 0.4, ""),
+        ("distance", None, ""),
+    ],
+)
+def test_a_threshold_out_of_range_is_clamped_and_noted(by, value, note):
+    assert map_view.threshold_note(by, value) == note
+    kind, used = map_view.match_threshold(by, value)
+    if note:  # the note names the value in force
+        assert note.endswith(f"= {used:g}.")
+
+
+def test_number_boxes_leave_their_range_to_the_server():
+    """A browser sends an out-of-range number box as empty (None): the server could not say why."""
+    page = map_view.layout([], {"ds": None, "k": 10}, None)
+    boxes = {}
+
+    def walk(node):
+        if getattr(node, "id", None) in (ids.K_ANY, ids.MATCH_VALUE):
+            boxes[node.id] = node
+        children = getattr(node, "children", None)
+        for child in children if isinstance(children, list) else [children] if children is not None else []:
+            walk(child)
+
+    walk(page)
+    assert set(boxes) == {ids.K_ANY, ids.MATCH_VALUE}
+    for box in boxes.values():
+        props = box.to_plotly_json()["props"]
+        assert "min" not in props and "max" not in props and props["step"] == "any"
+
+
+def test_the_any_k_box_is_clamped_and_noted_like_the_url(catalog):
+    assert map_view.k_note(catalog, KEY, None, 999) == "k = '999' is out of range (an integer from 2 to 50); using k = 50."
+    assert map_view.k_note(catalog, KEY, None, 1) == "k = '1' is out of range (an integer from 2 to 50); using k = 2."
+    assert map_view.k_note(catalog, KEY, 10, None) == "" and map_view.k_note(catalog, KEY, None, 13) == ""
+    assert map_view.effective_k(None, 999) == 50
 
 
 def test_threshold_descriptions():
@@ -267,6 +316,35 @@ def test_match_tiles_follow_the_space_and_refuse_an_unknown_one(catalog):
         assert np.array_equal(default, layer_values(catalog, MultiDict({**args, "space": "pattern"}))[0])
         with pytest.raises(HTTPException):
             layer_values(catalog, MultiDict({**args, "space": "cosine"}))
+
+
+def test_within_distance_defaults_to_the_top_percent_distance_and_hides_empty_classes(catalog):
+    row = 3
+    selected = {"ds": KEY, "row": row, "code": int(catalog.get(KEY).codes[row])}
+    ds = catalog.get(KEY)
+    ref = _reference_distances(ds, row, "embedding")
+    ref[ds.complemented] = np.inf
+    ref[row] = np.inf
+    n = int(np.isfinite(ref).sum())
+    want = np.sort(ref)[int(np.ceil(n * knobs.MATCH_PERCENT.default / 100)) - 1]  # the top 1 %'s distance
+    radius, auto = map_view.resolve_threshold(catalog, KEY, row, "distance", None)
+    assert auto and radius == pytest.approx(want, abs=1e-4)
+    assert map_view.resolve_threshold(catalog, KEY, row, "distance", 2.5) == (2.5, False)
+    *_, similar, _ = map_view.show_selection(selected, 10, None, "distance", None, KEY)
+    count = int(np.ceil(n * knobs.MATCH_PERCENT.default / 100))
+    assert f"Matches (within distance {radius:.3f}, its top 1 %'s): {count:,} of {n:,} meshes here" in str(similar)
+    url, legend_children, *_ = _as_callback(
+        map_view.show_map, f"{ids.MATCH_BY}.value", KEY, 10, None, "similar", "distance", None, selected, "sum"
+    )
+    assert f"thr={radius!r}" in url  # the tiles draw the meshes within the radius in force
+    assert "its top 1 %" in str(legend_children)
+    # the chart: one panel per distance class holding meshes (here: random embeddings, distances ~4)
+    fig = _as_callback(map_view.show_map, f"{ids.MATCH_BY}.value", KEY, 10, None, "similar", "distance", None, selected, "sum")[3]
+    classes = np.bincount(catalog.distance_classes(KEY, row), minlength=6)
+    panels = [a["text"] for a in fig["layout"]["annotations"] if a["text"].endswith(": weekday")]
+    assert len(panels) == int((classes > 0).sum()) < 6
+    assert all("(0 meshes)" not in p for p in panels)
+    assert ">= 16" in fig["layout"]["title"]["text"] and "no meshes at distance" in fig["layout"]["title"]["text"]
 
 
 def test_the_lists_say_which_distance_they_show(catalog):
