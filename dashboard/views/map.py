@@ -347,7 +347,7 @@ def parse_url_state(search: str | None, catalog: Catalog, current: str | None = 
     if key is not None and not named:
         notes.append(f"The link asks for dataset '{_short(key)}', which is not in the data folder; showing another one.")
     # Without a (known) dataset, k and mesh apply to the dataset shown: checked against it all the same.
-    shown = key if named else current if current in catalog.refs else None
+    shown = key if named else current if isinstance(current, str) and current in catalog.refs else None
     if shown is None:
         return {"ds": None, "k": None, "selected": None, "view": view, "notes": notes}
     ds = catalog.get(shown)
@@ -673,7 +673,7 @@ def threshold_note(by: object, value: object) -> str:
 def k_note(catalog: Catalog, key: str | None, k: object, k_any: object) -> str:
     """What the any-k box's value becomes: clamped into the knob's range, then to the dataset's meshes."""
     note = clamp_note(knobs.K, k_any, "k")[1] if k_any not in (None, "") else ""
-    if key in catalog.refs:
+    if isinstance(key, str) and key in catalog.refs:
         asked, most = effective_k(k, k_any), catalog.max_k(key)
         if asked > most:
             note += (" " if note else "") + f"{catalog.label(key)} has only {most} meshes to cluster; using k = {most}."
