@@ -106,6 +106,8 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                                         type="number",
                                         value=knobs.MATCH_PERCENT.default,
                                         step="any",  # no browser-side range: checked and noted on the server
+                                        title=f"top %: {knobs.MATCH_PERCENT.allowed()}; top N: {knobs.MATCH_RANK.allowed()}; within distance: "
+                                        f"{knobs.MATCH_DISTANCE.allowed()} (empty: auto, the clicked mesh's top 1 % distance)",
                                         debounce=True,
                                         style={"width": "6em"},
                                     ),
@@ -640,7 +642,7 @@ def on_search(_submit, _go, text, key):
 def on_match_kind(by):
     """A new kind of threshold starts at its default (a distance: empty, taken from the data)."""
     kind, _ = match_threshold(by, None)
-    return match_knob(kind).default, f"its top {knobs.MATCH_PERCENT.default:g} %'s" if kind == "distance" else ""
+    return match_knob(kind).default, "auto" if kind == "distance" else ""
 
 
 @callback(
