@@ -106,8 +106,6 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                                         type="number",
                                         value=knobs.MATCH_PERCENT.default,
                                         step="any",  # no browser-side range: checked and noted on the server
-                                        title=f"top %: {knobs.MATCH_PERCENT.allowed()}; top N: {knobs.MATCH_RANK.allowed()}; within distance: "
-                                        f"{knobs.MATCH_DISTANCE.allowed()} (empty: auto, the clicked mesh's top 1 % distance)",
                                         debounce=True,
                                         style={"width": "6em"},
                                     ),
@@ -115,7 +113,9 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                             ),
                             html.Span(id=ids.MATCH_NOTE, className="note control-note", role="alert"),
                         ],
-                        title="the matches of the selected mesh, highlighted when colouring by similarity",
+                        title="the matches of the selected mesh, highlighted when colouring by similarity. "
+                        f"top %: {knobs.MATCH_PERCENT.allowed()}; top N: {knobs.MATCH_RANK.allowed()}; within distance: "
+                        f"{knobs.MATCH_DISTANCE.allowed()} (empty: auto, the clicked mesh's top 1 % distance)",
                     ),
                     html.Label(
                         [
