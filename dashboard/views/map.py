@@ -869,11 +869,13 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
                                 className="swatch",
                                 style={"background": cluster_color(p["cluster"]) if p["cluster"] is not None else "transparent"},
                             ),
-                            _link(catalog.label(p["dataset"]), p["dataset"], k, code),
-                            html.Span(
-                                f": cluster {p['cluster']}, embedding distance {p['distance']:.2f}"
-                                if p["cluster"] is not None
-                                else ": not in this dataset"
+                            html.Span(  # one flex item: the label and its text wrap as one line
+                                [
+                                    _link(catalog.label(p["dataset"]), p["dataset"], k, code),
+                                    f": cluster {p['cluster']}, embedding distance {p['distance']:.2f}"
+                                    if p["cluster"] is not None
+                                    else ": not in this dataset",
+                                ]
                             ),
                         ],
                     )
