@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import knobs
-from dashboard.server import THREADS, can_fork, check_binding, listening_socket, run_workers, serve
+from dashboard.server import THREADS, can_fork, check_binding, listening_socket, refuse_unknown_paths, run_workers, serve
 
 if TYPE_CHECKING:
     from dash import Dash
@@ -162,6 +162,7 @@ def create_app(
         catalog.refresh_if_stale()
 
     register_tiles(app.server)
+    refuse_unknown_paths(app.server, app.config.routes_pathname_prefix + "<path:path>")
     install_input_guard(app)
     _import_request_modules()
     _render_page_once(app)

@@ -221,8 +221,17 @@ MATCH_BY = Knob(
 )
 MATCH_PERCENT = Knob("top percent", 1.0, float, "matches: this percentage of meshes, the nearest", 0.01, 100.0, unit="%")
 MATCH_RANK = Knob("top matches", 100, int, "matches: this many meshes, the nearest", 1, 1_000_000)
+# No fixed default distance: embeddings are not on one scale (the OpenUAS class edges 2 / 4 / 8 / 16
+# took in every mesh of the demo, where the nearest meshes lie at 0.25-0.5), so an unset distance is
+# the clicked mesh's own top MATCH_PERCENT.default % distance (dashboard.views.map.resolve_threshold).
 MATCH_DISTANCE = Knob(
-    "largest distance", 16.0, float, "matches: meshes within this embedding distance (the OpenUAS distance classes)", 0.0, 1e6
+    "largest distance",
+    None,
+    float,
+    "matches: meshes within this embedding distance, coloured by OpenUAS distance class; unset: the distance of "
+    "the clicked mesh's top 1 %",
+    0.0,
+    1e6,
 )
 
 # What "similar" means: stay patterns (the Hellinger distance between the stay distributions the

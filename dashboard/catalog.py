@@ -363,14 +363,18 @@ class Catalog:
             )
         return out
 
-    def distance_class_charts(self, key: str, row: int, reduce: str = "sum") -> np.ndarray:
-        """Charts ``(6, 2, 12, 7)`` of the meshes in each OpenUAS distance class from mesh ``row``."""
+    def distance_classes(self, key: str, row: int) -> np.ndarray:
+        """Each mesh's OpenUAS distance class from mesh ``row`` (0: the mesh itself; embedding distance from
+        the mesh whose embedding it shows, :meth:`own_row`, as the map's tiles colour them)."""
         from core.analysis.similarity import distance_classes
 
+        return distance_classes(self.distances_from(key, self.own_row(key, row)), row)
+
+    def distance_class_charts(self, key: str, row: int, reduce: str = "sum") -> np.ndarray:
+        """Charts ``(6, 2, 12, 7)`` of the meshes in each OpenUAS distance class from mesh ``row``."""
         if not self.has_model(key):
             return np.zeros((6, 2, 12, 7))
-        cls = distance_classes(self.distances_from(key, row), row)
-        return cluster_charts(self.distributions(key), cls, 6, reduce=reduce)
+        return cluster_charts(self.distributions(key), self.distance_classes(key, row), 6, reduce=reduce)
 
     def similarity_space(self, key: str, requested: str | None = None) -> str:
         """The space a similar-area search from ``key`` runs in: ``requested`` (the knob's default when

@@ -83,6 +83,24 @@ def install_token_gate(server: Any, token: str) -> None:
         return Response("access token required: open the address with ?token=... once\n", status=401, mimetype="text/plain")
 
 
+def refuse_unknown_paths(server: Any, catchall: str = "/<path:path>") -> None:
+    """Answer 404 to a path no route of the Flask ``server`` names, instead of the page.
+
+    Dash serves its page at every path (a catch-all route, ``catchall``, for multi-page apps); this
+    app has one page at ``/`` and keeps its state in the query, so ``/nonexistent-page`` is a
+    mistake. The page, assets, Dash's own routes, tiles, ``/api/*`` and ``/build-status`` have
+    routes of their own and are not affected.
+    """
+    from flask import Response, request
+
+    @server.before_request
+    def _unknown_path() -> Any:
+        rule = request.url_rule
+        if rule is not None and rule.rule == catchall:
+            return Response(f"not found: {request.path[:200]} (the app is at /)\n", status=404, mimetype="text/plain")
+        return None
+
+
 class RequestTimeout:
     """WSGI middleware: a request still running after ``seconds`` gets HTTP 503; its work goes on in the background.
 

@@ -36,6 +36,7 @@ from ..figures import (
     pattern_pair,
     transition_heatmap,
 )
+from ..plotly_text import plotly_text
 
 RANK_ROWS = 20  # the most changed meshes listed on the page (the CSV holds every compared mesh)
 MAP_HEIGHT = "460px"
@@ -821,8 +822,8 @@ def show_pick(pick, a, b, k, user_thr):
     chart_a, chart_b = pattern_pair(
         catalog.mesh_pattern(a, ra),
         catalog.mesh_pattern(b, rb),
-        f"A ({pa}): cluster {la}: {names[la]}",
-        f"B ({pb}): cluster {lb}: {names[lb]}",
+        f"A ({pa}): cluster {la}: {plotly_text(names[la])}",
+        f"B ({pb}): cluster {lb}: {plotly_text(names[lb])}",
     )
     change = float(diff.pattern_change[i])
     changed = bool(diff.changed[i])

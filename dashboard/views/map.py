@@ -34,6 +34,7 @@ from ..components import (
     viewport,
 )
 from ..figures import DISTANCE_LABELS, GRAPH_CONFIG, class_charts, cluster_color, pattern_chart
+from ..plotly_text import plotly_text
 
 
 def layout(options: list[dict], state: dict, basemap: str | None, view: dict | None = None) -> html.Div:
@@ -58,6 +59,8 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                             ),
                         ]
                     ),
+                    # No min / max / step in the browser: a value out of them would reach the server as
+                    # empty (Dash sends an invalid number box as None); the server clamps and says so.
                     knob_input(
                         "any k",
                         ids.K_ANY,
@@ -65,7 +68,11 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                         value=None if state["k"] in RELEASED_KS else state["k"],
                         debounce=True,
                         style={"width": "5em"},
+                        min=None,
+                        max=None,
+                        step="any",
                     ),
+                    html.Span(id=ids.K_NOTE, className="note control-note", role="alert"),
                     html.Label(
                         [
                             "Colour by",
@@ -98,14 +105,17 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                                         id=ids.MATCH_VALUE,
                                         type="number",
                                         value=knobs.MATCH_PERCENT.default,
-                                        **_value_range("percent"),
+                                        step="any",  # no browser-side range: checked and noted on the server
                                         debounce=True,
                                         style={"width": "6em"},
                                     ),
                                 ],
                             ),
+                            html.Span(id=ids.MATCH_NOTE, className="note control-note", role="alert"),
                         ],
-                        title="the matches of the selected mesh, highlighted when colouring by similarity",
+                        title="the matches of the selected mesh, highlighted when colouring by similarity. "
+                        f"top %: {knobs.MATCH_PERCENT.allowed()}; top N: {knobs.MATCH_RANK.allowed()}; within distance: "
+                        f"{knobs.MATCH_DISTANCE.allowed()} (empty: auto, the clicked mesh's top 1 % distance)",
                     ),
                     html.Label(
                         [
@@ -249,39 +259,83 @@ def match_knob(by: str) -> knobs.Knob:
     return {"percent": knobs.MATCH_PERCENT, "rank": knobs.MATCH_RANK}.get(by, knobs.MATCH_DISTANCE)
 
 
-def _value_range(by: str) -> dict:
-    knob = match_knob(by)
-    step = 1 if knob.kind is int else "any"
-    return {"min": knob.low, "max": knob.high, "step": step}
-
-
-def match_threshold(by: object, value: object) -> tuple[str, float]:
+def match_threshold(by: object, value: object) -> tuple[str, float | None]:
     """A browser's threshold kind and value, validated: an unknown kind is the default one, a value
-    out of range is clamped into it, an unreadable one is the kind's default."""
+    out of range is clamped into it, an unreadable one is the kind's default (``None`` for a distance:
+    taken from the data by :func:`resolve_threshold`)."""
     kind = str(knobs.MATCH_BY.clamp(by))
-    return kind, float(match_knob(kind).clamp(value))
+    v = match_knob(kind).clamp(value)
+    return kind, None if v is None else float(v)
 
 
-def describe_threshold(by: str, value: float) -> str:
-    """``top 1 %`` / ``top 100`` / ``within 2``."""
+def resolve_threshold(catalog: Catalog, key: str, row: int, by: str, value: float | None) -> tuple[float, bool]:
+    """The threshold in force for mesh ``row``: ``value``, or for an unset distance the embedding
+    distance of the mesh's top ``MATCH_PERCENT.default`` % (its nearest 1 %; a fixed radius fits no
+    embedding scale: the OpenUAS edges 2 / 4 / 8 / 16 took in every demo mesh). Returns the value and
+    whether it came from the data."""
+    if value is not None:
+        return value, False
+    top = catalog.matches(key, row, "percent", float(knobs.MATCH_PERCENT.default), "embedding")
+    return (float(top.cutoff) if top.count else 0.0), True
+
+
+def describe_threshold(by: str, value: float, auto: bool = False) -> str:
+    """``top 1 %`` / ``top 100`` / ``within distance 2`` / ``within distance 0.412, its top 1 %'s``."""
     if by == "percent":
         return f"top {value:g} %"
     if by == "rank":
         return f"top {int(value):,}"
+    if auto:
+        return f"within distance {value:.3f}, its top {knobs.MATCH_PERCENT.default:g} %'s"
     return f"within distance {value:g}"
+
+
+def within_legend(catalog: Catalog, key: str, row: int, radius: float, auto: bool) -> list:
+    """Legend of the within-distance colouring: the OpenUAS classes that hold a drawn mesh, and what
+    the radius is (a class with no mesh within it is left out)."""
+    d = catalog.distances_from(key, catalog.own_row(key, row))
+    drawn = np.bincount(catalog.distance_classes(key, row)[d <= radius], minlength=len(DISTANCE_LABELS))
+    base = distance_legend()
+    items = list(base[0].children)
+    base[0].children = [items[c] for c in range(len(items)) if drawn[c]]
+    where = f"the distance of its top {knobs.MATCH_PERCENT.default:g} %; type a distance to change it" if auto else "typed"
+    note = f"Drawn: the meshes within embedding distance {radius:.3f} ({where}), by OpenUAS distance class."
+    return [*base, html.P(note, className="legend-note", id=ids.MATCH_NOTE + "-legend")]
+
+
+def class_figure(catalog: Catalog, key: str, row: int, reduce: str) -> dict:
+    """The stay patterns by OpenUAS distance class from mesh ``row``: one panel per class that holds
+    meshes, titled with their count (empty classes are left out and named in the figure's title)."""
+    counts = np.bincount(catalog.distance_classes(key, row), minlength=len(DISTANCE_LABELS))
+    keep = [c for c in range(len(DISTANCE_LABELS)) if counts[c]]
+    labels = tuple(f"{DISTANCE_LABELS[c]} ({counts[c]:,} mesh{'es' if counts[c] != 1 else ''})" for c in keep)
+    fig = class_charts(catalog.distance_class_charts(key, row, reduce)[keep], labels, reduce)
+    empty = [DISTANCE_LABELS[c] for c in range(len(DISTANCE_LABELS)) if not counts[c]]
+    if empty:
+        title = fig["layout"].setdefault("title", {})
+        text = title.get("text") or f"stay patterns by distance to the clicked mesh ({reduce})"
+        title["text"] = f"{text}; no meshes at distance {', '.join(empty)}"
+    return fig
 
 
 VIEWS = ("map", "diff", "train", "people", "regions")  # the tabs a link may open (tabs.value)
 
 
-def parse_url_state(search: str | None, catalog: Catalog) -> dict:
+def parse_url_state(search: str | None, catalog: Catalog, current: str | None = None) -> dict:
     """The view a URL's query asks for: ``ds``, ``k``, ``mesh`` (a code) and ``view``.
+
+    Args:
+        search: the URL's query (``?ds=...&k=...``).
+        catalog: the datasets.
+        current: the dataset shown when the URL names none (or an unknown one): its ``k`` and
+            ``mesh`` are checked against that one.
 
     Returns:
         ``{"ds", "k", "selected", "view", "notes"}``: ``ds`` is ``None`` when the URL names no known
-        dataset; ``k`` is clamped to the allowed range (and to the dataset's meshes); ``selected`` is
-        the mesh row (or ``None``); ``notes`` says, in words, what the URL asked for that does not
-        exist and what is shown instead (empty when all is well).
+        dataset; ``k`` is clamped to the allowed range (and to the dataset's meshes), ``None`` when
+        the URL names neither a dataset nor a k; ``selected`` is the mesh row (or ``None``); ``notes``
+        says, in words, what the URL asked for that does not exist and what is shown instead (empty
+        when all is well).
     """
     q = {key: v[0] for key, v in parse_qs((search or "").lstrip("?")).items()}
     notes: list[str] = []
@@ -292,20 +346,23 @@ def parse_url_state(search: str | None, catalog: Catalog) -> dict:
     key = q.get("ds")
     if key is not None and key not in catalog.refs:
         catalog.refresh_if_changed()  # a dataset trained since this server process last looked
-    if key is None or key not in catalog.refs:
-        if key is not None:
-            notes.append(f"The link asks for dataset '{_short(key)}', which is not in the data folder; showing another one.")
+    named = key is not None and key in catalog.refs
+    if key is not None and not named:
+        notes.append(f"The link asks for dataset '{_short(key)}', which is not in the data folder; showing another one.")
+    # Without a (known) dataset, k and mesh apply to the dataset shown: checked against it all the same.
+    shown = key if named else current if isinstance(current, str) and current in catalog.refs else None
+    if shown is None:
         return {"ds": None, "k": None, "selected": None, "view": view, "notes": notes}
-    ds = catalog.get(key)
+    ds = catalog.get(shown)
+    label = catalog.label(shown)
     raw_k = q.get("k")
-    k = int(knobs.K.clamp(raw_k if raw_k is not None else knobs.K.default))
-    if raw_k is not None and str(k) != raw_k.strip():
-        what = (
-            "is not a number of clusters" if not raw_k.strip().lstrip("-").isdigit() else f"is out of range ({knobs.K.allowed()})"
-        )
-        notes.append(f"k = '{_short(raw_k)}' {what}; showing k = {k}.")
-    if k > max(2, ds.n_meshes):
-        notes.append(f"{key} has only {ds.n_meshes} meshes: k = {k} is more than it can have; showing k = {ds.n_meshes}.")
+    k: int | None = None
+    if raw_k is not None or named:
+        k, note = clamp_note(knobs.K, raw_k, "k", "showing")
+        if note:
+            notes.append(note)
+        if k > max(2, ds.n_meshes):
+            notes.append(f"{label} has only {ds.n_meshes} meshes: k = {k} is more than it can have; showing k = {ds.n_meshes}.")
     selected = None
     mesh = q.get("mesh")
     if mesh is not None:
@@ -313,10 +370,41 @@ def parse_url_state(search: str | None, catalog: Catalog) -> dict:
         if hit is None:
             notes.append(f"mesh '{_short(mesh)}' is not a mesh code (8 to 12 digits).")
         elif not hit.size:
-            notes.append(f"mesh {mesh} is not in {key}.")
+            notes.append(f"mesh {mesh} is not in {label}.")
         else:
-            selected = {"ds": key, "row": int(hit[0]), "code": int(mesh)}
-    return {"ds": key, "k": k, "selected": selected, "view": view, "notes": notes}
+            selected = {"ds": shown, "row": int(hit[0]), "code": int(mesh)}
+    return {"ds": key if named else None, "k": k, "selected": selected, "view": view, "notes": notes}
+
+
+def clamp_note(knob: knobs.Knob, raw: object, name: str, verb: str = "using") -> tuple:
+    """A value from a URL or a form box forced into ``knob``'s range, and a note when it was not in it.
+
+    Returns:
+        ``(value, note)``: the clamped value (the default when ``raw`` is empty or unreadable) and
+        e.g. ``"k = '999' is out of range (an integer from 2 to 50); showing k = 50."`` (``""`` when
+        ``raw`` is empty or allowed as it is).
+    """
+    value = knob.clamp(raw)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return value, ""
+    try:
+        if knob.check(raw) == value:
+            return value, ""
+    except CoreError:
+        pass
+    text = raw.strip() if isinstance(raw, str) else f"{raw:g}" if isinstance(raw, (int, float)) else str(raw)
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if not np.isfinite(number):
+        what = "is not a number of clusters" if knob is knobs.K else "is not a number"
+    elif knob.kind is int and not number.is_integer():
+        what = f"is not a whole number ({knob.allowed()})"
+    else:
+        what = f"is out of range ({knob.allowed()})"
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return value, f"{name} = '{_short(text)}' {what}; {verb} {name} = {shown}."
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -356,10 +444,14 @@ def _other_dataset(catalog: Catalog, here: str, candidates: list[str]) -> str | 
 def resolve_search(catalog: Catalog, key: str | None, text: object) -> dict:
     """What a search box's text points at: a mesh code, ``lat, lon`` or a place name the data knows.
 
+    A point or a place between meshes selects the nearest mesh when its centre lies within
+    :data:`NEAR_M` (and says how far); a mesh code selects the mesh under its centre.
+
     Returns:
         ``{"ds", "selected", "focus", "message"}``: the dataset to show (the current one when the
         target is in it, else a dataset that has it), the mesh to select (or ``None``), the map view
-        (or ``None`` when nothing was found) and a message for the person.
+        (or ``None`` when nothing was found) and a message for the person, naming the dataset by its
+        label (:meth:`Catalog.label`).
     """
     q = parse_query(text)
     none = {"ds": key, "selected": None, "focus": None}
@@ -386,36 +478,73 @@ def resolve_search(catalog: Catalog, key: str | None, text: object) -> dict:
     else:
         assert q.lat is not None and q.lon is not None
         lat, lon, label = q.lat, q.lon, f"{q.lat:.5f}, {q.lon:.5f}"
-        target = _other_dataset(catalog, here or "", catalog.datasets_at(lat, lon))
+        target = _other_dataset(catalog, here or "", datasets_near(catalog, lat, lon, NEAR_M))
     if target is None:
         where = {"ds": here, "center": [lat, lon], "zoom": 15} if here else None
-        return {"ds": key, "selected": None, "focus": where, "message": f"No dataset has a mesh at {label}."}
+        near = "at" if q.kind == "code" else f"at or within {NEAR_M:.0f} m of"
+        return {"ds": key, "selected": None, "focus": where, "message": f"No dataset has a mesh {near} {label}."}
+    name = catalog.label(target)
     picked = pick_mesh(catalog, target, lat, lon)
-    moved = "" if target == here else f" (in {target})"
-    away = ""
-    if picked is None and q.kind == "name":  # a place beside the meshes: the nearest one, when close
-        picked, metres = nearest_mesh(catalog, target, lat, lon, NEAR_M)
-        away = f", {metres:.0f} m away" if picked is not None else ""
-    if picked is None:  # a point between meshes: show it, select nothing
-        spot = {"ds": target, "center": [lat, lon], "zoom": 16}
-        return {"ds": target, "selected": None, "focus": spot, "message": f"{label}{moved}: no mesh right there."}
-    focus = focus_on(catalog, target, picked["row"])
-    if q.kind != "code":
-        focus["center"] = [lat, lon]
-    return {"ds": target, "selected": picked, "focus": focus, "message": f"{label}{moved}: mesh {picked['code']}{away}."}
+    if q.kind == "code":
+        assert picked is not None  # the dataset was chosen for having a mesh there
+        size = int(catalog.get(target).mesh_sizes[picked["row"]])
+        said = (
+            f"mesh {q.code} in {name}."
+            if picked["code"] == q.code
+            else f"mesh {q.code} lies in the {size} m mesh {picked['code']} of {name}."
+        )
+        return {"ds": target, "selected": picked, "focus": focus_on(catalog, target, picked["row"]), "message": said}
+    if picked is not None:
+        message = f"{label} in {name}: mesh {picked['code']}."
+    else:  # between meshes: the nearest one, when close
+        picked, metres = nearest_mesh(catalog, target, lat, lon, float("inf"))
+        if picked is None or metres > NEAR_M:
+            # Nothing close: a view that holds both the spot and the nearest mesh, nothing selected.
+            far = f" (the nearest is {metres:,.0f} m away)" if picked is not None else ""
+            center = [lat, lon]
+            if picked is not None:
+                c = focus_on(catalog, target, picked["row"])["center"]
+                center = [(lat + c[0]) / 2, (lon + c[1]) / 2]
+            spot = {"ds": target, "center": center, "zoom": 15 if metres < 1500 else 13}
+            return {
+                "ds": target,
+                "selected": None,
+                "focus": spot,
+                "message": f"{label} in {name}: no mesh within {NEAR_M:.0f} m{far}.",
+            }
+        message = f"{label} in {name}: nearest mesh {picked['code']}, {metres:.0f} m away."
+    focus = {**focus_on(catalog, target, picked["row"]), "center": [lat, lon]}  # the spot asked for, its mesh in view
+    return {"ds": target, "selected": picked, "focus": focus, "message": message}
 
 
-NEAR_M = 300.0  # a searched place selects the nearest mesh within this distance when none lies under it
+NEAR_M = 300.0  # a searched place or point selects the nearest mesh within this distance when none lies under it
 
 
 def nearest_mesh(catalog: Catalog, key: str, lat: float, lon: float, within_m: float) -> tuple[dict | None, float]:
-    """The mesh of ``key`` whose centre is nearest to a point, when within ``within_m`` metres."""
+    """The mesh of ``key`` whose centre is nearest to a point, when within ``within_m`` metres (and its distance)."""
     c_lat, c_lon = catalog.centres(key)
     metres = 111_320.0 * np.hypot(c_lat - lat, (c_lon - lon) * np.cos(np.radians(lat)))
     row = int(np.argmin(metres)) if len(metres) else -1
     if row < 0 or metres[row] > within_m:
-        return None, float("nan")
+        return None, float(metres[row]) if row >= 0 else float("nan")
     return {"ds": key, "row": row, "code": int(catalog.get(key).codes[row])}, float(metres[row])
+
+
+def datasets_near(catalog: Catalog, lat: float, lon: float, within_m: float) -> list[str]:
+    """Datasets with a mesh under a point, else those with a mesh centre within ``within_m`` metres of it (nearest first)."""
+    under = catalog.datasets_at(lat, lon)
+    if under:
+        return under
+    dy = within_m / 111_320.0
+    dx = dy / max(np.cos(np.radians(lat)), 1e-6)
+    found = []
+    for other in sorted(catalog.refs):
+        s, w, n, e = catalog.index(other).bounds
+        if s - dy <= lat <= n + dy and w - dx <= lon <= e + dx:
+            picked, metres = nearest_mesh(catalog, other, lat, lon, within_m)
+            if picked is not None:
+                found.append((metres, other))
+    return [other for _, other in sorted(found)]
 
 
 @callback(
@@ -429,8 +558,9 @@ def nearest_mesh(catalog: Catalog, key: str, lat: float, lon: float, within_m: f
     Input(ids.URL, "search"),
     Input(ids.K, "value"),
     Input(ids.K_ANY, "value"),
+    State(ids.DATASET, "value"),
 )
-def on_url_or_k(search, k, k_any):
+def on_url_or_k(search, k, k_any, current=None):
     """Shareable state: the URL sets dataset, k, mesh and view (on load and when a link inside the app is
     followed, without a reload); the two k inputs exclude each other. A URL asking for something that
     does not exist gets a visible note."""
@@ -440,14 +570,17 @@ def on_url_or_k(search, k, k_any):
     if ctx.triggered_id == ids.K_ANY:
         return keep, None if k_any else keep, keep, keep, keep, keep, keep
     catalog = get_catalog()
-    state = parse_url_state(search, catalog)
+    state = parse_url_state(search, catalog, current)
     note = " ".join(state["notes"])
-    if state["ds"] is None:
-        return keep, keep, keep, keep, state["view"], keep, note
-    released = state["k"] in RELEASED_KS
     sel = state["selected"]
-    focus = focus_on(catalog, state["ds"], sel["row"]) if sel else keep
-    return state["ds"], state["k"] if released else None, None if released else state["k"], sel, state["view"], focus, note
+    focus = focus_on(catalog, sel["ds"], sel["row"]) if sel else keep
+    if state["ds"] is None and sel is None:
+        sel = keep  # a URL naming no dataset keeps the shown one's selection unless it names a mesh of it
+    if state["k"] is None:
+        return state["ds"] or keep, keep, keep, sel, state["view"], focus, note
+    released = state["k"] in RELEASED_KS
+    k_radio, k_box = (state["k"], None) if released else (None, state["k"])
+    return state["ds"] or keep, k_radio, k_box, sel, state["view"], focus, note
 
 
 clientside_callback(
@@ -503,17 +636,51 @@ def on_search(_submit, _go, text, key):
 
 @callback(
     Output(ids.MATCH_VALUE, "value"),
-    Output(ids.MATCH_VALUE, "min"),
-    Output(ids.MATCH_VALUE, "max"),
-    Output(ids.MATCH_VALUE, "step"),
+    Output(ids.MATCH_VALUE, "placeholder"),
     Input(ids.MATCH_BY, "value"),
     prevent_initial_call=True,
 )
 def on_match_kind(by):
-    """A new kind of threshold starts at its default, with its range."""
+    """A new kind of threshold starts at its default (a distance: empty, taken from the data)."""
     kind, _ = match_threshold(by, None)
-    r = _value_range(kind)
-    return match_knob(kind).default, r["min"], r["max"], r["step"]
+    return match_knob(kind).default, "auto" if kind == "distance" else ""
+
+
+@callback(
+    Output(ids.MATCH_NOTE, "children"),
+    Input(ids.MATCH_BY, "value"),
+    Input(ids.MATCH_VALUE, "value"),
+)
+def on_threshold(by, value):
+    """A note beside the similar-areas box when its value is out of range (what is used instead)."""
+    return threshold_note(by, value)
+
+
+@callback(
+    Output(ids.K_NOTE, "children"),
+    Input(ids.K, "value"),
+    Input(ids.K_ANY, "value"),
+    Input(ids.DATASET, "value"),
+)
+def on_k_box(k, k_any, key):
+    """A note beside the any-k box when its k is out of range or more than the dataset can have."""
+    return k_note(get_catalog(), key, k, k_any)
+
+
+def threshold_note(by: object, value: object) -> str:
+    """``top % = '500' is out of range (a number from 0.01 to 100 %); using top % = 100.`` (``""`` when allowed)."""
+    kind = str(knobs.MATCH_BY.clamp(by))
+    return clamp_note(match_knob(kind), value, MATCH_BY_LABELS[kind])[1]
+
+
+def k_note(catalog: Catalog, key: str | None, k: object, k_any: object) -> str:
+    """What the any-k box's value becomes: clamped into the knob's range, then to the dataset's meshes."""
+    note = clamp_note(knobs.K, k_any, "k")[1] if k_any not in (None, "") else ""
+    if isinstance(key, str) and key in catalog.refs:
+        asked, most = effective_k(k, k_any), catalog.max_k(key)
+        if asked > most:
+            note += (" " if note else "") + f"{catalog.label(key)} has only {most} meshes to cluster; using k = {most}."
+    return note
 
 
 @callback(
@@ -574,11 +741,12 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
     reduce = reduce if reduce in ("sum", "mean") else "sum"
     ds = catalog.get(key)
     sel = selected if isinstance(selected, dict) and selected.get("ds") == key and _valid_row(selected, ds.n_meshes) else None
-    by, value = match_threshold(match_by, match_value)
+    by, asked = match_threshold(match_by, match_value)
     if view == "similar" and sel is not None:
+        value, auto = resolve_threshold(catalog, key, sel["row"], by, asked)
         if by == "distance":
             url = tile_url({"ds": key, "mode": "similar", "sel": sel["row"], "by": by, "thr": value})
-            legend_children = distance_legend()
+            legend_children = within_legend(catalog, key, sel["row"], value, auto)
         else:
             space = catalog.match_space(key, by, sim_space)
             top = catalog.matches(key, sel["row"], by, value, space)
@@ -593,7 +761,7 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
         legend_children = legend(catalog, key, k)
     n50 = int((ds.mesh_sizes == 50).sum())
     comp = int(ds.complemented.sum()) if ds.complemented is not None else 0
-    summary = f"{ds.city} {catalog.period(key)}: {ds.n_meshes:,} meshes ({n50:,} of 50 m, {ds.n_meshes - n50:,} of 250 m; {comp:,} complemented, drawn paler)"
+    summary = f"{catalog.label(key)}: {ds.n_meshes:,} meshes ({n50:,} of 50 m, {ds.n_meshes - n50:,} of 250 m; {comp:,} complemented, drawn paler)"
     if view == "similar" and sel is None:
         summary += ". Click a mesh to colour the map by similarity to it."
     m = catalog.metrics(key)
@@ -610,11 +778,10 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
     fig = pattern_chart(charts.sum(axis=0) if reduce == "sum" else charts.mean(axis=0), f"all clusters ({reduce})")
     if sel is not None and view == "similar":
         # One chart per distance class: the meshes at each distance from the clicked one.
-        cls = catalog.distance_class_charts(key, sel["row"], reduce)
-        fig = class_charts(cls, DISTANCE_LABELS, reduce)
+        fig = class_figure(catalog, key, sel["row"], reduce)
     elif sel is not None:
         c = int(catalog.labels(key, k)[sel["row"]])
-        fig = pattern_chart(charts[c], f"cluster {c}: {names[c]} ({reduce} over its meshes here)")
+        fig = pattern_chart(charts[c], f"cluster {c}: {plotly_text(names[c])} ({reduce} over its meshes here)")
     fired = ctx.triggered_prop_ids  # several inputs may change at once (the URL sets them all)
     if not fired or f"{ids.DATASET}.value" in fired:
         # A new dataset: a new map on its extent, or on the mesh a link or a search asked for.
@@ -652,9 +819,11 @@ def _link(text: str, key: str, k: int, code: int) -> dcc.Link:
     Input(ids.MATCH_VALUE, "value"),
     State(ids.DATASET, "value"),
     Input(ids.SIM_SPACE, "value"),
+    Input(ids.NAMES_VERSION, "data"),
 )
-def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=None):
-    """Facts, stay pattern and similar meshes of the selected mesh, with the count of its matches."""
+def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=None, _names_version=None):
+    """Facts, stay pattern and similar meshes of the selected mesh, with the count of its matches (again
+    after a cluster was renamed: the facts name its cluster)."""
     catalog = get_catalog()
     if (
         not isinstance(selected, dict)
@@ -674,6 +843,8 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
     info = html.Dl(
         className="mesh-facts",
         children=[
+            html.Dt("dataset"),
+            html.Dd(catalog.label(key), id="mesh-dataset"),
             html.Dt("code"),
             html.Dd(str(code), id="mesh-code"),
             html.Dt("size"),
@@ -701,11 +872,13 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
                                 className="swatch",
                                 style={"background": cluster_color(p["cluster"]) if p["cluster"] is not None else "transparent"},
                             ),
-                            _link(p["period"] or p["dataset"], p["dataset"], k, code),
-                            html.Span(
-                                f" cluster {p['cluster']}, embedding distance {p['distance']:.2f}"
-                                if p["cluster"] is not None
-                                else " not in this dataset"
+                            html.Span(  # one flex item: the label and its text wrap as one line
+                                [
+                                    _link(catalog.label(p["dataset"]), p["dataset"], k, code),
+                                    f": cluster {p['cluster']}, embedding distance {p['distance']:.2f}"
+                                    if p["cluster"] is not None
+                                    else ": not in this dataset",
+                                ]
                             ),
                         ],
                     )
@@ -725,7 +898,8 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
         html.Li(_link(f"{int(ds.codes[i])} ({int(ds.mesh_sizes[i])} m) - {word} {d[i]:.3f}", key, k, int(ds.codes[i])))
         for i in top_k(d, 5, exclude=query)
     ]
-    by, value = match_threshold(match_by, match_value)
+    by, asked = match_threshold(match_by, match_value)
+    value, auto = resolve_threshold(catalog, key, row, by, asked)
     top_space = catalog.match_space(key, by, sim_space)
     top = catalog.matches(key, row, by, value, top_space)
     space_name = catalog.space(key)
@@ -743,7 +917,7 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
     across = [
         html.Li(
             _link(
-                f"{m.dataset.split('/', 1)[1]}: {m.key} ({int(others[m.dataset].mesh_sizes[m.index])} m) - {word} {m.distance:.3f}",
+                f"{catalog.label(m.dataset)}: {m.key} ({int(others[m.dataset].mesh_sizes[m.index])} m) - {word} {m.distance:.3f}",
                 m.dataset,
                 k,
                 m.key,
@@ -753,11 +927,11 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
     ]
     if top.count and top_space != space:  # a distance threshold: the OpenUAS classes, in embedding units
         near = catalog.distances_across(key, query, top_space)
-    within = {o: int((near[o] <= top.cutoff).sum()) for o in near} if top.count else {}
+    within = {catalog.label(o): int((near[o] <= top.cutoff).sum()) for o in near} if top.count else {}
     similar = [
         html.P(
             match_count_text(
-                describe_threshold(by, value), top.count, top.candidates, top.cutoff, within, DISTANCE_WORDS[top_space]
+                describe_threshold(by, value, auto), top.count, top.candidates, top.cutoff, within, DISTANCE_WORDS[top_space]
             ),
             id=ids.MATCH_COUNT,
             className="match-count",
@@ -788,12 +962,14 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
 def match_count_text(
     what: str, count: int, candidates: int, cutoff: float, within: dict[str, int], distance: str = "distance"
 ) -> str:
-    """``Matches (top 1 %): 37 of 3,689 meshes here, pattern distance up to 0.123; as near in other datasets: nagoya_2020_04 41.``"""
+    """``Matches (top 1 %): 37 of 3,689 meshes here, pattern distance up to 0.123; as near in other datasets: demo / nagoya 2020-04 41.``
+
+    ``within``: the meshes as near in each other dataset, by the dataset's label."""
     if count == 0:
         return f"Matches ({what}): none of {candidates:,} meshes here."
     text = f"Matches ({what}): {count:,} of {candidates:,} meshes here, {distance} up to {cutoff:.3f}"
     if within:
-        text += "; as near in other datasets: " + ", ".join(f"{o.split('/', 1)[1]} {n:,}" for o, n in within.items())
+        text += "; as near in other datasets: " + ", ".join(f"{o} {n:,}" for o, n in within.items())
     return text + "."
 
 

@@ -103,6 +103,21 @@ def test_tile_route_serves_png(tmp_path):
     assert client.get("/tiles/40/0/0.png?ds=rel/nagoya_2019_04").status_code == 404
 
 
+def test_unknown_paths_get_404_and_the_app_routes_still_answer(tmp_path):
+    import app as app_module
+
+    _release(tmp_path)
+    client = app_module.create_app(tmp_path, basemap=None).server.test_client()
+    for path in ("/nonexistent-page", "/map/extra", "/api/nothing", "/tiles/a/b/c.png"):
+        r = client.get(path)
+        assert r.status_code == 404 and b"not found" in r.data, path
+    assert client.get("/").status_code == 200
+    assert client.get("/?ds=rel/nagoya_2019_04&k=999").status_code == 200
+    assert client.get("/_dash-layout").status_code == 200 and client.get("/_dash-dependencies").status_code == 200
+    assert client.get("/assets/style.css").status_code == 200
+    assert client.get("/api/mesh-at?ds=rel/nagoya_2019_04&k=10&lat=35.175&lon=136.905").status_code == 200
+
+
 def test_mesh_across_periods(tmp_path):
     from dashboard.catalog import Catalog
 

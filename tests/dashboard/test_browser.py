@@ -140,7 +140,7 @@ def test_changing_k_updates_legend_and_map(page, server, demo_data):
     lat, lon = code_centers(ds.codes[row : row + 1], ds.mesh_sizes[row : row + 1])
     page.mouse.click(*_screen_point(page, "mesh-map", float(lat[0]), float(lon[0])))
     page.wait_for_selector(".periods li", timeout=30_000)
-    assert page.locator(".periods li").all_inner_texts()[0].startswith("2019-04")
+    assert page.locator(".periods li").all_inner_texts()[0].startswith("demo / nagoya 2019-04: cluster")
     assert page.locator(".periods li").count() == 2
     page.get_by_label("5", exact=True).check()
     page.wait_for_function("document.querySelectorAll('.legend-item').length === 5", timeout=30_000)

@@ -282,8 +282,9 @@ def test_following_a_similar_area_link_stays_in_the_app(page, server, data):
     page.get_by_text("similarity to the clicked mesh").click()
     page.evaluate("window.__same_page = true")
     link = page.locator(".similar-across a").first
-    target = link.inner_text()  # "osaka_2021_04: <code> (50 m) - pattern distance 0.054"
-    other, code = target.split(": ")[0], target.split(": ")[1].split(" ")[0]
+    target = link.inner_text()  # "demo / osaka 2021-04: <code> (50 m) - pattern distance 0.054": the dataset's label
+    label, code = target.split(": ")[0], target.split(": ")[1].split(" ")[0]
+    other = {"demo / osaka 2021-04": OSAKA, "demo / nagoya 2019-04": NAGOYA}[label].split("/", 1)[1]  # as in URLs (%2F)
     t0 = time.perf_counter()
     link.click()
     page.wait_for_selector(f"#mesh-code:has-text('{code}')", timeout=30_000)
@@ -330,11 +331,47 @@ def test_the_wheel_scrolls_the_page_and_ctrl_wheel_zooms(page, server):
         ("?ds=demo/atlantis_2021_04&k=10", "dataset 'demo/atlantis_2021_04', which is not in the data folder"),
         (f"?ds={NAGOYA}&k=999", "k = '999' is out of range"),
         (f"?ds={NAGOYA}&k=10&mesh=abc", "mesh 'abc' is not a mesh code"),
+        ("?k=999", "k = '999' is out of range"),  # no ds: checked against the dataset shown
+        ("?mesh=abc", "mesh 'abc' is not a mesh code"),
     ],
 )
 def test_a_url_asking_for_what_does_not_exist_says_so(page, server, query, note):
     _open(page, server, query)
     page.wait_for_selector(f'#url-note:has-text("{note}")', timeout=30_000)
+
+
+def test_out_of_range_boxes_are_clamped_with_a_note(page, server, data):
+    """A number box out of its range reached the server as empty (the default was used silently)."""
+    ds = data[NAGOYA]
+    lat, lon = _centres(ds)
+    row = int(_clear_meshes(ds, ~ds.complemented)[0])
+    _open(page, server, f"?ds={NAGOYA}&k=10")
+    page.mouse.click(*_screen_point(page, float(lat[row]), float(lon[row])))
+    page.wait_for_selector(f"#mesh-code:has-text('{int(ds.codes[row])}')", timeout=30_000)
+    page.get_by_text("similarity to the clicked mesh").click()
+    page.fill("#match-value", "500")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#match-note:has-text(\"top % = '500' is out of range\")", timeout=30_000)
+    assert "using top % = 100." in page.inner_text("#match-note")
+    page.wait_for_selector(".legend-item:has-text('a match (top 100 %)')", timeout=30_000)
+    page.fill("#match-value", "5")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".legend-item:has-text('a match (top 5 %)')", timeout=30_000)
+    assert page.inner_text("#match-note").strip() == ""
+    page.fill("#k-any", "999")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(
+        "#k-note:has-text(\"k = '999' is out of range (an integer from 2 to 50); using k = 50.\")", timeout=30_000
+    )
+    # "within distance" starts empty: the clicked mesh's top 1 % distance, drawn by the tiles
+    page.click("#match-by")
+    page.get_by_text("within distance", exact=True).last.click()
+    page.wait_for_selector('#match-count:has-text("its top 1 %\'s")', timeout=30_000)
+    assert page.input_value("#match-value") == ""
+    page.wait_for_function(
+        "[...document.querySelectorAll('#mesh-map img.leaflet-tile')].some(i => i.src.includes('by=distance&thr='))",
+        timeout=30_000,
+    )
 
 
 def test_places_file_of_the_demo(demo_data):

@@ -264,3 +264,24 @@ def test_the_period_slider_sets_b_and_ignores_garbage(catalog):
     assert view.on_period(1, A, A) == B
     assert view.on_period(1, A, B) is view.dash.no_update  # already there
     assert view.on_period(7, A, A) is view.dash.no_update and view.on_period("1", A, A) is view.dash.no_update
+
+
+def test_user_cluster_names_are_text_in_the_diff_chart_titles(catalog):
+    """A name with markup reads as typed in plotly's titles (plotly reads a subset of HTML there).
+
+    The transition matrix's axes are not covered: its names are category data (escaping them would
+    change the data, the clicks and the hover); its tick text is built in dashboard/figures.py."""
+    d = catalog.diff(A, B, 10)
+    i = 0
+    la = int(d.labels_a[i])
+    catalog.rename_cluster(A, 10, la, "Nightlife <b>strip</b>")
+    try:
+        out = view.show_diff(A, B, 10, "change", None, None, B)
+        panel, *_ = view.show_pick(
+            {"code": int(d.codes[i]), "size": int(catalog.get(A).mesh_sizes[d.index_a[i]])}, A, B, 10, None
+        )
+    finally:
+        catalog.rename_cluster(A, 10, la, "")
+    assert "stayed in their cluster" in out[9]
+    titles = json.dumps([c.figure["layout"]["title"] for c in _walk(panel) if type(c).__name__ == "Graph"])
+    assert "Nightlife &lt;b&gt;strip&lt;/b&gt;" in titles and "<b>strip" not in titles

@@ -11,11 +11,26 @@ from core.analysis.similarity import top_matches
 from core.geo.meshcode import code_bounds, code_centers, latlon_to_code, parent_code
 from core.geo.places import find_places, parse_query, read_places, write_places
 from core.release.layout import write_dataset
+from dashboard import ids
 from dashboard.catalog import AppContext, Catalog, install
 from dashboard.views import map as map_view
 
 KEY = "rel/nagoya_2019_04"
 OSAKA = "rel/osaka_2021_04"
+
+
+def _as_callback(fn, prop_id: str, *args):
+    """Call a callback as Dash would, with ``prop_id`` as the input that fired."""
+    from contextvars import copy_context
+
+    from dash._callback_context import context_value
+    from dash._utils import AttributeDict
+
+    def call():
+        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": None}]))
+        return fn(*args)
+
+    return copy_context().run(call)
 
 
 # ------------------------------------------------------------------ thresholds
@@ -56,6 +71,7 @@ def test_top_matches_count_only_candidates():
         ("rank", 100, ("rank", 100.0)),
         ("rank", 0, ("rank", 1.0)),
         ("distance", 2.5, ("distance", 2.5)),
+        ("distance", None, ("distance", None)),  # no fixed radius: taken from the clicked mesh
         ("bogus", 5, ("percent", 5.0)),
         (None, None, ("percent", knobs.MATCH_PERCENT.default)),
     ],
@@ -64,13 +80,62 @@ def test_thresholds_from_the_browser_are_validated(by, value, expected):
     assert map_view.match_threshold(by, value) == expected
 
 
+@pytest.mark.parametrize(
+    ("by", "value", "note"),
+    [
+        ("percent", 0, "top % = '0' is out of range (a number from 0.01 to 100 %); using top % = 0.01."),
+        ("percent", 500, "top % = '500' is out of range (a number from 0.01 to 100 %); using top % = 100."),
+        ("percent", -3, "top % = '-3' is out of range (a number from 0.01 to 100 %); using top % = 0.01."),
+        ("rank", 2.5, "top N = '2.5' is not a whole number (an integer from 1 to 1,000,000); using top N = 2."),
+        ("distance", -1, "within distance = '-1' is out of range (a number from 0 to 1e+06); using within distance = 0."),
+        ("percent", 1, ""),
+        ("percent", None, ""),
+        ("rank", 100, ""),
+        ("distance", 0.4, ""),
+        ("distance", None, ""),
+    ],
+)
+def test_a_threshold_out_of_range_is_clamped_and_noted(by, value, note):
+    assert map_view.threshold_note(by, value) == note
+    kind, used = map_view.match_threshold(by, value)
+    if note:  # the note names the value in force
+        assert note.endswith(f"= {used:g}.")
+
+
+def test_number_boxes_leave_their_range_to_the_server():
+    """A browser sends an out-of-range number box as empty (None): the server could not say why."""
+    page = map_view.layout([], {"ds": None, "k": 10}, None)
+    boxes = {}
+
+    def walk(node):
+        if getattr(node, "id", None) in (ids.K_ANY, ids.MATCH_VALUE):
+            boxes[node.id] = node
+        children = getattr(node, "children", None)
+        for child in children if isinstance(children, list) else [children] if children is not None else []:
+            walk(child)
+
+    walk(page)
+    assert set(boxes) == {ids.K_ANY, ids.MATCH_VALUE}
+    for box in boxes.values():
+        props = box.to_plotly_json()["props"]
+        assert "min" not in props and "max" not in props and props["step"] == "any"
+
+
+def test_the_any_k_box_is_clamped_and_noted_like_the_url(catalog):
+    assert map_view.k_note(catalog, KEY, None, 999) == "k = '999' is out of range (an integer from 2 to 50); using k = 50."
+    assert map_view.k_note(catalog, KEY, None, 1) == "k = '1' is out of range (an integer from 2 to 50); using k = 2."
+    assert map_view.k_note(catalog, KEY, 10, None) == "" and map_view.k_note(catalog, KEY, None, 13) == ""
+    assert map_view.effective_k(None, 999) == 50
+
+
 def test_threshold_descriptions():
     assert map_view.describe_threshold("percent", 1.0) == "top 1 %"
     assert map_view.describe_threshold("rank", 100.0) == "top 100"
     assert map_view.describe_threshold("distance", 2.0) == "within distance 2"
-    text = map_view.match_count_text("top 1 %", 37, 3689, 0.1234, {"demo/osaka_2021_04": 12})
+    text = map_view.match_count_text("top 1 %", 37, 3689, 0.1234, {"demo / osaka 2021-04": 12})
     assert (
-        text == "Matches (top 1 %): 37 of 3,689 meshes here, distance up to 0.123; as near in other datasets: osaka_2021_04 12."
+        text
+        == "Matches (top 1 %): 37 of 3,689 meshes here, distance up to 0.123; as near in other datasets: demo / osaka 2021-04 12."
     )
 
 
@@ -253,6 +318,35 @@ def test_match_tiles_follow_the_space_and_refuse_an_unknown_one(catalog):
             layer_values(catalog, MultiDict({**args, "space": "cosine"}))
 
 
+def test_within_distance_defaults_to_the_top_percent_distance_and_hides_empty_classes(catalog):
+    row = 3
+    selected = {"ds": KEY, "row": row, "code": int(catalog.get(KEY).codes[row])}
+    ds = catalog.get(KEY)
+    ref = _reference_distances(ds, row, "embedding")
+    ref[ds.complemented] = np.inf
+    ref[row] = np.inf
+    n = int(np.isfinite(ref).sum())
+    want = np.sort(ref)[int(np.ceil(n * knobs.MATCH_PERCENT.default / 100)) - 1]  # the top 1 %'s distance
+    radius, auto = map_view.resolve_threshold(catalog, KEY, row, "distance", None)
+    assert auto and radius == pytest.approx(want, abs=1e-4)
+    assert map_view.resolve_threshold(catalog, KEY, row, "distance", 2.5) == (2.5, False)
+    *_, similar, _ = map_view.show_selection(selected, 10, None, "distance", None, KEY)
+    count = int(np.ceil(n * knobs.MATCH_PERCENT.default / 100))
+    assert f"Matches (within distance {radius:.3f}, its top 1 %'s): {count:,} of {n:,} meshes here" in str(similar)
+    url, legend_children, *_ = _as_callback(
+        map_view.show_map, f"{ids.MATCH_BY}.value", KEY, 10, None, "similar", "distance", None, selected, "sum"
+    )
+    assert f"thr={radius!r}" in url  # the tiles draw the meshes within the radius in force
+    assert "its top 1 %" in str(legend_children)
+    # the chart: one panel per distance class holding meshes (here: random embeddings, distances ~4)
+    fig = _as_callback(map_view.show_map, f"{ids.MATCH_BY}.value", KEY, 10, None, "similar", "distance", None, selected, "sum")[3]
+    classes = np.bincount(catalog.distance_classes(KEY, row), minlength=6)
+    panels = [a["text"] for a in fig["layout"]["annotations"] if a["text"].endswith(": weekday")]
+    assert len(panels) == int((classes > 0).sum()) < 6
+    assert all("(0 meshes)" not in p for p in panels)
+    assert ">= 16" in fig["layout"]["title"]["text"] and "no meshes at distance" in fig["layout"]["title"]["text"]
+
+
 def test_the_lists_say_which_distance_they_show(catalog):
     selected = {"ds": KEY, "row": 3, "code": int(catalog.get(KEY).codes[3])}
     texts = {}
@@ -267,6 +361,61 @@ def test_the_lists_say_which_distance_they_show(catalog):
     best = int(np.argmin(near))
     assert not osaka.complemented[best]
     assert f"{int(osaka.codes[best])} ({int(osaka.mesh_sizes[best])} m) - pattern distance {near[best]:.3f}" in texts["pattern"]
+
+
+def test_a_trained_dataset_is_named_by_its_label_everywhere_in_the_map_view(tmp_path):
+    """A dataset trained here keeps its user's name and its space in the summary, lists and messages."""
+    import json
+
+    from dashboard import catalog as catalog_module
+
+    rng = np.random.default_rng(11)
+    codes = np.unique(latlon_to_code(35.165 + rng.random(80) * 0.01, 136.905 + rng.random(80) * 0.01, 50))
+    vec = rng.normal(size=(len(codes), 8)).astype(np.float32)
+    labels = {k: np.arange(len(codes)) % k for k in (5, 10, 20)}
+    for release, name in (("demo", "nagoya_2019_04"), ("user", "walkthru_2019-04")):
+        write_dataset(tmp_path / release, name, codes, np.full(len(codes), 50), vec, rng.normal(size=(168, 8)), labels)
+    metrics = tmp_path / "user" / "japan_city" / "metrics"
+    metrics.mkdir(parents=True)
+    (metrics / "walkthru_2019-04.json").write_text(json.dumps({"anchored": False, "period": "2019-04", "seconds": 1.0}))
+    cat = Catalog(tmp_path)
+    user = "user/walkthru_2019-04"
+    label = cat.label(user)
+    assert label.startswith("user / walkthru_2019-04 · ") and label != cat.label("demo/nagoya_2019_04")
+    before = catalog_module._CONTEXT
+    install(AppContext(catalog=cat, basemap=None, upload_cap=2**20))
+    try:
+        summary = _as_callback(map_view.show_map, f"{ids.DATASET}.value", user, 10, None, "cluster", "percent", 1, None, "sum")[2]
+        code = int(cat.get(user).codes[3])
+        facts, *_ = map_view.show_selection({"ds": user, "row": 3, "code": code}, 10, None, "percent", 1, user)
+    finally:
+        catalog_module._CONTEXT = before
+    assert summary.startswith(f"{label}: {len(codes):,} meshes")
+    assert label in str(facts) and "nagoya 2019-04" not in summary
+    found = map_view.resolve_search(cat, user, str(code))
+    assert found["selected"]["row"] == 3 and label in found["message"]
+
+
+def test_a_renamed_cluster_is_shown_in_the_panel_and_user_text_stays_text(catalog):
+    from dash._callback import GLOBAL_CALLBACK_MAP
+
+    # the panel's callback listens to renames (the legend's did; the panel kept the old name)
+    panel = next(v for key, v in GLOBAL_CALLBACK_MAP.items() if f"{ids.MESH_INFO}.children" in key)
+    assert {"id": ids.NAMES_VERSION, "property": "data"} in panel["inputs"]
+    row = 3
+    c = int(catalog.labels(KEY, 10)[row])
+    selected = {"ds": KEY, "row": row, "code": int(catalog.get(KEY).codes[row])}
+    catalog.rename_cluster(KEY, 10, c, "Nightlife <b>strip</b> & bars")
+    try:
+        facts, *_ = map_view.show_selection(selected, 10, None, "percent", 1, KEY, None, 1)
+        fig = _as_callback(
+            map_view.show_map, f"{ids.NAMES_VERSION}.data", KEY, 10, None, "cluster", "percent", 1, selected, "sum", 1
+        )[3]
+    finally:
+        catalog.rename_cluster(KEY, 10, c, "")
+    assert f"{c} of 10: Nightlife <b>strip</b> & bars" in str(facts)  # a Dash text node: shown as typed
+    title = fig["layout"]["title"]["text"]
+    assert f"cluster {c}: Nightlife &lt;b&gt;strip&lt;/b&gt; &amp; bars (sum" in title and "<b>" not in title
 
 
 def test_places_of_a_dataset_are_its_release_places_and_cities_within_its_extent(catalog):
@@ -291,7 +440,7 @@ def test_search_a_code_and_a_point(catalog):
     assert found["selected"] == {"ds": KEY, "row": 7, "code": code} and found["ds"] == KEY
     lat, lon = code_centers(ds.codes[7:8], ds.mesh_sizes[7:8])
     found = map_view.resolve_search(catalog, OSAKA, f"{lat[0]:.6f}, {lon[0]:.6f}")
-    assert found["ds"] == KEY and found["selected"]["row"] == 7 and "in rel/nagoya_2019_04" in found["message"]
+    assert found["ds"] == KEY and found["selected"]["row"] == 7 and "in rel / nagoya 2019-04" in found["message"]
     # a 50 m code inside a 250 m mesh selects the 250 m mesh (the mesh under its centre)
     big = int(np.flatnonzero(ds.mesh_sizes == 250)[0])
     s, w, n, e = (float(v[0]) for v in code_bounds(ds.codes[big : big + 1], ds.mesh_sizes[big : big + 1]))
@@ -300,13 +449,53 @@ def test_search_a_code_and_a_point(catalog):
     assert map_view.resolve_search(catalog, KEY, str(inside))["selected"]["row"] == big
 
 
+def _metres(lat, lon, c_lat, c_lon):
+    return 111_320.0 * np.hypot(c_lat - lat, (c_lon - lon) * np.cos(np.radians(lat)))
+
+
+def test_search_a_code_names_it_once_with_the_dataset_label(catalog):
+    code = int(catalog.get(KEY).codes[7])
+    message = map_view.resolve_search(catalog, OSAKA, str(code))["message"]
+    assert message == f"mesh {code} in rel / nagoya 2019-04."
+
+
+def test_a_point_or_place_beside_the_meshes_selects_the_nearest_within_300_m(catalog, monkeypatch):
+    ds = catalog.get(KEY)
+    c_lat, c_lon = code_centers(ds.codes, ds.mesh_sizes)
+    south = int(np.argmin(c_lat))
+    lat, lon = float(c_lat[south]) - 0.0013, float(c_lon[south])  # about 145 m south of the southernmost centre
+    d = _metres(lat, lon, c_lat, c_lon)
+    best = int(np.argmin(d))
+    assert 50 < d[best] < 300 and map_view.pick_mesh(catalog, KEY, lat, lon) is None  # between meshes, close to one
+    found = map_view.resolve_search(catalog, OSAKA, f"{lat:.6f}, {lon:.6f}")
+    assert found["ds"] == KEY and found["selected"] == {"ds": KEY, "row": best, "code": int(ds.codes[best])}
+    assert found["message"].endswith(f"in rel / nagoya 2019-04: nearest mesh {int(ds.codes[best])}, {d[best]:.0f} m away.")
+    # places: one 145 m beside the meshes (selected), one about 600 m west of them (shown, not selected)
+    west = int(np.argmin(c_lon))
+    far_lat, far_lon = float(c_lat[west]), float(c_lon[west]) - 600 / (111_320.0 * np.cos(np.radians(c_lat[west])))
+    far_d = _metres(far_lat, far_lon, c_lat, c_lon).min()
+    places = pd.DataFrame(
+        {"name": ["Near Corner", "Far Corner"], "kind": "park", "city": "nagoya", "lat": [lat, far_lat], "lon": [lon, far_lon]}
+    ).assign(key=KEY)
+    monkeypatch.setattr(catalog, "all_places", lambda: places)
+    near = map_view.resolve_search(catalog, OSAKA, "near corner")
+    assert near["selected"]["row"] == best and f"nearest mesh {int(ds.codes[best])}, {d[best]:.0f} m away" in near["message"]
+    far = map_view.resolve_search(catalog, OSAKA, "far corner")
+    assert far["ds"] == KEY and far["selected"] is None
+    assert (
+        far["message"] == f"Far Corner (park) in rel / nagoya 2019-04: no mesh within 300 m (the nearest is {far_d:,.0f} m away)."
+    )
+    # the view holds both the place and its nearest mesh (half way between them)
+    assert far["focus"]["center"][1] == pytest.approx((far_lon + c_lon[west]) / 2, abs=0.002)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("", "Type a mesh code"),
         ("12345", "not a mesh code"),
         ("Atlantis", "No place called 'Atlantis'"),
-        ("43.06, 141.35", "No dataset has a mesh at 43.06000, 141.35000"),
+        ("43.06, 141.35", "No dataset has a mesh at or within 300 m of 43.06000, 141.35000."),
     ],
 )
 def test_search_that_finds_nothing_says_so(catalog, text, message):
@@ -321,13 +510,36 @@ def test_search_that_finds_nothing_says_so(catalog, text, message):
         (f"?ds={KEY}&k=999", "k = '999' is out of range (an integer from 2 to 50); showing k = 50."),
         (f"?ds={KEY}&k=abc", "k = 'abc' is not a number of clusters; showing k = 10."),
         (f"?ds={KEY}&mesh=abc", "mesh 'abc' is not a mesh code"),
-        (f"?ds={KEY}&mesh=523657929010", f"mesh 523657929010 is not in {KEY}."),
+        (f"?ds={KEY}&mesh=523657929010", "mesh 523657929010 is not in rel / nagoya 2019-04."),
         (f"?ds={KEY}&view=settings", "view 'settings', which does not exist; showing the map"),
     ],
 )
 def test_urls_asking_for_what_does_not_exist_get_a_note(catalog, query, note):
     notes = map_view.parse_url_state(query, catalog)["notes"]
     assert len(notes) == 1 and note in notes[0]
+
+
+@pytest.mark.parametrize(
+    ("query", "note"),
+    [
+        ("?k=999", "k = '999' is out of range (an integer from 2 to 50); showing k = 50."),
+        ("?k=-1", "k = '-1' is out of range (an integer from 2 to 50); showing k = 2."),
+        ("?k=abc", "k = 'abc' is not a number of clusters; showing k = 10."),
+        ("?mesh=abc", "mesh 'abc' is not a mesh code"),
+        ("?mesh=523657929010", "mesh 523657929010 is not in rel / nagoya 2019-04."),
+        ("?ds=rel/atlantis_2021_04&k=999", "k = '999' is out of range"),
+    ],
+)
+def test_urls_without_a_dataset_are_checked_against_the_one_shown(catalog, query, note):
+    state = map_view.parse_url_state(query, catalog, current=KEY)
+    assert state["ds"] is None and any(note in n for n in state["notes"]), state["notes"]
+
+
+def test_a_url_without_a_dataset_applies_k_and_mesh_to_the_one_shown(catalog):
+    code = int(catalog.get(KEY).codes[4])
+    state = map_view.parse_url_state(f"?k=20&mesh={code}", catalog, current=KEY)
+    assert state == {"ds": None, "k": 20, "selected": {"ds": KEY, "row": 4, "code": code}, "view": "map", "notes": []}
+    assert map_view.parse_url_state("?view=diff", catalog, current=KEY)["k"] is None  # no k asked: none set
 
 
 def test_a_good_url_has_no_note(catalog):

@@ -99,6 +99,25 @@ def test_the_url_callback_sets_dataset_and_k_radio_or_box(catalog):
     assert "atlantis" in note and "not in the data folder" in note
 
 
+def test_a_url_without_a_dataset_gets_notes_about_the_one_shown(catalog):
+    def run(search):
+        def call():
+            context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{ids.URL}.search", "value": search}]))
+            return map_view.on_url_or_k(search, None, None, KEY)
+
+        return copy_context().run(call)
+
+    ds, k, k_any, selected, _, _, note = run("?k=999")
+    assert ds is map_view.dash.no_update and (k, k_any) == (None, 50)
+    assert note == "k = '999' is out of range (an integer from 2 to 50); showing k = 50."
+    *_, note = run("?mesh=abc")
+    assert note == "mesh 'abc' is not a mesh code (8 to 12 digits)."
+    code = int(catalog.get(KEY).codes[2])
+    ds, k, _, selected, _, focus, note = run(f"?mesh={code}")
+    assert selected == {"ds": KEY, "row": 2, "code": code} and focus["ds"] == KEY and note == ""
+    assert k is map_view.dash.no_update  # no k asked: the radio is left as it is
+
+
 def test_the_training_form_becomes_a_checked_request(tmp_path):
     data = tmp_path / "data"
     f = tmp_path / "stays.csv"
