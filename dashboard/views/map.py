@@ -565,10 +565,11 @@ def on_url_or_k(search, k, k_any, current=None):
     followed, without a reload); the two k inputs exclude each other. A URL asking for something that
     does not exist gets a visible note."""
     keep = dash.no_update
+    # A k the user picks answers the URL's note about k (the note would outlive what it explains).
     if ctx.triggered_id == ids.K:
-        return keep, keep, None if k else keep, keep, keep, keep, keep
+        return keep, keep, None if k else keep, keep, keep, keep, ""
     if ctx.triggered_id == ids.K_ANY:
-        return keep, None if k_any else keep, keep, keep, keep, keep, keep
+        return keep, None if k_any else keep, keep, keep, keep, keep, ""
     catalog = get_catalog()
     state = parse_url_state(search, catalog, current)
     note = " ".join(state["notes"])

@@ -117,6 +117,16 @@ def test_a_url_without_a_dataset_gets_notes_about_the_one_shown(catalog):
     assert selected == {"ds": KEY, "row": 2, "code": code} and focus["ds"] == KEY and note == ""
     assert k is map_view.dash.no_update  # no k asked: the radio is left as it is
 
+    def pick(prop, value):
+        def call():
+            context_value.set(AttributeDict(triggered_inputs=[{"prop_id": f"{prop}.value", "value": value}]))
+            return map_view.on_url_or_k("?k=999", value if prop == ids.K else None, value if prop == ids.K_ANY else None, KEY)
+
+        return copy_context().run(call)
+
+    # The user picks a k: the URL's note about k goes (it no longer explains what is shown).
+    assert pick(ids.K, 20)[-1] == "" and pick(ids.K_ANY, 7)[-1] == ""
+
 
 def test_the_training_form_becomes_a_checked_request(tmp_path):
     data = tmp_path / "data"
