@@ -30,6 +30,11 @@ HEAT_COLOURS_NOTE = "stays per mesh, log scale: pale yellow = few, dark red = th
 TIME_LABELS = tuple(f"{2 * b:02d}-{2 * b + 2:02d}h" for b in range(12))
 
 
+def count_of(n: int, noun: str, nouns: str | None = None) -> str:
+    """``n`` and its noun, singular or plural: ``count_of(1, "mesh", "meshes")`` -> ``"1 mesh"``, 1,016 -> ``"1,016 meshes"``."""
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
+
+
 def cluster_color(label: int) -> str:
     return PALETTE[int(label) % len(PALETTE)]
 
@@ -220,12 +225,12 @@ def transition_heatmap(
         "colorscale": "Blues",
         "text": z,
         "texttemplate": "%{text}",
-        "hovertemplate": "A: %{y}<br>B: %{x}<br>%{z:,} meshes<extra></extra>",
+        "hovertemplate": "A: %{y}<br>B: %{x}<br>meshes: %{z:,}<extra></extra>",
         "colorbar": {"title": {"text": "meshes"}},
     }
     layout: dict[str, Any] = {
         "title": {
-            "text": f"clusters (k = {k}): {label_a} -> {label_b}<br>{total:,} meshes in both; {stayed:.0%} stayed in their cluster",
+            "text": f"clusters (k = {k}): {label_a} -> {label_b}<br>{count_of(total, 'mesh', 'meshes')} in both; {stayed:.0%} stayed in their cluster",
             "font": {"size": 13},
         },
         "height": max(420, 140 + 26 * k),

@@ -79,3 +79,51 @@ def test_the_first_k_cluster_colours_are_well_separated_for_every_k():
 def test_tile_css_is_the_colour_the_map_draws():
     assert tile_css("#ff8000", OWN_ALPHA) == "rgba(255, 128, 0, 0.717)"
     assert tile_css("#ff8000", COMPLEMENTED_ALPHA) == "rgba(255, 128, 0, 0.367)"
+
+
+class _Summary:
+    """A catalog stand-in: only what the legend reads."""
+
+    def __init__(self, sizes):
+        self.sizes = sizes
+
+    def cluster_summary(self, key, k):
+        return [{"cluster": c, "meshes": n, "description": f"name {c}"} for c, n in enumerate(self.sizes[:k])]
+
+
+def _texts(component) -> list[str]:
+    out = []
+    children = getattr(component, "children", None)
+    if isinstance(children, str):
+        out.append(children)
+    elif isinstance(children, list):
+        for child in children:
+            out += _texts(child)
+    elif children is not None:
+        out += _texts(children)
+    return out
+
+
+def test_count_of_says_one_mesh_and_two_meshes():
+    from dashboard.figures import count_of, transition_heatmap
+
+    assert [count_of(n, "mesh", "meshes") for n in (0, 1, 2, 1016)] == ["0 meshes", "1 mesh", "2 meshes", "1,016 meshes"]
+    assert count_of(1, "cluster") == "1 cluster" and count_of(3, "cluster") == "3 clusters"
+    assert "1 mesh in both" in go.Figure(transition_heatmap(np.array([[1, 0], [0, 0]]), "a", "b")).layout.title.text
+
+
+def test_cluster_legend_rows_keep_the_count_on_one_line_and_show_both_tile_colours():
+    from dashboard.components import legend
+
+    (ul,) = legend(_Summary([4, 1, 0, 481]), "ds", 4)
+    rows = [li for li in ul.children if li.className == "legend-item"]
+    counts = [next(s for s in li.children if s.className == "legend-count") for li in rows]
+    assert [c.children for c in counts] == ["0: 4 meshes", "1: 1 mesh", "2: 0 meshes", "3: 481 meshes"]
+    assert all(c.style["whiteSpace"] == "nowrap" and c.style["flex"] == "none" for c in counts)
+    # Each swatch: left half as the map draws the cluster's own meshes, right half as its complemented (paler) ones.
+    swatch = rows[3].children[0]
+    own, pale = tile_css(PALETTE[3], OWN_ALPHA), tile_css(PALETTE[3], COMPLEMENTED_ALPHA)
+    assert swatch.style["background"] == f"linear-gradient(90deg, {own} 50%, {pale} 50%)"
+    note = " ".join(_texts(ul.children[-1]))
+    assert "paler" in note and "complemented" in note
+    assert ul.to_plotly_json()["props"]["aria-label"] == "4 clusters"
