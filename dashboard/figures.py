@@ -80,6 +80,10 @@ PATTERN_VALUES: dict[str, tuple[str, str, str]] = {
     "mean": ("share of stays (mean per mesh)", "of a mesh's stays (mean over its meshes)", ".2~%"),
     "sum": ("sum of the meshes' shares", "(sum over the meshes of each one's share of stays; 1 = all of one mesh's)", ""),
     "stays": ("stays (weighted count)", "stays", ""),
+    # A caller that does not say (values=None): a chart whose stacked bars stay within 1 is shares
+    # (one mesh, or a mean); a larger one is named only as weighted stays (a sum of shares, or counts).
+    "some share": ("share of stays", "of stays", ".2~%"),
+    "weighted": ("stays (weighted)", "(weighted stays)", ""),
 }
 PATTERN_HOVER_NOTE = "a stay counts in every 2-hour bin it spans; weekday stays weigh 2/7, holiday stays 5/7"
 PATTERN_X_TITLE = "time of day"
@@ -150,18 +154,21 @@ def pattern_chart(
     y_range: list[float] | None = None,
     x_title: str = PATTERN_X_TITLE,
     tickangle: int | None = None,
-    values: str = "share",
+    values: str | None = None,
 ) -> FigureSpec:
     """Stacked stay-pattern chart ``(2, 12, 7)``: weekday and holiday panels (one y scale), bars by duration.
 
     Args:
         values: what the chart's numbers are (:data:`PATTERN_VALUES`): ``share`` one mesh's chart,
             ``mean`` the mean of meshes' charts, ``sum`` their sum, ``stays`` a chart of counted stays
-            (people). It sets the y-axis title, the hover text and the tick format.
+            (people). It sets the y-axis title, the hover text and the tick format. ``None``: told
+            from the chart (shares when no stacked bar exceeds 1, else weighted stays).
     """
+    chart = np.asarray(chart, dtype=np.float64)
+    if values is None:
+        values = "some share" if chart.sum(axis=-1).max(initial=0.0) <= 1.0 else "weighted"
     if values not in PATTERN_VALUES:
         raise ValueError(f"values must be one of {sorted(PATTERN_VALUES)}, got {values!r}")
-    chart = np.asarray(chart, dtype=np.float64)
     data = _pattern_bars(chart[0], "x", "y", True, values=values, day="weekday") + _pattern_bars(
         chart[1], "x2", "y2", False, values=values, day="holiday"
     )

@@ -27,6 +27,13 @@ def test_pattern_chart_names_its_values_in_plain_words(values, words):
     assert PATTERN_VALUES[values][1] in hover and "every 2-hour bin it spans" in hover and "2/7" in hover
 
 
+def test_a_chart_of_unnamed_values_is_never_called_a_share_above_one():
+    small = go.Figure(pattern_chart(_chart() / 10, "t"))  # stacked bars <= 0.7
+    assert small.layout.yaxis.title.text == "share of stays" and small.layout.yaxis.tickformat == ".2~%"
+    big = go.Figure(pattern_chart(_chart() * 50, "t"))  # a sum over meshes, or counted stays
+    assert "share" not in big.layout.yaxis.title.text and not big.layout.yaxis.tickformat
+
+
 def test_sum_and_mean_charts_are_titled_differently():
     titles = {v: go.Figure(pattern_chart(_chart(), "t", values=v)).layout.yaxis.title.text for v in PATTERN_VALUES}
     assert len(set(titles.values())) == len(PATTERN_VALUES)
