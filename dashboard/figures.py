@@ -111,8 +111,6 @@ def _pattern_bars(
             bar["hovertemplate"] = (
                 f"{day} %{{x}}, stays of {DURATION_LABELS[c]}: {number} {unit}<br>({PATTERN_HOVER_NOTE})<extra></extra>"
             )
-        else:
-            bar["hoverinfo"] = "skip"
         bars.append(bar)
     return bars
 
