@@ -76,7 +76,7 @@ def _figure(data: list[dict], layout: dict) -> FigureSpec:
 # holiday stays 5/7 so that 5 weekdays and 2 holidays compare per day), by how the chart was made:
 # axis title (plain words, units), hover wording and tick format.
 PATTERN_VALUES: dict[str, tuple[str, str, str]] = {
-    "share": ("share of the mesh's stays", "of the mesh's stays", ".2~%"),
+    "share": ("share of stays (one mesh)", "of the mesh's stays", ".2~%"),
     "mean": ("share of stays (mean per mesh)", "of a mesh's stays (mean over its meshes)", ".2~%"),
     "sum": ("sum of the meshes' shares", "(sum over the meshes of each one's share of stays; 1 = all of one mesh's)", ""),
     "stays": ("stays (weighted count)", "stays", ""),

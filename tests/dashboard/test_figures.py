@@ -14,7 +14,7 @@ def _chart() -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("values", "words"),
-    [("share", "share of the mesh's stays"), ("mean", "mean per mesh"), ("sum", "sum of the meshes' shares"), ("stays", "stays")],
+    [("share", "share of stays (one mesh)"), ("mean", "mean per mesh"), ("sum", "sum of the meshes' shares"), ("stays", "stays")],
 )
 def test_pattern_chart_names_its_values_in_plain_words(values, words):
     fig = go.Figure(pattern_chart(_chart(), "t", values=values))
