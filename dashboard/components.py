@@ -16,7 +16,8 @@ from core.knobs import Knob
 
 from . import ids
 from .catalog import Catalog
-from .figures import DISTANCE_COLOURS, DISTANCE_LABELS, MATCH_COLOURS, cluster_color
+from .figures import DISTANCE_COLOURS, DISTANCE_LABELS, MATCH_COLOURS, cluster_color, count_of
+from .palette import COMPLEMENTED_ALPHA, OWN_ALPHA, tile_css
 
 JAPAN = (36.2, 138.2)
 
@@ -145,15 +146,30 @@ def effective_k(k: object, k_any: object) -> int:
     return int(knobs.K.clamp(k if k is not None else knobs.K.default))
 
 
+def split_swatch(colour: str) -> html.Span:
+    """A swatch as the map draws ``colour``: left half a mesh with its own embedding, right half a complemented one (paler)."""
+    own, pale = tile_css(colour, OWN_ALPHA), tile_css(colour, COMPLEMENTED_ALPHA)
+    return html.Span(
+        className="swatch swatch-split",
+        style={"background": f"linear-gradient(90deg, {own} 50%, {pale} 50%)"},
+        title="left: as drawn; right: a complemented 50 m mesh of this cluster (paler)",
+    )
+
+
 def legend(catalog: Catalog, key: str, k: int) -> list:
+    """The cluster legend: a row per cluster (swatch, number and meshes, name), the count never broken across lines."""
     items = []
     for c in catalog.cluster_summary(key, k):
         items.append(
             html.Li(
                 className="legend-item",
                 children=[
-                    html.Span(className="swatch", style={"background": cluster_color(c["cluster"])}),
-                    html.Span(f"{c['cluster']}: {c['meshes']:,} meshes", className="legend-count"),
+                    split_swatch(cluster_color(c["cluster"])),
+                    html.Span(
+                        f"{c['cluster']}: {count_of(c['meshes'], 'mesh', 'meshes')}",
+                        className="legend-count",
+                        style={"whiteSpace": "nowrap", "flex": "none"},
+                    ),
                     html.Span(f" - {c['description']}", className="legend-desc"),
                 ],
             )
@@ -162,12 +178,13 @@ def legend(catalog: Catalog, key: str, k: int) -> list:
         html.Li(
             className="legend-note",
             children=[
-                html.Span(className="swatch swatch-pale", style={"background": cluster_color(0), "opacity": 0.45}),
-                html.Span("paler: a complemented 50 m mesh (too few people of its own; it shows its 250 m mesh's cluster)"),
+                html.Span(
+                    "Right half of each swatch, paler: a complemented 50 m mesh (too few people of its own; it shows its 250 m mesh's cluster)"
+                ),
             ],
         )
     )
-    aria: dict = {"aria-label": f"{k} clusters"}
+    aria: dict = {"aria-label": f"{count_of(k, 'cluster')}"}
     return [html.Ul(items, className="legend-list", **aria)]
 
 
@@ -194,7 +211,8 @@ def match_legend(what: str, count: int, candidates: int, cutoff: float, distance
         (
             MATCH_COLOURS[1],
             1.0,
-            f"a match ({what}): {count:,} of {candidates:,} meshes" + (f", {distance} up to {cutoff:.3f}" if count else ""),
+            f"a match ({what}): {count:,} of {count_of(candidates, 'mesh', 'meshes')}"
+            + (f", {distance} up to {cutoff:.3f}" if count else ""),
         ),
         (MATCH_COLOURS[2], 0.5, "any other mesh"),
     ]

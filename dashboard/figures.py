@@ -9,47 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-# A qualitative palette of 20 colours (cluster 0 first).
-_BASE_PALETTE = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-    "#393b79",
-    "#ad494a",
-    "#8ca252",
-    "#e7ba52",
-    "#6b6ecf",
-    "#d6616b",
-    "#b5cf6b",
-    "#ce6dbd",
-    "#9c9ede",
-    "#637939",
-)
+from .palette import PALETTE
 
-
-def _more_colours(n: int) -> tuple[str, ...]:
-    """``n`` further colours: hues a golden angle apart, three lightness levels (distinct from the base 20)."""
-    import colorsys
-
-    out = []
-    for i in range(n):
-        h = (0.13 + i * 0.381966) % 1.0
-        light, sat = (0.35, 0.75, 0.55)[i % 3], (0.9, 0.55, 0.7)[(i // 3) % 3]
-        r, g, b = colorsys.hls_to_rgb(h, light, sat)
-        out.append(f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}")
-    return tuple(out)
-
-
-# One colour per cluster for every k the app offers (up to 50): cluster c has the same colour in
-# every dataset of a space, and no two clusters of one map share a colour.
-PALETTE = _BASE_PALETTE + _more_colours(30)
 # Distance classes 0 (the mesh itself) .. 5 (>= 16): dark to light.
 DISTANCE_COLOURS = ("#000000", "#b30000", "#e34a33", "#fc8d59", "#fdcc8a", "#fef0d9")
 DISTANCE_LABELS = ("the mesh", "<= 2", "2 - 4", "4 - 8", "8 - 16", ">= 16")
@@ -67,6 +28,11 @@ DURATION_COLOURS = ("#fde725", "#90d743", "#35b779", "#21918c", "#31688e", "#443
 HEAT_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026", "#800026")
 HEAT_COLOURS_NOTE = "stays per mesh, log scale: pale yellow = few, dark red = the most"
 TIME_LABELS = tuple(f"{2 * b:02d}-{2 * b + 2:02d}h" for b in range(12))
+
+
+def count_of(n: int, noun: str, nouns: str | None = None) -> str:
+    """``n`` and its noun, singular or plural: ``count_of(1, "mesh", "meshes")`` -> ``"1 mesh"``, 1,016 -> ``"1,016 meshes"``."""
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
 
 
 def cluster_color(label: int) -> str:
@@ -105,8 +71,30 @@ def _figure(data: list[dict], layout: dict) -> FigureSpec:
     return {"data": data, "layout": {**layout, "template": _template()}}
 
 
-def _pattern_bars(chart: np.ndarray, xaxis: str, yaxis: str, legend: bool, hover: bool = True) -> list[dict]:
+# What the values of a stay-pattern chart are (core/analysis/charts.py: a mesh's stay distribution,
+# whose shares sum to 1, spread over every 2-hour bin a stay spans; weekday stays weigh 2/7 and
+# holiday stays 5/7 so that 5 weekdays and 2 holidays compare per day), by how the chart was made:
+# axis title (plain words, units), hover wording and tick format.
+PATTERN_VALUES: dict[str, tuple[str, str, str]] = {
+    "share": ("share of stays (one mesh)", "of the mesh's stays", ".2~%"),
+    "mean": ("share of stays (mean per mesh)", "of a mesh's stays (mean over its meshes)", ".2~%"),
+    "sum": ("sum of the meshes' shares", "(sum over the meshes of each one's share of stays; 1 = all of one mesh's)", ""),
+    "stays": ("stays (weighted count)", "stays", ""),
+    # A caller that does not say (values=None): a chart whose stacked bars stay within 1 is shares
+    # (one mesh, or a mean); a larger one is named only as weighted stays (a sum of shares, or counts).
+    "some share": ("share of stays", "of stays", ".2~%"),
+    "weighted": ("stays (weighted)", "(weighted stays)", ""),
+}
+PATTERN_HOVER_NOTE = "a stay counts in every 2-hour bin it spans; weekday stays weigh 2/7, holiday stays 5/7"
+PATTERN_X_TITLE = "time of day"
+
+
+def _pattern_bars(
+    chart: np.ndarray, xaxis: str, yaxis: str, legend: bool, hover: bool = True, values: str = "share", day: str = ""
+) -> list[dict]:
     bars = []
+    _, unit, fmt = PATTERN_VALUES[values]
+    number = "%{y:" + (fmt or ".3~g") + "}"
     for c in range(7):
         bar = {
             "type": "bar",
@@ -120,9 +108,27 @@ def _pattern_bars(chart: np.ndarray, xaxis: str, yaxis: str, legend: bool, hover
             "yaxis": yaxis,
         }
         if hover:
-            bar["hovertemplate"] = "%{x}: %{y:.3g} (" + DURATION_LABELS[c] + ")<extra></extra>"
+            bar["hovertemplate"] = (
+                f"{day} %{{x}}, stays of {DURATION_LABELS[c]}: {number} {unit}<br>({PATTERN_HOVER_NOTE})<extra></extra>"
+            )
         bars.append(bar)
     return bars
+
+
+def _pattern_legend() -> dict:
+    """The stay-length legend: one horizontal row (or two when narrow) under the chart, every class visible."""
+    return {
+        "orientation": "h",
+        "font": {"size": 10},
+        "title": {"text": "stay length", "side": "top"},
+        "x": 0.0,  # from the plot's left edge: plotly wraps a horizontal legend at the plot's width
+        "xanchor": "left",
+        "y": 0.0,
+        "yanchor": "bottom",
+        "yref": "container",
+        "itemwidth": 30,
+        "tracegroupgap": 0,
+    }
 
 
 def _panel_title(text: str, x: float, y: float = 1.0, size: int = 16) -> dict:
@@ -139,28 +145,39 @@ def _panel_title(text: str, x: float, y: float = 1.0, size: int = 16) -> dict:
     }
 
 
-PATTERN_X_TITLE = "time of day (2-hour bins; a long stay counts in every bin it spans)"
-
-
 def pattern_chart(
     chart: np.ndarray,
     title: str,
-    height: int = 300,
+    height: int = 380,
     y_range: list[float] | None = None,
     x_title: str = PATTERN_X_TITLE,
     tickangle: int | None = None,
     panels: tuple[str, str] = ("weekday", "holiday"),
+    values: str | None = None,
 ) -> FigureSpec:
     """Stacked stay-pattern chart ``(2, 12, 7)``: weekday and holiday panels (one y scale), bars by duration.
 
-    ``panels`` names the two day types (a source without calendar dates says what its second one holds).
+    Args:
+        panels: the names of the two day types (a source without calendar dates says what its
+            second one holds).
+        values: what the chart's numbers are (:data:`PATTERN_VALUES`): ``share`` one mesh's chart,
+            ``mean`` the mean of meshes' charts, ``sum`` their sum, ``stays`` a chart of counted stays
+            (people). It sets the y-axis title, the hover text and the tick format. ``None``: told
+            from the chart (shares when no stacked bar exceeds 1, else weighted stays).
     """
     chart = np.asarray(chart, dtype=np.float64)
-    data = _pattern_bars(chart[0], "x", "y", True) + _pattern_bars(chart[1], "x2", "y2", False)
-    xaxis: dict[str, Any] = {"title": {"text": x_title}, "anchor": "y"}
+    if values is None:
+        values = "some share" if chart.sum(axis=-1).max(initial=0.0) <= 1.0 else "weighted"
+    if values not in PATTERN_VALUES:
+        raise ValueError(f"values must be one of {sorted(PATTERN_VALUES)}, got {values!r}")
+    data = _pattern_bars(chart[0], "x", "y", True, values=values, day=panels[0]) + _pattern_bars(
+        chart[1], "x2", "y2", False, values=values, day=panels[1]
+    )
+    y_title, _, fmt = PATTERN_VALUES[values]
+    xaxis: dict[str, Any] = {"title": {"text": x_title, "standoff": 4}, "anchor": "y", "automargin": True}
     if tickangle is not None:
         xaxis["tickangle"] = tickangle
-    yaxis: dict[str, Any] = {"title": {"text": "share of stays (day-weighted, SPEC §6)"}, "anchor": "x", "domain": [0.0, 1.0]}
+    yaxis: dict[str, Any] = {"title": {"text": y_title}, "anchor": "x", "domain": [0.0, 1.0], "tickformat": fmt}
     yaxis2: dict[str, Any] = {"anchor": "x2", "domain": [0.0, 1.0], "matches": "y", "showticklabels": False}
     if y_range is not None:
         yaxis["range"] = yaxis2["range"] = list(y_range)
@@ -168,8 +185,9 @@ def pattern_chart(
         "barmode": "stack",
         "title": {"text": title, "font": {"size": 14}},
         "height": height,
-        "margin": {"l": 50, "r": 10, "t": 50, "b": 50},
-        "legend": {"font": {"size": 10}, "title": {"text": "stay length"}},
+        # Bottom: the tick labels, the x title and the legend's one or two rows.
+        "margin": {"l": 55, "r": 10, "t": 50, "b": 100},
+        "legend": _pattern_legend(),
         "bargap": 0.1,
         "xaxis": {**xaxis, "domain": [0.0, 0.48]},
         "xaxis2": {**xaxis, "anchor": "y2", "domain": [0.52, 1.0]},
@@ -181,14 +199,13 @@ def pattern_chart(
 
 
 def pattern_pair(
-    chart_a: np.ndarray, chart_b: np.ndarray, title_a: str, title_b: str, height: int = 300
+    chart_a: np.ndarray, chart_b: np.ndarray, title_a: str, title_b: str, height: int = 380, values: str = "share"
 ) -> tuple[FigureSpec, FigureSpec]:
-    """Before / after: two :func:`pattern_chart` figures on one y scale (the taller one's)."""
+    """Before / after: two :func:`pattern_chart` figures on one y scale (the taller one's), of one mesh each by default."""
     stacked = [np.asarray(c, dtype=np.float64).sum(axis=-1).max(initial=0.0) for c in (chart_a, chart_b)]
     top = max(stacked) * 1.05 or 1.0
-    # Half-width charts: a short x title.
     a, b = (
-        pattern_chart(chart, title, height, y_range=[0, top], x_title="time of day (2 h bins)", tickangle=-60)
+        pattern_chart(chart, title, height, y_range=[0, top], tickangle=-60, values=values)
         for chart, title in ((chart_a, title_a), (chart_b, title_b))
     )
     return a, b
@@ -216,12 +233,12 @@ def transition_heatmap(
         "colorscale": "Blues",
         "text": z,
         "texttemplate": "%{text}",
-        "hovertemplate": "A: %{y}<br>B: %{x}<br>%{z:,} meshes<extra></extra>",
+        "hovertemplate": "A: %{y}<br>B: %{x}<br>meshes: %{z:,}<extra></extra>",
         "colorbar": {"title": {"text": "meshes"}},
     }
     layout: dict[str, Any] = {
         "title": {
-            "text": f"clusters (k = {k}): {label_a} -> {label_b}<br>{total:,} meshes in both; {stayed:.0%} stayed in their cluster",
+            "text": f"clusters (k = {k}): {label_a} -> {label_b}<br>{count_of(total, 'mesh', 'meshes')} in both; {stayed:.0%} stayed in their cluster",
             "font": {"size": 13},
         },
         "height": max(420, 140 + 26 * k),
@@ -248,17 +265,21 @@ def transition_heatmap(
 
 
 def class_charts(charts: np.ndarray, labels: tuple[str, ...], reduce: str, height: int = 620) -> FigureSpec:
-    """Small multiples: one weekday + holiday chart per class (rows), e.g. per distance class."""
+    """Small multiples: one weekday + holiday chart per class (rows), e.g. per distance class.
+
+    ``reduce`` (``sum`` or ``mean`` over each class's meshes) names the values in the title (:data:`PATTERN_VALUES`).
+    """
     n = len(charts)
-    gap_v, gap_h = 0.04, 0.04
+    what = PATTERN_VALUES["mean" if reduce == "mean" else "sum"][0]
+    gap_v, gap_h = 0.04, 0.1  # room for the holiday panels' tick labels
     row_h = (1.0 - gap_v * (n - 1)) / max(n, 1)
     data: list[dict] = []
     layout: dict[str, Any] = {
         "barmode": "stack",
         "height": height,
-        "title": {"text": f"stay patterns by distance to the clicked mesh ({reduce})", "font": {"size": 14}},
-        "margin": {"l": 40, "r": 10, "t": 60, "b": 30},
-        "legend": {"font": {"size": 10}},
+        "title": {"text": f"stay patterns by distance to the clicked mesh<br>{what}", "font": {"size": 14}},
+        "margin": {"l": 40, "r": 10, "t": 70, "b": 90},
+        "legend": _pattern_legend(),
         "bargap": 0.1,
         "annotations": [],
     }
@@ -274,7 +295,11 @@ def class_charts(charts: np.ndarray, labels: tuple[str, ...], reduce: str, heigh
                 xaxis["matches"] = f"x{2 * (n - 1) + d + 1}" if 2 * (n - 1) + d + 1 > 1 else "x"
                 xaxis["showticklabels"] = False
             layout["xaxis" if i == 1 else f"xaxis{i}"] = xaxis
-            layout["yaxis" if i == 1 else f"yaxis{i}"] = {"anchor": xa, "domain": [max(top - row_h, 0.0), top]}
+            layout["yaxis" if i == 1 else f"yaxis{i}"] = {
+                "anchor": xa,
+                "domain": [max(top - row_h, 0.0), top],
+                "tickformat": PATTERN_VALUES["mean" if reduce == "mean" else "sum"][2],
+            }
             layout["annotations"].append(
                 _panel_title(f"{lab}: {'weekday' if d == 0 else 'holiday'}", (x_dom[0] + x_dom[1]) / 2, top, size=10)
             )

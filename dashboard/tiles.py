@@ -16,6 +16,7 @@ from core.geo.tiles import hex_to_rgba, png_bytes, render_tile
 
 from .catalog import Catalog, get_catalog
 from .figures import CHANGE_COLOURS, DIFF_DISTANCE_COLOURS, DISTANCE_COLOURS, FADED_COLOUR, HEAT_COLOURS, MATCH_COLOURS, PALETTE
+from .palette import COMPLEMENTED_ALPHA, OWN_ALPHA
 
 MAX_ZOOM = 20
 _CACHE_SIZE = 4096
@@ -69,7 +70,7 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
         labels = catalog.labels(key, k)
         comp = ds.complemented if ds.complemented is not None else np.zeros(ds.n_meshes, bool)
         colours = [PALETTE[c % len(PALETTE)] for c in range(k)]
-        return labels + k * comp, np.vstack([_table(colours, 215), _table(colours, 110)])
+        return labels + k * comp, np.vstack([_table(colours, OWN_ALPHA), _table(colours, COMPLEMENTED_ALPHA)])
     if mode == "similar":
         row = _int(args.get("sel", -1))
         if not 0 <= row < ds.n_meshes:
@@ -132,7 +133,7 @@ def diff_layer(catalog: Catalog, key: str, args) -> tuple[np.ndarray, np.ndarray
         labels = diff.labels_a if side == "a" else diff.labels_b
         if labels is None:
             abort(400)
-        cls, table = labels.astype(np.int64), _table([PALETTE[c % len(PALETTE)] for c in range(k)], 215)
+        cls, table = labels.astype(np.int64), _table([PALETTE[c % len(PALETTE)] for c in range(k)], OWN_ALPHA)
     elif by == "distance":
         cls, table = diff.distance_classes(), _table(DIFF_DISTANCE_COLOURS, 215)
     else:

@@ -776,13 +776,18 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
     names = catalog.cluster_names(key, k)
     rename_options = [{"label": f"{c}: {n}", "value": c} for c, n in enumerate(names)]
     charts = catalog.cluster_charts(key, k, reduce)
-    fig = pattern_chart(charts.sum(axis=0) if reduce == "sum" else charts.mean(axis=0), f"all clusters ({reduce})")
+    if reduce == "sum":
+        overall = charts.sum(axis=0)
+    else:  # the mean per mesh over all meshes: the clusters' means weighted by their mesh counts
+        sizes = np.bincount(catalog.labels(key, k), minlength=len(charts)).astype(np.float64)
+        overall = np.tensordot(sizes, charts, axes=1) / max(sizes.sum(), 1.0)
+    fig = pattern_chart(overall, f"all clusters ({reduce})", values=reduce)
     if sel is not None and view == "similar":
         # One chart per distance class: the meshes at each distance from the clicked one.
         fig = class_figure(catalog, key, sel["row"], reduce)
     elif sel is not None:
         c = int(catalog.labels(key, k)[sel["row"]])
-        fig = pattern_chart(charts[c], f"cluster {c}: {plotly_text(names[c])} ({reduce} over its meshes here)")
+        fig = pattern_chart(charts[c], f"cluster {c}: {plotly_text(names[c])} ({reduce} over its meshes here)", values=reduce)
     fired = ctx.triggered_prop_ids  # several inputs may change at once (the URL sets them all)
     if not fired or f"{ids.DATASET}.value" in fired:
         # A new dataset: a new map on its extent, or on the mesh a link or a search asked for.
@@ -856,7 +861,7 @@ def show_selection(selected, k, k_any, match_by, match_value, key, sim_space=Non
             html.Dd(f"yes (embedding of its 250 m mesh {int(ds.codes[query])})" if comp else "no"),
         ],
     )
-    chart = pattern_chart(catalog.mesh_pattern(key, row), f"mesh {code}: approximate stay pattern")
+    chart = pattern_chart(catalog.mesh_pattern(key, row), f"mesh {code}: approximate stay pattern", values="share")
     periods = catalog.across_periods(key, code, size, k)
     facts: list = [info]
     if len(periods) > 1:

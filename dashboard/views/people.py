@@ -291,7 +291,10 @@ def show_selection(token, day, hours, source):
     who = "everyone" if rows is None else f"{info['people']:,} selected people"
     when = f"{flt.day} days, arriving {flt.h0:02d}-{flt.h1:02d} h"
     fig = pattern_chart(
-        pattern(people, mask), f"Stay pattern of {who} ({info['stays']:,} stays; {when})", panels=day_panels(people)
+        pattern(people, mask),
+        f"Stay pattern of {who} ({info['stays']:,} stays; {when})",
+        panels=day_panels(people),
+        values="stays",
     )
     share = "unknown" if info["commuter_share"] is None else f"{100 * info['commuter_share']:.1f} %"
     places = [html.Li(f"mesh {p['code']} ({p['mesh_size']} m): {p['stays']:,} stays") for p in info["top_places"]]

@@ -44,6 +44,45 @@ def test_names_are_unique_within_a_clustering():
     assert name_clusters(np.vstack([a, np.zeros(168)]))[1] == "empty cluster 1"
 
 
+def test_clusters_sharing_a_name_are_told_apart_by_the_feature_that_differs():
+    # Two "all-week nights, 6-12 h" patterns, the same durations and hours: one has more weekend stays.
+    def home(weekend_weight: float) -> np.ndarray:
+        return (1 - weekend_weight) * token_distribution(0, (20,), 5) + weekend_weight * token_distribution(1, (20,), 5)
+
+    quiet, busy = home(0.25), home(0.35)  # per day: 0.15 vs 0.125 weekday -> 45 % and 57 % weekend
+    assert name_pattern(quiet) == name_pattern(busy) == "all-week nights, 6-12 h"
+    names = name_clusters(np.vstack([quiet, busy]))
+    assert names == ["all-week nights, 6-12 h (45 % weekend)", "all-week nights, 6-12 h (57 % weekend)"]
+    # The same nights, one with a second arrival band in the morning, the other in the afternoon.
+    morning = 0.8 * home(0.3) + 0.2 * (5 / 7 * token_distribution(0, (8,), 5) + 2 / 7 * token_distribution(1, (8,), 5))
+    afternoon = 0.8 * home(0.3) + 0.2 * (5 / 7 * token_distribution(0, (16,), 5) + 2 / 7 * token_distribution(1, (16,), 5))
+    names = name_clusters(np.vstack([morning, afternoon]))
+    assert names[0].endswith("(also mornings)") and names[1].endswith("(also afternoons)"), names
+    # Long stays: the share over 12 h tells them apart before the second duration does (both "also > 12 h").
+    a = 0.6 * token_distribution(0, (20,), 5) + 0.4 * token_distribution(0, (20,), 6)
+    b = 0.7 * token_distribution(0, (20,), 5) + 0.3 * token_distribution(0, (20,), 6)
+    c = 0.7 * token_distribution(0, (20,), 5) + 0.3 * token_distribution(0, (20,), 3)
+    names = name_clusters(np.vstack([a, b, c]))
+    assert names == [
+        "weekday nights, 6-12 h (40 % over 12 h)",
+        "weekday nights, 6-12 h (30 % over 12 h)",
+        "weekday nights, 6-12 h (0 % over 12 h)",
+    ]
+    # A second arrival band holding under 5 % of the stays is not claimed: "only".
+    office = token_distribution(0, (8,), 5)
+    late = 0.5 * token_distribution(0, (8,), 5) + 0.5 * token_distribution(0, (10,), 5)
+    assert name_clusters(np.vstack([office, late])) == [
+        "weekday office hours, 6-12 h (only mornings)",
+        "weekday office hours, 6-12 h (also middays)",
+    ]
+
+
+def test_only_indistinguishable_patterns_are_numbered():
+    a = token_distribution(0, (14,), 2)
+    names = name_clusters(np.vstack([a, a, token_distribution(0, (14,), 3)]))
+    assert names == ["weekday afternoons, 1-2 h #1", "weekday afternoons, 1-2 h #2", "weekday afternoons, 2-4 h"]
+
+
 def _city(rng, centres, n_per, shift):
     types = np.repeat(np.arange(len(centres)), n_per)
     vec = centres[types] + rng.normal(scale=0.15, size=(len(types), centres.shape[1])) + shift

@@ -147,7 +147,7 @@ def test_changing_k_updates_legend_and_map(page, server, demo_data):
     page.wait_for_function(
         "[...document.querySelectorAll('#mesh-map img.leaflet-tile')].some(i => i.src.includes('k=5'))", timeout=30_000
     )
-    counts = [int(t.split(":")[1].split("meshes")[0].replace(",", "")) for t in page.locator(".legend-count").all_inner_texts()]
+    counts = [int(t.split(":")[1].split("mesh")[0].replace(",", "")) for t in page.locator(".legend-count").all_inner_texts()]
     # Each legend entry counts the meshes of its cluster in the released labels (read here independently).
     from core.release.layout import discover, read_dataset
 

@@ -196,6 +196,21 @@ def test_joint_clusters_mean_the_same_in_another_city(demo):
     )
 
 
+def test_joint_cluster_names_are_distinct_without_numbers(demo):
+    """Naming rule 5 tells the demo's clusters apart by what their stays look like, at every released k."""
+    from core.analysis.joint import SpacePart, fit_joint
+
+    data, _ = demo
+    sets = {n: _load(data, n)[0] for n in ("osaka_2021_04", "nagoya_2019_04", "nagoya_2020_04")}
+    parts = {n: SpacePart(ds.vectors, ds.decoder, ds.complemented) for n, ds in sets.items()}
+    for k in (5, 10, 20):
+        names = fit_joint(parts, k, space="demo").display_names()
+        # Unique always; a number only for patterns no feature of rule 5 tells apart (none at 5 and 10;
+        # at 20 at most one such pair, a margin for k-means on another machine).
+        numbered = [n for n in names if "#" in n]
+        assert len(set(names)) == k and len(numbered) <= (0 if k < 20 else 2), names
+
+
 def test_two_periods_without_designed_change_stay_on_the_diagonal(demo):
     from core.analysis.diff import diff_datasets
 
