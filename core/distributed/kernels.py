@@ -31,8 +31,10 @@ from core.mobility.privacy import (
 )
 from core.mobility.stays import factorize_keys, stays_from_frame
 
-# Columns of a partition of fixes: person, UTC seconds, degrees, logger-off marker, and the fix's
-# place in the input (file index << 40 | row) so duplicates keep the same row as on one machine.
+# Columns of a partition of fixes: person, UTC seconds, degrees, logger-off marker; the index is the
+# fix's place in the input (file index << 40 | row) so duplicates keep the same row as on one machine.
+# The person is a categorical (each chunk's own dictionary of names, 2-4 bytes a fix) and the place is
+# the index, which the P2P shuffle carries anyway: the fewer bytes a fix, the cheaper the shuffle.
 USER, T, LAT, LON, OFF, SEQ = "user", "t", "lat", "lon", "off", "seq"
 _ROW_BITS = 40
 
@@ -231,16 +233,16 @@ def _shift_rows(exc: InputError, offset: int) -> InputError:
 
 
 def fix_meta() -> pd.DataFrame:
-    """An empty partition of fixes (column names and dtypes)."""
+    """An empty partition of fixes (column names and dtypes; the index is the input position)."""
     return pd.DataFrame(
         {
-            USER: pd.Series([], dtype="str"),
+            USER: pd.Categorical([], categories=pd.Index([], dtype="str")),
             T: np.zeros(0, np.float64),
             LAT: np.zeros(0, np.float64),
             LON: np.zeros(0, np.float64),
             OFF: np.zeros(0, bool),
-            SEQ: np.zeros(0, np.int64),
-        }
+        },
+        index=pd.Index(np.zeros(0, np.int64), name=SEQ),
     )
 
 
@@ -263,15 +265,20 @@ def read_fix_chunk(chunk: Chunk, options: GpsOptions) -> pd.DataFrame:
     except InputError as exc:
         raise _shift_rows(exc, rows_before(chunk)) from None
     n = table.num_rows
+    seq = (np.int64(chunk.file_index) << _ROW_BITS) + chunk.row_offset + np.arange(n, dtype=np.int64)
+    users = pa.chunked_array(parts["user"]).combine_chunks()
+    t, lat, lon, off = parts["t"], parts["lat"], parts["lon"], parts["off"]
+    island = (lat == 0) & (lon == 0)  # the first fixes clean_fixes drops, whatever their neighbours: not shuffled
+    if island.any():
+        keep = ~island
+        seq, users, t, lat, lon, off = seq[keep], users.filter(pa.array(keep)), t[keep], lat[keep], lon[keep], off[keep]
+    users = users.dictionary_encode()
+    person = pd.Categorical.from_codes(
+        users.indices.to_numpy(zero_copy_only=False), categories=pd.Index(users.dictionary.to_pandas(), dtype="str")
+    )
     return pd.DataFrame(
-        {
-            USER: pd.Series(parts["user"].to_pandas(), dtype="str"),
-            T: parts["t"],
-            LAT: parts["lat"],
-            LON: parts["lon"],
-            OFF: parts["off"],
-            SEQ: (np.int64(chunk.file_index) << _ROW_BITS) + chunk.row_offset + np.arange(n, dtype=np.int64),
-        }
+        {USER: person, T: t, LAT: lat, LON: lon, OFF: off},
+        index=pd.Index(seq, name=SEQ),
     )
 
 
@@ -289,13 +296,16 @@ def stays_from_partition(frame: pd.DataFrame, options: GpsOptions) -> pd.DataFra
     The fixes are ordered by person, time and input position (what the single-machine reader's
     stable sort gives), then cleaned, scanned and tabulated by the single-machine kernels.
     """
-    seq = frame[SEQ].to_numpy(np.int64)
+    seq = frame.index.to_numpy(np.int64)
     # Back to input order (the shuffle delivers each input chunk's rows as a run: a cheap merge),
     # then grouped by person (runs again, one per input file the person is in). Input files sorted
     # by person and time end up fully ordered; anything else gets the full three-key sort.
     code, uniques = pd.factorize(frame[USER], sort=False)
-    order = np.argsort(seq, kind="stable")
-    order = order[np.argsort(code[order], kind="stable")]
+    if len(seq) > 1 and bool((seq[1:] > seq[:-1]).all()):  # the P2P shuffle delivers input order as it is
+        order = np.argsort(code, kind="stable")
+    else:
+        order = np.argsort(seq, kind="stable")
+        order = order[np.argsort(code[order], kind="stable")]
     code = code[order]
     t = frame[T].to_numpy(np.float64)[order]
     seq = seq[order]

@@ -247,7 +247,7 @@ def write_frame(client: Any, frame: Any, out: str | Path, progress: ProgressFn |
             part = _gather(client, fut)
             if suffix == ".csv":
                 part.to_csv(tmp, mode="w" if i == 0 else "a", header=i == 0, index=False)
-            else:
+            elif len(part) or (writer is None and i == len(futures) - 1):  # an empty partition has no types to give
                 table = pa.Table.from_pandas(part, preserve_index=False)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
