@@ -279,6 +279,7 @@ def read_fix_chunk(chunk: Chunk, options: GpsOptions) -> pd.DataFrame:
     return pd.DataFrame(
         {USER: person, T: t, LAT: lat, LON: lon, OFF: off},
         index=pd.Index(seq, name=SEQ),
+        copy=False,  # columns as they are (no copy into one block): the shuffle takes them column by column
     )
 
 
