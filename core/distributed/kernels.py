@@ -32,9 +32,10 @@ from core.mobility.privacy import (
 from core.mobility.stays import factorize_keys, stays_from_frame
 
 # Columns of a partition of fixes: person, UTC seconds, degrees, logger-off marker; the index is the
-# fix's place in the input (file index << 40 | row) so duplicates keep the same row as on one machine.
-# The person is a categorical (each chunk's own dictionary of names, 2-4 bytes a fix) and the place is
-# the index, which the P2P shuffle carries anyway: the fewer bytes a fix, the cheaper the shuffle.
+# fix's place in the input (file index << 40 | row) so duplicates keep the same row as on one machine
+# (the P2P shuffle carries the index anyway: the fewer bytes a fix, the cheaper the shuffle). The person
+# is either a categorical (codes into the chunk's own dictionary of names: 1-4 bytes a fix, but every
+# piece of the chunk sent to a partition carries the whole dictionary) or the name as text.
 USER, T, LAT, LON, OFF, SEQ = "user", "t", "lat", "lon", "off", "seq"
 _ROW_BITS = 40
 
@@ -232,11 +233,68 @@ def _shift_rows(exc: InputError, offset: int) -> InputError:
     )
 
 
-def fix_meta() -> pd.DataFrame:
+def names_as_codes(chunks: list[Chunk], partitions: int, options: GpsOptions) -> bool:
+    """Whether to shuffle people as codes into each chunk's dictionary rather than as text.
+
+    A chunk is cut into one piece per partition and each piece carries the chunk's whole dictionary,
+    so codes pay only while ``people per chunk x partitions`` stays well below the chunk's rows
+    (input grouped by person, as most exports are); input ordered by time alone, where a chunk holds
+    a large share of everybody, travels as text. Judged from the first chunk's first rows (at most
+    about 100,000: the person column of its Parquet row groups, or its first lines of a CSV).
+    """
+    import io
+
+    chunk = chunks[0]
+    path = Path(chunk.path)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            f = pq.ParquetFile(path)
+            col = _user_column(f.schema_arrow.names, options)
+            if col is None or f.metadata.num_row_groups == 0:
+                return True
+            groups = list(chunk.row_groups or range(f.metadata.num_row_groups))
+            batch = next(f.iter_batches(batch_size=100_000, row_groups=groups, columns=[col]), None)
+            users = batch.column(0) if batch is not None else pa.array([], pa.string())
+        elif path.suffix.lower() in _SPLITTABLE:
+            with open(path, "rb") as fh:
+                if chunk.byte_range is None:
+                    head = fh.read(100_000 * CSV_BYTES_PER_ROW)
+                else:
+                    head = fh.readline()
+                    fh.seek(chunk.byte_range[0])
+                    head += fh.read(min(chunk.byte_range[1] - chunk.byte_range[0], 100_000 * CSV_BYTES_PER_ROW))
+            head = head[: head.rfind(b"\n") + 1] or head
+            sample = pd.read_csv(io.BytesIO(head), dtype=str, keep_default_na=False)
+            col = _user_column(list(sample.columns), options)
+            if col is None:
+                return True
+            users = pa.array(sample[col])
+        else:  # a compressed CSV: one chunk a file, whose people are as many as its rows at most
+            return False
+    except Exception:  # unreadable here: the read tasks report it properly
+        return False
+    rows = len(users)
+    import pyarrow.compute as pc
+
+    return rows == 0 or pc.count_distinct(users).as_py() * partitions <= rows // 4
+
+
+def _user_column(names: list[str], options: GpsOptions) -> str | None:
+    from core.mobility.gps import _USER_NAMES, _find
+
+    try:
+        return _find(names, options.user_col, _USER_NAMES, "user", "", required=False)
+    except InputError:
+        return None
+
+
+def fix_meta(codes: bool = True) -> pd.DataFrame:
     """An empty partition of fixes (column names and dtypes; the index is the input position)."""
     return pd.DataFrame(
         {
-            USER: pd.Categorical([], categories=pd.Index([], dtype="str")),
+            USER: pd.Categorical([], categories=pd.Index([], dtype="str")) if codes else pd.Series([], dtype="str"),
             T: np.zeros(0, np.float64),
             LAT: np.zeros(0, np.float64),
             LON: np.zeros(0, np.float64),
@@ -246,7 +304,7 @@ def fix_meta() -> pd.DataFrame:
     )
 
 
-def read_fix_chunk(chunk: Chunk, options: GpsOptions) -> pd.DataFrame:
+def read_fix_chunk(chunk: Chunk, options: GpsOptions, codes: bool = True) -> pd.DataFrame:
     """Read and validate one chunk of fixes (a file without a person column is one person, named by the file).
 
     Raises:
@@ -259,7 +317,7 @@ def read_fix_chunk(chunk: Chunk, options: GpsOptions) -> pd.DataFrame:
     if table.num_rows == 0:
         if chunk.row_groups is None and chunk.byte_range is None:
             raise InputError(chunk.source, "has a header but no fixes", expected="at least one fix row")
-        return fix_meta()
+        return fix_meta(codes)
     try:
         parts = fixes_from_table(table, chunk.source, options, default_user=Path(chunk.path).stem)
     except InputError as exc:
@@ -272,10 +330,14 @@ def read_fix_chunk(chunk: Chunk, options: GpsOptions) -> pd.DataFrame:
     if island.any():
         keep = ~island
         seq, users, t, lat, lon, off = seq[keep], users.filter(pa.array(keep)), t[keep], lat[keep], lon[keep], off[keep]
-    users = users.dictionary_encode()
-    person = pd.Categorical.from_codes(
-        users.indices.to_numpy(zero_copy_only=False), categories=pd.Index(users.dictionary.to_pandas(), dtype="str")
-    )
+    person: pd.api.extensions.ExtensionArray
+    if codes:
+        users = users.dictionary_encode()
+        person = pd.Categorical.from_codes(
+            users.indices.to_numpy(zero_copy_only=False), categories=pd.Index(users.dictionary.to_pandas(), dtype="str")
+        )
+    else:
+        person = pd.Series(users.to_pandas(), dtype="str").array
     return pd.DataFrame(
         {USER: person, T: t, LAT: lat, LON: lon, OFF: off},
         index=pd.Index(seq, name=SEQ),

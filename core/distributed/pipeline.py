@@ -136,12 +136,19 @@ def gps_stays(
     files = K.input_files(paths)
     chunks = K.input_chunks(files, engine.chunk_rows)
     report = _Reporter(progress)
-    fixes = dd.from_map(K.read_fix_chunk, chunks, options=options, meta=K.fix_meta(), enforce_metadata=False)
     nparts = engine.partitions or len(chunks)
+    codes = K.names_as_codes(chunks, nparts, options)
+    fixes = dd.from_map(K.read_fix_chunk, chunks, options=options, codes=codes, meta=K.fix_meta(codes), enforce_metadata=False)
     by_person = fixes.shuffle(on=K.USER, npartitions=nparts, shuffle_method=engine.shuffle)
     stays = by_person.map_partitions(K.stays_from_partition, options, meta=K.stays_meta(options), enforce_metadata=False)
     stays, futures = _persist(client, stays, "stays", report)
-    return Run(stays, futures, files[0].name, {"files": [f.name for f in files], "chunks": len(chunks), "partitions": nparts})
+    info = {
+        "files": [f.name for f in files],
+        "chunks": len(chunks),
+        "partitions": nparts,
+        "people_as": "codes" if codes else "text",
+    }
+    return Run(stays, futures, files[0].name, info)
 
 
 @_same_dtypes
