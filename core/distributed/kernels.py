@@ -237,9 +237,9 @@ def names_as_codes(chunks: list[Chunk], partitions: int, options: GpsOptions) ->
     """Whether to shuffle people as codes into each chunk's dictionary rather than as text.
 
     A chunk is cut into one piece per partition and each piece carries the chunk's whole dictionary,
-    so codes pay only while ``people per chunk x partitions`` stays well below the chunk's rows
-    (input grouped by person, as most exports are); input ordered by time alone, where a chunk holds
-    a large share of everybody, travels as text. Judged from the first chunk's first rows (at most
+    so codes pay only while ``people per chunk x partitions`` stays below half the chunk's rows (the
+    dictionaries then weigh less than the text they replace: input grouped by person, as most exports
+    are); input ordered by time alone, where a chunk holds a large share of everybody, travels as text. Judged from the first chunk's first rows (at most
     about 100,000: the person column of its Parquet row groups, or its first lines of a CSV).
     """
     import io
@@ -278,7 +278,7 @@ def names_as_codes(chunks: list[Chunk], partitions: int, options: GpsOptions) ->
     rows = len(users)
     import pyarrow.compute as pc
 
-    return rows == 0 or pc.count_distinct(users).as_py() * partitions <= rows // 4
+    return rows == 0 or pc.count_distinct(users).as_py() * partitions <= rows // 2
 
 
 def _user_column(names: list[str], options: GpsOptions) -> str | None:

@@ -187,9 +187,9 @@ def test_names_travel_as_codes_only_when_chunks_hold_few_people(tmp_path):
     f.sort_values("timestamp", kind="stable").to_csv(tmp_path / "by_time.csv", index=False)
     by_person = input_chunks([tmp_path / "by_person.parquet"], 10_000)
     by_time = input_chunks([tmp_path / "by_time.csv"], 10_000)
-    assert names_as_codes(by_person, 40, GpsOptions())  # 10 people a chunk x 40 partitions << 10,000 rows
+    assert names_as_codes(by_person, 40, GpsOptions())  # 10 people a chunk x 40 partitions <= 10,000 rows / 2
     assert not names_as_codes(by_person, 1_000, GpsOptions())
-    assert not names_as_codes(by_time, 100, GpsOptions())  # every chunk holds all 40 people
+    assert not names_as_codes(by_time, 200, GpsOptions())  # every chunk holds all 40 people
 
 
 def test_meshes_from_stay_files_equal(engine, split_fixes, tmp_path):
