@@ -239,10 +239,13 @@ def names_as_codes(chunks: list[Chunk], partitions: int, options: GpsOptions) ->
     A chunk is cut into one piece per partition and each piece carries the chunk's whole dictionary,
     so codes pay only while ``people per chunk x partitions`` stays below half the chunk's rows (the
     dictionaries then weigh less than the text they replace: input grouped by person, as most exports
-    are); input ordered by time alone, where a chunk holds a large share of everybody, travels as text. Judged from the first chunk's first rows (at most
-    about 100,000: the person column of its Parquet row groups, or its first lines of a CSV).
+    are); input ordered by time alone, where a chunk holds a large share of everybody, travels as
+    text. Judged from the first chunk's first rows (at most about 100,000: the person column of its
+    Parquet row groups, or its first lines of a CSV). Either way the results are the same.
     """
     import io
+
+    import pyarrow.compute as pc
 
     chunk = chunks[0]
     path = Path(chunk.path)
@@ -273,11 +276,9 @@ def names_as_codes(chunks: list[Chunk], partitions: int, options: GpsOptions) ->
             users = pa.array(sample[col])
         else:  # a compressed CSV: one chunk a file, whose people are as many as its rows at most
             return False
-    except Exception:  # unreadable here: the read tasks report it properly
+    except (OSError, ValueError, pa.ArrowException):  # unreadable here: the read tasks report it properly
         return False
     rows = len(users)
-    import pyarrow.compute as pc
-
     return rows == 0 or pc.count_distinct(users).as_py() * partitions <= rows // 2
 
 
