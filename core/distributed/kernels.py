@@ -31,8 +31,11 @@ from core.mobility.privacy import (
 )
 from core.mobility.stays import factorize_keys, stays_from_frame
 
-# Columns of a partition of fixes: person, UTC seconds, degrees, logger-off marker, and the fix's
-# place in the input (file index << 40 | row) so duplicates keep the same row as on one machine.
+# Columns of a partition of fixes: person, UTC seconds, degrees, logger-off marker; the index is the
+# fix's place in the input (file index << 40 | row) so duplicates keep the same row as on one machine
+# (the P2P shuffle carries the index anyway: the fewer bytes a fix, the cheaper the shuffle). The person
+# is either a categorical (codes into the chunk's own dictionary of names: 1-4 bytes a fix, but every
+# piece of the chunk sent to a partition carries the whole dictionary) or the name as text.
 USER, T, LAT, LON, OFF, SEQ = "user", "t", "lat", "lon", "off", "seq"
 _ROW_BITS = 40
 
@@ -230,21 +233,79 @@ def _shift_rows(exc: InputError, offset: int) -> InputError:
     )
 
 
-def fix_meta() -> pd.DataFrame:
-    """An empty partition of fixes (column names and dtypes)."""
+def names_as_codes(chunks: list[Chunk], partitions: int, options: GpsOptions) -> bool:
+    """Whether to shuffle people as codes into each chunk's dictionary rather than as text.
+
+    A chunk is cut into one piece per partition and each piece carries the chunk's whole dictionary,
+    so codes pay only while ``people per chunk x partitions`` stays below half the chunk's rows (the
+    dictionaries then weigh less than the text they replace: input grouped by person, as most exports
+    are); input ordered by time alone, where a chunk holds a large share of everybody, travels as
+    text. Judged from the first chunk's first rows (at most about 100,000: the person column of its
+    Parquet row groups, or its first lines of a CSV). Either way the results are the same.
+    """
+    import io
+
+    import pyarrow.compute as pc
+
+    chunk = chunks[0]
+    path = Path(chunk.path)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            f = pq.ParquetFile(path)
+            col = _user_column(f.schema_arrow.names, options)
+            if col is None or f.metadata.num_row_groups == 0:
+                return True
+            groups = list(chunk.row_groups or range(f.metadata.num_row_groups))
+            batch = next(f.iter_batches(batch_size=100_000, row_groups=groups, columns=[col]), None)
+            users = batch.column(0) if batch is not None else pa.array([], pa.string())
+        elif path.suffix.lower() in _SPLITTABLE:
+            with open(path, "rb") as fh:
+                if chunk.byte_range is None:
+                    head = fh.read(100_000 * CSV_BYTES_PER_ROW)
+                else:
+                    head = fh.readline()
+                    fh.seek(chunk.byte_range[0])
+                    head += fh.read(min(chunk.byte_range[1] - chunk.byte_range[0], 100_000 * CSV_BYTES_PER_ROW))
+            head = head[: head.rfind(b"\n") + 1] or head
+            sample = pd.read_csv(io.BytesIO(head), dtype=str, keep_default_na=False)
+            col = _user_column(list(sample.columns), options)
+            if col is None:
+                return True
+            users = pa.array(sample[col])
+        else:  # a compressed CSV: one chunk a file, whose people are as many as its rows at most
+            return False
+    except (OSError, ValueError, pa.ArrowException):  # unreadable here: the read tasks report it properly
+        return False
+    rows = len(users)
+    return rows == 0 or pc.count_distinct(users).as_py() * partitions <= rows // 2
+
+
+def _user_column(names: list[str], options: GpsOptions) -> str | None:
+    from core.mobility.gps import _USER_NAMES, _find
+
+    try:
+        return _find(names, options.user_col, _USER_NAMES, "user", "", required=False)
+    except InputError:
+        return None
+
+
+def fix_meta(codes: bool = True) -> pd.DataFrame:
+    """An empty partition of fixes (column names and dtypes; the index is the input position)."""
     return pd.DataFrame(
         {
-            USER: pd.Series([], dtype="str"),
+            USER: pd.Categorical([], categories=pd.Index([], dtype="str")) if codes else pd.Series([], dtype="str"),
             T: np.zeros(0, np.float64),
             LAT: np.zeros(0, np.float64),
             LON: np.zeros(0, np.float64),
             OFF: np.zeros(0, bool),
-            SEQ: np.zeros(0, np.int64),
-        }
+        },
+        index=pd.Index(np.zeros(0, np.int64), name=SEQ),
     )
 
 
-def read_fix_chunk(chunk: Chunk, options: GpsOptions) -> pd.DataFrame:
+def read_fix_chunk(chunk: Chunk, options: GpsOptions, codes: bool = True) -> pd.DataFrame:
     """Read and validate one chunk of fixes (a file without a person column is one person, named by the file).
 
     Raises:
@@ -257,21 +318,31 @@ def read_fix_chunk(chunk: Chunk, options: GpsOptions) -> pd.DataFrame:
     if table.num_rows == 0:
         if chunk.row_groups is None and chunk.byte_range is None:
             raise InputError(chunk.source, "has a header but no fixes", expected="at least one fix row")
-        return fix_meta()
+        return fix_meta(codes)
     try:
         parts = fixes_from_table(table, chunk.source, options, default_user=Path(chunk.path).stem)
     except InputError as exc:
         raise _shift_rows(exc, rows_before(chunk)) from None
     n = table.num_rows
+    seq = (np.int64(chunk.file_index) << _ROW_BITS) + chunk.row_offset + np.arange(n, dtype=np.int64)
+    users = pa.chunked_array(parts["user"]).combine_chunks()
+    t, lat, lon, off = parts["t"], parts["lat"], parts["lon"], parts["off"]
+    island = (lat == 0) & (lon == 0)  # the first fixes clean_fixes drops, whatever their neighbours: not shuffled
+    if island.any():
+        keep = ~island
+        seq, users, t, lat, lon, off = seq[keep], users.filter(pa.array(keep)), t[keep], lat[keep], lon[keep], off[keep]
+    person: pd.api.extensions.ExtensionArray
+    if codes:
+        users = users.dictionary_encode()
+        person = pd.Categorical.from_codes(
+            users.indices.to_numpy(zero_copy_only=False), categories=pd.Index(users.dictionary.to_pandas(), dtype="str")
+        )
+    else:
+        person = pd.Series(users.to_pandas(), dtype="str").array
     return pd.DataFrame(
-        {
-            USER: pd.Series(parts["user"].to_pandas(), dtype="str"),
-            T: parts["t"],
-            LAT: parts["lat"],
-            LON: parts["lon"],
-            OFF: parts["off"],
-            SEQ: (np.int64(chunk.file_index) << _ROW_BITS) + chunk.row_offset + np.arange(n, dtype=np.int64),
-        }
+        {USER: person, T: t, LAT: lat, LON: lon, OFF: off},
+        index=pd.Index(seq, name=SEQ),
+        copy=False,  # columns as they are (no copy into one block): the shuffle takes them column by column
     )
 
 
@@ -289,13 +360,16 @@ def stays_from_partition(frame: pd.DataFrame, options: GpsOptions) -> pd.DataFra
     The fixes are ordered by person, time and input position (what the single-machine reader's
     stable sort gives), then cleaned, scanned and tabulated by the single-machine kernels.
     """
-    seq = frame[SEQ].to_numpy(np.int64)
+    seq = frame.index.to_numpy(np.int64)
     # Back to input order (the shuffle delivers each input chunk's rows as a run: a cheap merge),
     # then grouped by person (runs again, one per input file the person is in). Input files sorted
     # by person and time end up fully ordered; anything else gets the full three-key sort.
     code, uniques = pd.factorize(frame[USER], sort=False)
-    order = np.argsort(seq, kind="stable")
-    order = order[np.argsort(code[order], kind="stable")]
+    if len(seq) > 1 and bool((seq[1:] > seq[:-1]).all()):  # the P2P shuffle delivers input order as it is
+        order = np.argsort(code, kind="stable")
+    else:
+        order = np.argsort(seq, kind="stable")
+        order = order[np.argsort(code[order], kind="stable")]
     code = code[order]
     t = frame[T].to_numpy(np.float64)[order]
     seq = seq[order]

@@ -136,12 +136,19 @@ def gps_stays(
     files = K.input_files(paths)
     chunks = K.input_chunks(files, engine.chunk_rows)
     report = _Reporter(progress)
-    fixes = dd.from_map(K.read_fix_chunk, chunks, options=options, meta=K.fix_meta(), enforce_metadata=False)
     nparts = engine.partitions or len(chunks)
+    codes = K.names_as_codes(chunks, nparts, options)
+    fixes = dd.from_map(K.read_fix_chunk, chunks, options=options, codes=codes, meta=K.fix_meta(codes), enforce_metadata=False)
     by_person = fixes.shuffle(on=K.USER, npartitions=nparts, shuffle_method=engine.shuffle)
     stays = by_person.map_partitions(K.stays_from_partition, options, meta=K.stays_meta(options), enforce_metadata=False)
     stays, futures = _persist(client, stays, "stays", report)
-    return Run(stays, futures, files[0].name, {"files": [f.name for f in files], "chunks": len(chunks), "partitions": nparts})
+    info = {
+        "files": [f.name for f in files],
+        "chunks": len(chunks),
+        "partitions": nparts,
+        "people_as": "codes" if codes else "text",
+    }
+    return Run(stays, futures, files[0].name, info)
 
 
 @_same_dtypes
@@ -247,7 +254,7 @@ def write_frame(client: Any, frame: Any, out: str | Path, progress: ProgressFn |
             part = _gather(client, fut)
             if suffix == ".csv":
                 part.to_csv(tmp, mode="w" if i == 0 else "a", header=i == 0, index=False)
-            else:
+            elif len(part) or (writer is None and i == len(futures) - 1):  # an empty partition has no types to give
                 table = pa.Table.from_pandas(part, preserve_index=False)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)

@@ -145,6 +145,53 @@ def test_split_files_counts_equal_and_train_reads_them(engine, split_fixes, tmp_
     assert np.array_equal(np.sort(emb["code"].to_numpy()), counts.keys)
 
 
+NAMES_ALIKE = ["7", "007", "7.0", "p1", "P1", "p1 ", "東京", "  "]  # one digit apart, case, a space; the last is blank
+
+
+@pytest.mark.parametrize("shuffle, codes", [("p2p", True), ("tasks", True), ("p2p", False)])
+def test_people_named_alike_stay_apart_in_every_chunk(cluster, shuffle, codes, tmp_path, monkeypatch):
+    """Each chunk names its people in its own order (its own dictionary of person codes): stays and
+    counts still equal the single machine's, and the blank-named person is counted by nobody; the
+    same with names shuffled as text."""
+    from core.distributed import kernels
+
+    monkeypatch.setattr(kernels, "names_as_codes", lambda *_: codes)
+    f = person_fixes(np.arange(len(NAMES_ALIKE)), 1200, _places()[:3], seed=9, own_places=2)
+    f["user_id"] = np.asarray(NAMES_ALIKE, dtype=object)[f["user_id"].str[1:].astype(int).to_numpy()]
+    t = f["timestamp"].to_numpy()
+    window = np.searchsorted(np.quantile(t, [1 / 3, 2 / 3]), t)
+    f[window == 0].to_parquet(tmp_path / "a.parquet", row_group_size=500)
+    f[window == 1].iloc[::-1].to_parquet(tmp_path / "b.parquet", row_group_size=500)  # people in reverse order
+    f[window == 2].sample(frac=1.0, random_state=10).to_parquet(tmp_path / "c.parquet", row_group_size=500)
+    files = [tmp_path / n for n in ("a.parquet", "b.parquet", "c.parquet")]
+    small = EngineOptions(engine="dask", scheduler=cluster[0].scheduler_address, chunk_rows=1_000, shuffle=shuffle)
+    run_stays(files, tmp_path / "stays.parquet", GpsOptions(), small)
+    local, _ = gps_to_stays(files)
+    got = pd.read_parquet(tmp_path / "stays.parquet")
+    assert set(local["user_id"]) == set(NAMES_ALIKE)
+    pd.testing.assert_frame_equal(_sorted(got, STAY_KEY), _sorted(local, STAY_KEY))
+    report = run_counts(files, tmp_path / "counts.parquet", 2, small)
+    assert report["people_as"] == ("codes" if codes else "text")
+    counts, local_report = local_counts(files, 2)
+    assert local_report["privacy"]["stays_without_person"] == (local["user_id"] == "  ").sum() > 0
+    assert report["counts"]["stays"] == counts.counts.sum() > 0
+    write_counts(counts, tmp_path / "local.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "counts.parquet"), pd.read_parquet(tmp_path / "local.parquet"))
+
+
+def test_names_travel_as_codes_only_when_chunks_hold_few_people(tmp_path):
+    from core.distributed.kernels import input_chunks, names_as_codes
+
+    f = person_fixes(np.arange(40), 1000, _places(), seed=11)  # by person: 40 people in 40,000 rows
+    f.to_parquet(tmp_path / "by_person.parquet", row_group_size=10_000)
+    f.sort_values("timestamp", kind="stable").to_csv(tmp_path / "by_time.csv", index=False)
+    by_person = input_chunks([tmp_path / "by_person.parquet"], 10_000)
+    by_time = input_chunks([tmp_path / "by_time.csv"], 10_000)
+    assert names_as_codes(by_person, 40, GpsOptions())  # 10 people a chunk x 40 partitions <= 10,000 rows / 2
+    assert not names_as_codes(by_person, 1_000, GpsOptions())
+    assert not names_as_codes(by_time, 200, GpsOptions())  # every chunk holds all 40 people
+
+
 def test_meshes_from_stay_files_equal(engine, split_fixes, tmp_path):
     stays, _ = gps_to_stays(split_fixes)
     half = len(stays) // 2  # two stay files, people split across them
