@@ -19,6 +19,7 @@ from .figures import CHANGE_COLOURS, DIFF_DISTANCE_COLOURS, DISTANCE_COLOURS, FA
 
 MAX_ZOOM = 20
 _CACHE_SIZE = 4096
+ALPHA, PALE_ALPHA = 215, 110  # a mesh's colour; a complemented mesh's (its 250 m parent's colour, paler)
 
 
 def _table(colours, alpha: int) -> np.ndarray:
@@ -69,7 +70,7 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
         labels = catalog.labels(key, k)
         comp = ds.complemented if ds.complemented is not None else np.zeros(ds.n_meshes, bool)
         colours = [PALETTE[c % len(PALETTE)] for c in range(k)]
-        return labels + k * comp, np.vstack([_table(colours, 215), _table(colours, 110)])
+        return labels + k * comp, np.vstack([_table(colours, ALPHA), _table(colours, PALE_ALPHA)])
     if mode == "similar":
         row = _int(args.get("sel", -1))
         if not 0 <= row < ds.n_meshes:
@@ -132,17 +133,40 @@ def diff_layer(catalog: Catalog, key: str, args) -> tuple[np.ndarray, np.ndarray
         labels = diff.labels_a if side == "a" else diff.labels_b
         if labels is None:
             abort(400)
-        cls, table = labels.astype(np.int64), _table([PALETTE[c % len(PALETTE)] for c in range(k)], 215)
+        cls, table = labels.astype(np.int64), _table([PALETTE[c % len(PALETTE)] for c in range(k)], ALPHA)
     elif by == "distance":
-        cls, table = diff.distance_classes(), _table(DIFF_DISTANCE_COLOURS, 215)
+        cls, table = diff.distance_classes(), _table(DIFF_DISTANCE_COLOURS, ALPHA)
     else:
-        cls, table = diff.changed.astype(np.int64), _table(CHANGE_COLOURS, 215)
+        cls, table = diff.changed.astype(np.int64), _table(CHANGE_COLOURS, ALPHA)
     if cell is not None:
         cls = np.where(diff.in_cell(cell), cls, len(table))
         table = np.vstack([table, _table([FADED_COLOUR], 90)])
     values = np.full(catalog.get(key).n_meshes, -1, dtype=np.int64)
     values[diff.index_a if side == "a" else diff.index_b] = cls
-    return values, table
+    return with_complemented_values(values, table, catalog.parent_rows(key))
+
+
+def with_complemented_values(values: np.ndarray, table: np.ndarray, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Complemented 50 m meshes drawn with their 250 m parent's colour, paler (as the cluster map draws them).
+
+    The tiles draw the smallest mesh of a place on top, and a 250 m mesh's 25 cells are all kept 50 m
+    meshes or complemented children: a layer that colours only the 250 m mesh shows nothing of it.
+
+    Args:
+        values: per mesh row, an index into ``table`` (-1 = not drawn).
+        table: ``n x 4`` RGBA colours.
+        parents: :meth:`dashboard.catalog.Catalog.parent_rows` (-1 = not complemented).
+
+    Returns:
+        ``(values, table)``: the table followed by its paler copy, which complemented meshes index.
+    """
+    out = np.asarray(values, dtype=np.int64).copy()
+    comp = np.flatnonzero(parents >= 0)
+    inherited = out[parents[comp]]
+    out[comp] = np.where(inherited >= 0, inherited + len(table), -1)
+    pale = table.copy()
+    pale[:, 3] = (pale[:, 3].astype(np.int64) * PALE_ALPHA // ALPHA).astype(np.uint8)
+    return out, np.vstack([table, pale])
 
 
 MATCH_TABLE = np.array(

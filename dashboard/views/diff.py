@@ -196,6 +196,11 @@ def period_marks(catalog: Catalog, keys: list[str]) -> dict[int, str]:
     return {i: (split_name(catalog.refs[key].name)[1] or catalog.refs[key].name) for i, key in enumerate(keys)}
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``n`` with its noun: ``1 mesh``, ``2 meshes``, ``1,200 meshes`` (``many``: ``one + "s"`` when not given)."""
+    return f"{n:,} {one if n == 1 else (many if many is not None else one + 's')}"
+
+
 def _fmt(value: float) -> str:
     return f"{value:.3g}" if math.isfinite(value) else "none"
 
@@ -266,6 +271,12 @@ def legend_entries(
             "for the mesh: 0 = used the same way, ln 2 = 0.69 = nothing in common."
         )
         notes.append(thr_note)
+    n_coarse = int((diff.sizes == 250).sum()) if diff.sizes is not None else 0
+    if n_coarse:
+        notes.append(
+            f"Paler: the 50 m cells of a compared 250 m mesh ({plural(n_coarse, 'such mesh', 'such meshes')} here) "
+            "with too few people of their own (complemented): they show their 250 m mesh, as on the cluster map."
+        )
     if cell is not None:
         inside = int(diff.in_cell(cell).sum())
         items.append((FADED_COLOUR, f"grey: outside the highlighted transition {cell[0]} -> {cell[1]} ({n - inside:,} meshes)"))
@@ -769,6 +780,7 @@ def on_pick(click_b, click_a, _rows, a, b, zoom):
     row = int(catalog.index(key).lookup(np.array([y]), np.array([x]))[0])
     if row < 0:
         return None, keep
+    row = catalog.own_row(key, row)  # a complemented 50 m mesh is its 250 m mesh (drawn in its colour)
     ds = catalog.get(key)
     return {"code": int(ds.codes[row]), "size": int(ds.mesh_sizes[row])}, keep
 

@@ -264,3 +264,90 @@ def test_the_period_slider_sets_b_and_ignores_garbage(catalog):
     assert view.on_period(1, A, A) == B
     assert view.on_period(1, A, B) is view.dash.no_update  # already there
     assert view.on_period(7, A, A) is view.dash.no_update and view.on_period("1", A, A) is view.dash.no_update
+
+
+@pytest.fixture(scope="module")
+def coarse(tmp_path_factory):
+    """Nagoya 2019 / 2020 with 50 m meshes, and 250 m meshes with their complemented 50 m children (as released)."""
+    from core.mobility.privacy import with_complemented
+
+    root = tmp_path_factory.mktemp("coarse")
+    rng = np.random.default_rng(8)
+    fine = np.unique(latlon_to_code(35.17 + rng.random(60) * 0.005, 136.9 + rng.random(60) * 0.005, 50))
+    big = np.unique(latlon_to_code(35.19 + rng.random(6) * 0.02, 136.93 + rng.random(6) * 0.02, 250))
+    codes = np.r_[fine, big]
+    sizes = np.r_[np.full(len(fine), 50), np.full(len(big), 250)]
+    decoder = rng.normal(size=(168, 8))
+    vec = rng.normal(size=(len(codes), 8))
+    labels = {k: np.arange(len(codes)) % k for k in (5, 10, 20)}
+    for name, v in (("nagoya_2019_04", vec), ("nagoya_2020_04", vec + rng.normal(size=vec.shape))):
+        all_codes, all_sizes, all_vec, all_labels, comp = with_complemented(codes, sizes, v, labels)
+        write_dataset(root / "rel", name, all_codes, all_sizes, all_vec, decoder, all_labels, comp)
+    return Catalog(root), big
+
+
+@pytest.mark.parametrize("by", ["cluster", "change", "distance"])
+@pytest.mark.parametrize("cell", [None, "0-0"])
+def test_compared_250m_meshes_are_drawn_through_their_complemented_children(coarse, by, cell):
+    """A 250 m mesh's 25 cells are all its complemented children (smaller meshes are drawn on top):
+    they take its colour, paler, as on the cluster map; nothing compared is left undrawn."""
+    from flask import Flask
+    from werkzeug.datastructures import MultiDict
+
+    from core.geo.meshcode import code_centers
+    from core.geo.tiles import render_tile
+    from dashboard.tiles import layer_values
+
+    cat, big = coarse
+    a, b = "rel/nagoya_2019_04", "rel/nagoya_2020_04"
+    d = cat.diff(a, b, 10)
+    assert set(big) <= set(d.codes[d.sizes == 250].tolist())  # the 250 m meshes are compared
+    lat, lon = code_centers(big, 250)
+    for side, key, index in (("a", a, d.index_a), ("b", b, d.index_b)):
+        args = {"ds": key, "other": b if side == "a" else a, "side": side, "by": by, "k": "10"}
+        with Flask(__name__).test_request_context():
+            values, table = layer_values(cat, MultiDict({**args, "mode": "diff", **({"cell": cell} if cell else {})}))
+        parents = cat.parent_rows(key)
+        comp = parents >= 0
+        half = len(table) // 2
+        assert comp.sum() == 25 * len(big)
+        assert np.array_equal(values[comp], values[parents[comp]] + half)  # the parent's colour ...
+        assert (table[half:, :3] == table[:half, :3]).all() and (table[half:, 3] < table[:half, 3]).all()  # ... paler
+        assert (values[index] >= 0).all() and (values[index] < half).all()
+        # what a tile shows at each 250 m mesh's centre: a complemented child, coloured
+        rows = cat.index(key).lookup(lat, lon)
+        assert comp[rows].all() and (values[rows] >= 0).all()
+        tile = render_tile(cat.index(key), values, table, 14, *_tile_xy(float(lat[0]), float(lon[0]), 14))
+        assert tile is not None and (tile[..., 3] > 0).sum() > 0
+    notes = " ".join(view.legend_entries(d, "change", [str(c) for c in range(10)], "b", False, None)["notes"])
+    assert f"Paler: the 50 m cells of a compared 250 m mesh ({len(big)} such meshes here)" in notes
+
+
+def _tile_xy(lat: float, lon: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+
+def test_a_click_on_a_complemented_mesh_picks_its_250m_mesh(coarse, catalog):
+    from contextvars import copy_context
+
+    from dash._callback_context import context_value
+    from dash._utils import AttributeDict
+
+    from core.geo.meshcode import code_centers
+
+    cat, big = coarse
+    a, b = "rel/nagoya_2019_04", "rel/nagoya_2020_04"
+    lat, lon = code_centers(big[:1], 250)
+    click = {"latlng": {"lat": float(lat[0]) + 0.0004, "lng": float(lon[0]) - 0.0006}}  # off-centre: another child
+
+    def run():
+        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": "diff-map-a.clickData", "value": click}]))
+        return view.on_pick(None, click, [], a, b, 14)
+
+    install(AppContext(catalog=cat, basemap=None, upload_cap=2**20))
+    try:
+        pick, _ = copy_context().run(run)
+    finally:
+        install(AppContext(catalog=catalog, basemap=None, upload_cap=2**20))
+    assert pick == {"code": int(big[0]), "size": 250}
