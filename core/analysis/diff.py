@@ -7,10 +7,10 @@ the stay distributions each period's own model assigns to the mesh, ``softmax(e 
 pattern change compares what the meshes are used for, so it is immune to that shift; a mesh is
 flagged as changed when it exceeds ``threshold``.
 
-The threshold is decided from the data, not fixed (:func:`change_threshold`): most meshes of a
-city do not change between two periods, so the bulk of the pattern changes is the noise of two
-independent trainings on finite stays, and real changes, when there are any, form a separate group
-far above it. A three-component mixture on the log scale finds that group (or finds none).
+The threshold is decided from the data, not fixed (:func:`change_threshold`): the pattern changes
+of unchanged meshes are the noise of two independent trainings on finite stays, the lowest group;
+real changes, when there are any, form a separate group far above it (in a small city it can hold
+most meshes). A mixture on the log scale, its size chosen by BIC, finds that group (or finds none).
 
 The cluster transition matrix counts meshes going from cluster i in period A to cluster j in
 period B; with joint clusters (one shared space) the diagonal is the meshes that kept their use.
@@ -29,6 +29,9 @@ from core.errors import ParameterError
 from core.release.layout import ReleaseDataset
 
 MIN_SEPARATION = 3.0  # a group of changes sits at least 3x the noise's typical change (see change_threshold)
+MAX_GROUPS = 4  # change_threshold's mixture has 1 to 4 components (chosen by BIC)
+MIN_MESHES = 30  # fewer compared meshes (with a change above 0): nothing is flagged from the data
+FIT_SAMPLE = 20_000  # change_threshold fits its mixture on at most this many meshes (a seeded sample)
 # Embedding distances between the periods are shown in classes at these quantiles of the pair's own
 # distances (the closest half, ..., the farthest 3 %): fixed distance classes saturate, since
 # anchoring leaves every mesh of two independent trainings a similar small distance apart.
@@ -196,28 +199,44 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 def change_threshold(pattern_change: np.ndarray, separation: float = MIN_SEPARATION, seed: int = 0) -> float:
     """The pattern change above which a mesh counts as changed, from the data itself.
 
-    The log pattern changes are modelled as a mixture of three normal components (scikit-learn's
-    GaussianMixture, seeded): the training noise of unchanged meshes takes the heavy, low ones; a
-    real change, when there is one, forms the highest component. When that component's centre is
-    less than ``separation`` times the heaviest component's (no distinct group of changes), no
-    mesh is flagged. Otherwise the threshold is the smallest change the model more likely assigns
-    to the changed component than to noise.
+    The log pattern changes (over their median: the rule is scale-free) are modelled as a mixture of
+    normal components (scikit-learn's GaussianMixture, seeded), their number (1 to :data:`MAX_GROUPS`)
+    chosen by BIC: one component = no distinct group of changes. The noise of two trainings is the
+    lowest component, joined by every next one whose centre is less than ``separation`` times the
+    noise's (a noise split in two is still noise); the components above are the changes, however
+    many meshes they hold (in a small city most meshes may have changed: the heaviest group is not
+    necessarily the noise). The threshold is the smallest change the model more likely assigns to
+    the changes than to the noise, and never below the noise's centre; infinite (nothing flagged)
+    without a group of changes or with fewer than :data:`MIN_MESHES` meshes. Above
+    :data:`FIT_SAMPLE` meshes the mixture is fitted on a seeded sample (bounded time).
     """
     from sklearn.mixture import GaussianMixture
 
     x = np.asarray(pattern_change, dtype=np.float64)
     x = x[np.isfinite(x) & (x > 0)]
-    if x.size < 30:
+    if x.size < MIN_MESHES:
         return float("inf")
-    lx = np.log(x)[:, None]
-    gm = GaussianMixture(n_components=3, random_state=seed, n_init=3).fit(lx)
-    means = gm.means_.ravel()
-    top, bulk = int(np.argmax(means)), int(np.argmax(gm.weights_))
-    if top == bulk or np.exp(means[top] - means[bulk]) < separation:
+    scale = float(np.median(x))
+    z = np.log(x / scale)[:, None]
+    fit_on = z if len(z) <= FIT_SAMPLE else np.random.default_rng(seed).choice(z, FIT_SAMPLE, replace=False)
+    fits = [GaussianMixture(n, random_state=seed, n_init=3).fit(fit_on) for n in range(1, MAX_GROUPS + 1)]
+    gm = min(fits, key=lambda g: g.bic(fit_on))
+    means, weights = gm.means_.ravel(), gm.weights_
+
+    def centre(group: list[int]) -> float:
+        return float(np.exp(np.average(means[group], weights=weights[group])) * scale)
+
+    order = [int(c) for c in np.argsort(means)]
+    noise = order[:1]
+    for c in order[1:]:
+        if np.exp(means[c]) * scale >= separation * centre(noise):
+            break
+        noise.append(c)
+    changes = order[len(noise) :]
+    if not changes:
         return float("inf")
-    changed = gm.predict_proba(lx)[:, top] > 0.5
-    changed &= lx.ravel() > means[bulk]  # never below the noise's own centre
-    return float(np.exp(lx[changed].min())) if changed.any() else float("inf")
+    hit = (gm.predict_proba(z)[:, changes].sum(axis=1) > 0.5) & (x > centre(noise))
+    return float(x[hit].min()) if hit.any() else float("inf")
 
 
 def diff_datasets(

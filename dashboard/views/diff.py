@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
 
 from core import knobs
-from core.analysis.diff import PeriodDiff, change_csv, change_table
+from core.analysis.diff import MIN_MESHES, PeriodDiff, change_csv, change_table
 from core.constants import RELEASED_KS
 from core.errors import CoreError
 from core.geo.meshcode import code_centers
@@ -205,6 +205,15 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if math.isfinite(value) else "none"
 
 
+def no_threshold_reason(diff: PeriodDiff) -> str:
+    """Why the data gives no threshold (nothing flagged): too few meshes to tell, or no distinct group of changes."""
+    pc = np.asarray(diff.pattern_change, dtype=np.float64)
+    usable = int((np.isfinite(pc) & (pc > 0)).sum())
+    if usable < MIN_MESHES:
+        return f"too few compared meshes ({usable:,}; the rule needs {MIN_MESHES}) to tell changes from noise"
+    return "no distinct group of changes"
+
+
 def legend_entries(
     diff: PeriodDiff, by: str, names: list[str], side: str, user_threshold: bool, cell: tuple[int, int] | None
 ) -> dict:
@@ -225,7 +234,8 @@ def legend_entries(
     thr_note = (
         f"Changed = pattern change above {_fmt(thr)} ({origin}): {n_changed:,} of {n:,} meshes."
         if math.isfinite(thr)
-        else "The data shows no distinct group of changes in this pair, so no mesh is flagged; move the threshold to flag the largest changes."
+        else f"Nothing is flagged: the data shows {no_threshold_reason(diff)} in this pair. The list below ranks every "
+        "compared mesh by its pattern change; move the threshold to flag the largest."
     )
     items: list[tuple[str, str]] = []
     notes: list[str] = []
@@ -682,7 +692,7 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
     thr_text = (
         f"threshold {_fmt(diff.threshold)} ({origin})"
         if math.isfinite(diff.threshold)
-        else f"threshold: none ({origin}: no distinct group of changes)"
+        else f"threshold: none ({origin}: {no_threshold_reason(diff)})"
     )
     summary = (
         f"{n:,} meshes in both; {n_changed:,} changed their stay pattern ({n_changed / max(n, 1):.0%}; {thr_text}); "

@@ -134,3 +134,32 @@ def test_change_threshold_separates_changes_from_training_noise():
     assert precision >= 0.95 and recall >= 0.95
     # The same rule on a city whose noise is ten times larger moves its threshold with it.
     assert change_threshold(x * 10) == pytest.approx(thr * 10, rel=1e-9)
+
+
+def _precision_recall(x: np.ndarray, truth: np.ndarray, thr: float) -> tuple[float, float]:
+    flagged = x > thr
+    return (flagged & truth).sum() / max(flagged.sum(), 1), (flagged & truth).sum() / truth.sum()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_change_threshold_when_most_meshes_of_a_small_city_changed(seed):
+    """The quick demo's Nagoya: 320 meshes, two thirds of them in the districts the pandemic changed.
+    The changes are the heaviest group; the noise is still the lowest one."""
+    rng = np.random.default_rng(seed)
+    noise = np.exp(rng.normal(np.log(0.012), 0.6, size=100))
+    changed = np.exp(rng.normal(np.log(0.07), 0.45, size=220))
+    x = np.concatenate([noise, changed])
+    precision, recall = _precision_recall(x, np.r_[np.zeros(100, bool), np.ones(220, bool)], change_threshold(x))
+    assert precision >= 0.88 and recall >= 0.9
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_change_threshold_flags_nothing_in_noise_alone_and_a_few_far_changes(seed):
+    rng = np.random.default_rng(seed)
+    noise = np.exp(rng.normal(np.log(0.015), 0.7, size=2900))
+    assert change_threshold(noise) == float("inf")  # one group: nothing flagged
+    far = np.exp(rng.normal(np.log(0.65), 0.02, size=42))  # 1.4 % of the meshes, far above the noise
+    x = np.concatenate([noise, far])
+    precision, recall = _precision_recall(x, np.r_[np.zeros(2900, bool), np.ones(42, bool)], change_threshold(x))
+    assert precision >= 0.95 and recall >= 0.95
+    assert change_threshold(x[:29]) == float("inf")  # too few meshes to tell

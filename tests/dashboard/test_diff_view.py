@@ -151,7 +151,11 @@ def test_legends_explain_each_colouring():
     assert [t for _, t in a["items"]][:2] == ["0: homes (3)", "1: offices (2)"]
     assert a["items"][-1][1] == "grey: outside the highlighted transition 0 -> 1 (3 meshes)"
     none = view.legend_entries(d.with_threshold(math.inf), "change", ["homes", "offices"], "b", False, None)
-    assert "no distinct group of changes" in " ".join(none["notes"])
+    assert "Nothing is flagged: the data shows too few compared meshes (5; the rule needs 30)" in " ".join(none["notes"])
+    assert "The list below ranks every compared mesh" in " ".join(none["notes"])
+    assert view.no_threshold_reason(d) == "too few compared meshes (5; the rule needs 30) to tell changes from noise"
+    many = PeriodDiff(*(np.arange(40),) * 3, np.zeros(40), np.full(40, 0.01), np.zeros(40, bool), None, None, 2, math.inf)
+    assert view.no_threshold_reason(many) == "no distinct group of changes"
 
 
 def test_threshold_slider_scale():
