@@ -192,8 +192,21 @@ def _valid_cell(value: object, k: int) -> tuple[int, int] | None:
 
 
 def period_marks(catalog: Catalog, keys: list[str]) -> dict[int, str]:
-    """Slider marks: each dataset's period (its name when the name carries none)."""
-    return {i: (split_name(catalog.refs[key].name)[1] or catalog.refs[key].name) for i, key in enumerate(keys)}
+    """Slider marks: each dataset's period (its name when the name carries none), never two alike.
+
+    A period held by several datasets (a dataset trained here for a period the release has) names
+    each: ``2019-04 (yours: NAME)`` for one trained here, ``2019-04 (RELEASE)`` for a release's;
+    marks still alike after that show the dataset's key.
+    """
+    from core.workflow.userdata import USER_RELEASE
+
+    refs = [catalog.refs[key] for key in keys]
+    base = [split_name(ref.name)[1] or ref.name for ref in refs]
+    marks = [
+        p if base.count(p) == 1 else (f"{p} (yours: {ref.name})" if ref.release == USER_RELEASE else f"{p} ({ref.release})")
+        for p, ref in zip(base, refs)
+    ]
+    return {i: (m if marks.count(m) == 1 else f"{p} ({key})") for i, (m, p, key) in enumerate(zip(marks, base, keys))}
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:

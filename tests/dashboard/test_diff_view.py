@@ -355,3 +355,33 @@ def test_a_click_on_a_complemented_mesh_picks_its_250m_mesh(coarse, catalog):
     finally:
         install(AppContext(catalog=catalog, basemap=None, upload_cap=2**20))
     assert pick == {"code": int(big[0]), "size": 250}
+
+
+def test_period_marks_tell_datasets_of_one_period_apart(tmp_path):
+    """A dataset trained here for a period the release has, two of them, and one without a period in its name."""
+    rng = np.random.default_rng(2)
+    codes = np.unique(latlon_to_code(35.17 + rng.random(80) * 0.01, 136.9 + rng.random(80) * 0.01, 50))
+    n, decoder = len(codes), rng.normal(size=(168, 8))
+    labels = {k: np.arange(n) % k for k in (5, 10, 20)}
+    names = {
+        "rel": ["nagoya_2019_04", "nagoya_2020_04"],
+        "user": ["nagoya_2019_04", "walk2_2019-04", "mine"],
+        "other": ["nagoya_2019_04"],
+    }
+    for release, datasets in names.items():
+        for name in datasets:
+            write_dataset(tmp_path / release, name, codes, np.full(n, 50), rng.normal(size=(n, 8)), decoder, labels)
+            if release != "rel":  # trained here, anchored to rel: one space
+                metrics = tmp_path / release / "japan_city" / "metrics" / f"{name}.json"
+                metrics.parent.mkdir(parents=True, exist_ok=True)
+                metrics.write_text(json.dumps({"anchored": True, "anchor_release": "rel", "approximation_loss": 0.1}))
+    cat = Catalog(tmp_path)
+    keys = cat.periods("rel/nagoya_2019_04")
+    assert len(keys) == 6
+    marks = view.period_marks(cat, keys)
+    assert len(set(marks.values())) == len(keys)  # no two alike
+    by_key = {key: marks[i] for i, key in enumerate(keys)}
+    assert by_key["rel/nagoya_2020_04"] == "2020-04" and by_key["user/mine"] == "mine"  # a period of its own: as before
+    assert by_key["user/nagoya_2019_04"] == "2019-04 (yours: nagoya_2019_04)"
+    assert by_key["user/walk2_2019-04"] == "2019-04 (yours: walk2_2019-04)"
+    assert by_key["rel/nagoya_2019_04"] == "2019-04 (rel)" and by_key["other/nagoya_2019_04"] == "2019-04 (other)"
