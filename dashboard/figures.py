@@ -59,6 +59,9 @@ CHANGE_COLOURS = ("#9ecae1", "#d7301f")
 DIFF_DISTANCE_COLOURS = ("#fef0d9", "#fdcc8a", "#fc8d59", "#e34a33", "#b30000")
 # Meshes outside a highlighted transition-matrix cell.
 FADED_COLOUR = "#bdbdbd"
+# The transition matrix: ColorBrewer Blues, 0 meshes lightest, the largest count darkest (Plotly's own
+# "Blues" runs the other way: dark blue at 0). Plotly picks dark or light cell text by contrast.
+MATRIX_COLOURS = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
 # Similar areas by percent or rank: the selected mesh, its matches, every other mesh (pale).
 MATCH_COLOURS = ("#000000", "#c51b8a", "#bdbdbd")
 DURATION_LABELS = ("<= 30 min", "30-60 min", "1-2 h", "2-4 h", "4-6 h", "6-12 h", "> 12 h")
@@ -209,7 +212,9 @@ def transition_heatmap(
         "z": z,
         "x": ticks,
         "y": ticks,
-        "colorscale": "Blues",
+        "colorscale": [[i / (len(MATRIX_COLOURS) - 1), c] for i, c in enumerate(MATRIX_COLOURS)],
+        "zmin": 0,
+        "zmax": max(int(m.max()) if m.size else 0, 1),
         "text": z,
         "texttemplate": "%{text}",
         "hovertemplate": "A: %{y}<br>B: %{x}<br>%{z:,} meshes<extra></extra>",

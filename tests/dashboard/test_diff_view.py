@@ -385,3 +385,19 @@ def test_period_marks_tell_datasets_of_one_period_apart(tmp_path):
     assert by_key["user/nagoya_2019_04"] == "2019-04 (yours: nagoya_2019_04)"
     assert by_key["user/walk2_2019-04"] == "2019-04 (yours: walk2_2019-04)"
     assert by_key["rel/nagoya_2019_04"] == "2019-04 (rel)" and by_key["other/nagoya_2019_04"] == "2019-04 (other)"
+
+
+def test_the_transition_matrix_is_lightest_at_zero_and_darkest_at_the_largest_count():
+    from dashboard.figures import transition_heatmap
+
+    def luminance(colour: str) -> float:
+        r, g, b = (int(colour.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4))
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    trace = transition_heatmap(np.array([[109, 0], [3, 40]]), "a", "b")["data"][0]
+    scale = trace["colorscale"]
+    assert scale[0][0] == 0 and scale[-1][0] == 1
+    shades = [luminance(c) for _, c in scale]
+    assert shades == sorted(shades, reverse=True)  # darker with every step
+    assert trace["zmin"] == 0 and trace["zmax"] == 109  # 0 meshes: the lightest; 109: the darkest
+    assert "textfont" not in trace or "color" not in trace["textfont"]  # Plotly's contrast: light text on dark cells
