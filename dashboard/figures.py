@@ -217,12 +217,13 @@ def transition_heatmap(
         "zmax": max(int(m.max()) if m.size else 0, 1),
         "text": z,
         "texttemplate": "%{text}",
-        "hovertemplate": "A: %{y}<br>B: %{x}<br>%{z:,} meshes<extra></extra>",
+        "customdata": [["mesh" if v == 1 else "meshes" for v in row] for row in z],
+        "hovertemplate": "A: %{y}<br>B: %{x}<br>%{z:,} %{customdata}<extra></extra>",
         "colorbar": {"title": {"text": "meshes"}},
     }
     layout: dict[str, Any] = {
         "title": {
-            "text": f"clusters (k = {k}): {label_a} -> {label_b}<br>{total:,} meshes in both; {stayed:.0%} stayed in their cluster",
+            "text": f"clusters (k = {k}): {label_a} -> {label_b}<br>{total:,} mesh{'' if total == 1 else 'es'} in both; {stayed:.0%} stayed in their cluster",
             "font": {"size": 13},
         },
         "height": max(420, 140 + 26 * k),

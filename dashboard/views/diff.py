@@ -214,6 +214,16 @@ def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many if many is not None else one + 's')}"
 
 
+def highlight_text(inside: int, changed: int, cell: tuple[int, int], names: list[str]) -> str:
+    """What a highlighted matrix cell holds: ``inside`` meshes went from cluster ``cell[0]`` to ``cell[1]``, ``changed`` of them changed."""
+    went = f"{plural(inside, 'mesh', 'meshes')} went from {cell[0]}: {names[cell[0]]} to {cell[1]}: {names[cell[1]]}"
+    if inside == 1:
+        tail = "it changed its stay pattern" if changed else "its stay pattern did not change"
+    else:
+        tail = f"{changed:,} of them changed their stay pattern"
+    return f"Highlighted: {went} ({tail})."
+
+
 def _fmt(value: float) -> str:
     return f"{value:.3g}" if math.isfinite(value) else "none"
 
@@ -245,7 +255,7 @@ def legend_entries(
     n_changed = int(diff.changed.sum())
     origin = "set by you" if user_threshold else "decided from the data"
     thr_note = (
-        f"Changed = pattern change above {_fmt(thr)} ({origin}): {n_changed:,} of {n:,} meshes."
+        f"Changed = pattern change above {_fmt(thr)} ({origin}): {n_changed:,} of {plural(n, 'mesh', 'meshes')}."
         if math.isfinite(thr)
         else f"Nothing is flagged: the data shows {no_threshold_reason(diff)} in this pair. The list below ranks every "
         "compared mesh by its pattern change; move the threshold to flag the largest."
@@ -275,7 +285,9 @@ def legend_entries(
                 if c == 0
                 else (f"{_fmt(lo)} and more" if not math.isfinite(hi) else f"{_fmt(lo)} - {_fmt(hi)}")
             )
-            items.append((DIFF_DISTANCE_COLOURS[c], f"{span}: {int(counts[c]):,} meshes ({counts[c] / max(n, 1):.0%})"))
+            items.append(
+                (DIFF_DISTANCE_COLOURS[c], f"{span}: {plural(int(counts[c]), 'mesh', 'meshes')} ({counts[c] / max(n, 1):.0%})")
+            )
         notes.append(
             "Pale = the mesh's embedding barely moved between the periods, dark red = it moved the most "
             "(the reverse of the similarity ramp, where dark = close). Classes at this pair's own 50 / 75 / 90 / 97 % "
@@ -286,8 +298,8 @@ def legend_entries(
         title = "Period B: stay pattern changed since A"
         above = f"pattern change above {_fmt(thr)}" if math.isfinite(thr) else "none flagged"
         items = [
-            (CHANGE_COLOURS[1], f"changed: {above} ({n_changed:,} meshes)"),
-            (CHANGE_COLOURS[0], f"unchanged: at or below the threshold ({n - n_changed:,} meshes)"),
+            (CHANGE_COLOURS[1], f"changed: {above} ({plural(n_changed, 'mesh', 'meshes')})"),
+            (CHANGE_COLOURS[0], f"unchanged: at or below the threshold ({plural(n - n_changed, 'mesh', 'meshes')})"),
         ]
         notes.append(
             "Pattern change = Jensen-Shannon divergence of the stay patterns each period's model predicts "
@@ -302,7 +314,12 @@ def legend_entries(
         )
     if cell is not None:
         inside = int(diff.in_cell(cell).sum())
-        items.append((FADED_COLOUR, f"grey: outside the highlighted transition {cell[0]} -> {cell[1]} ({n - inside:,} meshes)"))
+        items.append(
+            (
+                FADED_COLOUR,
+                f"grey: outside the highlighted transition {cell[0]} -> {cell[1]} ({plural(n - inside, 'mesh', 'meshes')})",
+            )
+        )
     return {"title": title, "items": items, "notes": notes}
 
 
@@ -708,7 +725,7 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
         else f"threshold: none ({origin}: {no_threshold_reason(diff)})"
     )
     summary = (
-        f"{n:,} meshes in both; {n_changed:,} changed their stay pattern ({n_changed / max(n, 1):.0%}; {thr_text}); "
+        f"{plural(n, 'mesh', 'meshes')} in both; {n_changed:,} changed their stay pattern ({n_changed / max(n, 1):.0%}; {thr_text}); "
         f"{diff.stayed:.0%} stayed in their cluster; median embedding distance {np.median(diff.distance):.3f}"
     )
     common = {
@@ -727,7 +744,7 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
     if cell_t is not None:
         in_cell = diff.in_cell(cell_t)
         inside = int(in_cell.sum())
-        cell_info = f"Highlighted: {inside:,} meshes went from {cell_t[0]}: {names[cell_t[0]]} to {cell_t[1]}: {names[cell_t[1]]} ({int(diff.changed[in_cell].sum()):,} of them changed their stay pattern)."
+        cell_info = highlight_text(inside, int(diff.changed[in_cell].sum()), cell_t, names)
     else:
         cell_info = "Click a cell to highlight its meshes on the maps (click it again to clear)."
     ranking = [ranking_table(table)] if len(table) else [html.P("No mesh in this transition.")]
@@ -943,7 +960,7 @@ def show_periods(a, b):
     if a not in catalog.refs:
         return 1, {}, None, "Period B of this city: pick period A first"
     keys = catalog.periods(a)
-    note = f"Period B: {len(keys)} periods of {catalog.city(a).title()}" + (
+    note = f"Period B: {plural(len(keys), 'period')} of {catalog.city(a).title()}" + (
         " (only one: nothing to step through)" if len(keys) < 2 else ""
     )
     return max(len(keys) - 1, 1), period_marks(catalog, keys), keys.index(b) if b in keys else None, note

@@ -401,3 +401,32 @@ def test_the_transition_matrix_is_lightest_at_zero_and_darkest_at_the_largest_co
     assert shades == sorted(shades, reverse=True)  # darker with every step
     assert trace["zmin"] == 0 and trace["zmax"] == 109  # 0 meshes: the lightest; 109: the darkest
     assert "textfont" not in trace or "color" not in trace["textfont"]  # Plotly's contrast: light text on dark cells
+
+
+def test_counts_in_this_view_are_singular_for_one():
+    d = _diff().with_threshold(0.5)  # one mesh changed (0.60)
+    change = view.legend_entries(d, "change", ["homes", "offices"], "b", True, (1, 0))
+    texts = [t for _, t in change["items"]]
+    assert texts[0] == "changed: pattern change above 0.5 (1 mesh)"
+    assert texts[1] == "unchanged: at or below the threshold (4 meshes)"
+    assert "1 of 5 meshes." in change["notes"][-2]
+    assert view.plural(1, "mesh", "meshes") == "1 mesh" and view.plural(1_200, "period") == "1,200 periods"
+    assert view.plural(0, "mesh", "meshes") == "0 meshes"
+    one = view.highlight_text(1, 0, (1, 0), ["homes", "offices"])
+    assert one == "Highlighted: 1 mesh went from 1: offices to 0: homes (its stay pattern did not change)."
+    assert view.highlight_text(3, 1, (0, 1), ["homes", "offices"]).endswith("(1 of them changed their stay pattern).")
+    dist = PeriodDiff(
+        np.arange(4), np.arange(4), np.arange(4), np.array([0.1, 0.2, 0.3, 9.0]), np.zeros(4), np.zeros(4, bool), None, None, 2
+    )
+    items = [t for _, t in view.legend_entries(dist, "distance", ["a", "b"], "b", False, None)["items"]]
+    assert any(t.endswith(": 1 mesh (25%)") for t in items)
+    from dashboard.figures import transition_heatmap
+
+    trace = transition_heatmap(np.array([[1, 0], [0, 0]]), "a", "b")
+    assert trace["data"][0]["customdata"] == [["mesh", "meshes"], ["meshes", "meshes"]]
+    assert "1 mesh in both" in trace["layout"]["title"]["text"]
+
+
+def test_a_city_with_one_period_says_so_in_the_singular(catalog):
+    _top, _marks, _value, note = view.show_periods("rel/osaka_2021_04", None)
+    assert note == "Period B: 1 period of Osaka (only one: nothing to step through)"
