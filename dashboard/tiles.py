@@ -143,27 +143,28 @@ def diff_layer(catalog: Catalog, key: str, args) -> tuple[np.ndarray, np.ndarray
         table = np.vstack([table, _table([FADED_COLOUR], 90)])
     values = np.full(catalog.get(key).n_meshes, -1, dtype=np.int64)
     values[diff.index_a if side == "a" else diff.index_b] = cls
-    return with_complemented_values(values, table, catalog.parent_rows(key))
+    return with_enclosing_values(values, table, catalog.enclosing_rows(key))
 
 
-def with_complemented_values(values: np.ndarray, table: np.ndarray, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Complemented 50 m meshes drawn with their 250 m parent's colour, paler (as the cluster map draws them).
+def with_enclosing_values(values: np.ndarray, table: np.ndarray, enclosing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Undrawn 50 m meshes inside a drawn 250 m mesh take its colour, paler (as the cluster map draws complemented ones).
 
-    The tiles draw the smallest mesh of a place on top, and a 250 m mesh's 25 cells are all kept 50 m
-    meshes or complemented children: a layer that colours only the 250 m mesh shows nothing of it.
+    The tiles draw the smallest mesh of a place on top, and a 250 m mesh's 25 cells are all 50 m
+    meshes (kept ones or complemented children): a layer that colours only the 250 m mesh would show
+    nothing of it. A 50 m mesh with a colour of its own keeps it.
 
     Args:
         values: per mesh row, an index into ``table`` (-1 = not drawn).
         table: ``n x 4`` RGBA colours.
-        parents: :meth:`dashboard.catalog.Catalog.parent_rows` (-1 = not complemented).
+        enclosing: :meth:`dashboard.catalog.Catalog.enclosing_rows` (-1 = no 250 m mesh around).
 
     Returns:
-        ``(values, table)``: the table followed by its paler copy, which complemented meshes index.
+        ``(values, table)``: the table followed by its paler copy, which those 50 m meshes index.
     """
     out = np.asarray(values, dtype=np.int64).copy()
-    comp = np.flatnonzero(parents >= 0)
-    inherited = out[parents[comp]]
-    out[comp] = np.where(inherited >= 0, inherited + len(table), -1)
+    rows = np.flatnonzero((enclosing >= 0) & (out < 0))
+    inherited = out[enclosing[rows]]
+    out[rows] = np.where(inherited >= 0, inherited + len(table), -1)
     pale = table.copy()
     pale[:, 3] = (pale[:, 3].astype(np.int64) * PALE_ALPHA // ALPHA).astype(np.uint8)
     return out, np.vstack([table, pale])

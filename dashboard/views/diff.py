@@ -309,8 +309,8 @@ def legend_entries(
     n_coarse = int((diff.sizes == 250).sum()) if diff.sizes is not None else 0
     if n_coarse:
         notes.append(
-            f"Paler: the 50 m cells of a compared 250 m mesh ({plural(n_coarse, 'such mesh', 'such meshes')} here) "
-            "with too few people of their own (complemented): they show their 250 m mesh, as on the cluster map."
+            f"Paler: a compared 250 m mesh ({n_coarse:,} here), drawn on its 50 m cells that are not compared "
+            "themselves (too few people of their own, or in one period only), as complemented meshes on the cluster map."
         )
     if cell is not None:
         inside = int(diff.in_cell(cell).sum())
@@ -786,9 +786,10 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
     State(ids.DIFF_A, "value"),
     State(ids.DIFF_B, "value"),
     State(ids.DIFF_MAP, "zoom"),
+    State(ids.DIFF_K, "value"),
     prevent_initial_call=True,
 )
-def on_pick(click_b, click_a, _rows, a, b, zoom):
+def on_pick(click_b, click_a, _rows, a, b, zoom, k):
     """A mesh picked on either map (resolved on the server from lat/lng) or in the ranked list (then shown on the maps)."""
     catalog = get_catalog()
     keep = dash.no_update
@@ -820,8 +821,12 @@ def on_pick(click_b, click_a, _rows, a, b, zoom):
     row = int(catalog.index(key).lookup(np.array([y]), np.array([x]))[0])
     if row < 0:
         return None, keep
-    row = catalog.own_row(key, row)  # a complemented 50 m mesh is its 250 m mesh (drawn in its colour)
     ds = catalog.get(key)
+    coarse = int(catalog.enclosing_rows(key)[row])
+    if coarse >= 0:  # a 50 m cell drawn in its 250 m mesh's colour (not compared itself) picks the 250 m mesh
+        base, _problem = _pair(catalog, a, b, _k(k))
+        if base is not None and base.find(int(ds.codes[row]), 50) is None and base.find(int(ds.codes[coarse]), 250) is not None:
+            row = coarse
     return {"code": int(ds.codes[row]), "size": int(ds.mesh_sizes[row])}, keep
 
 

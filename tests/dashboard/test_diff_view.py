@@ -272,7 +272,9 @@ def test_the_period_slider_sets_b_and_ignores_garbage(catalog):
 
 @pytest.fixture(scope="module")
 def coarse(tmp_path_factory):
-    """Nagoya 2019 / 2020 with 50 m meshes, and 250 m meshes with their complemented 50 m children (as released)."""
+    """Nagoya 2019 / 2020 with 50 m meshes, and 250 m meshes with their complemented 50 m children (as released);
+    in 2019 only, a kept 50 m mesh at the centre of the first 250 m mesh."""
+    from core.geo.meshcode import code_centers
     from core.mobility.privacy import with_complemented
 
     root = tmp_path_factory.mktemp("coarse")
@@ -284,17 +286,23 @@ def coarse(tmp_path_factory):
     decoder = rng.normal(size=(168, 8))
     vec = rng.normal(size=(len(codes), 8))
     labels = {k: np.arange(len(codes)) % k for k in (5, 10, 20)}
+    lat, lon = code_centers(big[:1], 250)
+    inside = latlon_to_code(lat, lon, 50)
     for name, v in (("nagoya_2019_04", vec), ("nagoya_2020_04", vec + rng.normal(size=vec.shape))):
-        all_codes, all_sizes, all_vec, all_labels, comp = with_complemented(codes, sizes, v, labels)
+        c, z, w, lab = codes, sizes, v, labels
+        if name == "nagoya_2019_04":
+            c, z, w = np.r_[codes, inside], np.r_[sizes, 50], np.vstack([v, v[:1]])
+            lab = {k: np.r_[v_, 0] for k, v_ in labels.items()}
+        all_codes, all_sizes, all_vec, all_labels, comp = with_complemented(c, z, w, lab)
         write_dataset(root / "rel", name, all_codes, all_sizes, all_vec, decoder, all_labels, comp)
     return Catalog(root), big
 
 
 @pytest.mark.parametrize("by", ["cluster", "change", "distance"])
 @pytest.mark.parametrize("cell", [None, "0-0"])
-def test_compared_250m_meshes_are_drawn_through_their_complemented_children(coarse, by, cell):
-    """A 250 m mesh's 25 cells are all its complemented children (smaller meshes are drawn on top):
-    they take its colour, paler, as on the cluster map; nothing compared is left undrawn."""
+def test_compared_250m_meshes_are_drawn_through_their_50m_cells(coarse, by, cell):
+    """A 250 m mesh's 25 cells are all 50 m meshes (smaller meshes are drawn on top): those not compared
+    themselves (complemented, or kept in one period only) take its colour, paler, as on the cluster map."""
     from flask import Flask
     from werkzeug.datastructures import MultiDict
 
@@ -311,20 +319,22 @@ def test_compared_250m_meshes_are_drawn_through_their_complemented_children(coar
         args = {"ds": key, "other": b if side == "a" else a, "side": side, "by": by, "k": "10"}
         with Flask(__name__).test_request_context():
             values, table = layer_values(cat, MultiDict({**args, "mode": "diff", **({"cell": cell} if cell else {})}))
-        parents = cat.parent_rows(key)
-        comp = parents >= 0
+        enclosing, comp = cat.enclosing_rows(key), cat.parent_rows(key) >= 0
+        compared = np.zeros(len(values), bool)
+        compared[index] = True
+        under = (enclosing >= 0) & ~compared
         half = len(table) // 2
-        assert comp.sum() == 25 * len(big)
-        assert np.array_equal(values[comp], values[parents[comp]] + half)  # the parent's colour ...
+        assert comp.sum() == 25 * len(big) - (side == "a") and (under & ~comp).sum() == (side == "a")
+        assert np.array_equal(values[under], values[enclosing[under]] + half)  # the 250 m mesh's colour ...
         assert (table[half:, :3] == table[:half, :3]).all() and (table[half:, 3] < table[:half, 3]).all()  # ... paler
         assert (values[index] >= 0).all() and (values[index] < half).all()
-        # what a tile shows at each 250 m mesh's centre: a complemented child, coloured
+        # what a tile shows at each 250 m mesh's centre: a 50 m cell (the kept one in 2019), coloured
         rows = cat.index(key).lookup(lat, lon)
-        assert comp[rows].all() and (values[rows] >= 0).all()
+        assert (cat.get(key).mesh_sizes[rows] == 50).all() and (values[rows] >= half).all()
         tile = render_tile(cat.index(key), values, table, 14, *_tile_xy(float(lat[0]), float(lon[0]), 14))
         assert tile is not None and (tile[..., 3] > 0).sum() > 0
     notes = " ".join(view.legend_entries(d, "change", [str(c) for c in range(10)], "b", False, None)["notes"])
-    assert f"Paler: the 50 m cells of a compared 250 m mesh ({len(big)} such meshes here)" in notes
+    assert f"Paler: a compared 250 m mesh ({len(big)} here), drawn on its 50 m cells" in notes
 
 
 def _tile_xy(lat: float, lon: float, z: int) -> tuple[int, int]:
@@ -332,7 +342,8 @@ def _tile_xy(lat: float, lon: float, z: int) -> tuple[int, int]:
     return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
 
 
-def test_a_click_on_a_complemented_mesh_picks_its_250m_mesh(coarse, catalog):
+@pytest.mark.parametrize("where", ["a complemented cell", "a 50 m mesh of 2019 only"])
+def test_a_click_on_a_50m_cell_drawn_as_its_250m_mesh_picks_it(coarse, catalog, where):
     from contextvars import copy_context
 
     from dash._callback_context import context_value
@@ -343,11 +354,12 @@ def test_a_click_on_a_complemented_mesh_picks_its_250m_mesh(coarse, catalog):
     cat, big = coarse
     a, b = "rel/nagoya_2019_04", "rel/nagoya_2020_04"
     lat, lon = code_centers(big[:1], 250)
-    click = {"latlng": {"lat": float(lat[0]) + 0.0004, "lng": float(lon[0]) - 0.0006}}  # off-centre: another child
+    off = (0.0004, -0.0006) if where == "a complemented cell" else (0.0, 0.0)  # the centre: the kept 50 m mesh
+    click = {"latlng": {"lat": float(lat[0]) + off[0], "lng": float(lon[0]) + off[1]}}
 
     def run():
         context_value.set(AttributeDict(triggered_inputs=[{"prop_id": "diff-map-a.clickData", "value": click}]))
-        return view.on_pick(None, click, [], a, b, 14)
+        return view.on_pick(None, click, [], a, b, 14, 10)
 
     install(AppContext(catalog=cat, basemap=None, upload_cap=2**20))
     try:
