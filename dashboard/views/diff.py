@@ -10,7 +10,7 @@ Everything that is not Dash glue is a plain function, unit-tested in ``tests/das
 from __future__ import annotations
 
 import math
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import dash
 import numpy as np
@@ -230,11 +230,22 @@ def _fmt(value: float) -> str:
 
 def no_threshold_reason(diff: PeriodDiff) -> str:
     """Why the data gives no threshold (nothing flagged): too few meshes to tell, or no distinct group of changes."""
+    if diff.rule is not None and diff.rule.reason:
+        return diff.rule.reason
     pc = np.asarray(diff.pattern_change, dtype=np.float64)
     usable = int((np.isfinite(pc) & (pc > 0)).sum())
     if usable < MIN_MESHES:
         return f"too few compared meshes ({usable:,}; the rule needs {MIN_MESHES}) to tell changes from noise"
     return "no distinct group of changes"
+
+
+def suggested_threshold(diff: PeriodDiff) -> float | None:
+    """Where the data would split its larger changes from the noise although they are not a distinct group
+    (:attr:`core.analysis.diff.ChangeRule.split`), within the knob's range; ``None`` when it flags a group or has none."""
+    rule = diff.rule
+    if rule is None or math.isfinite(rule.threshold) or not math.isfinite(rule.split):
+        return None
+    return float(knobs.CHANGE_THRESHOLD.clamp(float(f"{rule.split:.3g}")))
 
 
 def legend_entries(
@@ -649,6 +660,22 @@ def on_cell(click, _clear, _a, _b, k, current):
     return (list(cell) if cell is not None else None), None
 
 
+def _threshold_status(text: str, suggestion: float | None, a: str, b: str, k: int, by: str) -> list:
+    """The threshold line; when the data flags nothing but sees larger changes, a link that sets its split by hand."""
+    if suggestion is None:
+        return [text]
+    query = urlencode({"view": "diff", "a": a, "b": b, "dk": k, "by": by, "thr": f"{suggestion:g}"})
+    return [
+        text + " ",
+        html.A(
+            f"flag above {suggestion:g}",
+            href=f"?{query}",
+            id=ids.DIFF_THRESHOLD_SUGGEST,
+            title="where the data separates the larger changes from the noise, although they are not a distinct group",
+        ),
+    ]
+
+
 def _pair(catalog: Catalog, a, b, k) -> tuple[PeriodDiff | None, str | None]:
     problem = pair_problem(catalog, a, b)
     if problem is not None:
@@ -770,7 +797,7 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
         summary,
         position,
         position,
-        f"{n_changed:,} changed; {thr_text}",
+        _threshold_status(f"{n_changed:,} changed; {thr_text}", suggested_threshold(diff) if thr is None else None, a, b, k, by),
         fig,
         cell_info,
         ranking,

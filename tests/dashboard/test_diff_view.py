@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -442,3 +443,22 @@ def test_counts_in_this_view_are_singular_for_one():
 def test_a_city_with_one_period_says_so_in_the_singular(catalog):
     _top, _marks, _value, note = view.show_periods("rel/osaka_2021_04", None)
     assert note == "Period B: 1 period of Osaka (only one: nothing to step through)"
+
+
+def test_without_a_group_the_view_says_why_and_links_the_datas_split():
+    from core.analysis.diff import ChangeRule
+
+    why = "no distinct group of changes (the larger ones, typically 0.0757, are 2.5x the noise's 0.0302; a distinct group sits 3x above it)"
+    d = PeriodDiff(*(np.arange(40),) * 3, np.zeros(40), np.full(40, 0.01), np.zeros(40, bool), None, None, 2, math.inf)
+    d = dataclasses.replace(d, rule=ChangeRule(math.inf, why, 0.0302, 0.0757, 0.038712))
+    assert view.no_threshold_reason(d) == why
+    assert view.suggested_threshold(d) == 0.0387
+    assert view.suggested_threshold(d.with_threshold(0.05)) == 0.0387  # the rule goes with the diff
+    status = view._threshold_status("0 changed", 0.0387, A, B, 10, "change")
+    link = status[1]
+    assert link.children == "flag above 0.0387"
+    assert "thr=0.0387" in link.href and "a=rel%2Fnagoya_2019_04" in link.href and "dk=10" in link.href
+    found = dataclasses.replace(d, threshold=0.04, rule=ChangeRule(0.04, "", 0.01, 0.08, 0.04))
+    assert view.suggested_threshold(found) is None and view._threshold_status("3 changed", None, A, B, 10, "change") == [
+        "3 changed"
+    ]
