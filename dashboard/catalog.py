@@ -452,20 +452,31 @@ class Catalog:
 
         def make() -> np.ndarray:
             ds = self.get(key)
-            out = np.full(ds.n_meshes, -1, dtype=np.int64)
-            if ds.complemented is None or not ds.complemented.any():
-                return out
-            comp = np.flatnonzero(ds.complemented)
-            parents = parent_code(ds.codes[comp], 50, 250)
-            big = np.flatnonzero(ds.mesh_sizes == 250)
-            order = np.argsort(ds.codes[big], kind="stable")
-            pos = np.minimum(np.searchsorted(ds.codes[big][order], parents), max(len(big) - 1, 0))
-            found = big[order][pos] if len(big) else np.zeros(len(comp), np.int64)
-            ok = (ds.codes[found] == parents) if len(big) else np.zeros(len(comp), bool)
-            out[comp[ok]] = found[ok]
-            return out
+            if ds.complemented is None:
+                return np.full(ds.n_meshes, -1, dtype=np.int64)
+            return np.where(ds.complemented, self.enclosing_rows(key), -1)
 
         return self._memo(("parents", key), make)
+
+    def enclosing_rows(self, key: str) -> np.ndarray:
+        """Row of the 250 m mesh of the dataset that covers each 50 m mesh (complemented or not), -1 elsewhere."""
+
+        def make() -> np.ndarray:
+            ds = self.get(key)
+            out = np.full(ds.n_meshes, -1, dtype=np.int64)
+            small = np.flatnonzero(ds.mesh_sizes == 50)
+            big = np.flatnonzero(ds.mesh_sizes == 250)
+            if not len(small) or not len(big):
+                return out
+            parents = parent_code(ds.codes[small], 50, 250)
+            order = np.argsort(ds.codes[big], kind="stable")
+            pos = np.minimum(np.searchsorted(ds.codes[big][order], parents), len(big) - 1)
+            found = big[order][pos]
+            ok = ds.codes[found] == parents
+            out[small[ok]] = found[ok]
+            return out
+
+        return self._memo(("enclosing", key), make)
 
     def own_row(self, key: str, row: int) -> int:
         """The row whose embedding mesh ``row`` shows: its 250 m parent when complemented, else itself."""

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from .palette import PALETTE
+from .plotly_text import plotly_text
 
 # Distance classes 0 (the mesh itself) .. 5 (>= 16): dark to light.
 DISTANCE_COLOURS = ("#000000", "#b30000", "#e34a33", "#fc8d59", "#fdcc8a", "#fef0d9")
@@ -20,6 +21,9 @@ CHANGE_COLOURS = ("#9ecae1", "#d7301f")
 DIFF_DISTANCE_COLOURS = ("#fef0d9", "#fdcc8a", "#fc8d59", "#e34a33", "#b30000")
 # Meshes outside a highlighted transition-matrix cell.
 FADED_COLOUR = "#bdbdbd"
+# The transition matrix: ColorBrewer Blues, 0 meshes lightest, the largest count darkest (Plotly's own
+# "Blues" runs the other way: dark blue at 0). Plotly picks dark or light cell text by contrast.
+MATRIX_COLOURS = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
 # Similar areas by percent or rank: the selected mesh, its matches, every other mesh (pale).
 MATCH_COLOURS = ("#000000", "#c51b8a", "#bdbdbd")
 DURATION_LABELS = ("<= 30 min", "30-60 min", "1-2 h", "2-4 h", "4-6 h", "6-12 h", "> 12 h")
@@ -223,6 +227,7 @@ def transition_heatmap(
     z = m.astype(int).tolist()  # plain lists: small, and readable by anyone inspecting the figure
     names = list(names) if names is not None and len(names) == k else [f"cluster {c}" for c in range(k)]
     ticks = [f"{c}: {n}" for c, n in enumerate(names)]
+    shown = {"tickmode": "array", "tickvals": ticks, "ticktext": [plotly_text(t) for t in ticks]}
     total = int(m.sum())
     stayed = float(np.trace(m)) / total if total else float("nan")
     trace = {
@@ -230,10 +235,13 @@ def transition_heatmap(
         "z": z,
         "x": ticks,
         "y": ticks,
-        "colorscale": "Blues",
+        "colorscale": [[i / (len(MATRIX_COLOURS) - 1), c] for i, c in enumerate(MATRIX_COLOURS)],
+        "zmin": 0,
+        "zmax": max(int(m.max()) if m.size else 0, 1),
         "text": z,
         "texttemplate": "%{text}",
-        "hovertemplate": "A: %{y}<br>B: %{x}<br>meshes: %{z:,}<extra></extra>",
+        "customdata": [["mesh" if v == 1 else "meshes" for v in row] for row in z],
+        "hovertemplate": "A: %{y}<br>B: %{x}<br>%{z:,} %{customdata}<extra></extra>",
         "colorbar": {"title": {"text": "meshes"}},
     }
     layout: dict[str, Any] = {
@@ -243,8 +251,10 @@ def transition_heatmap(
         },
         "height": max(420, 140 + 26 * k),
         "margin": {"l": 10, "r": 10, "t": 60, "b": 10},
-        "xaxis": {"title": {"text": f"cluster in B ({label_b})"}, "tickangle": -40, "automargin": True},
-        "yaxis": {"title": {"text": f"cluster in A ({label_a})"}, "autorange": "reversed", "automargin": True},
+        # The names are the categories (clicks and hover carry them); their tick text is escaped, as
+        # plotly reads markup there and a name is what a person typed.
+        "xaxis": {"title": {"text": f"cluster in B ({label_b})"}, "tickangle": -40, "automargin": True, **shown},
+        "yaxis": {"title": {"text": f"cluster in A ({label_a})"}, "autorange": "reversed", "automargin": True, **shown},
     }
     if cell is not None and 0 <= cell[0] < k and 0 <= cell[1] < k:
         i, j = int(cell[0]), int(cell[1])

@@ -135,15 +135,39 @@ def diff_layer(catalog: Catalog, key: str, args) -> tuple[np.ndarray, np.ndarray
             abort(400)
         cls, table = labels.astype(np.int64), _table([PALETTE[c % len(PALETTE)] for c in range(k)], OWN_ALPHA)
     elif by == "distance":
-        cls, table = diff.distance_classes(), _table(DIFF_DISTANCE_COLOURS, 215)
+        cls, table = diff.distance_classes(), _table(DIFF_DISTANCE_COLOURS, OWN_ALPHA)
     else:
-        cls, table = diff.changed.astype(np.int64), _table(CHANGE_COLOURS, 215)
+        cls, table = diff.changed.astype(np.int64), _table(CHANGE_COLOURS, OWN_ALPHA)
     if cell is not None:
         cls = np.where(diff.in_cell(cell), cls, len(table))
         table = np.vstack([table, _table([FADED_COLOUR], 90)])
     values = np.full(catalog.get(key).n_meshes, -1, dtype=np.int64)
     values[diff.index_a if side == "a" else diff.index_b] = cls
-    return values, table
+    return with_enclosing_values(values, table, catalog.enclosing_rows(key))
+
+
+def with_enclosing_values(values: np.ndarray, table: np.ndarray, enclosing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Undrawn 50 m meshes inside a drawn 250 m mesh take its colour, paler (as the cluster map draws complemented ones).
+
+    The tiles draw the smallest mesh of a place on top, and a 250 m mesh's 25 cells are all 50 m
+    meshes (kept ones or complemented children): a layer that colours only the 250 m mesh would show
+    nothing of it. A 50 m mesh with a colour of its own keeps it.
+
+    Args:
+        values: per mesh row, an index into ``table`` (-1 = not drawn).
+        table: ``n x 4`` RGBA colours.
+        enclosing: :meth:`dashboard.catalog.Catalog.enclosing_rows` (-1 = no 250 m mesh around).
+
+    Returns:
+        ``(values, table)``: the table followed by its paler copy, which those 50 m meshes index.
+    """
+    out = np.asarray(values, dtype=np.int64).copy()
+    rows = np.flatnonzero((enclosing >= 0) & (out < 0))
+    inherited = out[enclosing[rows]]
+    out[rows] = np.where(inherited >= 0, inherited + len(table), -1)
+    pale = table.copy()
+    pale[:, 3] = (pale[:, 3].astype(np.int64) * COMPLEMENTED_ALPHA // OWN_ALPHA).astype(np.uint8)
+    return out, np.vstack([table, pale])
 
 
 MATCH_TABLE = np.array(

@@ -7,10 +7,10 @@ the stay distributions each period's own model assigns to the mesh, ``softmax(e 
 pattern change compares what the meshes are used for, so it is immune to that shift; a mesh is
 flagged as changed when it exceeds ``threshold``.
 
-The threshold is decided from the data, not fixed (:func:`change_threshold`): most meshes of a
-city do not change between two periods, so the bulk of the pattern changes is the noise of two
-independent trainings on finite stays, and real changes, when there are any, form a separate group
-far above it. A three-component mixture on the log scale finds that group (or finds none).
+The threshold is decided from the data, not fixed (:func:`change_threshold`): the pattern changes
+of unchanged meshes are the noise of two independent trainings on finite stays, the lowest group;
+real changes, when there are any, form a separate group far above it (in a small city it can hold
+most meshes). A mixture on the log scale, its size chosen by BIC, finds that group (or finds none).
 
 The cluster transition matrix counts meshes going from cluster i in period A to cluster j in
 period B; with joint clusters (one shared space) the diagonal is the meshes that kept their use.
@@ -18,6 +18,7 @@ period B; with joint clusters (one shared space) the diagonal is the meshes that
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,10 +30,36 @@ from core.errors import ParameterError
 from core.release.layout import ReleaseDataset
 
 MIN_SEPARATION = 3.0  # a group of changes sits at least 3x the noise's typical change (see change_threshold)
+MAX_GROUPS = 4  # change_threshold's mixture has 1 to 4 components (chosen by BIC)
+MIN_MESHES = 30  # fewer compared meshes (with a change above 0): nothing is flagged from the data
+FIT_SAMPLE = 20_000  # change_threshold fits its mixture on at most this many meshes (a seeded sample)
+MIN_SUGGEST_SEPARATION = 2.0  # below a distinct group, larger changes this far above the noise get a split to offer
+MIN_NOISE_SHARE = 0.2  # change_threshold's noise holds at least this share of the meshes (its lowest components)
 # Embedding distances between the periods are shown in classes at these quantiles of the pair's own
 # distances (the closest half, ..., the farthest 3 %): fixed distance classes saturate, since
 # anchoring leaves every mesh of two independent trainings a similar small distance apart.
 DISTANCE_QUANTILES = (0.5, 0.75, 0.9, 0.97)
+
+
+@dataclass(frozen=True)
+class ChangeRule:
+    """What :func:`change_rule` found in a pair's pattern changes.
+
+    Attributes:
+        threshold: changed above this; infinite when nothing is flagged.
+        reason: why nothing is flagged (``""`` when a group of changes was found).
+        noise: the noise's typical change (centre of its components; NaN with too few meshes).
+        group: the typical change of the components above the noise's lowest ones (NaN: one group).
+        split: where the mixture separates those from the noise: the threshold, or (offered to set by
+            hand) the one it would have been had the groups been ``separation`` apart, when they are at
+            least :data:`MIN_SUGGEST_SEPARATION` apart (NaN: none).
+    """
+
+    threshold: float
+    reason: str = ""
+    noise: float = float("nan")
+    group: float = float("nan")
+    split: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -50,6 +77,7 @@ class PeriodDiff:
     k: int
     threshold: float = float("nan")
     sizes: np.ndarray | None = None  # mesh sizes (m) of ``codes``; a code is unique only with its size
+    rule: ChangeRule | None = None  # what the data said about the threshold (None: not asked)
 
     @property
     def stayed(self) -> float:
@@ -81,6 +109,7 @@ class PeriodDiff:
             self.k,
             thr,
             self.sizes,
+            self.rule,
         )
 
     def in_cell(self, cell: tuple[int, int] | None) -> np.ndarray:
@@ -194,30 +223,75 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def change_threshold(pattern_change: np.ndarray, separation: float = MIN_SEPARATION, seed: int = 0) -> float:
-    """The pattern change above which a mesh counts as changed, from the data itself.
+    """The pattern change above which a mesh counts as changed, from the data itself (:func:`change_rule`)."""
+    return change_rule(pattern_change, separation, seed).threshold
 
-    The log pattern changes are modelled as a mixture of three normal components (scikit-learn's
-    GaussianMixture, seeded): the training noise of unchanged meshes takes the heavy, low ones; a
-    real change, when there is one, forms the highest component. When that component's centre is
-    less than ``separation`` times the heaviest component's (no distinct group of changes), no
-    mesh is flagged. Otherwise the threshold is the smallest change the model more likely assigns
-    to the changed component than to noise.
+
+def change_rule(pattern_change: np.ndarray, separation: float = MIN_SEPARATION, seed: int = 0) -> ChangeRule:
+    """The threshold from the data, and why there is none when nothing is flagged.
+
+    The log pattern changes (over their median: the rule is scale-free) are modelled as a mixture of
+    normal components (scikit-learn's GaussianMixture, seeded), their number (1 to :data:`MAX_GROUPS`)
+    chosen by BIC: one component = no distinct group of changes. The noise of two trainings is the
+    lowest components holding at least :data:`MIN_NOISE_SHARE` of the meshes (a thin low tail of
+    near-identical patterns may get a component of its own), joined by every next one whose centre
+    is less than ``separation`` times the noise's (a noise split in two is still noise); the
+    components above are the changes, however many meshes they hold (in a small city most meshes
+    may have changed: the heaviest group is not necessarily the noise). The threshold is the smallest change the model more likely assigns to
+    the changes than to the noise, and never below the noise's centre; infinite (nothing flagged)
+    without a group of changes or with fewer than :data:`MIN_MESHES` meshes. Above
+    :data:`FIT_SAMPLE` meshes the mixture is fitted on a seeded sample (bounded time).
     """
     from sklearn.mixture import GaussianMixture
 
     x = np.asarray(pattern_change, dtype=np.float64)
     x = x[np.isfinite(x) & (x > 0)]
-    if x.size < 30:
-        return float("inf")
-    lx = np.log(x)[:, None]
-    gm = GaussianMixture(n_components=3, random_state=seed, n_init=3).fit(lx)
-    means = gm.means_.ravel()
-    top, bulk = int(np.argmax(means)), int(np.argmax(gm.weights_))
-    if top == bulk or np.exp(means[top] - means[bulk]) < separation:
-        return float("inf")
-    changed = gm.predict_proba(lx)[:, top] > 0.5
-    changed &= lx.ravel() > means[bulk]  # never below the noise's own centre
-    return float(np.exp(lx[changed].min())) if changed.any() else float("inf")
+    if x.size < MIN_MESHES:
+        return ChangeRule(
+            float("inf"), f"too few compared meshes ({x.size:,}; the rule needs {MIN_MESHES}) to tell changes from noise"
+        )
+    scale = float(np.median(x))
+    z = np.log(x / scale)[:, None]
+    fit_on = z if len(z) <= FIT_SAMPLE else np.random.default_rng(seed).choice(z, FIT_SAMPLE, replace=False)
+    fits = [GaussianMixture(n, random_state=seed, n_init=3).fit(fit_on) for n in range(1, MAX_GROUPS + 1)]
+    gm = min(fits, key=lambda g: g.bic(fit_on))
+    means, weights = gm.means_.ravel(), gm.weights_
+
+    def centre(group: list[int]) -> float:
+        return float(np.exp(np.average(means[group], weights=weights[group])) * scale)
+
+    def split(low: list[int], high: list[int]) -> float:
+        hit = (gm.predict_proba(z)[:, high].sum(axis=1) > 0.5) & (x > centre(low))
+        return float(x[hit].min()) if hit.any() else float("inf")
+
+    order = [int(c) for c in np.argsort(means)]
+    # The noise: the lowest components up to a share of MIN_NOISE_SHARE of the meshes (a thin low tail
+    # of near-identical patterns alone is not the noise), then every next one less than ``separation`` above.
+    n_low = int(np.searchsorted(np.cumsum(weights[order]), MIN_NOISE_SHARE)) + 1
+    noise = order[:n_low]
+    for c in order[n_low:]:
+        if np.exp(means[c]) * scale >= separation * centre(noise):
+            break
+        noise.append(c)
+    changes = order[len(noise) :]
+    if changes:
+        thr = split(noise, changes)
+        return ChangeRule(
+            thr, "" if np.isfinite(thr) else "no mesh is more likely a change than noise", centre(noise), centre(changes), thr
+        )
+    low, high = order[:n_low], order[n_low:]
+    if not high:
+        return ChangeRule(float("inf"), "no distinct group of changes (the pattern changes form one group)", centre(noise))
+    exact = centre(high) / centre(low)
+    ratio = math.floor(exact * 10) / 10  # 2.99x reads 2.9x, not 3.0x
+    return ChangeRule(
+        float("inf"),
+        f"no distinct group of changes (the larger ones, typically {centre(high):.3g}, are {ratio:.1f}x the noise's "
+        f"{centre(low):.3g}; a distinct group sits {separation:g}x above it)",
+        centre(low),
+        centre(high),
+        split(low, high) if exact >= MIN_SUGGEST_SEPARATION else float("nan"),
+    )
 
 
 def diff_datasets(
@@ -256,7 +330,8 @@ def diff_datasets(
     change = js_divergence(predict_distributions(a.vectors[ia], a.decoder), predict_distributions(b.vectors[ib], b.decoder))
     la = a.labels.get(k) if labels_a is None else labels_a
     lb = b.labels.get(k) if labels_b is None else labels_b
-    thr = change_threshold(change) if threshold is None else float(threshold)
+    rule = change_rule(change) if threshold is None else None
+    thr = rule.threshold if rule is not None else float(threshold)  # type: ignore[arg-type]
     return PeriodDiff(
         a.codes[ia],
         ia,
@@ -269,4 +344,5 @@ def diff_datasets(
         k,
         thr,
         a.mesh_sizes[ia],
+        rule,
     )

@@ -10,7 +10,7 @@ Everything that is not Dash glue is a plain function, unit-tested in ``tests/das
 from __future__ import annotations
 
 import math
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import dash
 import numpy as np
@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
 
 from core import knobs
-from core.analysis.diff import PeriodDiff, change_csv, change_table
+from core.analysis.diff import MIN_MESHES, PeriodDiff, change_csv, change_table
 from core.constants import RELEASED_KS
 from core.errors import CoreError
 from core.geo.meshcode import code_centers
@@ -193,12 +193,60 @@ def _valid_cell(value: object, k: int) -> tuple[int, int] | None:
 
 
 def period_marks(catalog: Catalog, keys: list[str]) -> dict[int, str]:
-    """Slider marks: each dataset's period (its name when the name carries none)."""
-    return {i: (split_name(catalog.refs[key].name)[1] or catalog.refs[key].name) for i, key in enumerate(keys)}
+    """Slider marks: each dataset's period (its name when the name carries none), never two alike.
+
+    A period held by several datasets (a dataset trained here for a period the release has) names
+    each: ``2019-04 (yours: NAME)`` for one trained here, ``2019-04 (RELEASE)`` for a release's;
+    marks still alike after that show the dataset's key.
+    """
+    from core.workflow.userdata import USER_RELEASE
+
+    refs = [catalog.refs[key] for key in keys]
+    base = [split_name(ref.name)[1] or ref.name for ref in refs]
+    marks = [
+        p if base.count(p) == 1 else (f"{p} (yours: {ref.name})" if ref.release == USER_RELEASE else f"{p} ({ref.release})")
+        for p, ref in zip(base, refs)
+    ]
+    return {i: (m if marks.count(m) == 1 else f"{p} ({key})") for i, (m, p, key) in enumerate(zip(marks, base, keys))}
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``n`` with its noun: ``1 mesh``, ``2 meshes``, ``1,200 meshes`` (``many``: ``one + "s"`` when not given)."""
+    return f"{n:,} {one if n == 1 else (many if many is not None else one + 's')}"
+
+
+def highlight_text(inside: int, changed: int, cell: tuple[int, int], names: list[str]) -> str:
+    """What a highlighted matrix cell holds: ``inside`` meshes went from cluster ``cell[0]`` to ``cell[1]``, ``changed`` of them changed."""
+    went = f"{plural(inside, 'mesh', 'meshes')} went from {cell[0]}: {names[cell[0]]} to {cell[1]}: {names[cell[1]]}"
+    if inside == 1:
+        tail = "it changed its stay pattern" if changed else "its stay pattern did not change"
+    else:
+        tail = f"{changed:,} of them changed their stay pattern"
+    return f"Highlighted: {went} ({tail})."
 
 
 def _fmt(value: float) -> str:
     return f"{value:.3g}" if math.isfinite(value) else "none"
+
+
+def no_threshold_reason(diff: PeriodDiff) -> str:
+    """Why the data gives no threshold (nothing flagged): too few meshes to tell, or no distinct group of changes."""
+    if diff.rule is not None and diff.rule.reason:
+        return diff.rule.reason
+    pc = np.asarray(diff.pattern_change, dtype=np.float64)
+    usable = int((np.isfinite(pc) & (pc > 0)).sum())
+    if usable < MIN_MESHES:
+        return f"too few compared meshes ({usable:,}; the rule needs {MIN_MESHES}) to tell changes from noise"
+    return "no distinct group of changes"
+
+
+def suggested_threshold(diff: PeriodDiff) -> float | None:
+    """Where the data would split its larger changes from the noise although they are not a distinct group
+    (:attr:`core.analysis.diff.ChangeRule.split`), within the knob's range; ``None`` when it flags a group or has none."""
+    rule = diff.rule
+    if rule is None or math.isfinite(rule.threshold) or not math.isfinite(rule.split):
+        return None
+    return float(knobs.CHANGE_THRESHOLD.clamp(float(f"{rule.split:.3g}")))
 
 
 def legend_entries(
@@ -219,9 +267,10 @@ def legend_entries(
     n_changed = int(diff.changed.sum())
     origin = "set by you" if user_threshold else "decided from the data"
     thr_note = (
-        f"Changed = pattern change above {_fmt(thr)} ({origin}): {n_changed:,} of {n:,} meshes."
+        f"Changed = pattern change above {_fmt(thr)} ({origin}): {n_changed:,} of {plural(n, 'mesh', 'meshes')}."
         if math.isfinite(thr)
-        else "The data shows no distinct group of changes in this pair, so no mesh is flagged; move the threshold to flag the largest changes."
+        else f"Nothing is flagged: the data shows {no_threshold_reason(diff)} in this pair. The list below ranks every "
+        "compared mesh by its pattern change; move the threshold to flag the largest."
     )
     items: list[tuple[str, str]] = []
     notes: list[str] = []
@@ -248,7 +297,9 @@ def legend_entries(
                 if c == 0
                 else (f"{_fmt(lo)} and more" if not math.isfinite(hi) else f"{_fmt(lo)} - {_fmt(hi)}")
             )
-            items.append((DIFF_DISTANCE_COLOURS[c], f"{span}: {int(counts[c]):,} meshes ({counts[c] / max(n, 1):.0%})"))
+            items.append(
+                (DIFF_DISTANCE_COLOURS[c], f"{span}: {plural(int(counts[c]), 'mesh', 'meshes')} ({counts[c] / max(n, 1):.0%})")
+            )
         notes.append(
             "Pale = the mesh's embedding barely moved between the periods, dark red = it moved the most "
             "(the reverse of the similarity ramp, where dark = close). Classes at this pair's own 50 / 75 / 90 / 97 % "
@@ -259,17 +310,28 @@ def legend_entries(
         title = "Period B: stay pattern changed since A"
         above = f"pattern change above {_fmt(thr)}" if math.isfinite(thr) else "none flagged"
         items = [
-            (CHANGE_COLOURS[1], f"changed: {above} ({n_changed:,} meshes)"),
-            (CHANGE_COLOURS[0], f"unchanged: at or below the threshold ({n - n_changed:,} meshes)"),
+            (CHANGE_COLOURS[1], f"changed: {above} ({plural(n_changed, 'mesh', 'meshes')})"),
+            (CHANGE_COLOURS[0], f"unchanged: at or below the threshold ({plural(n - n_changed, 'mesh', 'meshes')})"),
         ]
         notes.append(
             "Pattern change = Jensen-Shannon divergence of the stay patterns each period's model predicts "
             "for the mesh: 0 = used the same way, ln 2 = 0.69 = nothing in common."
         )
         notes.append(thr_note)
+    n_coarse = int((diff.sizes == 250).sum()) if diff.sizes is not None else 0
+    if n_coarse:
+        notes.append(
+            f"Paler: a compared 250 m mesh ({n_coarse:,} here), drawn on its 50 m cells that are not compared "
+            "themselves (too few people of their own, or in one period only), as complemented meshes on the cluster map."
+        )
     if cell is not None:
         inside = int(diff.in_cell(cell).sum())
-        items.append((FADED_COLOUR, f"grey: outside the highlighted transition {cell[0]} -> {cell[1]} ({n - inside:,} meshes)"))
+        items.append(
+            (
+                FADED_COLOUR,
+                f"grey: outside the highlighted transition {cell[0]} -> {cell[1]} ({plural(n - inside, 'mesh', 'meshes')})",
+            )
+        )
     return {"title": title, "items": items, "notes": notes}
 
 
@@ -599,6 +661,22 @@ def on_cell(click, _clear, _a, _b, k, current):
     return (list(cell) if cell is not None else None), None
 
 
+def _threshold_status(text: str, suggestion: float | None, a: str, b: str, k: int, by: str) -> list:
+    """The threshold line; when the data flags nothing but sees larger changes, a link that sets its split by hand."""
+    if suggestion is None:
+        return [text]
+    query = urlencode({"view": "diff", "a": a, "b": b, "dk": k, "by": by, "thr": f"{suggestion:g}"})
+    return [
+        text + " ",
+        html.A(
+            f"flag above {suggestion:g}",
+            href=f"?{query}",
+            id=ids.DIFF_THRESHOLD_SUGGEST,
+            title="where the data separates the larger changes from the noise, although they are not a distinct group",
+        ),
+    ]
+
+
 def _pair(catalog: Catalog, a, b, k) -> tuple[PeriodDiff | None, str | None]:
     problem = pair_problem(catalog, a, b)
     if problem is not None:
@@ -672,10 +750,10 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
     thr_text = (
         f"threshold {_fmt(diff.threshold)} ({origin})"
         if math.isfinite(diff.threshold)
-        else f"threshold: none ({origin}: no distinct group of changes)"
+        else f"threshold: none ({origin}: {no_threshold_reason(diff)})"
     )
     summary = (
-        f"{n:,} meshes in both; {n_changed:,} changed their stay pattern ({n_changed / max(n, 1):.0%}; {thr_text}); "
+        f"{plural(n, 'mesh', 'meshes')} in both; {n_changed:,} changed their stay pattern ({n_changed / max(n, 1):.0%}; {thr_text}); "
         f"{diff.stayed:.0%} stayed in their cluster; median embedding distance {np.median(diff.distance):.3f}"
     )
     common = {
@@ -694,7 +772,7 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
     if cell_t is not None:
         in_cell = diff.in_cell(cell_t)
         inside = int(in_cell.sum())
-        cell_info = f"Highlighted: {inside:,} meshes went from {cell_t[0]}: {names[cell_t[0]]} to {cell_t[1]}: {names[cell_t[1]]} ({int(diff.changed[in_cell].sum()):,} of them changed their stay pattern)."
+        cell_info = highlight_text(inside, int(diff.changed[in_cell].sum()), cell_t, names)
     else:
         cell_info = "Click a cell to highlight its meshes on the maps (click it again to clear)."
     ranking = [ranking_table(table)] if len(table) else [html.P("No mesh in this transition.")]
@@ -720,7 +798,7 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
         summary,
         position,
         position,
-        f"{n_changed:,} changed; {thr_text}",
+        _threshold_status(f"{n_changed:,} changed; {thr_text}", suggested_threshold(diff) if thr is None else None, a, b, k, by),
         fig,
         cell_info,
         ranking,
@@ -736,9 +814,10 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
     State(ids.DIFF_A, "value"),
     State(ids.DIFF_B, "value"),
     State(ids.DIFF_MAP, "zoom"),
+    State(ids.DIFF_K, "value"),
     prevent_initial_call=True,
 )
-def on_pick(click_b, click_a, _rows, a, b, zoom):
+def on_pick(click_b, click_a, _rows, a, b, zoom, k):
     """A mesh picked on either map (resolved on the server from lat/lng) or in the ranked list (then shown on the maps)."""
     catalog = get_catalog()
     keep = dash.no_update
@@ -771,6 +850,11 @@ def on_pick(click_b, click_a, _rows, a, b, zoom):
     if row < 0:
         return None, keep
     ds = catalog.get(key)
+    coarse = int(catalog.enclosing_rows(key)[row])
+    if coarse >= 0:  # a 50 m cell drawn in its 250 m mesh's colour (not compared itself) picks the 250 m mesh
+        base, _problem = _pair(catalog, a, b, _k(k))
+        if base is not None and base.find(int(ds.codes[row]), 50) is None and base.find(int(ds.codes[coarse]), 250) is not None:
+            row = coarse
     return {"code": int(ds.codes[row]), "size": int(ds.mesh_sizes[row])}, keep
 
 
@@ -909,7 +993,7 @@ def show_periods(a, b):
     if a not in catalog.refs:
         return 1, {}, None, "Period B of this city: pick period A first"
     keys = catalog.periods(a)
-    note = f"Period B: {len(keys)} periods of {catalog.city(a).title()}" + (
+    note = f"Period B: {plural(len(keys), 'period')} of {catalog.city(a).title()}" + (
         " (only one: nothing to step through)" if len(keys) < 2 else ""
     )
     return max(len(keys) - 1, 1), period_marks(catalog, keys), keys.index(b) if b in keys else None, note

@@ -1,6 +1,7 @@
 """Joint clusters of a shared space, their names, their storage, and the data-driven change flag."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -173,3 +174,65 @@ def test_change_threshold_separates_changes_from_training_noise():
     assert precision >= 0.95 and recall >= 0.95
     # The same rule on a city whose noise is ten times larger moves its threshold with it.
     assert change_threshold(x * 10) == pytest.approx(thr * 10, rel=1e-9)
+
+
+def _precision_recall(x: np.ndarray, truth: np.ndarray, thr: float) -> tuple[float, float]:
+    flagged = x > thr
+    return (flagged & truth).sum() / max(flagged.sum(), 1), (flagged & truth).sum() / truth.sum()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_change_threshold_when_most_meshes_of_a_small_city_changed(seed):
+    """The quick demo's Nagoya: 320 meshes, two thirds of them in the districts the pandemic changed.
+    The changes are the heaviest group; the noise is still the lowest one."""
+    rng = np.random.default_rng(seed)
+    noise = np.exp(rng.normal(np.log(0.012), 0.6, size=100))
+    changed = np.exp(rng.normal(np.log(0.07), 0.45, size=220))
+    x = np.concatenate([noise, changed])
+    precision, recall = _precision_recall(x, np.r_[np.zeros(100, bool), np.ones(220, bool)], change_threshold(x))
+    assert precision >= 0.88 and recall >= 0.9
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_change_threshold_flags_nothing_in_noise_alone_and_a_few_far_changes(seed):
+    rng = np.random.default_rng(seed)
+    noise = np.exp(rng.normal(np.log(0.015), 0.7, size=2900))
+    assert change_threshold(noise) == float("inf")  # one group: nothing flagged
+    far = np.exp(rng.normal(np.log(0.65), 0.02, size=42))  # 1.4 % of the meshes, far above the noise
+    x = np.concatenate([noise, far])
+    precision, recall = _precision_recall(x, np.r_[np.zeros(2900, bool), np.ones(42, bool)], change_threshold(x))
+    assert precision >= 0.95 and recall >= 0.95
+    assert change_threshold(x[:29]) == float("inf")  # too few meshes to tell
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_change_threshold_a_thin_low_tail_is_not_the_noise(seed):
+    """Two trainings of a near-normal period: the noise, a thin tail of near-identical patterns far below it
+    (a mixture component of its own, 8 % of the meshes) and 41 real changes. Only the changes are flagged."""
+    rng = np.random.default_rng(seed)
+    noise = np.exp(rng.normal(np.log(0.015), 0.5, size=2600))
+    tail = np.exp(rng.normal(np.log(0.003), 1.2, size=230))
+    far = np.exp(rng.normal(np.log(0.65), 0.02, size=41))
+    x = np.concatenate([noise, tail, far])
+    precision, recall = _precision_recall(x, np.r_[np.zeros(2830, bool), np.ones(41, bool)], change_threshold(x))
+    assert precision >= 0.95 and recall >= 0.95
+
+
+def test_change_rule_says_why_nothing_is_flagged_and_where_it_would_split():
+    from core.analysis.diff import change_rule
+
+    rng = np.random.default_rng(4)
+    assert "too few compared meshes (29; the rule needs 30)" in change_rule(rng.random(29)).reason
+    one = change_rule(np.exp(rng.normal(np.log(0.015), 0.7, size=2900)))
+    assert one.threshold == float("inf") and "form one group" in one.reason and np.isnan(one.split)
+    # The quick demo of some seeds: the changes (2/3 of the meshes) only 2.5x the noise, which is larger there.
+    noise = np.exp(rng.normal(np.log(0.03), 0.7, size=110))
+    changed = np.exp(rng.normal(np.log(0.075), 0.45, size=280))
+    close = change_rule(np.concatenate([noise, changed]))
+    assert close.threshold == float("inf") and "a distinct group sits 3x above it" in close.reason
+    assert 1.5 < close.group / close.noise < 3 and f"{math.floor(close.group / close.noise * 10) / 10}x" in close.reason
+    assert close.noise < close.split < close.group  # the split lies between the two groups
+    near = change_rule(np.concatenate([noise, changed / 2]))  # only 1.2x the noise: no split to offer
+    assert near.threshold == float("inf") and np.isnan(near.split)
+    found = change_rule(np.concatenate([noise / 3, changed]))  # the same changes 7.5x above a smaller noise
+    assert np.isfinite(found.threshold) and found.reason == "" and found.split == found.threshold

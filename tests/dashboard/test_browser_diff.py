@@ -84,7 +84,7 @@ def test_legends_explain_both_colourings_and_the_zoom_stays(page, server, truth)
     page.wait_for_selector("#diff-legend-b:has-text('embedding distance to A')", timeout=30_000)
     legend = page.inner_text("#diff-legend-b")
     assert "Pale = the mesh's embedding barely moved" in legend and "dark red = it moved the most" in legend
-    counts = [int(m) for m in re.findall(r": ([\d,]+) meshes \(", legend)]
+    counts = [int(m) for m in re.findall(r": ([\d,]+) mesh(?:es)? \(", legend)]
     assert sum(counts) == len(truth.codes) and len(counts) == 5  # every compared mesh in one class
     assert _tile_zoom(page, "diff-map", "by=distance") == z  # the map was not re-created: zoom kept
     assert "by=distance" in page.url and f"a={A.replace('/', '%2F')}" in page.url
@@ -164,3 +164,61 @@ def test_address_bar_state_and_empty_state_for_an_invalid_pair(page, server):
     )
     assert all(not s for s in srcs)
     assert page.locator("#diff-legend-b li").count() == 0
+
+
+def _tile_alpha(page, map_id, lat, lon) -> int:
+    """The alpha of the mesh layer's pixel at a point, read from the loaded tile image (same origin: readable)."""
+    from tests.dashboard.test_browser import _mercator
+
+    src = page.locator(f"#{map_id} img.leaflet-tile").first.get_attribute("src")
+    zoom = int(src.split("/tiles/")[1].split("/")[0])
+    px, py = _mercator(lat, lon, zoom)
+    tx, ty = int(px // 256), int(py // 256)
+    return page.evaluate(
+        """([mapId, path, x, y]) => {
+            const img = [...document.querySelectorAll(`#${mapId} img.leaflet-tile`)].find(i => i.src.includes(path));
+            const c = document.createElement('canvas'); c.width = 256; c.height = 256;
+            const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+            return g.getImageData(x, y, 1, 1).data[3];
+        }""",
+        [map_id, f"/tiles/{zoom}/{tx}/{ty}.png", int(px - tx * 256), int(py - ty * 256)],
+    )
+
+
+def test_compared_250m_meshes_are_drawn_on_both_maps(page, server, demo_data, truth):
+    """Each compared 250 m mesh is painted (paler) on its 50 m cells: at its centre neither map is empty."""
+    from core.geo.meshcode import code_centers
+    from dashboard.catalog import Catalog
+
+    cat = Catalog(demo_data)
+    coarse = np.flatnonzero(truth.sizes == 250)
+    lat, lon = code_centers(truth.codes[coarse], 250)
+    compared_50m = set(truth.codes[truth.sizes == 50].tolist())
+    under = cat.index(A).lookup(lat, lon)  # the 50 m cell at each centre in A: not a compared 50 m mesh
+    keep = np.array([int(cat.get(A).codes[r]) not in compared_50m for r in under])
+    assert keep.sum() >= 1, "the demo has no compared 250 m mesh"
+    _open_diff(page, server)
+    page.wait_for_function("document.querySelectorAll('#diff-map-a .leaflet-tile-loaded').length > 0", timeout=60_000)
+    page.wait_for_timeout(500)
+    for i in np.flatnonzero(keep)[:5]:
+        for map_id in ("diff-map-a", "diff-map"):
+            assert _tile_alpha(page, map_id, float(lat[i]), float(lon[i])) > 0, (map_id, int(truth.codes[coarse[i]]))
+
+
+def test_the_matrix_is_light_at_zero_and_dark_with_light_text_at_the_largest_count(page, server, truth):
+    _open_diff(page, server)
+    page.wait_for_selector("#diff-matrix text.gtitle", timeout=30_000)
+    m = np.zeros((10, 10), int)
+    np.add.at(m, (truth.labels_a, truth.labels_b), 1)
+    fills = page.evaluate(
+        """() => [...document.querySelectorAll('#diff-matrix text')].filter(t => !t.closest('.colorbar'))
+             .filter(t => /^\\d+$/.test(t.textContent)).map(t => [Number(t.textContent), getComputedStyle(t).fill])"""
+    )
+
+    def brightness(fill: str) -> float:
+        r, g, b = (int(v) for v in re.findall(r"\d+", fill)[:3])
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    top = [brightness(f) for v, f in fills if v == m.max()]
+    zero = [brightness(f) for v, f in fills if v == 0]
+    assert top and zero and min(top) > 200 and max(zero) < 128  # light text on the darkest cell, dark text on empty ones

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -151,7 +152,11 @@ def test_legends_explain_each_colouring():
     assert [t for _, t in a["items"]][:2] == ["0: homes (3)", "1: offices (2)"]
     assert a["items"][-1][1] == "grey: outside the highlighted transition 0 -> 1 (3 meshes)"
     none = view.legend_entries(d.with_threshold(math.inf), "change", ["homes", "offices"], "b", False, None)
-    assert "no distinct group of changes" in " ".join(none["notes"])
+    assert "Nothing is flagged: the data shows too few compared meshes (5; the rule needs 30)" in " ".join(none["notes"])
+    assert "The list below ranks every compared mesh" in " ".join(none["notes"])
+    assert view.no_threshold_reason(d) == "too few compared meshes (5; the rule needs 30) to tell changes from noise"
+    many = PeriodDiff(*(np.arange(40),) * 3, np.zeros(40), np.full(40, 0.01), np.zeros(40, bool), None, None, 2, math.inf)
+    assert view.no_threshold_reason(many) == "no distinct group of changes"
 
 
 def test_threshold_slider_scale():
@@ -285,3 +290,196 @@ def test_user_cluster_names_are_text_in_the_diff_chart_titles(catalog):
     assert "stayed in their cluster" in out[9]
     titles = json.dumps([c.figure["layout"]["title"] for c in _walk(panel) if type(c).__name__ == "Graph"])
     assert "Nightlife &lt;b&gt;strip&lt;/b&gt;" in titles and "<b>strip" not in titles
+
+
+@pytest.fixture(scope="module")
+def coarse(tmp_path_factory):
+    """Nagoya 2019 / 2020 with 50 m meshes, and 250 m meshes with their complemented 50 m children (as released);
+    in 2019 only, a kept 50 m mesh at the centre of the first 250 m mesh."""
+    from core.geo.meshcode import code_centers
+    from core.mobility.privacy import with_complemented
+
+    root = tmp_path_factory.mktemp("coarse")
+    rng = np.random.default_rng(8)
+    fine = np.unique(latlon_to_code(35.17 + rng.random(60) * 0.005, 136.9 + rng.random(60) * 0.005, 50))
+    big = np.unique(latlon_to_code(35.19 + rng.random(6) * 0.02, 136.93 + rng.random(6) * 0.02, 250))
+    codes = np.r_[fine, big]
+    sizes = np.r_[np.full(len(fine), 50), np.full(len(big), 250)]
+    decoder = rng.normal(size=(168, 8))
+    vec = rng.normal(size=(len(codes), 8))
+    labels = {k: np.arange(len(codes)) % k for k in (5, 10, 20)}
+    lat, lon = code_centers(big[:1], 250)
+    inside = latlon_to_code(lat, lon, 50)
+    for name, v in (("nagoya_2019_04", vec), ("nagoya_2020_04", vec + rng.normal(size=vec.shape))):
+        c, z, w, lab = codes, sizes, v, labels
+        if name == "nagoya_2019_04":
+            c, z, w = np.r_[codes, inside], np.r_[sizes, 50], np.vstack([v, v[:1]])
+            lab = {k: np.r_[v_, 0] for k, v_ in labels.items()}
+        all_codes, all_sizes, all_vec, all_labels, comp = with_complemented(c, z, w, lab)
+        write_dataset(root / "rel", name, all_codes, all_sizes, all_vec, decoder, all_labels, comp)
+    return Catalog(root), big
+
+
+@pytest.mark.parametrize("by", ["cluster", "change", "distance"])
+@pytest.mark.parametrize("cell", [None, "0-0"])
+def test_compared_250m_meshes_are_drawn_through_their_50m_cells(coarse, by, cell):
+    """A 250 m mesh's 25 cells are all 50 m meshes (smaller meshes are drawn on top): those not compared
+    themselves (complemented, or kept in one period only) take its colour, paler, as on the cluster map."""
+    from flask import Flask
+    from werkzeug.datastructures import MultiDict
+
+    from core.geo.meshcode import code_centers
+    from core.geo.tiles import render_tile
+    from dashboard.tiles import layer_values
+
+    cat, big = coarse
+    a, b = "rel/nagoya_2019_04", "rel/nagoya_2020_04"
+    d = cat.diff(a, b, 10)
+    assert set(big) <= set(d.codes[d.sizes == 250].tolist())  # the 250 m meshes are compared
+    lat, lon = code_centers(big, 250)
+    for side, key, index in (("a", a, d.index_a), ("b", b, d.index_b)):
+        args = {"ds": key, "other": b if side == "a" else a, "side": side, "by": by, "k": "10"}
+        with Flask(__name__).test_request_context():
+            values, table = layer_values(cat, MultiDict({**args, "mode": "diff", **({"cell": cell} if cell else {})}))
+        enclosing, comp = cat.enclosing_rows(key), cat.parent_rows(key) >= 0
+        compared = np.zeros(len(values), bool)
+        compared[index] = True
+        under = (enclosing >= 0) & ~compared
+        half = len(table) // 2
+        assert comp.sum() == 25 * len(big) - (side == "a") and (under & ~comp).sum() == (side == "a")
+        assert np.array_equal(values[under], values[enclosing[under]] + half)  # the 250 m mesh's colour ...
+        assert (table[half:, :3] == table[:half, :3]).all() and (table[half:, 3] < table[:half, 3]).all()  # ... paler
+        assert (values[index] >= 0).all() and (values[index] < half).all()
+        # what a tile shows at each 250 m mesh's centre: a 50 m cell (the kept one in 2019), coloured
+        rows = cat.index(key).lookup(lat, lon)
+        assert (cat.get(key).mesh_sizes[rows] == 50).all() and (values[rows] >= half).all()
+        tile = render_tile(cat.index(key), values, table, 14, *_tile_xy(float(lat[0]), float(lon[0]), 14))
+        assert tile is not None and (tile[..., 3] > 0).sum() > 0
+    notes = " ".join(view.legend_entries(d, "change", [str(c) for c in range(10)], "b", False, None)["notes"])
+    assert f"Paler: a compared 250 m mesh ({len(big)} here), drawn on its 50 m cells" in notes
+
+
+def _tile_xy(lat: float, lon: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+
+@pytest.mark.parametrize("where", ["a complemented cell", "a 50 m mesh of 2019 only"])
+def test_a_click_on_a_50m_cell_drawn_as_its_250m_mesh_picks_it(coarse, catalog, where):
+    from contextvars import copy_context
+
+    from dash._callback_context import context_value
+    from dash._utils import AttributeDict
+
+    from core.geo.meshcode import code_centers
+
+    cat, big = coarse
+    a, b = "rel/nagoya_2019_04", "rel/nagoya_2020_04"
+    lat, lon = code_centers(big[:1], 250)
+    off = (0.0004, -0.0006) if where == "a complemented cell" else (0.0, 0.0)  # the centre: the kept 50 m mesh
+    click = {"latlng": {"lat": float(lat[0]) + off[0], "lng": float(lon[0]) + off[1]}}
+
+    def run():
+        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": "diff-map-a.clickData", "value": click}]))
+        return view.on_pick(None, click, [], a, b, 14, 10)
+
+    install(AppContext(catalog=cat, basemap=None, upload_cap=2**20))
+    try:
+        pick, _ = copy_context().run(run)
+    finally:
+        install(AppContext(catalog=catalog, basemap=None, upload_cap=2**20))
+    assert pick == {"code": int(big[0]), "size": 250}
+
+
+def test_period_marks_tell_datasets_of_one_period_apart(tmp_path):
+    """A dataset trained here for a period the release has, two of them, and one without a period in its name."""
+    rng = np.random.default_rng(2)
+    codes = np.unique(latlon_to_code(35.17 + rng.random(80) * 0.01, 136.9 + rng.random(80) * 0.01, 50))
+    n, decoder = len(codes), rng.normal(size=(168, 8))
+    labels = {k: np.arange(n) % k for k in (5, 10, 20)}
+    names = {
+        "rel": ["nagoya_2019_04", "nagoya_2020_04"],
+        "user": ["nagoya_2019_04", "walk2_2019-04", "mine"],
+        "other": ["nagoya_2019_04"],
+    }
+    for release, datasets in names.items():
+        for name in datasets:
+            write_dataset(tmp_path / release, name, codes, np.full(n, 50), rng.normal(size=(n, 8)), decoder, labels)
+            if release != "rel":  # trained here, anchored to rel: one space
+                metrics = tmp_path / release / "japan_city" / "metrics" / f"{name}.json"
+                metrics.parent.mkdir(parents=True, exist_ok=True)
+                metrics.write_text(json.dumps({"anchored": True, "anchor_release": "rel", "approximation_loss": 0.1}))
+    cat = Catalog(tmp_path)
+    keys = cat.periods("rel/nagoya_2019_04")
+    assert len(keys) == 6
+    marks = view.period_marks(cat, keys)
+    assert len(set(marks.values())) == len(keys)  # no two alike
+    by_key = {key: marks[i] for i, key in enumerate(keys)}
+    assert by_key["rel/nagoya_2020_04"] == "2020-04" and by_key["user/mine"] == "mine"  # a period of its own: as before
+    assert by_key["user/nagoya_2019_04"] == "2019-04 (yours: nagoya_2019_04)"
+    assert by_key["user/walk2_2019-04"] == "2019-04 (yours: walk2_2019-04)"
+    assert by_key["rel/nagoya_2019_04"] == "2019-04 (rel)" and by_key["other/nagoya_2019_04"] == "2019-04 (other)"
+
+
+def test_the_transition_matrix_is_lightest_at_zero_and_darkest_at_the_largest_count():
+    from dashboard.figures import transition_heatmap
+
+    def luminance(colour: str) -> float:
+        r, g, b = (int(colour.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4))
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    trace = transition_heatmap(np.array([[109, 0], [3, 40]]), "a", "b")["data"][0]
+    scale = trace["colorscale"]
+    assert scale[0][0] == 0 and scale[-1][0] == 1
+    shades = [luminance(c) for _, c in scale]
+    assert shades == sorted(shades, reverse=True)  # darker with every step
+    assert trace["zmin"] == 0 and trace["zmax"] == 109  # 0 meshes: the lightest; 109: the darkest
+    assert "textfont" not in trace or "color" not in trace["textfont"]  # Plotly's contrast: light text on dark cells
+
+
+def test_counts_in_this_view_are_singular_for_one():
+    d = _diff().with_threshold(0.5)  # one mesh changed (0.60)
+    change = view.legend_entries(d, "change", ["homes", "offices"], "b", True, (1, 0))
+    texts = [t for _, t in change["items"]]
+    assert texts[0] == "changed: pattern change above 0.5 (1 mesh)"
+    assert texts[1] == "unchanged: at or below the threshold (4 meshes)"
+    assert "1 of 5 meshes." in change["notes"][-2]
+    assert view.plural(1, "mesh", "meshes") == "1 mesh" and view.plural(1_200, "period") == "1,200 periods"
+    assert view.plural(0, "mesh", "meshes") == "0 meshes"
+    one = view.highlight_text(1, 0, (1, 0), ["homes", "offices"])
+    assert one == "Highlighted: 1 mesh went from 1: offices to 0: homes (its stay pattern did not change)."
+    assert view.highlight_text(3, 1, (0, 1), ["homes", "offices"]).endswith("(1 of them changed their stay pattern).")
+    dist = PeriodDiff(
+        np.arange(4), np.arange(4), np.arange(4), np.array([0.1, 0.2, 0.3, 9.0]), np.zeros(4), np.zeros(4, bool), None, None, 2
+    )
+    items = [t for _, t in view.legend_entries(dist, "distance", ["a", "b"], "b", False, None)["items"]]
+    assert any(t.endswith(": 1 mesh (25%)") for t in items)
+    from dashboard.figures import transition_heatmap
+
+    trace = transition_heatmap(np.array([[1, 0], [0, 0]]), "a", "b")
+    assert trace["data"][0]["customdata"] == [["mesh", "meshes"], ["meshes", "meshes"]]
+    assert "1 mesh in both" in trace["layout"]["title"]["text"]
+
+
+def test_a_city_with_one_period_says_so_in_the_singular(catalog):
+    _top, _marks, _value, note = view.show_periods("rel/osaka_2021_04", None)
+    assert note == "Period B: 1 period of Osaka (only one: nothing to step through)"
+
+
+def test_without_a_group_the_view_says_why_and_links_the_datas_split():
+    from core.analysis.diff import ChangeRule
+
+    why = "no distinct group of changes (the larger ones, typically 0.0757, are 2.5x the noise's 0.0302; a distinct group sits 3x above it)"
+    d = PeriodDiff(*(np.arange(40),) * 3, np.zeros(40), np.full(40, 0.01), np.zeros(40, bool), None, None, 2, math.inf)
+    d = dataclasses.replace(d, rule=ChangeRule(math.inf, why, 0.0302, 0.0757, 0.038712))
+    assert view.no_threshold_reason(d) == why
+    assert view.suggested_threshold(d) == 0.0387
+    assert view.suggested_threshold(d.with_threshold(0.05)) == 0.0387  # the rule goes with the diff
+    status = view._threshold_status("0 changed", 0.0387, A, B, 10, "change")
+    link = status[1]
+    assert link.children == "flag above 0.0387"
+    assert "thr=0.0387" in link.href and "a=rel%2Fnagoya_2019_04" in link.href and "dk=10" in link.href
+    found = dataclasses.replace(d, threshold=0.04, rule=ChangeRule(0.04, "", 0.01, 0.08, 0.04))
+    assert view.suggested_threshold(found) is None and view._threshold_status("3 changed", None, A, B, 10, "change") == [
+        "3 changed"
+    ]

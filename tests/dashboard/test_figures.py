@@ -134,3 +134,14 @@ def test_cluster_legend_rows_keep_the_count_on_one_line_and_show_both_tile_colou
     note = " ".join(_texts(ul.children[-1]))
     assert "paler" in note and "complemented" in note
     assert ul.to_plotly_json()["props"]["aria-label"] == "4 clusters"
+
+
+def test_the_transition_matrix_shows_typed_names_as_text():
+    from dashboard.figures import transition_heatmap
+
+    spec = transition_heatmap(np.array([[3, 1], [0, 2]]), "A", "B", names=["Nightlife <b>strip</b>", "homes"])
+    trace, layout = spec["data"][0], spec["layout"]
+    assert trace["y"][0] == "0: Nightlife <b>strip</b>"  # the category itself (clicks carry it)
+    for axis in ("xaxis", "yaxis"):
+        assert layout[axis]["tickvals"] == trace["x"]
+        assert layout[axis]["ticktext"][0] == "0: Nightlife &lt;b&gt;strip&lt;/b&gt;"
