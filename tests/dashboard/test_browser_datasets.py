@@ -77,10 +77,22 @@ def _bar_and_text(page) -> tuple[str, str]:
 
 
 def _pick_dataset(page, fragment: str) -> None:
-    """Search the datasets list by typing, then choose the match."""
-    page.click("#datasets-pick")
-    page.keyboard.type(fragment)
-    page.locator(f"[role=option]:has-text('{fragment}')").first.click()
+    """Search the datasets list by typing, then choose the match.
+
+    The page's first poll refills the list's options (new datasets appear without a reload); a menu
+    opened just before that answer closes with it and loses the typed text, so the search is typed
+    again (a few times at most) until the match shows.
+    """
+    option = page.locator(f"[role=option]:has-text('{fragment}')").first
+    for _ in range(5):
+        page.click("#datasets-pick")
+        page.keyboard.type(fragment)
+        try:
+            option.wait_for(timeout=6_000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+    option.click()
     page.wait_for_selector("#dataset-card dt", timeout=30_000)
 
 

@@ -397,10 +397,11 @@ def test_a_trained_dataset_is_named_by_its_label_everywhere_in_the_map_view(tmp_
 
 
 def test_a_renamed_cluster_is_shown_in_the_panel_and_user_text_stays_text(catalog):
-    from dash._callback import GLOBAL_CALLBACK_MAP
+    from app import _view_callbacks
 
-    # the panel's callback listens to renames (the legend's did; the panel kept the old name)
-    panel = next(v for key, v in GLOBAL_CALLBACK_MAP.items() if f"{ids.MESH_INFO}.children" in key)
+    # the panel's callback listens to renames (the legend's did; the panel kept the old name). Dash
+    # moves its global registry into the first app set up in the process: read app.py's copy of it.
+    panel = next(v for key, v in _view_callbacks()[0].items() if f"{ids.MESH_INFO}.children" in key)
     assert {"id": ids.NAMES_VERSION, "property": "data"} in panel["inputs"]
     row = 3
     c = int(catalog.labels(KEY, 10)[row])
