@@ -210,6 +210,9 @@ def period_marks(catalog: Catalog, keys: list[str]) -> dict[int, str]:
     return {i: (m if marks.count(m) == 1 else f"{p} ({key})") for i, (m, p, key) in enumerate(zip(marks, base, keys))}
 
 
+MARK_STYLE = {"whiteSpace": "pre-line", "fontSize": "11px", "lineHeight": "1.15", "textAlign": "center"}
+
+
 def plural(n: int, one: str, many: str | None = None) -> str:
     """``n`` with its noun: ``1 mesh``, ``2 meshes``, ``1,200 meshes`` (``many``: ``one + "s"`` when not given)."""
     return f"{n:,} {one if n == 1 else (many if many is not None else one + 's')}"
@@ -996,7 +999,21 @@ def show_periods(a, b):
     note = f"Period B: {plural(len(keys), 'period')} of {catalog.city(a).title()}" + (
         " (only one: nothing to step through)" if len(keys) < 2 else ""
     )
-    return max(len(keys) - 1, 1), period_marks(catalog, keys), keys.index(b) if b in keys else None, note
+    return max(len(keys) - 1, 1), slider_marks(period_marks(catalog, keys)), keys.index(b) if b in keys else None, note
+
+
+def slider_marks(marks: dict[int, str], width: int = 16) -> dict[int, dict]:
+    """Marks as the slider draws them: the period on one line, what tells two alike apart (``(yours:
+    NAME)``, ``(RELEASE)``) on a second, small line cut to ``width`` characters, so that neighbouring
+    marks of one period do not run into each other."""
+    out = {}
+    for i, text in marks.items():
+        period, sep, tag = text.partition(" (")
+        tag = ("(" + tag) if sep else ""
+        if len(tag) > width:
+            tag = tag[: width - 2] + "…)"
+        out[i] = {"label": period + ("\n" + tag if tag else ""), "style": MARK_STYLE}
+    return out
 
 
 @callback(

@@ -250,7 +250,8 @@ def test_csv_export_and_pick_panel(catalog):
 def test_period_slider_lists_the_citys_periods_in_its_space(catalog):
     assert catalog.periods(A) == [A, B]  # not Osaka, not the free Nagoya 2021
     top, marks, value, note = view.show_periods(A, B)
-    assert top == 1 and marks == {0: "2019-04", 1: "2020-04"} and value == 1 and "2 periods of Nagoya" in note
+    assert top == 1 and value == 1 and "2 periods of Nagoya" in note
+    assert {i: m["label"] for i, m in marks.items()} == {0: "2019-04", 1: "2020-04"}
 
 
 def _walk(node):
@@ -419,6 +420,12 @@ def test_period_marks_tell_datasets_of_one_period_apart(tmp_path):
     assert by_key["user/nagoya_2019_04"] == "2019-04 (yours: nagoya_2019_04)"
     assert by_key["user/walk2_2019-04"] == "2019-04 (yours: walk2_2019-04)"
     assert by_key["rel/nagoya_2019_04"] == "2019-04 (rel)" and by_key["other/nagoya_2019_04"] == "2019-04 (other)"
+    # Drawn on two lines, the tag cut short: neighbouring marks of one period do not run into each other.
+    drawn = view.slider_marks(marks)
+    labels = {key: drawn[i]["label"] for i, key in enumerate(keys)}
+    assert labels["user/walk2_2019-04"] == "2019-04\n(yours: walk2_…)" and labels["rel/nagoya_2020_04"] == "2020-04"
+    assert all(len(line) <= 16 for m in drawn.values() for line in m["label"].split("\n"))
+    assert all(m["style"]["whiteSpace"] == "pre-line" for m in drawn.values())
 
 
 def test_the_transition_matrix_is_lightest_at_zero_and_darkest_at_the_largest_count():
