@@ -316,8 +316,11 @@ def class_charts(charts: np.ndarray, labels: tuple[str, ...], reduce: str, heigh
     return _figure(data, layout)
 
 
-def people_scatter(xy: np.ndarray, category: np.ndarray, names: list[str], title: str, revision: int = 0) -> go.Figure:
-    """People in the 2-D projection, one WebGL trace per category; ``customdata`` = person row.
+def people_scatter(
+    xy: np.ndarray, category: np.ndarray, names: list[str], title: str, revision: int = 0, person_ids: np.ndarray | None = None
+) -> go.Figure:
+    """People in the 2-D projection, one WebGL trace per category; ``customdata`` = the person's id
+    (``person_ids``, as the person panel names them; the row without it), for the hover label.
 
     Box and lasso select on; ``selectionrevision`` changes with ``revision`` so that a new value clears
     the drawn selection.
@@ -333,11 +336,12 @@ def people_scatter(xy: np.ndarray, category: np.ndarray, names: list[str], title
             go.Scattergl(
                 x=xy[rows, 0],
                 y=xy[rows, 1],
-                customdata=rows,  # for the hover label: click events leave typed customdata out (explore.clicked_row)
+                # For the hover label only: click events leave typed customdata out (explore.clicked_row).
+                customdata=rows if person_ids is None else np.asarray(person_ids)[rows],
                 mode="markers",
                 name=f"{name} ({len(rows):,})",
                 marker={"size": 4, "color": PALETTE[c % len(PALETTE)], "opacity": 0.6},
-                hovertemplate="person row %{customdata}<extra>" + name + "</extra>",
+                hovertemplate=("person row" if person_ids is None else "person") + " %{customdata}<extra>" + name + "</extra>",
                 unselected={"marker": {"opacity": 0.12}},
             )
         )

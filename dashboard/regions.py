@@ -325,8 +325,9 @@ def transfer_notes(table: pd.DataFrame, regions: tuple[int, int], method: str) -
     spread_pred = float(np.ptp(pred)) if pred.size else 0.0
     if spread_true > 0 and spread_pred <= FLAT_SPREAD * spread_true:
         share = 100.0 * spread_pred / spread_true
+        said = "under 0.01 %" if share < 0.01 else f"{share:.2g} %"
         notes.append(
-            f"{method}'s prediction is nearly constant (its spread is {share:.2g} % of the true values'): "
+            f"{method}'s prediction is nearly constant (its spread is {said} of the true values'): "
             "the embeddings carry no usable signal for this label, so its Spearman reflects tiny differences "
             "and its MAE is about the mean baseline's."
         )

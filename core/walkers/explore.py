@@ -541,6 +541,16 @@ def clamp_week(people: People, week: object) -> int:
     return int(np.clip(np.floor(w), 1, n_weeks(people)))
 
 
+def first_week(people: People, row: int) -> int:
+    """The first week (1-based) in which person ``row`` has a stay; 1 for a person without stays."""
+    off = people.offsets()
+    row = int(np.clip(row, 0, people.n - 1))
+    start = people.start[int(off[row]) : int(off[row + 1])]
+    if len(start) == 0:
+        return 1
+    return clamp_week(people, int(start.min() // DAY_MINUTES) // 7 + 1)
+
+
 def week_label(people: People, week: int) -> str:
     """``week 2 of 5 (2021-04-08 to 2021-04-14)``, or the day indices without calendar dates."""
     first, last = 7 * (week - 1), 7 * week - 1

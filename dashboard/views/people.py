@@ -19,6 +19,7 @@ from core.walkers.explore import (
     clicked_row,
     colour_values,
     day_panels,
+    first_week,
     pattern,
     person_stays,
     stay_mask,
@@ -247,7 +248,7 @@ def draw_scatter(source, colour, method, clears):
     colour = colour if colour in attribute_options(people) else "activity"
     cat, names = colour_values(people, colour)
     title = f"{people.n:,} people, {proj.method.upper()} of standardised embeddings ({people.encoder})"
-    fig = people_scatter(proj.xy, cat, names, title, revision=int(clears or 0))
+    fig = people_scatter(proj.xy, cat, names, title, revision=int(clears or 0), person_ids=people.uids)
     ev = ", ".join(f"{100 * v:.1f} %" for v in proj.explained[:8])
     return fig, f"Explained variance per principal component (first {min(8, len(proj.explained))}): {ev}."
 
@@ -344,7 +345,8 @@ def show_person(click, week, source, method):
     row = clicked_row(store.projection(source, method if method in ("pca", "umap") else "pca").xy, click)
     if row is None:
         return no_update, no_update, no_update
-    week = clamp_week(people, week)
+    # A newly clicked person opens on their first week with stays; the week box then moves through theirs.
+    week = first_week(people, row) if ctx.triggered_id == ids.PEOPLE_SCATTER else clamp_week(people, week)
     st = person_stays(people, row, week)
     n_all = int(np.diff(people.offsets()[row : row + 2])[0])
     fig = person_week(

@@ -34,6 +34,10 @@ def client(tmp_path_factory):
     return app_module.create_app(data, basemap=None).server.test_client()
 
 
+CLICK = f"{ids.PEOPLE_SCATTER}.clickData"
+WEEK_BOX = f"{ids.PEOPLE_WEEK_NO}.value"
+
+
 def _triggered(prop_id: str, fn, *args):
     from contextvars import copy_context
 
@@ -145,12 +149,12 @@ def test_the_chart_and_summary_count_national_holidays(client):
 def test_clicking_a_person_shows_their_week(client):
     from dashboard.views import people as view
 
-    fig, style, week = view.show_person({"points": [{"customdata": 3}]}, 99, KEY, "pca")
+    fig, style, week = _triggered(CLICK, view.show_person, {"points": [{"customdata": 3}]}, 99, KEY, "pca")
     assert style == {"display": "block"} and sum(len(t.x) for t in fig.data) == 12 and week == 1
     assert "week 1 of 1 (2021-04-26 to 2021-05-02)" in fig.layout.title.text
     assert "2021-04-29 (Thu, holiday)" in {y for t in fig.data for y in t.y}
-    assert view.show_person({"points": [{"customdata": 10**9}]}, 1, KEY, "pca")[0] is view.no_update
-    assert view.show_person({"points": [{"customdata": "x"}]}, 1, KEY, "pca")[0] is view.no_update
+    assert _triggered(CLICK, view.show_person, {"points": [{"customdata": 10**9}]}, 1, KEY, "pca")[0] is view.no_update
+    assert _triggered(CLICK, view.show_person, {"points": [{"customdata": "x"}]}, 1, KEY, "pca")[0] is view.no_update
 
 
 def test_a_click_as_the_browser_sends_it_finds_the_person(client):
@@ -163,8 +167,8 @@ def test_a_click_as_the_browser_sends_it_finds_the_person(client):
     row, x, y = int(trace.customdata[5]), float(trace.x[5]), float(trace.y[5])
     assert np.array_equal(store.projection(KEY, "pca").xy[row], [x, y])
     click = {"points": [{"curveNumber": 1, "pointNumber": 5, "x": x, "y": y}]}
-    by_xy, _, _ = view.show_person(click, 1, KEY, "pca")
-    by_row, _, _ = view.show_person({"points": [{"customdata": row}]}, 1, KEY, "pca")
+    by_xy, _, _ = _triggered(CLICK, view.show_person, click, 1, KEY, "pca")
+    by_row, _, _ = _triggered(CLICK, view.show_person, {"points": [{"customdata": row}]}, 1, KEY, "pca")
     assert by_xy.layout.title.text == by_row.layout.title.text
     assert by_xy.layout.title.text.startswith(f"Person {store.get(KEY).uids[row]}:")
 
@@ -173,6 +177,18 @@ def test_a_click_as_the_browser_sends_it_finds_the_person(client):
 def test_the_week_is_chosen_and_clamped_on_the_server(client, asked, week, days):
     from dashboard.views import people as view
 
-    fig, _, got = view.show_person({"points": [{"customdata": 1}]}, asked, "stays:rel/long", "pca")
+    # the week box fired (a person is shown): its value is clamped to the weeks the source spans
+    fig, _, got = _triggered(WEEK_BOX, view.show_person, {"points": [{"customdata": 1}]}, asked, "stays:rel/long", "pca")
     assert got == week and f"week {week} of 3" in fig.layout.title.text
     assert len({y for t in fig.data for y in t.y}) == days  # one row per day of that week
+
+
+def test_a_newly_clicked_person_opens_on_their_first_week_with_stays(client):
+    """The week box may hold another person's week; a click opens the new person's first week with stays."""
+    from dashboard import people as store
+    from dashboard.views import people as view
+
+    people = store.get("stays:rel/long")
+    fig, _, week = _triggered(CLICK, view.show_person, {"points": [{"customdata": 1}]}, 3, "stays:rel/long", "pca")
+    assert week == 1 and len({y for t in fig.data for y in t.y}) > 0
+    assert fig.layout.title.text.startswith(f"Person {people.uids[1]}: week 1 of 3")

@@ -13,6 +13,7 @@ from core.walkers.explore import (
     clamp_week,
     clicked_row,
     day_panels,
+    first_week,
     heat_classes,
     in_polygon,
     n_weeks,
@@ -281,3 +282,13 @@ def test_the_default_colouring_tells_people_apart():
     )
     options = attribute_options(people_from_trajectories(traj, attrs=flat, name="flat"))
     assert options == ["role", "activity", "cluster", "commuter"]
+
+
+def test_a_person_opens_on_their_first_week_with_stays(people):
+    p, _ = people
+    off = p.offsets()
+    for row in (0, p.n - 1):
+        start = p.start[off[row] : off[row + 1]]
+        week = first_week(p, row)
+        assert week == int(start.min() // (24 * 60)) // 7 + 1
+        assert len(person_stays(p, row, week)) > 0
