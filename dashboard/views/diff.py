@@ -314,7 +314,11 @@ def legend_entries(
         above = f"pattern change above {_fmt(thr)}" if math.isfinite(thr) else "none flagged"
         items = [
             (CHANGE_COLOURS[1], f"changed: {above} ({plural(n_changed, 'mesh', 'meshes')})"),
-            (CHANGE_COLOURS[0], f"unchanged: at or below the threshold ({plural(n - n_changed, 'mesh', 'meshes')})"),
+            (
+                CHANGE_COLOURS[0],
+                f"unchanged: {'at or below ' + _fmt(thr) if math.isfinite(thr) else 'no threshold, none flagged'} "
+                f"({plural(n - n_changed, 'mesh', 'meshes')})",
+            ),
         ]
         notes.append(
             "Pattern change = Jensen-Shannon divergence of the stay patterns each period's model predicts "

