@@ -125,16 +125,23 @@ def _own_distances(ds, row, space="pattern"):
     return d, int(own.sum()) - 1
 
 
-def test_top_one_percent_highlights_and_counts_the_matches(page, server, data):
-    from dashboard.figures import MATCH_COLOURS
-
-    ds = data[NAGOYA]
+def _colour_by_similarity_to_a_clear_mesh(page, server, ds) -> int:
+    """Open Nagoya, click a mesh of its own (not complemented) away from others, colour by similarity to it."""
     lat, lon = _centres(ds)
     row = int(_clear_meshes(ds, ~ds.complemented)[0])
     _open(page, server, f"?ds={NAGOYA}&k=10")
     page.mouse.click(*_screen_point(page, float(lat[row]), float(lon[row])))
     page.wait_for_selector(f"#mesh-code:has-text('{int(ds.codes[row])}')", timeout=30_000)
     page.get_by_text("similarity to the clicked mesh").click()
+    return row
+
+
+def test_top_one_percent_highlights_and_counts_the_matches(page, server, data):
+    from dashboard.figures import MATCH_COLOURS
+
+    ds = data[NAGOYA]
+    lat, lon = _centres(ds)
+    row = _colour_by_similarity_to_a_clear_mesh(page, server, ds)
     d, candidates = _own_distances(ds, row)
     for percent in (5, 1):
         page.fill("#match-value", str(percent))
@@ -342,13 +349,7 @@ def test_a_url_asking_for_what_does_not_exist_says_so(page, server, query, note)
 
 def test_out_of_range_boxes_are_clamped_with_a_note(page, server, data):
     """A number box out of its range reached the server as empty (the default was used silently)."""
-    ds = data[NAGOYA]
-    lat, lon = _centres(ds)
-    row = int(_clear_meshes(ds, ~ds.complemented)[0])
-    _open(page, server, f"?ds={NAGOYA}&k=10")
-    page.mouse.click(*_screen_point(page, float(lat[row]), float(lon[row])))
-    page.wait_for_selector(f"#mesh-code:has-text('{int(ds.codes[row])}')", timeout=30_000)
-    page.get_by_text("similarity to the clicked mesh").click()
+    _colour_by_similarity_to_a_clear_mesh(page, server, data[NAGOYA])
     page.fill("#match-value", "500")
     page.keyboard.press("Enter")
     page.wait_for_selector("#match-note:has-text(\"top % = '500' is out of range\")", timeout=30_000)
