@@ -2,11 +2,14 @@
 // Synchronised maps: the two maps of the period comparison follow each other.
 window.dash_clientside = Object.assign({}, window.dash_clientside, {
   meshes: {
-    writeUrl: function (ds, k, kAny, selected, tab) {
+    writeUrl: function (ds, k, kAny, selected, tab, kRange) {
       if (!ds) { return window.dash_clientside.no_update; }
       const q = new URLSearchParams();
       q.set("ds", ds);
-      q.set("k", String(kAny || k || 10));
+      // The any-k box may hold what the server clamps (999 -> 50): the address says what is shown.
+      let kShown = Number(kAny) || k || 10;
+      if (Array.isArray(kRange)) { kShown = Math.min(kRange[1], Math.max(kRange[0], Math.floor(kShown))); }
+      q.set("k", String(kShown));
       if (selected && selected.ds === ds && selected.code !== undefined) { q.set("mesh", String(selected.code)); }
       if (["diff", "train", "people", "regions"].includes(tab)) { q.set("view", tab); }
       window.history.replaceState(null, "", "?" + q.toString());

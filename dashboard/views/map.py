@@ -73,6 +73,8 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                         step="any",
                     ),
                     html.Span(id=ids.K_NOTE, className="note control-note", role="alert"),
+                    # The knob's range for the address bar's k (url.js clamps what the box holds to it).
+                    dcc.Store(id=ids.K_RANGE, data=[knobs.K.low, knobs.K.high]),
                     html.Label(
                         [
                             "Colour by",
@@ -592,6 +594,7 @@ clientside_callback(
     Input(ids.K_ANY, "value"),
     Input(ids.SELECTED, "data"),
     Input(ids.TABS, "value"),
+    State(ids.K_RANGE, "data"),
 )
 
 

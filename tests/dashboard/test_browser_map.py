@@ -364,6 +364,7 @@ def test_out_of_range_boxes_are_clamped_with_a_note(page, server, data):
     page.wait_for_selector(
         "#k-note:has-text(\"k = '999' is out of range (an integer from 2 to 50); using k = 50.\")", timeout=30_000
     )
+    page.wait_for_function("new URLSearchParams(window.location.search).get('k') === '50'", timeout=30_000)
     # "within distance" starts empty: the clicked mesh's top 1 % distance, drawn by the tiles
     page.click("#match-by")
     page.get_by_text("within distance", exact=True).last.click()
