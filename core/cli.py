@@ -172,13 +172,17 @@ def cmd_similar(args: argparse.Namespace) -> int:
     loaded = {str(args.embeddings): emb}
     for other in args.across or []:
         loaded[str(other)] = _load_embeddings(other)
-    space = resolve_space(args.space, [_decoder_of(e) for e in loaded.values()])
+    decoders = {name: _decoder_of(e) for name, e in loaded.items()}
+    space = resolve_space(args.space, list(decoders.values()))
     if space != args.space:
-        missing = [name for name, e in loaded.items() if _decoder_of(e) is None]
+        missing = [name for name, dec in decoders.items() if dec is None]
         print(f"note: no model file for {', '.join(missing)}: similar by embedding distance", file=sys.stderr)
-    sets = {name: (e.keys, points(e.vectors, _decoder_of(e), space)) for name, e in loaded.items()}
+    sets = {name: (e.keys, points(e.vectors, decoders[name], space)) for name, e in loaded.items()}
     query = sets[str(args.embeddings)][1][i]
-    matches = similar_across(query, sets, k=args.top, exclude=(str(args.embeddings), i), space=space)
+    d_query = space_distances(sets[str(args.embeddings)][1], query, space)  # the query's own dataset, once
+    matches = similar_across(
+        query, sets, k=args.top, exclude=(str(args.embeddings), i), dists={str(args.embeddings): d_query}, space=space
+    )
     if args.threshold is not None:
         matches = [m for m in matches if m.distance <= args.threshold]
     d_emb = distances(emb.vectors, emb.vectors[i])  # the OpenUAS distance classes are in embedding units
@@ -191,8 +195,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
         "matches": [{"dataset": m.dataset, "key": m.key, "distance": round(m.distance, 6)} for m in matches],
     }
     if args.percent is not None:
-        d = d_emb if space == "embedding" else space_distances(sets[str(args.embeddings)][1], query, space)
-        top = top_matches(d, "percent", args.percent, exclude=i)
+        top = top_matches(d_query, "percent", args.percent, exclude=i)
         out["top_percent"] = {"percent": args.percent, "areas": top.count, "of": top.candidates, "within": round(top.cutoff, 6)}
     print(json.dumps(out, indent=2))
     return 0

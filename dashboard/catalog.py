@@ -21,7 +21,8 @@ from core import knobs
 from core.analysis.charts import cluster_charts, stay_patterns
 from core.analysis.diff import PeriodDiff, diff_datasets
 from core.analysis.joint import JointClusters
-from core.analysis.similarity import TopMatches, resolve_space, space_distances, sqrt_patterns, top_matches
+from core.analysis.similarity import TopMatches, resolve_space, space_distances, top_matches
+from core.analysis.similarity import points as similarity_points
 from core.geo.meshcode import code_centers, parent_code
 from core.geo.places import empty_places, read_places
 from core.geo.tiles import MeshIndex
@@ -54,9 +55,7 @@ class _LRU(OrderedDict):
 # Cached values that exist per clicked mesh (distances from it, its matches): every click adds one,
 # so they live in their own cache; in the heavy one, 20 people clicking evicted the period diffs
 # (7 s each to recompute) within seconds (bench_load: diff p95 7.2 s with one client).
-_PER_CLICK = frozenset({"from", "matches"})
-# Light per-dataset views (a copy of its arrays) read by every click: their own cache too, for the same reason.
-_PER_DATASET = frozenset({"own"})
+_PER_CLICK = frozenset({"from", "matches", "classes", "class-charts"})
 
 
 def _version_of(stamps: dict[str, tuple]) -> int:
@@ -86,7 +85,6 @@ class Catalog:
             self._data = _LRU(64)
             self._derived = _LRU(64)
             self._clicks = _LRU(128)  # per clicked mesh (a distance per mesh each): never evicts the heavy values
-            self._views = _LRU(64)  # per dataset, light (_PER_DATASET)
             self._metrics: dict[str, dict | None] = {}
             self.version = _version_of(self._stamp)
 
@@ -133,7 +131,6 @@ class Catalog:
             # Derived values of other datasets may depend on the changed ones (diffs, similar lists): drop them all.
             self._derived = _LRU(64)
             self._clicks = _LRU(128)  # per clicked mesh (a distance per mesh each): never evicts the heavy values
-            self._views = _LRU(64)
             self.version = _version_of(stamps)
             return True
 
@@ -254,7 +251,7 @@ class Catalog:
             return self._data[key]
 
     def _store(self, kind: str) -> _LRU:
-        return self._clicks if kind in _PER_CLICK else self._views if kind in _PER_DATASET else self._derived
+        return self._clicks if kind in _PER_CLICK else self._derived
 
     def _memo(self, key, make):
         """The cached value of ``key``, computed once: concurrent requests for a missing key wait for the
@@ -368,13 +365,16 @@ class Catalog:
         the mesh whose embedding it shows, :meth:`own_row`, as the map's tiles colour them)."""
         from core.analysis.similarity import distance_classes
 
-        return distance_classes(self.distances_from(key, self.own_row(key, row)), row)
+        return self._memo(("classes", key, row), lambda: distance_classes(self.distances_from(key, self.own_row(key, row)), row))
 
     def distance_class_charts(self, key: str, row: int, reduce: str = "sum") -> np.ndarray:
         """Charts ``(6, 2, 12, 7)`` of the meshes in each OpenUAS distance class from mesh ``row``."""
         if not self.has_model(key):
             return np.zeros((6, 2, 12, 7))
-        return cluster_charts(self.distributions(key), self.distance_classes(key, row), 6, reduce=reduce)
+        return self._memo(
+            ("class-charts", key, row, reduce),
+            lambda: cluster_charts(self.distributions(key), self.distance_classes(key, row), 6, reduce=reduce),
+        )
 
     def similarity_space(self, key: str, requested: str | None = None) -> str:
         """The space a similar-area search from ``key`` runs in: ``requested`` (the knob's default when
@@ -393,9 +393,7 @@ class Catalog:
         ds = self.get(key)
         if space == "embedding":
             return ds.vectors
-        if ds.decoder is None:
-            raise ValueError(f"{key} has no model file")
-        return self._memo(("sqrt", key), lambda: sqrt_patterns(ds.vectors, ds.decoder))
+        return self._memo(("sqrt", key), lambda: similarity_points(ds.vectors, ds.decoder, space))
 
     def distances_from(self, key: str, row: int, space: str = "embedding") -> np.ndarray:
         """Distance in ``space`` of every mesh of ``key`` to its mesh ``row`` (cached per click)."""

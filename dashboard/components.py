@@ -17,7 +17,7 @@ from core.knobs import Knob
 from . import ids
 from .catalog import Catalog
 from .figures import DISTANCE_COLOURS, DISTANCE_LABELS, MATCH_COLOURS, cluster_color, count_of
-from .palette import COMPLEMENTED_ALPHA, OWN_ALPHA, tile_css
+from .palette import COMPLEMENTED_ALPHA, OWN_ALPHA, TILE_OPACITY, tile_css
 
 JAPAN = (36.2, 138.2)
 
@@ -65,7 +65,7 @@ def make_map(
     children: list = [dl.GestureHandling()]
     if basemap:
         children.append(dl.TileLayer(url=basemap, attribution="&copy; OpenStreetMap contributors", maxZoom=19))
-    children.append(dl.TileLayer(id=layer_id, url=url, opacity=0.85, maxZoom=20, maxNativeZoom=20, attribution=""))
+    children.append(dl.TileLayer(id=layer_id, url=url, opacity=TILE_OPACITY, maxZoom=20, maxNativeZoom=20, attribution=""))
     children.append(dl.ScaleControl(position="bottomleft", imperial=False))
     if not basemap and places:
         children.append(place_labels(places))

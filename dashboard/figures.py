@@ -280,7 +280,7 @@ def class_charts(charts: np.ndarray, labels: tuple[str, ...], reduce: str, heigh
     ``reduce`` (``sum`` or ``mean`` over each class's meshes) names the values in the title (:data:`PATTERN_VALUES`).
     """
     n = len(charts)
-    what = PATTERN_VALUES["mean" if reduce == "mean" else "sum"][0]
+    what, _, fmt = PATTERN_VALUES["mean" if reduce == "mean" else "sum"]
     gap_v, gap_h = 0.04, 0.1  # room for the holiday panels' tick labels
     row_h = (1.0 - gap_v * (n - 1)) / max(n, 1)
     data: list[dict] = []
@@ -308,7 +308,7 @@ def class_charts(charts: np.ndarray, labels: tuple[str, ...], reduce: str, heigh
             layout["yaxis" if i == 1 else f"yaxis{i}"] = {
                 "anchor": xa,
                 "domain": [max(top - row_h, 0.0), top],
-                "tickformat": PATTERN_VALUES["mean" if reduce == "mean" else "sum"][2],
+                "tickformat": fmt,
             }
             layout["annotations"].append(
                 _panel_title(f"{lab}: {'weekday' if d == 0 else 'holiday'}", (x_dom[0] + x_dom[1]) / 2, top, size=10)

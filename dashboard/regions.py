@@ -38,6 +38,8 @@ from core.regions.evaluate import scores
 from core.regions.explore import joint_projection, nearest_regions, predicted_vs_true
 from core.regions.graph import RegionGraph, graph_from_stays, read_city
 
+from .figures import count_of
+
 CITY_FOLDERS = "regions"  # DATA/regions/<name>/
 DEMO_STAYS = ("demo", "stays")  # DATA/demo/stays/<dataset>.parquet
 DEMO_MESH = 1000  # mesh size (m) of the regions of demo-derived cities
@@ -316,7 +318,7 @@ def transfer_notes(table: pd.DataFrame, regions: tuple[int, int], method: str) -
     few = min(regions)
     if few < FEW_REGIONS:
         notes.append(
-            f"Only {few:,} region{'s' if few != 1 else ''} in the smaller city: too few for a reliable alignment "
+            f"Only {count_of(few, 'region')} in the smaller city: too few for a reliable alignment "
             f"or ridge (at least {FEW_REGIONS} recommended); read these numbers as a smoke test."
         )
     y = table["true"].to_numpy(dtype=np.float64)
@@ -335,8 +337,8 @@ def transfer_notes(table: pd.DataFrame, regions: tuple[int, int], method: str) -
 
 
 def format_value(v: float | None) -> str:
-    """A number for tables and legends: thousands separated from 1,000 up, 3 significant digits below,
-    never in e-notation; ``–`` for a missing value."""
+    """A number for tables and legends: thousands separated from 1,000 up, 3 significant digits below
+    (e-notation only under 0.001); ``–`` for a missing value."""
     if v is None or not np.isfinite(v):
         return "–"
     a = abs(float(v))

@@ -10,7 +10,6 @@ import numpy as np
 from flask import Response, abort, jsonify, request
 
 from core import knobs
-from core.analysis.similarity import distance_classes
 from core.errors import CoreError
 from core.geo.tiles import hex_to_rgba, png_bytes, render_tile
 
@@ -81,8 +80,8 @@ def layer_values(catalog: Catalog, args) -> tuple[np.ndarray, np.ndarray]:
         if by == "distance":  # OpenUAS distance classes within a distance
             thr = _float(args.get("thr", 1e9))
             d = catalog.distances_from(key, catalog.own_row(key, row))
-            cls = distance_classes(d, row).astype(np.int64)
-            return np.where(d <= thr, cls, -1), _table(DISTANCE_COLOURS, 215)
+            cls = catalog.distance_classes(key, row).astype(np.int64)
+            return np.where(d <= thr, cls, -1), _table(DISTANCE_COLOURS, OWN_ALPHA)
         knob = knobs.MATCH_PERCENT if by == "percent" else knobs.MATCH_RANK
         top = _float(args.get("top", knob.default))
         if knob.clamp(top) != top:  # out of its range, or a fraction of a rank

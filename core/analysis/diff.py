@@ -227,6 +227,15 @@ def change_threshold(pattern_change: np.ndarray, separation: float = MIN_SEPARAT
     return change_rule(pattern_change, separation, seed).threshold
 
 
+def too_few_reason(pattern_change: np.ndarray) -> str | None:
+    """Why no rule can be fitted, when there are fewer than :data:`MIN_MESHES` usable (finite, > 0) changes."""
+    x = np.asarray(pattern_change, dtype=np.float64)
+    usable = int((np.isfinite(x) & (x > 0)).sum())
+    if usable >= MIN_MESHES:
+        return None
+    return f"too few compared meshes ({usable:,}; the rule needs {MIN_MESHES}) to tell changes from noise"
+
+
 def change_rule(pattern_change: np.ndarray, separation: float = MIN_SEPARATION, seed: int = 0) -> ChangeRule:
     """The threshold from the data, and why there is none when nothing is flagged.
 
@@ -246,10 +255,9 @@ def change_rule(pattern_change: np.ndarray, separation: float = MIN_SEPARATION, 
 
     x = np.asarray(pattern_change, dtype=np.float64)
     x = x[np.isfinite(x) & (x > 0)]
-    if x.size < MIN_MESHES:
-        return ChangeRule(
-            float("inf"), f"too few compared meshes ({x.size:,}; the rule needs {MIN_MESHES}) to tell changes from noise"
-        )
+    few = too_few_reason(x)
+    if few is not None:
+        return ChangeRule(float("inf"), few)
     scale = float(np.median(x))
     z = np.log(x / scale)[:, None]
     fit_on = z if len(z) <= FIT_SAMPLE else np.random.default_rng(seed).choice(z, FIT_SAMPLE, replace=False)

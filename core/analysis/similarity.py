@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core import knobs
 from core.constants import N_TOKENS, SIMILARITY_EDGES
 from core.errors import ParameterError
 
-SPACES = ("pattern", "embedding")
+SPACES: tuple[str, ...] = knobs.SIMILARITY_SPACE.choices or ()
 # What a distance in each space is called where it is shown.
 DISTANCE_NAMES = {"pattern": "pattern distance (Hellinger)", "embedding": "embedding distance (Euclidean)"}
 
@@ -62,6 +63,10 @@ def has_decoder(decoder: np.ndarray | None) -> bool:
     return decoder is not None and bool(np.any(decoder))
 
 
+def _unknown_space(space: str) -> ParameterError:
+    return ParameterError(f"unknown similarity space {space!r}: expected one of {', '.join(SPACES)}")
+
+
 def resolve_space(space: str, decoders: Sequence[np.ndarray | None]) -> str:
     """The space a search runs in: ``space``, except ``embedding`` when ``pattern`` was asked for and a
     dataset it reads has no decoder (:func:`has_decoder`; one list never mixes two kinds of distance).
@@ -70,7 +75,7 @@ def resolve_space(space: str, decoders: Sequence[np.ndarray | None]) -> str:
         ParameterError: for an unknown space.
     """
     if space not in SPACES:
-        raise ParameterError(f"unknown similarity space {space!r}: expected one of {', '.join(SPACES)}")
+        raise _unknown_space(space)
     if space == "pattern" and not all(has_decoder(d) for d in decoders):
         return "embedding"
     return space
@@ -85,7 +90,7 @@ def points(vectors: np.ndarray, decoder: np.ndarray | None, space: str) -> np.nd
     if space == "embedding":
         return np.asarray(vectors, dtype=np.float32)
     if space != "pattern":
-        raise ParameterError(f"unknown similarity space {space!r}: expected one of {', '.join(SPACES)}")
+        raise _unknown_space(space)
     if decoder is None:
         raise ParameterError("similarity by stay pattern needs the dataset's decoder (its model file)")
     return sqrt_patterns(vectors, decoder)
@@ -97,7 +102,7 @@ def space_distances(pts: np.ndarray, query: np.ndarray, space: str) -> np.ndarra
         return hellinger(pts, query)
     if space == "embedding":
         return distances(pts, query)
-    raise ParameterError(f"unknown similarity space {space!r}: expected one of {', '.join(SPACES)}")
+    raise _unknown_space(space)
 
 
 def distances(embeddings: np.ndarray, query: np.ndarray) -> np.ndarray:

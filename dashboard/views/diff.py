@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, html
 
 from core import knobs
-from core.analysis.diff import MIN_MESHES, PeriodDiff, change_csv, change_table
+from core.analysis.diff import PeriodDiff, change_csv, change_table, too_few_reason
 from core.constants import RELEASED_KS
 from core.errors import CoreError
 from core.geo.meshcode import code_centers
@@ -33,6 +33,7 @@ from ..figures import (
     FADED_COLOUR,
     GRAPH_CONFIG,
     cluster_color,
+    count_of,
     pattern_pair,
     transition_heatmap,
 )
@@ -213,14 +214,9 @@ def period_marks(catalog: Catalog, keys: list[str]) -> dict[int, str]:
 MARK_STYLE = {"whiteSpace": "pre-line", "fontSize": "11px", "lineHeight": "1.15", "textAlign": "center"}
 
 
-def plural(n: int, one: str, many: str | None = None) -> str:
-    """``n`` with its noun: ``1 mesh``, ``2 meshes``, ``1,200 meshes`` (``many``: ``one + "s"`` when not given)."""
-    return f"{n:,} {one if n == 1 else (many if many is not None else one + 's')}"
-
-
 def highlight_text(inside: int, changed: int, cell: tuple[int, int], names: list[str]) -> str:
     """What a highlighted matrix cell holds: ``inside`` meshes went from cluster ``cell[0]`` to ``cell[1]``, ``changed`` of them changed."""
-    went = f"{plural(inside, 'mesh', 'meshes')} went from {cell[0]}: {names[cell[0]]} to {cell[1]}: {names[cell[1]]}"
+    went = f"{count_of(inside, 'mesh', 'meshes')} went from {cell[0]}: {names[cell[0]]} to {cell[1]}: {names[cell[1]]}"
     if inside == 1:
         tail = "it changed its stay pattern" if changed else "its stay pattern did not change"
     else:
@@ -236,11 +232,7 @@ def no_threshold_reason(diff: PeriodDiff) -> str:
     """Why the data gives no threshold (nothing flagged): too few meshes to tell, or no distinct group of changes."""
     if diff.rule is not None and diff.rule.reason:
         return diff.rule.reason
-    pc = np.asarray(diff.pattern_change, dtype=np.float64)
-    usable = int((np.isfinite(pc) & (pc > 0)).sum())
-    if usable < MIN_MESHES:
-        return f"too few compared meshes ({usable:,}; the rule needs {MIN_MESHES}) to tell changes from noise"
-    return "no distinct group of changes"
+    return too_few_reason(diff.pattern_change) or "no distinct group of changes"
 
 
 def suggested_threshold(diff: PeriodDiff) -> float | None:
@@ -270,7 +262,7 @@ def legend_entries(
     n_changed = int(diff.changed.sum())
     origin = "set by you" if user_threshold else "decided from the data"
     thr_note = (
-        f"Changed = pattern change above {_fmt(thr)} ({origin}): {n_changed:,} of {plural(n, 'mesh', 'meshes')}."
+        f"Changed = pattern change above {_fmt(thr)} ({origin}): {n_changed:,} of {count_of(n, 'mesh', 'meshes')}."
         if math.isfinite(thr)
         else f"Nothing is flagged: the data shows {no_threshold_reason(diff)} in this pair. The list below ranks every "
         "compared mesh by its pattern change; move the threshold to flag the largest."
@@ -301,7 +293,7 @@ def legend_entries(
                 else (f"{_fmt(lo)} and more" if not math.isfinite(hi) else f"{_fmt(lo)} - {_fmt(hi)}")
             )
             items.append(
-                (DIFF_DISTANCE_COLOURS[c], f"{span}: {plural(int(counts[c]), 'mesh', 'meshes')} ({counts[c] / max(n, 1):.0%})")
+                (DIFF_DISTANCE_COLOURS[c], f"{span}: {count_of(int(counts[c]), 'mesh', 'meshes')} ({counts[c] / max(n, 1):.0%})")
             )
         notes.append(
             "Pale = the mesh's embedding barely moved between the periods, dark red = it moved the most "
@@ -313,11 +305,11 @@ def legend_entries(
         title = "Period B: stay pattern changed since A"
         above = f"pattern change above {_fmt(thr)}" if math.isfinite(thr) else "none flagged"
         items = [
-            (CHANGE_COLOURS[1], f"changed: {above} ({plural(n_changed, 'mesh', 'meshes')})"),
+            (CHANGE_COLOURS[1], f"changed: {above} ({count_of(n_changed, 'mesh', 'meshes')})"),
             (
                 CHANGE_COLOURS[0],
                 f"unchanged: {'at or below ' + _fmt(thr) if math.isfinite(thr) else 'no threshold, none flagged'} "
-                f"({plural(n - n_changed, 'mesh', 'meshes')})",
+                f"({count_of(n - n_changed, 'mesh', 'meshes')})",
             ),
         ]
         notes.append(
@@ -336,7 +328,7 @@ def legend_entries(
         items.append(
             (
                 FADED_COLOUR,
-                f"grey: outside the highlighted transition {cell[0]} -> {cell[1]} ({plural(n - inside, 'mesh', 'meshes')})",
+                f"grey: outside the highlighted transition {cell[0]} -> {cell[1]} ({count_of(n - inside, 'mesh', 'meshes')})",
             )
         )
     return {"title": title, "items": items, "notes": notes}
@@ -760,7 +752,7 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
         else f"threshold: none ({origin}: {no_threshold_reason(diff)})"
     )
     summary = (
-        f"{plural(n, 'mesh', 'meshes')} in both; {n_changed:,} changed their stay pattern ({n_changed / max(n, 1):.0%}; {thr_text}); "
+        f"{count_of(n, 'mesh', 'meshes')} in both; {n_changed:,} changed their stay pattern ({n_changed / max(n, 1):.0%}; {thr_text}); "
         f"{diff.stayed:.0%} stayed in their cluster; median embedding distance {np.median(diff.distance):.3f}"
     )
     common = {
@@ -1000,7 +992,7 @@ def show_periods(a, b):
     if a not in catalog.refs:
         return 1, {}, None, "Period B of this city: pick period A first"
     keys = catalog.periods(a)
-    note = f"Period B: {plural(len(keys), 'period')} of {catalog.city(a).title()}" + (
+    note = f"Period B: {count_of(len(keys), 'period')} of {catalog.city(a).title()}" + (
         " (only one: nothing to step through)" if len(keys) < 2 else ""
     )
     return max(len(keys) - 1, 1), slider_marks(period_marks(catalog, keys)), keys.index(b) if b in keys else None, note

@@ -33,7 +33,7 @@ from ..components import (
     tile_url,
     viewport,
 )
-from ..figures import DISTANCE_LABELS, GRAPH_CONFIG, class_charts, cluster_color, pattern_chart
+from ..figures import DISTANCE_LABELS, GRAPH_CONFIG, class_charts, cluster_color, count_of, pattern_chart
 from ..plotly_text import plotly_text
 
 
@@ -310,7 +310,7 @@ def class_figure(catalog: Catalog, key: str, row: int, reduce: str) -> dict:
     meshes, titled with their count (empty classes are left out and named in the figure's title)."""
     counts = np.bincount(catalog.distance_classes(key, row), minlength=len(DISTANCE_LABELS))
     keep = [c for c in range(len(DISTANCE_LABELS)) if counts[c]]
-    labels = tuple(f"{DISTANCE_LABELS[c]} ({counts[c]:,} mesh{'es' if counts[c] != 1 else ''})" for c in keep)
+    labels = tuple(f"{DISTANCE_LABELS[c]} ({count_of(int(counts[c]), 'mesh', 'meshes')})" for c in keep)
     fig = class_charts(catalog.distance_class_charts(key, row, reduce)[keep], labels, reduce)
     empty = [DISTANCE_LABELS[c] for c in range(len(DISTANCE_LABELS)) if not counts[c]]
     if empty:

@@ -212,10 +212,6 @@ def _key(sel: store.Selection) -> list:
     return [sel.source, sel.target, sel.method, sel.seed, sel.epochs]
 
 
-def _fmt(v: float) -> str:
-    return store.format_value(v)
-
-
 def _fmt_rank(v: float) -> str:
     """Spearman and R²: three decimals (``1.000``, ``-0.288``), ``–`` when undefined."""
     return "–" if v is None or not math.isfinite(v) else f"{v:.3f}"
@@ -228,7 +224,7 @@ def metrics_view(rows: list[dict], label: str, scale: str, notes: list[str] | No
         html.Tr(
             [
                 html.Td(BASELINE_LABELS.get(r["method"], METHOD_LABELS.get(r["method"], r["method"]))),
-                html.Td(_fmt(r["mae"])),
+                html.Td(store.format_value(r["mae"])),
                 html.Td(_fmt_rank(r["spearman"])),
                 html.Td(_fmt_rank(r["r2"])),
             ],
@@ -248,8 +244,8 @@ def metrics_view(rows: list[dict], label: str, scale: str, notes: list[str] | No
 def legend_view(legend: dict | None, title: str) -> list:
     if legend is None:
         return [html.Div(title, className="hint")]
-    low = ("≤ " if legend["clipped_low"] else "") + _fmt(legend["low"])
-    high = ("≥ " if legend["clipped_high"] else "") + _fmt(legend["high"])
+    low = ("≤ " if legend["clipped_low"] else "") + store.format_value(legend["low"])
+    high = ("≥ " if legend["clipped_high"] else "") + store.format_value(legend["high"])
     return [
         html.Div(
             className="regions-legend",

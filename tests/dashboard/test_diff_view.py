@@ -457,8 +457,10 @@ def test_counts_in_this_view_are_singular_for_one():
     assert texts[0] == "changed: pattern change above 0.5 (1 mesh)"
     assert texts[1] == "unchanged: at or below 0.5 (4 meshes)"
     assert "1 of 5 meshes." in change["notes"][-2]
-    assert view.plural(1, "mesh", "meshes") == "1 mesh" and view.plural(1_200, "period") == "1,200 periods"
-    assert view.plural(0, "mesh", "meshes") == "0 meshes"
+    from dashboard.figures import count_of
+
+    assert count_of(1, "mesh", "meshes") == "1 mesh" and count_of(1_200, "period") == "1,200 periods"
+    assert count_of(0, "mesh", "meshes") == "0 meshes"
     one = view.highlight_text(1, 0, (1, 0), ["homes", "offices"])
     assert one == "Highlighted: 1 mesh went from 1: offices to 0: homes (its stay pattern did not change)."
     assert view.highlight_text(3, 1, (0, 1), ["homes", "offices"]).endswith("(1 of them changed their stay pattern).")
