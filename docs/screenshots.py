@@ -70,22 +70,31 @@ def main() -> None:
         b.close()
 
 
-def diff_view_shot(page, url: str, path: Path) -> None:
-    """The period comparison with a threshold set by hand and a clicked mesh (a palette PNG, under 250 KB)."""
+def diff_view_shot(page, url: str, path: Path, thr: float | None = None) -> None:
+    """The period comparison (Nagoya 2019-04 vs 2020-04; the threshold from the data unless ``thr``), the
+    most changed 250 m mesh of the ranked list picked (else the most changed mesh), zoomed out two levels
+    around it (a palette PNG, under 250 KB)."""
     from io import BytesIO
 
     from PIL import Image
 
-    page.goto(url + "/?view=diff&a=demo/nagoya_2019_04&b=demo/nagoya_2020_04&dk=10&by=change&thr=0.05")
-    page.wait_for_selector("#diff-summary:has-text('meshes in both')", timeout=90_000)
-    page.wait_for_function("document.querySelectorAll('#diff-map .leaflet-tile-loaded').length > 0", timeout=60_000)
-    box = page.locator("#diff-map").bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.6)
-    page.wait_for_function("document.querySelectorAll('#diff-panel .js-plotly-plot').length === 2", timeout=30_000)
-    page.wait_for_timeout(1500)
-    shot = page.screenshot(full_page=True, clip={"x": 0, "y": 0, "width": 1400, "height": 1450})
+    before = page.viewport_size
+    page.set_viewport_size({"width": 1400, "height": 1450})
+    page.goto(url + "/?view=diff" + (f"&thr={thr}" if thr is not None else ""))
+    page.wait_for_selector("#diff-summary:has-text('in both')", timeout=120_000)
+    page.wait_for_function("document.querySelectorAll('#diff-map-a .leaflet-tile-loaded').length > 0", timeout=60_000)
+    rows = page.locator("#diff-ranking button", has_text="(250 m)")
+    (rows if rows.count() else page.locator("#diff-ranking button")).first.click()
+    page.wait_for_function("document.querySelectorAll('#diff-panel .js-plotly-plot').length === 2", timeout=60_000)
+    for _ in range(2):  # the row zoomed in on its mesh: out again, to show the city around it
+        page.locator("#diff-map-a .leaflet-control-zoom-out").click()
+        page.wait_for_timeout(1200)
+    page.wait_for_timeout(2500)
+    shot = page.screenshot(clip={"x": 0, "y": 0, "width": 1400, "height": 1450})
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.open(BytesIO(shot)).convert("RGB").quantize(colors=128).save(path, optimize=True)
+    if before:
+        page.set_viewport_size(before)
 
 
 if __name__ == "__main__":
