@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 from urllib.parse import urlencode
@@ -44,7 +45,7 @@ def make_map(
     height: str = "560px",
     places: list[dict] | None = None,
     hover: bool = False,
-    track_viewport: bool = True,
+    track_viewport: bool = False,
 ) -> html.Div:
     """A Leaflet map: optional basemap, our mesh tile layer and (main map) the selected-mesh outline.
 
@@ -188,7 +189,8 @@ def legend(catalog: Catalog, key: str, k: int) -> list:
     return [html.Ul(items, className="legend-list", **aria)]
 
 
-def distance_legend() -> list:
+def distance_legend(shown: Sequence[bool] | None = None) -> list:
+    """The OpenUAS distance classes' legend; ``shown``: which classes to list (all when ``None``)."""
     return [
         html.Ul(
             className="legend-list",
@@ -197,7 +199,8 @@ def distance_legend() -> list:
                     className="legend-item",
                     children=[html.Span(className="swatch", style={"background": col}), html.Span(f"distance {lab}")],
                 )
-                for col, lab in zip(DISTANCE_COLOURS, DISTANCE_LABELS)
+                for c, (col, lab) in enumerate(zip(DISTANCE_COLOURS, DISTANCE_LABELS))
+                if shown is None or shown[c]
             ],
         )
     ]

@@ -172,8 +172,9 @@ def input_chunks(files: list[Path], chunk_rows: int) -> list[Chunk]:
     return chunks
 
 
-def _range_bytes(chunk: Chunk) -> bytes:
-    """The header line and the chunk's byte range of a CSV, as one small CSV."""
+def _range_bytes(chunk: Chunk, limit: int | None = None) -> bytes:
+    """The header line and the chunk's byte range of a CSV, as one small CSV (at most ``limit`` bytes
+    of the range when given)."""
     assert chunk.byte_range is not None
     a, b = chunk.byte_range
     with open(chunk.path, "rb") as fh:
@@ -181,7 +182,7 @@ def _range_bytes(chunk: Chunk) -> bytes:
         if not header.endswith(b"\n"):
             header += b"\n"
         fh.seek(a)
-        return header + fh.read(b - a)
+        return header + fh.read(b - a if limit is None else min(b - a, limit))
 
 
 def rows_before(chunk: Chunk) -> int:
@@ -261,13 +262,11 @@ def names_as_codes(chunks: list[Chunk], partitions: int, options: GpsOptions) ->
             batch = next(f.iter_batches(batch_size=100_000, row_groups=groups, columns=[col]), None)
             users = batch.column(0) if batch is not None else pa.array([], pa.string())
         elif path.suffix.lower() in _SPLITTABLE:
-            with open(path, "rb") as fh:
-                if chunk.byte_range is None:
+            if chunk.byte_range is None:
+                with open(path, "rb") as fh:
                     head = fh.read(100_000 * CSV_BYTES_PER_ROW)
-                else:
-                    head = fh.readline()
-                    fh.seek(chunk.byte_range[0])
-                    head += fh.read(min(chunk.byte_range[1] - chunk.byte_range[0], 100_000 * CSV_BYTES_PER_ROW))
+            else:
+                head = _range_bytes(chunk, limit=100_000 * CSV_BYTES_PER_ROW)
             head = head[: head.rfind(b"\n") + 1] or head
             sample = pd.read_csv(io.BytesIO(head), dtype=str, keep_default_na=False)
             col = _user_column(list(sample.columns), options)

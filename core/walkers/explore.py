@@ -91,7 +91,10 @@ class People:
         return int(self.uids.shape[0])
 
     def offsets(self) -> np.ndarray:
-        return np.searchsorted(self.person, np.arange(self.n + 1)).astype(np.int64)
+        """Where each person's stays start in the stay arrays (``n + 1`` values; computed once)."""
+        if "offsets" not in self._cache:
+            self._cache["offsets"] = np.searchsorted(self.person, np.arange(self.n + 1)).astype(np.int64)
+        return self._cache["offsets"]
 
     @property
     def dates_known(self) -> bool:
@@ -527,7 +530,9 @@ def calendar_note(people: People) -> str:
 
 def n_weeks(people: People) -> int:
     """Weeks the source spans, counted from its first day (at least 1)."""
-    return int(people.start.max() // DAY_MINUTES) // 7 + 1 if len(people.start) else 1
+    if "weeks" not in people._cache:
+        people._cache["weeks"] = int(people.start.max() // DAY_MINUTES) // 7 + 1 if len(people.start) else 1
+    return people._cache["weeks"]
 
 
 def clamp_week(people: People, week: object) -> int:
@@ -548,7 +553,7 @@ def first_week(people: People, row: int) -> int:
     start = people.start[int(off[row]) : int(off[row + 1])]
     if len(start) == 0:
         return 1
-    return clamp_week(people, int(start.min() // DAY_MINUTES) // 7 + 1)
+    return int(start.min() // DAY_MINUTES) // 7 + 1
 
 
 def week_label(people: People, week: int) -> str:

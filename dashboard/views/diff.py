@@ -504,6 +504,7 @@ def layout(options: list[dict], a: str | None, b: str | None, basemap: str | Non
                                         view,
                                         height=MAP_HEIGHT,
                                         selection=ids.DIFF_PICK_LAYER_A,
+                                        track_viewport=True,  # the two maps follow each other
                                     )
                                 ],
                             ),
@@ -523,6 +524,7 @@ def layout(options: list[dict], a: str | None, b: str | None, basemap: str | Non
                                         view,
                                         height=MAP_HEIGHT,
                                         selection=ids.DIFF_PICK_LAYER_B,
+                                        track_viewport=True,  # the two maps follow each other
                                     )
                                 ],
                             ),
@@ -781,9 +783,29 @@ def show_diff(a, b, k, colour_by, user_thr, cell, shown):
         # Another city: new maps on its extent (the layer urls go with them). Otherwise only the layers change,
         # so the zoom and centre stay where the user left them.
         basemap, view = app.basemap, viewport(catalog, b)
-        box_b = [make_map(ids.DIFF_MAP, ids.DIFF_LAYER, basemap, view, url_b, height=MAP_HEIGHT, selection=ids.DIFF_PICK_LAYER_B)]
+        box_b = [
+            make_map(
+                ids.DIFF_MAP,
+                ids.DIFF_LAYER,
+                basemap,
+                view,
+                url_b,
+                height=MAP_HEIGHT,
+                selection=ids.DIFF_PICK_LAYER_B,
+                track_viewport=True,
+            )
+        ]
         box_a = [
-            make_map(ids.DIFF_MAP_A, ids.DIFF_LAYER_A, basemap, view, url_a, height=MAP_HEIGHT, selection=ids.DIFF_PICK_LAYER_A)
+            make_map(
+                ids.DIFF_MAP_A,
+                ids.DIFF_LAYER_A,
+                basemap,
+                view,
+                url_a,
+                height=MAP_HEIGHT,
+                selection=ids.DIFF_PICK_LAYER_A,
+                track_viewport=True,
+            )
         ]
         urls: tuple = (keep, keep, box_b, box_a, b)
     else:

@@ -168,7 +168,7 @@ def layout(options: list[dict], state: dict, basemap: str | None, view: dict | N
                         className="map-col",
                         id=ids.MAP_BOX,
                         # No callback reads this map's viewport; tracking it raised when an address opened another tab (see make_map).
-                        children=[make_map(ids.MAP, ids.MESH_LAYER, basemap, view, selection=True, track_viewport=False)],
+                        children=[make_map(ids.MAP, ids.MESH_LAYER, basemap, view, selection=True)],
                     ),
                     html.Div(
                         className="side-col",
@@ -297,9 +297,7 @@ def within_legend(catalog: Catalog, key: str, row: int, radius: float, auto: boo
     the radius is (a class with no mesh within it is left out)."""
     d = catalog.distances_from(key, catalog.own_row(key, row))
     drawn = np.bincount(catalog.distance_classes(key, row)[d <= radius], minlength=len(DISTANCE_LABELS))
-    base = distance_legend()
-    items = list(base[0].children)
-    base[0].children = [items[c] for c in range(len(items)) if drawn[c]]
+    base = distance_legend(shown=[bool(n) for n in drawn])
     where = f"the distance of its top {knobs.MATCH_PERCENT.default:g} %; type a distance to change it" if auto else "typed"
     note = f"Drawn: the meshes within embedding distance {radius:.3f} ({where}), by OpenUAS distance class."
     return [*base, html.P(note, className="legend-note", id=ids.MATCH_NOTE + "-legend")]
@@ -314,9 +312,7 @@ def class_figure(catalog: Catalog, key: str, row: int, reduce: str) -> dict:
     fig = class_charts(catalog.distance_class_charts(key, row, reduce)[keep], labels, reduce)
     empty = [DISTANCE_LABELS[c] for c in range(len(DISTANCE_LABELS)) if not counts[c]]
     if empty:
-        title = fig["layout"].setdefault("title", {})
-        text = title.get("text") or f"stay patterns by distance to the clicked mesh ({reduce})"
-        title["text"] = f"{text}; no meshes at distance {', '.join(empty)}"
+        fig["layout"]["title"]["text"] += f"; no meshes at distance {', '.join(empty)}"
     return fig
 
 
@@ -362,9 +358,7 @@ def parse_url_state(search: str | None, catalog: Catalog, current: str | None = 
     if raw_k is not None or named:
         k, note = clamp_note(knobs.K, raw_k, "k", "showing")
         if note:
-            notes.append(note)
-        if k > max(2, ds.n_meshes):
-            notes.append(f"{label} has only {ds.n_meshes} meshes: k = {k} is more than it can have; showing k = {ds.n_meshes}.")
+            notes.append(note)  # (more than the dataset's meshes: the any-k box's note says so, k_note)
     selected = None
     mesh = q.get("mesh")
     if mesh is not None:
@@ -800,9 +794,7 @@ def show_map(key, k, k_any, view, match_by, match_value, selected, reduce, _name
             else viewport(catalog, key)
         )
         places = catalog.places(key).to_dict("records") if basemap is None else None
-        new_map = make_map(
-            ids.MAP, ids.MESH_LAYER, basemap, view_at, url, selection=True, places=places, hover=True, track_viewport=False
-        )
+        new_map = make_map(ids.MAP, ids.MESH_LAYER, basemap, view_at, url, selection=True, places=places, hover=True)
         return (dash.no_update, legend_children, summary, fig, [new_map], title, rename_options, dash.no_update)
     move: object = dash.no_update
     if f"{ids.FOCUS}.data" in fired and isinstance(focus, dict) and focus.get("ds") == key:

@@ -150,11 +150,7 @@ def layout(basemap: str | None) -> html.Div:
                             html.H3("Where they stay (" + HEAT_COLOURS_NOTE + ")"),
                             html.Div(
                                 id=ids.PEOPLE_MAP_BOX,
-                                children=[
-                                    make_map(
-                                        ids.PEOPLE_MAP, ids.PEOPLE_LAYER, basemap, None, height="460px", track_viewport=False
-                                    )
-                                ],
+                                children=[make_map(ids.PEOPLE_MAP, ids.PEOPLE_LAYER, basemap, None, height="460px")],
                             ),
                         ],
                     ),
@@ -191,6 +187,11 @@ def layout(basemap: str | None) -> html.Div:
     )
 
 
+def _method(method: object) -> str:
+    """The projection a browser value names: ``pca`` or ``umap`` (anything else: ``pca``)."""
+    return str(method) if method in ("pca", "umap") else "pca"
+
+
 @callback(
     Output(ids.PEOPLE_COLOUR, "options"),
     Output(ids.PEOPLE_COLOUR, "value"),
@@ -222,7 +223,6 @@ def open_source(source, colour, day, hours):
             _view(source),
             url=layer_url(source, None, day, hours),
             height="460px",
-            track_viewport=False,  # nothing reads this map's viewport (see make_map)
         )
     ]
     msg = f"{people.n:,} people, {len(people.person):,} stays. Embeddings: {people.encoder}. {calendar_note(people)}"
@@ -243,7 +243,7 @@ def draw_scatter(source, colour, method, clears):
     if source not in store.sources() or not colour:
         return no_update, no_update
     people = store.get(source)
-    method = method if method in ("pca", "umap") else "pca"
+    method = _method(method)
     proj = store.projection(source, method)
     colour = colour if colour in attribute_options(people) else "activity"
     cat, names = colour_values(people, colour)
@@ -264,7 +264,7 @@ def remember(selected, clears, source, method):
     """The drawn box / lasso -> rows (on the server, from the polygon), kept under a token."""
     if ctx.triggered_id != ids.PEOPLE_SCATTER or source not in store.sources():
         return None
-    proj = store.projection(source, method if method in ("pca", "umap") else "pca")
+    proj = store.projection(source, _method(method))
     rows = select_rows(proj.xy, selected)
     if rows is None:
         return None
@@ -342,7 +342,7 @@ def show_person(click, week, source, method):
     if source not in store.sources() or not isinstance(click, dict):
         return no_update, no_update, no_update
     people = store.get(source)
-    row = clicked_row(store.projection(source, method if method in ("pca", "umap") else "pca").xy, click)
+    row = clicked_row(store.projection(source, _method(method)).xy, click)
     if row is None:
         return no_update, no_update, no_update
     # A newly clicked person opens on their first week with stays; the week box then moves through theirs.
